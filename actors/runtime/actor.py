@@ -1,0 +1,385 @@
+"""`AsyncioActor`: pykka's Actor, run as a task on one asyncio event loop.
+
+pykka leaves three hooks to new runtimes; this module fills them:
+
+- `_create_actor_inbox()` -> a `Mailbox` whose `put` is the delivery seam;
+- `_create_future()` -> an `AsyncioFuture` (awaitable on the loop);
+- `_start_actor_loop()` -> a task running setup / running / teardown.
+
+Everything else of pykka's face is unchanged: `start()`, `ActorRef.tell/ask`,
+`proxy()`, `ActorRegistry`, the `on_start/on_stop/on_failure/on_receive`
+hooks. Differences that make sense on a loop: handlers and hooks may be
+`async def` (they are awaited, still one message at a time), every ask has a
+deadline, and messages that reach no actor are counted as dead letters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+import threading
+import types
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Self
+
+import pykka
+import structlog
+from pykka import ActorDeadError, ActorRef, ActorRegistry, messages
+
+from actors.runtime.delivery import Envelope, Mailbox, _current_actor, current_trace
+from actors.runtime.future import AsyncioFuture
+from actors.runtime.system import current_system
+
+if TYPE_CHECKING:
+    from actors.runtime.clock import TimerHandle
+    from actors.runtime.system import ActorSystem
+
+__all__ = ["ActorCrashed", "AsyncActorRef", "AsyncioActor"]
+
+log = structlog.get_logger("minifoundry.runtime")
+
+_CoroutineType = types.CoroutineType
+_names = itertools.count(1)
+
+
+class ActorCrashed(Exception):
+    """Carried to a supervisor: the child stopped because of this exception."""
+
+
+class _Killed(Exception):
+    """The reason recorded when an actor is killed from outside (a fault)."""
+
+    def __str__(self) -> str:
+        return "killed"
+
+
+class AsyncActorRef(ActorRef[Any]):
+    """pykka's ActorRef, with ask deadlines, dead letters and the actor's name."""
+
+    def __init__(self, actor: AsyncioActor) -> None:
+        super().__init__(actor)
+        self.actor_name = actor.actor_name
+        self._system = actor._system
+
+    def __repr__(self) -> str:
+        return f"<ActorRef {self.actor_name}>"
+
+    def __str__(self) -> str:
+        return self.actor_name
+
+    def tell(self, message: Any) -> None:
+        actor = _current_actor.get()
+        sender = "user" if actor is None else actor.actor_name
+        if self.actor_stopped.is_set():
+            self._system.seam.dead_letter(sender, self.actor_name, message, "stopped")
+            raise ActorDeadError(f"{self.actor_name} not found")
+        self.actor_inbox.put(Envelope(message, None, sender, current_trace.get()))
+
+    def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
+        """Send `message`; the reply comes back on a future.
+
+        `timeout` is the ask's deadline in platform seconds (default: the
+        system's `default_ask_timeout`); a missed deadline fails the future
+        with `AskTimeout`. With `block=False` the future is returned, to be
+        awaited on the loop (`await ref.ask(msg, block=False)`).
+        """
+        system = self._system
+        future = AsyncioFuture(system.loop, system.loop_thread)
+        actor = _current_actor.get()
+        sender = "user" if actor is None else actor.actor_name
+        deadline = system.default_ask_timeout if timeout is None else timeout
+        if self.actor_stopped.is_set():
+            system.seam.dead_letter(sender, self.actor_name, message, "stopped")
+            future._finish(None, ActorDeadError(f"{self.actor_name} not found"))
+        else:
+            system.arm_deadline(future, deadline, message, self.actor_name)
+            self.actor_inbox.put(Envelope(message, future, sender, current_trace.get()))
+        if block:
+            # Off the loop the caller's thread waits; the platform-time
+            # deadline above normally fires first, this is the backstop.
+            return future.get(timeout=None if threading.get_ident() == system.loop_thread else deadline + 1.0)
+        return future
+
+    async def ask_async(self, message: Any, *, timeout: float | None = None) -> Any:
+        """`await ref.ask_async(msg)`: the loop-side spelling of a blocking ask."""
+        return await self.ask(message, block=False, timeout=timeout)
+
+    def stop(self, *, block: bool = True, timeout: float | None = None) -> Any:
+        """As pykka's: stop after the messages already queued. On the loop
+        thread it never blocks (it returns the awaitable future instead).
+        The stop's deadline is `timeout`, else the system's shutdown timeout:
+        a stop waits behind work already queued, so the ask default is too
+        short for it."""
+        system = self._system
+        deadline = system.shutdown_timeout if timeout is None else timeout
+        ask_future = self.ask(messages._ActorStop(), block=False, timeout=deadline)
+
+        def converter(get_timeout: float | None) -> bool:
+            try:
+                ask_future.get(timeout=get_timeout)
+            except ActorDeadError:
+                return False
+            return True
+
+        stopped = AsyncioFuture(system.loop, system.loop_thread)
+        stopped.set_get_hook(converter)
+        if block and threading.get_ident() != system.loop_thread:
+            return stopped.get(timeout=deadline + 1.0)
+        return stopped
+
+
+class AsyncioActor(pykka.Actor):
+    """An actor that runs as a task on the system's event loop.
+
+    Subclasses handle messages in `on_receive` (sync or `async def`) or expose
+    methods through `proxy()`. Stable names: pass `name=` to `start()`; the
+    system finds the actor by it, and a restarted actor takes the same name.
+    """
+
+    #: Used when no `name=` is given: "<default_name>-<n>".
+    default_name: str | None = None
+
+    def __init__(self, *args: Any, name: str | None = None, **kwargs: Any) -> None:
+        system = current_system()
+        self._system: ActorSystem = system
+        base = self.default_name or type(self).__name__.lower()
+        self.actor_name = name if name is not None else f"{base}-{next(_names)}"
+        super().__init__()
+        self.actor_inbox.actor_name = self.actor_name  # type: ignore[attr-defined]
+        self._actor_ref = AsyncActorRef(self)
+        self._parent: AsyncioActor | None = _current_actor.get()
+        self._task: asyncio.Task[None] | None = None
+        self._running = True
+        self._timers: set[TimerHandle] = set()
+        self._children_tasks: set[asyncio.Task[Any]] = set()
+        self.crash_reason: BaseException | None = None
+        system.claim_name(self.actor_name, self._actor_ref)
+
+    @property
+    def system(self) -> ActorSystem:
+        return self._system
+
+    @property
+    def clock(self) -> Any:
+        return self._system.clock
+
+    @property
+    def rng(self) -> Any:
+        return self._system.rng
+
+    # --- pykka's three hooks ----------------------------------------------------
+
+    @staticmethod
+    def _create_actor_inbox() -> Mailbox:
+        system = current_system()
+        return Mailbox(system.seam, system.loop, system.loop_thread)
+
+    @staticmethod
+    def _create_future() -> AsyncioFuture[Any]:
+        system = current_system()
+        return AsyncioFuture(system.loop, system.loop_thread)
+
+    def _start_actor_loop(self) -> None:
+        system = self._system
+        if threading.get_ident() == system.loop_thread:
+            self._spawn_main_task()
+        else:
+            system.loop.call_soon_threadsafe(self._spawn_main_task)
+
+    def _spawn_main_task(self) -> None:
+        # A fresh context: the actor's own task is where `_current_actor` is
+        # this actor for its whole life, at no cost per message.
+        import contextvars
+
+        self._task = self._system.loop.create_task(
+            self._run(), name=f"actor:{self.actor_name}", context=contextvars.Context()
+        )
+        self._system._track(self)
+
+    # --- the loop: setup / running / teardown ----------------------------------------
+
+    async def _run(self) -> None:
+        _current_actor.set(self)
+        try:
+            try:
+                result = self.on_start()
+                if type(result) is _CoroutineType:
+                    await result
+            except Exception:
+                self._crash(sys.exc_info())
+                return
+            await self._running_loop()
+        except asyncio.CancelledError:
+            if self._running:
+                self._crash((_Killed, _Killed(), None))
+            # else: cancelled during shutdown after a stop: nothing to report
+        finally:
+            self._teardown()
+
+    async def _running_loop(self) -> None:
+        mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]
+        queue = mailbox._queue
+        handle = self._handle_receive
+        trace_var = current_trace
+        trace = None
+        while self._running:
+            if not queue or mailbox.paused:
+                await mailbox.wait()
+                continue
+            envelope = queue.popleft()
+            if envelope.trace_id is not trace:
+                trace = envelope.trace_id
+                trace_var.set(trace)
+            reply_to = envelope.reply_to
+            try:
+                result = handle(envelope.message)
+                if type(result) is _CoroutineType:
+                    result = await result
+                if reply_to is not None:
+                    reply_to.set(result)
+            except Exception:
+                if reply_to is not None:
+                    # pykka's rule: an ask's exception goes back to the asker
+                    # and the actor lives on.
+                    reply_to.set_exception()
+                else:
+                    self._crash(sys.exc_info())
+                    return
+
+    def _crash(self, exc_info: Any) -> None:
+        exc_type, exc_value, tb = exc_info
+        self.crash_reason = exc_value
+        log.error(
+            "actor-crashed",
+            actor=self.actor_name,
+            error=f"{exc_type.__name__}: {exc_value}" if exc_type else "unknown",
+            exc_info=exc_info if tb is not None else None,
+        )
+        self._mark_stopped()
+        try:
+            result = self.on_failure(exc_type, exc_value, tb)
+            if type(result) is _CoroutineType:
+                # on_failure may be async; run it, but nothing waits for it
+                # longer than the actor's own teardown.
+                self._system.loop.create_task(self._finish_failure(result))
+        except Exception:
+            log.exception("actor-on-failure-failed", actor=self.actor_name)
+        self._system._child_crashed(self, exc_value)
+
+    async def _finish_failure(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("actor-on-failure-failed", actor=self.actor_name)
+
+    def _mark_stopped(self) -> None:
+        if not self._running and self.actor_stopped.is_set():
+            return
+        self._running = False
+        ActorRegistry.unregister(self.actor_ref)
+        self.actor_stopped.set()
+        self._system.release_name(self.actor_name, self._actor_ref)
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        for task in self._children_tasks:
+            task.cancel()
+
+    def _stop(self) -> Any:
+        """Handle `_ActorStop`: stop after this message; await an async on_stop."""
+        self._mark_stopped()
+        try:
+            result = self.on_stop()
+        except Exception:
+            log.exception("actor-on-stop-failed", actor=self.actor_name)
+            return None
+        if type(result) is _CoroutineType:
+            return self._await_on_stop(result)
+        return None
+
+    async def _await_on_stop(self, coro: Coroutine[Any, Any, Any]) -> None:
+        try:
+            await coro
+        except Exception:
+            log.exception("actor-on-stop-failed", actor=self.actor_name)
+
+    def _teardown(self) -> None:
+        self._mark_stopped()
+        queue = self.actor_inbox._queue  # type: ignore[attr-defined]
+        while queue:
+            envelope = queue.popleft()
+            reply_to = envelope.reply_to
+            if isinstance(envelope.message, messages._ActorStop):
+                if reply_to is not None:
+                    reply_to.set(None)
+                continue
+            self._system.seam.dead_letter(envelope.sender, self.actor_name, envelope.message, "actor stopped")
+            if reply_to is not None:
+                reply_to._finish(None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
+        self._system._untrack(self)
+
+    def _handle_receive(self, message: Any) -> Any:
+        if isinstance(message, messages._ActorStop):
+            return self._stop()
+        return super()._handle_receive(message)
+
+    # --- helpers for subclasses ---------------------------------------------------------
+
+    def tell(self, name: str, message: Any) -> None:
+        """Send to the actor that has `name` now (a dead letter if none)."""
+        self._system.tell(name, message)
+
+    async def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
+        """Ask the actor that has `name` now and await its reply."""
+        return await self._system.ask(name, message, timeout=timeout)
+
+    def tell_self_later(self, delay: float, message: Any) -> TimerHandle:
+        """A timer on the platform clock that sends this actor `message`.
+
+        Cancelled automatically when the actor stops.
+        """
+        ref = self.actor_ref
+        timers = self._timers
+
+        def fire() -> None:
+            timers.discard(handle)
+            if ref.is_alive():
+                ref.tell(message)
+
+        handle = self._system.clock.call_later(delay, fire)
+        timers.add(handle)
+        return handle
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
+        """Run `coro` beside the actor (it does not hold the mailbox); it is
+        cancelled when the actor stops. Its failures are logged."""
+        task = self._system.loop.create_task(coro, name=name or f"{self.actor_name}:task")
+        self._children_tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._children_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            log.error("actor-task-failed", actor=self.actor_name, task=task.get_name(), error=repr(exc))
+
+    def on_child_crashed(self, child: AsyncioActor, reason: BaseException | None) -> Any:
+        """Called (via the mailbox) when an actor this one started crashes."""
+        return None
+
+    @classmethod
+    def start(cls, *args: Any, **kwargs: Any) -> AsyncActorRef:  # type: ignore[override]
+        return super().start(*args, **kwargs)  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.actor_name}>"
+
+
+def is_coroutine_result(value: Any) -> bool:
+    return type(value) is _CoroutineType
+
+
+Handler = Callable[[Any], Any]
+Self_ = Self

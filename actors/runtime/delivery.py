@@ -1,0 +1,387 @@
+"""The one delivery seam: every envelope to every actor passes `DeliverySeam`.
+
+It is the only place that sees sender, receiver and message together, so the
+things that need all three hook in here and nowhere else:
+
+- statistics (sent, delivered, dropped, duplicated, delayed, dead letters);
+- tracing: observers called per delivery (the platform's trace recorder, a
+  structlog event carrying the conversation's trace id);
+- faults: rules that drop, delay, duplicate or reorder matching messages.
+
+When no observer and no fault rule is installed the seam is a counter and a
+queue append (`DeliverySeam.active` is False), which keeps tells cheap.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import fnmatch
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pykka._envelope import Envelope as _PykkaEnvelope
+
+if TYPE_CHECKING:
+    import asyncio
+    import random
+
+    from actors.runtime.clock import Clock
+
+__all__ = [
+    "EXTERNAL",
+    "DeadLetter",
+    "DeliverySeam",
+    "Envelope",
+    "FaultRule",
+    "Mailbox",
+    "current_actor_name",
+    "current_trace",
+]
+
+log = structlog.get_logger("minifoundry.delivery")
+
+#: The sender name of anything sent from outside every actor (a test, the REPL).
+EXTERNAL = "user"
+
+# Set once in each actor's own task: the actor whose handler is running.
+_current_actor: contextvars.ContextVar[Any] = contextvars.ContextVar("current_actor", default=None)
+# The conversation a message belongs to; follows replies and onward sends.
+current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_trace", default=None)
+
+
+def current_actor_name() -> str:
+    actor = _current_actor.get()
+    return EXTERNAL if actor is None else actor.actor_name
+
+
+class Envelope(_PykkaEnvelope[Any]):
+    """pykka's envelope plus who sent it and which conversation it is part of."""
+
+    __slots__ = ("sender", "trace_id")
+
+    def __init__(self, message: Any, reply_to: Any = None, sender: str = EXTERNAL, trace_id: str | None = None) -> None:
+        self.message = message
+        self.reply_to = reply_to
+        self.sender = sender
+        self.trace_id = trace_id
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that reached no actor: its receiver was stopped or unknown."""
+
+    time: float
+    sender: str
+    receiver: str
+    message_type: str
+    reason: str
+
+
+@dataclasses.dataclass(slots=True)
+class FaultRule:
+    """Drop, delay, duplicate or reorder messages that match.
+
+    `sender`, `receiver` and `message_type` are shell-style patterns
+    (`cell-*`); a set of names matches any of them. `probability` is drawn
+    from the system's seeded generator. `until` is platform time (None:
+    until removed). `delay` is seconds, or a callable taking the generator.
+    """
+
+    action: str  # "drop" | "delay" | "duplicate" | "reorder"
+    sender: str | frozenset[str] = "*"
+    receiver: str | frozenset[str] = "*"
+    message_type: str = "*"
+    probability: float = 1.0
+    delay: float | Callable[[random.Random], float] = 0.0
+    until: float | None = None
+    label: str = ""
+    matched: int = 0
+    rule_id: int = 0
+
+    ACTIONS = ("drop", "delay", "duplicate", "reorder")
+
+    def __post_init__(self) -> None:
+        if self.action not in self.ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}; expected one of {', '.join(self.ACTIONS)}")
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError("probability must be between 0 and 1")
+
+    def matches(self, sender: str, receiver: str, message_type: str) -> bool:
+        return (
+            _match(self.sender, sender)
+            and _match(self.receiver, receiver)
+            and (self.message_type == "*" or fnmatch.fnmatchcase(message_type, self.message_type))
+        )
+
+    def describe(self) -> str:
+        parts = [self.action, f"{_show(self.sender)} -> {_show(self.receiver)}"]
+        if self.message_type != "*":
+            parts.append(f"type={self.message_type}")
+        if self.probability < 1.0:
+            parts.append(f"p={self.probability:g}")
+        if self.action in ("delay", "reorder") and not callable(self.delay):
+            parts.append(f"delay={self.delay:g}s")
+        if self.label:
+            parts.append(f"({self.label})")
+        return " ".join(parts)
+
+
+def _match(pattern: str | frozenset[str], name: str) -> bool:
+    if isinstance(pattern, frozenset):
+        return any(p == name or fnmatch.fnmatchcase(name, p) for p in pattern)
+    return pattern == "*" or pattern == name or fnmatch.fnmatchcase(name, pattern)
+
+
+def _show(pattern: str | frozenset[str]) -> str:
+    return "{" + ",".join(sorted(pattern)) + "}" if isinstance(pattern, frozenset) else pattern
+
+
+class Mailbox:
+    """An actor's inbox. `put` is where every envelope enters the seam.
+
+    Implements pykka's ActorInbox protocol (`put`, `get`, `empty`) so pykka's
+    own code paths keep working.
+    """
+
+    __slots__ = ("_queue", "_waiter", "_seam", "_loop", "_loop_thread", "actor_name", "paused")
+
+    def __init__(self, seam: DeliverySeam, loop: asyncio.AbstractEventLoop, loop_thread: int) -> None:
+        self._queue: deque[Envelope] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._seam = seam
+        self._loop = loop
+        self._loop_thread = loop_thread
+        self.actor_name = "?"
+        self.paused = False
+
+    def put(self, envelope: Envelope, /) -> None:
+        if threading.get_ident() != self._loop_thread:
+            # From another thread (the REPL): hop onto the loop, keep order.
+            self._loop.call_soon_threadsafe(self.put, envelope)
+            return
+        seam = self._seam
+        seam.sent += 1
+        if seam.active:
+            seam.deliver(self, envelope)
+            return
+        seam.delivered += 1
+        self._queue.append(envelope)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def enqueue(self, envelope: Envelope) -> None:
+        """Past the seam: put the envelope in the queue and wake the actor."""
+        self._seam.delivered += 1
+        self._queue.append(envelope)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Sleep until something is put (or the actor is resumed)."""
+        waiter = self._loop.create_future()
+        self._waiter = waiter
+        try:
+            await waiter
+        finally:
+            if self._waiter is waiter:
+                self._waiter = None
+
+    def get(self) -> Envelope:
+        return self._queue.popleft()
+
+    def empty(self) -> bool:
+        return not self._queue
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+
+Observer = Callable[[Envelope, str], None]
+
+
+class DeliverySeam:
+    """Statistics, observers and fault rules for every delivery in a system."""
+
+    def __init__(self, clock: Clock, rng: random.Random, dead_letter_history: int = 1000) -> None:
+        self.clock = clock
+        self.rng = rng
+        self.sent = 0
+        self.delivered = 0
+        self.dropped = 0
+        self.duplicated = 0
+        self.delayed = 0
+        self.dead_letter_count = 0
+        self.dead_letters: deque[DeadLetter] = deque(maxlen=dead_letter_history)
+        self._observers: list[Observer] = []
+        self._rules: list[FaultRule] = []
+        self._next_rule_id = 1
+        self.active = False
+
+    # --- configuration --------------------------------------------------------
+
+    def add_observer(self, observer: Observer) -> None:
+        self._observers.append(observer)
+        self._refresh()
+
+    def remove_observer(self, observer: Observer) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+        self._refresh()
+
+    def add_fault(self, rule: FaultRule) -> FaultRule:
+        rule.rule_id = self._next_rule_id
+        self._next_rule_id += 1
+        self._rules.append(rule)
+        self._refresh()
+        log.info("fault-added", rule=rule.describe(), rule_id=rule.rule_id)
+        return rule
+
+    def remove_fault(self, rule_or_id: FaultRule | int) -> bool:
+        rid = rule_or_id if isinstance(rule_or_id, int) else rule_or_id.rule_id
+        before = len(self._rules)
+        self._rules = [r for r in self._rules if r.rule_id != rid]
+        self._refresh()
+        removed = len(self._rules) != before
+        if removed:
+            log.info("fault-removed", rule_id=rid)
+        return removed
+
+    def clear_faults(self, label: str | None = None) -> int:
+        before = len(self._rules)
+        self._rules = [r for r in self._rules if label is not None and r.label != label]
+        self._refresh()
+        return before - len(self._rules)
+
+    @property
+    def faults(self) -> tuple[FaultRule, ...]:
+        now = self.clock.monotonic()
+        return tuple(r for r in self._rules if r.until is None or r.until > now)
+
+    def _refresh(self) -> None:
+        self.active = bool(self._observers or self._rules)
+
+    # --- delivery ---------------------------------------------------------------
+
+    def deliver(self, mailbox: Mailbox, envelope: Envelope) -> None:
+        """The slow path: faults decide, observers see, then the queue."""
+        if self._rules:
+            receiver = mailbox.actor_name
+            mtype = type(envelope.message).__name__
+            now = self.clock.monotonic()
+            expired = False
+            for rule in self._rules:
+                if rule.until is not None and rule.until <= now:
+                    expired = True
+                    continue
+                if not rule.matches(envelope.sender, receiver, mtype):
+                    continue
+                if rule.probability < 1.0 and self.rng.random() >= rule.probability:
+                    continue
+                rule.matched += 1
+                if expired:
+                    self._expire(now)
+                self._apply(rule, mailbox, envelope)
+                return
+            if expired:
+                self._expire(now)
+        self._observe(mailbox, envelope)
+
+    def _expire(self, now: float) -> None:
+        self._rules = [r for r in self._rules if r.until is None or r.until > now]
+        self._refresh()
+
+    def _apply(self, rule: FaultRule, mailbox: Mailbox, envelope: Envelope) -> None:
+        action = rule.action
+        if action == "drop":
+            self.dropped += 1
+            log.debug(
+                "message-dropped",
+                sender=envelope.sender,
+                receiver=mailbox.actor_name,
+                message=type(envelope.message).__name__,
+                trace_id=envelope.trace_id,
+            )
+            return
+        if action == "duplicate":
+            self.duplicated += 1
+            self._observe(mailbox, envelope)
+            self._observe(mailbox, envelope)
+            return
+        delay = rule.delay(self.rng) if callable(rule.delay) else rule.delay
+        if action == "reorder":
+            # Hold it back by a random part of the window so later messages
+            # on the same link overtake it.
+            delay = self.rng.uniform(0.0, max(delay, 0.0))
+        self.delayed += 1
+        self.clock.call_later(delay, self._observe, mailbox, envelope)
+
+    def _observe(self, mailbox: Mailbox, envelope: Envelope) -> None:
+        for observer in self._observers:
+            observer(envelope, mailbox.actor_name)
+        mailbox.enqueue(envelope)
+
+    # --- dead letters --------------------------------------------------------------
+
+    def dead_letter(self, sender: str, receiver: str, message: Any, reason: str) -> None:
+        self.dead_letter_count += 1
+        letter = DeadLetter(self.clock.monotonic(), sender, receiver, type(message).__name__, reason)
+        self.dead_letters.append(letter)
+        log.info(
+            "dead-letter",
+            sender=sender,
+            receiver=receiver,
+            message=letter.message_type,
+            reason=reason,
+        )
+
+    def statistics(self) -> dict[str, int]:
+        return {
+            "sent": self.sent,
+            "delivered": self.delivered,
+            "dropped": self.dropped,
+            "duplicated": self.duplicated,
+            "delayed": self.delayed,
+            "dead_letters": self.dead_letter_count,
+        }
+
+
+def tracing_observer(record: Callable[[str, str, str, Any], None] | None = None) -> Observer:
+    """An observer that logs each traced delivery (debug level) and, if given,
+    hands it to `record(trace_id, sender, receiver, message)`."""
+
+    def observe(envelope: Envelope, receiver: str) -> None:
+        trace_id = envelope.trace_id
+        if trace_id is None:
+            return
+        log.debug(
+            "message-delivered",
+            trace_id=trace_id,
+            sender=envelope.sender,
+            receiver=receiver,
+            message=type(envelope.message).__name__,
+        )
+        if record is not None:
+            record(trace_id, envelope.sender, receiver, envelope.message)
+
+    return observe
+
+
+def match_any(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(names)

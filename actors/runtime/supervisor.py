@@ -1,0 +1,184 @@
+"""Supervision as in Erlang/OTP: a supervisor restarts its crashed children.
+
+Strategies: `one_for_one` (restart only the child that crashed) and
+`one_for_all` (stop the others and restart every child, in order). Restart
+intensity: more than `max_restarts` restarts within `within` seconds of
+platform time and the supervisor gives up: it stops its children and crashes
+itself with `SupervisorEscalation`, which its own parent handles in turn.
+
+Children are started by name, so a restarted child takes the same stable
+name and everyone addressing it by name reaches the new one.
+
+Only crashes are restarted: a child stopped on purpose stays stopped.
+`temporary` children are never restarted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Literal
+
+import structlog
+from pykka import ActorDeadError
+
+from actors.runtime.actor import AsyncActorRef, AsyncioActor
+
+__all__ = ["ChildCrashed", "ChildSpec", "Supervisor", "SupervisorEscalation"]
+
+log = structlog.get_logger("minifoundry.supervisor")
+
+Restart = Literal["permanent", "temporary"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChildCrashed:
+    """Runtime -> supervisor: a child stopped because of an exception."""
+
+    name: str
+    urn: str
+    reason: BaseException | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ChildSpec:
+    """How to (re)start one child: `start(name)` must start it under `name`."""
+
+    name: str
+    start: Callable[[str], AsyncActorRef]
+    restart: Restart = "permanent"
+
+
+class SupervisorEscalation(Exception):
+    """A supervisor's restart intensity was exceeded; its parent must act."""
+
+    _escalation = True
+
+
+class Supervisor(AsyncioActor):
+    """Starts children, restarts the crashed ones per strategy."""
+
+    default_name = "supervisor"
+
+    def __init__(
+        self,
+        children: list[ChildSpec] | None = None,
+        *,
+        strategy: Literal["one_for_one", "one_for_all"] = "one_for_one",
+        max_restarts: int = 3,
+        within: float = 5.0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if strategy not in ("one_for_one", "one_for_all"):
+            raise ValueError(f"unknown strategy {strategy!r}")
+        self.strategy = strategy
+        self.max_restarts = max_restarts
+        self.within = within
+        self._specs: dict[str, ChildSpec] = {}
+        self._children: dict[str, AsyncActorRef] = {}
+        self._restarts: deque[float] = deque()
+        self.restart_count = 0
+        for spec in children or ():
+            self._specs[spec.name] = spec
+
+    def on_start(self) -> None:
+        for spec in list(self._specs.values()):
+            self._start_child(spec)
+
+    def _start_child(self, spec: ChildSpec) -> AsyncActorRef:
+        ref = spec.start(spec.name)
+        self._children[spec.name] = ref
+        log.debug("child-started", supervisor=self.actor_name, child=spec.name)
+        return ref
+
+    # --- public API (through proxy or ask) ---------------------------------------
+
+    def add_child(self, spec: ChildSpec) -> AsyncActorRef:
+        """Start one more child under this supervisor."""
+        if spec.name in self._specs and self._alive(spec.name):
+            raise ValueError(f"child {spec.name!r} already running")
+        self._specs[spec.name] = spec
+        return self._start_child(spec)
+
+    async def remove_child(self, name: str) -> bool:
+        """Stop a child and forget it (it will not be restarted)."""
+        self._specs.pop(name, None)
+        ref = self._children.pop(name, None)
+        if ref is None:
+            return False
+        if ref.is_alive():
+            try:
+                await ref.stop(block=False)
+            except ActorDeadError:
+                pass
+        return True
+
+    def children(self) -> list[str]:
+        return list(self._children)
+
+    def _alive(self, name: str) -> bool:
+        ref = self._children.get(name)
+        return ref is not None and ref.is_alive()
+
+    # --- crashes -------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, ChildCrashed):
+            return self._on_child_crashed(message)
+        return super().on_receive(message)
+
+    async def _on_child_crashed(self, crashed: ChildCrashed) -> None:
+        ref = self._children.get(crashed.name)
+        spec = self._specs.get(crashed.name)
+        if ref is None or ref.actor_urn != crashed.urn or spec is None:
+            return  # an old incarnation, or a child we were told to forget
+        if spec.restart == "temporary":
+            self._children.pop(crashed.name, None)
+            self._specs.pop(crashed.name, None)
+            return
+        now = self.clock.monotonic()
+        self._restarts.append(now)
+        while self._restarts and self._restarts[0] < now - self.within:
+            self._restarts.popleft()
+        if len(self._restarts) > self.max_restarts:
+            log.error(
+                "supervisor-giving-up",
+                supervisor=self.actor_name,
+                child=crashed.name,
+                restarts=len(self._restarts),
+                within=self.within,
+            )
+            await self._stop_all_children()
+            raise SupervisorEscalation(
+                f"{self.actor_name}: {crashed.name} crashed more than {self.max_restarts} times "
+                f"in {self.within:g} s (last: {crashed.reason!r})"
+            )
+        self.restart_count += 1
+        log.info(
+            "child-restarting",
+            supervisor=self.actor_name,
+            child=crashed.name,
+            reason=repr(crashed.reason),
+            strategy=self.strategy,
+        )
+        if self.strategy == "one_for_one":
+            self._start_child(spec)
+        else:
+            await self._stop_all_children(except_name=crashed.name)
+            for other in list(self._specs.values()):
+                self._start_child(other)
+
+    async def _stop_all_children(self, except_name: str | None = None) -> None:
+        """Stop children newest first and wait for each, so a restart can
+        take the same names."""
+        for name, ref in reversed(list(self._children.items())):
+            if name != except_name and ref.is_alive():
+                try:
+                    await ref.stop(block=False)
+                except ActorDeadError:
+                    pass
+
+    async def on_stop(self) -> None:
+        await self._stop_all_children()

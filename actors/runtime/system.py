@@ -1,0 +1,263 @@
+"""`ActorSystem`: the loop, clock, seeded generator, names and seam of one run.
+
+One system is current at a time in a process (pykka's registry is global,
+and so is ours). Use it as an async context manager on the loop that will
+run the actors:
+
+    async with ActorSystem(clock=VirtualClock(), seed=7) as system:
+        ref = Counter.start(name="counter")
+        assert await ref.ask(Increment(), block=False) == 1
+
+Leaving the block stops every actor (newest first), awaits their `on_stop`,
+cancels anything they left running and checks no task is left behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from pykka import ActorDeadError, ActorRegistry
+
+from actors.runtime.clock import Clock, RealClock, VirtualClock
+from actors.runtime.delivery import DeliverySeam, _current_actor, current_actor_name, current_trace
+from protocol.errors import RuntimeNotRunning
+
+if TYPE_CHECKING:
+    from actors.runtime.actor import AsyncActorRef, AsyncioActor
+    from actors.runtime.future import AsyncioFuture
+
+__all__ = ["ActorNameTaken", "ActorSystem", "current_system"]
+
+log = structlog.get_logger("minifoundry.runtime")
+
+_current: ActorSystem | None = None
+
+
+def current_system() -> ActorSystem:
+    """The running system; raises RuntimeNotRunning outside one."""
+    if _current is None:
+        raise RuntimeNotRunning("no ActorSystem is running: start one with `async with ActorSystem()`")
+    return _current
+
+
+class ActorNameTaken(ValueError):
+    """Raised by `start()` when a live actor already has that stable name."""
+
+
+class ActorSystem:
+    """Owns the runtime of one run of the platform."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        seed: int = 0,
+        default_ask_timeout: float = 5.0,
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else RealClock()
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.default_ask_timeout = default_ask_timeout
+        self.shutdown_timeout = shutdown_timeout
+        self.seam = DeliverySeam(self.clock, self.rng)
+        self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
+        self.loop_thread = -1
+        self._names: dict[str, AsyncActorRef] = {}
+        self._actors: dict[str, AsyncioActor] = {}  # by urn, in start order
+        self._escalations: list[tuple[str, BaseException | None]] = []
+        self.failed: asyncio.Event | None = None  # created on the loop in __aenter__
+        self._started_at = 0.0
+
+    # --- lifecycle -------------------------------------------------------------
+
+    async def __aenter__(self) -> ActorSystem:
+        global _current
+        if _current is not None:
+            raise RuntimeError("another ActorSystem is already running in this process")
+        self.loop = asyncio.get_running_loop()
+        self.loop_thread = threading.get_ident()
+        self.failed = asyncio.Event()
+        _current = self
+        if isinstance(self.clock, VirtualClock):
+            self.clock.start()
+        self._started_at = self.clock.monotonic()
+        log.debug("actor-system-started", seed=self.seed, clock=type(self.clock).__name__)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Stop every actor, newest first; wait for them; leave nothing running."""
+        global _current
+        if _current is not self:
+            return
+        try:
+            await self._stop_everything()
+        finally:
+            _current = None
+        log.debug("actor-system-stopped", **self.seam.statistics())
+
+    async def _stop_everything(self) -> None:
+        actors = list(self._actors.values())
+        for actor in reversed(actors):
+            await self._stop_actor(actor)
+        # Anything still alive after its stop deadline is cancelled.
+        leftovers = [a._task for a in actors if a._task is not None and not a._task.done()]
+        for task in leftovers:
+            task.cancel()
+        if leftovers:
+            await asyncio.gather(*leftovers, return_exceptions=True)
+        if isinstance(self.clock, VirtualClock):
+            await self.clock.stop()
+        # Let cancelled helpers and call_soon'd callbacks run out.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        for ref in ActorRegistry.get_all():
+            if getattr(ref, "_system", None) is self:
+                ActorRegistry.unregister(ref)
+
+    async def _stop_actor(self, actor: AsyncioActor) -> None:
+        task = actor._task
+        if task is None or task.done():
+            return
+        if actor.actor_ref.is_alive():
+            try:
+                actor.actor_ref.tell(_stop_message())
+            except ActorDeadError:
+                pass
+        try:
+            async with self.clock.timeout(self.shutdown_timeout):
+                await asyncio.shield(task)
+        except TimeoutError:
+            log.warning("actor-stop-timed-out", actor=actor.actor_name)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        except asyncio.CancelledError:
+            raise
+
+    def _track(self, actor: AsyncioActor) -> None:
+        self._actors[actor.actor_urn] = actor
+
+    def _untrack(self, actor: AsyncioActor) -> None:
+        self._actors.pop(actor.actor_urn, None)
+
+    # --- names ---------------------------------------------------------------------
+
+    def claim_name(self, name: str, ref: AsyncActorRef) -> None:
+        holder = self._names.get(name)
+        if holder is not None and holder.is_alive():
+            raise ActorNameTaken(f"an actor named {name!r} is already running")
+        self._names[name] = ref
+
+    def release_name(self, name: str, ref: AsyncActorRef) -> None:
+        if self._names.get(name) is ref:
+            del self._names[name]
+
+    def lookup(self, name: str) -> AsyncActorRef | None:
+        ref = self._names.get(name)
+        return ref if ref is not None and ref.is_alive() else None
+
+    def names(self) -> list[str]:
+        return [n for n, r in self._names.items() if r.is_alive()]
+
+    def actor(self, name: str) -> AsyncioActor | None:
+        """The actor object behind a name (for introspection and faults)."""
+        ref = self.lookup(name)
+        if ref is None:
+            return None
+        for actor in self._actors.values():
+            if actor.actor_ref is ref:
+                return actor
+        return None
+
+    # --- sending by name ---------------------------------------------------------
+
+    def tell(self, name: str, message: Any) -> bool:
+        """Send to whoever has `name`; record a dead letter if nobody does.
+
+        Returns whether the message entered a mailbox (it may still be
+        dropped by a fault further on).
+        """
+        ref = self._names.get(name)
+        if ref is None or not ref.is_alive():
+            self.seam.dead_letter(current_actor_name(), name, message, "unknown" if ref is None else "stopped")
+            return False
+        try:
+            ref.tell(message)
+        except ActorDeadError:
+            return False
+        return True
+
+    async def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
+        """Ask whoever has `name`; ActorDeadError (and a dead letter) if nobody."""
+        ref = self._names.get(name)
+        if ref is None:
+            self.seam.dead_letter(current_actor_name(), name, message, "unknown")
+            raise ActorDeadError(f"no actor named {name!r}")
+        return await ref.ask(message, block=False, timeout=timeout)
+
+    def arm_deadline(self, future: AsyncioFuture[Any], deadline: float, message: Any, receiver: str) -> None:
+        def arm() -> None:
+            if not future.done():
+                future._deadline_timer = self.clock.call_later(
+                    deadline, future._expire, deadline, f"{type(message).__name__} to {receiver}"
+                )
+
+        if threading.get_ident() == self.loop_thread:
+            arm()
+        else:
+            self.loop.call_soon_threadsafe(arm)
+
+    # --- supervision glue ------------------------------------------------------------
+
+    def _child_crashed(self, actor: AsyncioActor, reason: BaseException | None) -> None:
+        parent = actor._parent
+        if parent is not None and parent.actor_ref.is_alive():
+            from actors.runtime.supervisor import ChildCrashed
+
+            parent.actor_ref.tell(ChildCrashed(actor.actor_name, actor.actor_urn, reason))
+        elif parent is None:
+            self._escalate(actor.actor_name, reason, top_level=True)
+
+    def _escalate(self, name: str, reason: BaseException | None, *, top_level: bool = False) -> None:
+        self._escalations.append((name, reason))
+        if top_level and getattr(reason, "_escalation", False):
+            log.error("supervision-escalated-to-top", actor=name, error=repr(reason))
+            if self.failed is not None:
+                self.failed.set()
+
+    @property
+    def escalations(self) -> list[tuple[str, BaseException | None]]:
+        return list(self._escalations)
+
+    # --- introspection ----------------------------------------------------------------
+
+    def statistics(self) -> dict[str, Any]:
+        stats: dict[str, Any] = dict(self.seam.statistics())
+        stats["actors"] = len(self._actors)
+        stats["uptime"] = self.clock.monotonic() - self._started_at
+        return stats
+
+    def mailbox_depths(self) -> dict[str, int]:
+        return {a.actor_name: len(a.actor_inbox) for a in self._actors.values()}  # type: ignore[arg-type]
+
+
+def _stop_message() -> Any:
+    from pykka import messages
+
+    return messages._ActorStop()
+
+
+def trace_context(trace_id: str | None) -> Any:
+    """Bind a trace id for messages sent from the current context."""
+    return current_trace.set(trace_id)
+
+
+def in_actor() -> bool:
+    return _current_actor.get() is not None

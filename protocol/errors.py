@@ -1,0 +1,248 @@
+"""Named errors. Each says who raises it and when.
+
+Two families: runtime errors (the actor system's own contract) and platform
+errors (what a Cloud Foundry user sees, spelled as Cloud Foundry spells them).
+"""
+
+from __future__ import annotations
+
+from pykka import ActorDeadError  # re-exported: queued asks of a stopped actor fail with it
+from pykka import Timeout as _PykkaTimeout
+
+__all__ = [
+    "ActorDeadError",
+    "AppNotFound",
+    "AppNameTaken",
+    "AskTimeout",
+    "BlobCorrupt",
+    "BlobNotFound",
+    "BlobStoreUnavailable",
+    "BuildpackCompileFailed",
+    "BuildpackReleaseFailed",
+    "DatabaseUnavailable",
+    "FileTooLarge",
+    "GetOnLoopThread",
+    "InsufficientResources",
+    "InvalidAppName",
+    "InvalidManifest",
+    "MinifoundryError",
+    "NoAppDetectedError",
+    "NoCompatibleCell",
+    "NotStaged",
+    "PathNotFound",
+    "PathEmpty",
+    "PlatformError",
+    "RuntimeNotRunning",
+    "StagingError",
+    "StagingTimeExpired",
+    "StartUnsuccessful",
+    "UnsafePath",
+    "UnknownBuildpack",
+    "UnknownCommand",
+]
+
+
+class MinifoundryError(Exception):
+    """Base of every error minifoundry raises on purpose."""
+
+
+# --- runtime ---------------------------------------------------------------
+
+
+class AskTimeout(MinifoundryError, _PykkaTimeout, TimeoutError):
+    """An ask's reply did not arrive before its deadline (raised to the asker).
+
+    It is also a `pykka.Timeout` and a builtin `TimeoutError`, so code written
+    against either keeps working."""
+
+
+class GetOnLoopThread(MinifoundryError, RuntimeError):
+    """`Future.get()` was called on the event loop's own thread, which would
+    deadlock it; `await` the future instead."""
+
+
+class RuntimeNotRunning(MinifoundryError, RuntimeError):
+    """An actor was started, or a message sent, with no runtime loop running."""
+
+
+# --- platform: what a user of `cf` sees -------------------------------------
+
+
+class PlatformError(MinifoundryError):
+    """An error with a Cloud Foundry name; `str()` is what the CLI prints.
+
+    `code` is the name users see (e.g. ``NoAppDetectedError``); the build's
+    `error` field is ``"<code> - <message>"``.
+    """
+
+    code: str = "UnknownError"
+    default_message: str = ""
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message if message is not None else self.default_message
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return f"{self.code} - {self.message}" if self.message else self.code
+
+    @property
+    def build_error(self) -> str:
+        return str(self)
+
+
+class NoAppDetectedError(PlatformError):
+    """No buildpack's detect passed (buildpack exit 222)."""
+
+    code = "NoAppDetectedError"
+    default_message = "An app was not successfully detected by any available buildpack"
+
+
+class BuildpackCompileFailed(PlatformError):
+    """A buildpack's supply/finalize/compile failed (exit 223)."""
+
+    code = "BuildpackCompileFailed"
+    default_message = "App staging failed in the buildpack compile phase"
+
+
+class BuildpackReleaseFailed(PlatformError):
+    """A buildpack's release step failed (exit 224)."""
+
+    code = "BuildpackReleaseFailed"
+    default_message = "App staging failed in the buildpack release phase"
+
+
+class InsufficientResources(PlatformError):
+    """No cell had room for the staging task or instance."""
+
+    code = "InsufficientResources"
+    default_message = "Insufficient resources"
+
+
+class NoCompatibleCell(PlatformError):
+    """No cell matched the stack or placement tags."""
+
+    code = "NoCompatibleCell"
+    default_message = "Found no compatible cell"
+
+
+class StagingError(PlatformError):
+    """Staging failed for a reason outside the buildpack (blob store, cell lost)."""
+
+    code = "StagingError"
+    default_message = "Staging error: staging failed"
+
+
+class StagingTimeExpired(PlatformError):
+    """Staging did not finish within its time limit."""
+
+    code = "StagingTimeExpired"
+    default_message = "Staging time expired"
+
+
+class StartUnsuccessful(PlatformError):
+    """Every instance of the app crashed while starting."""
+
+    code = "StartUnsuccessful"
+    default_message = "Start unsuccessful"
+
+    def __str__(self) -> str:
+        return "Start unsuccessful"
+
+
+class UnknownBuildpack(PlatformError):
+    """A buildpack named in the push is not installed."""
+
+    code = "UnknownBuildpack"
+    default_message = "Buildpack not found"
+
+
+class NotStaged(PlatformError):
+    """restart/start of an app that has no staged droplet."""
+
+    code = "NotStaged"
+    default_message = "App has not been staged"
+
+
+class AppNotFound(PlatformError):
+    """The named app does not exist."""
+
+    code = "AppNotFound"
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"App '{name}' not found")
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class AppNameTaken(PlatformError):
+    code = "CF-AppNameTaken"
+
+
+class InvalidAppName(PlatformError):
+    """An app name with characters Cloud Foundry refuses, or empty/too long."""
+
+    code = "InvalidAppName"
+
+
+class InvalidManifest(PlatformError):
+    """The manifest cannot be parsed, or a value is invalid (`memory: lots`)."""
+
+    code = "InvalidManifest"
+
+
+class PathNotFound(PlatformError):
+    """`-p PATH` (or the manifest's `path`) does not exist."""
+
+    code = "PathNotFound"
+
+
+class PathEmpty(PlatformError):
+    """The app directory holds no files to push."""
+
+    code = "PathEmpty"
+
+
+class UnsafePath(PlatformError):
+    """An archive entry or symlink would escape the app directory."""
+
+    code = "UnsafePath"
+
+
+class FileTooLarge(PlatformError):
+    """A file (or the whole app) is over the upload size limit."""
+
+    code = "FileTooLarge"
+
+
+class UnknownCommand(PlatformError):
+    """The CLI does not know the command or one of its flags."""
+
+    code = "UnknownCommand"
+
+
+class BlobNotFound(PlatformError):
+    """The blob store holds no blob with that key (raised by `blobstore`)."""
+
+    code = "BlobNotFound"
+
+
+class BlobCorrupt(PlatformError):
+    """A blob's content no longer matches its sha256 key (found on read)."""
+
+    code = "BlobCorrupt"
+
+
+class BlobStoreUnavailable(PlatformError):
+    """The blob store failed a read or write (an injected fault, or the disk)."""
+
+    code = "BlobstoreUnavailable"
+    default_message = "The blobstore is unavailable"
+
+
+class DatabaseUnavailable(PlatformError):
+    """A CC_DB operation failed (an injected fault, or the disk)."""
+
+    code = "DatabaseError"
+    default_message = "The database is unavailable"

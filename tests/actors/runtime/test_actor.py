@@ -1,0 +1,312 @@
+"""The runtime's contract (DESIGN.md section 2), one behaviour per test."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import threading
+import warnings
+
+import anyio
+import pykka
+import pytest
+
+from actors.runtime import ActorNameTaken, ActorSystem, AsyncioActor, VirtualClock, current_system
+from actors.runtime.delivery import current_trace
+from protocol.errors import ActorDeadError, AskTimeout, GetOnLoopThread
+
+pytestmark = pytest.mark.anyio
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Add:
+    amount: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Slow:
+    seconds: float
+    tag: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Boom:
+    pass
+
+
+class Counter(AsyncioActor):
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.total = 0
+        self.seen: list[int] = []
+
+    def on_receive(self, message):
+        if isinstance(message, Add):
+            self.total += message.amount
+            self.seen.append(message.amount)
+            return self.total
+        if isinstance(message, Boom):
+            raise RuntimeError("boom")
+        return None
+
+    def current(self) -> int:
+        return self.total
+
+
+class Sleeper(AsyncioActor):
+    """Async handlers: records start/end order to prove non-reentrancy."""
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.log: list[str] = []
+
+    async def on_receive(self, message):
+        if isinstance(message, Slow):
+            self.log.append(f"start {message.tag}")
+            await self.clock.sleep(message.seconds)
+            self.log.append(f"end {message.tag}")
+            return message.tag
+        return None
+
+
+async def test_tell_delivers_messages_in_the_order_they_were_sent(system):
+    ref = Counter.start(name="counter")
+    for i in range(100):
+        ref.tell(Add(i))
+    assert await ref.ask(Add(0), block=False) == sum(range(100))
+    assert ref.proxy().seen.get  # proxies stay available
+    seen = await ref.proxy().seen
+    assert seen[:100] == list(range(100))
+
+
+async def test_async_handlers_are_awaited_one_message_at_a_time(system):
+    ref = Sleeper.start(name="sleeper")
+    first = ref.ask(Slow(10, "a"), block=False, timeout=60)
+    second = ref.ask(Slow(1, "b"), block=False, timeout=60)
+    assert await first == "a"
+    assert await second == "b"
+    log = await ref.proxy().log
+    assert log == ["start a", "end a", "start b", "end b"]
+
+
+async def test_ask_reply_is_awaitable_on_the_loop(system):
+    ref = Counter.start()
+    assert await ref.ask(Add(5), block=False) == 5
+    assert await ref.ask_async(Add(2)) == 7
+
+
+async def test_ask_from_another_thread_blocks_that_thread_until_the_reply(real_system):
+    ref = Counter.start(name="counter")
+
+    def from_repl_thread() -> tuple[int, int]:
+        assert threading.current_thread() is not threading.main_thread()
+        ref.tell(Add(1))
+        return ref.ask(Add(10)), ref.proxy().current().get(timeout=5)
+
+    assert await anyio.to_thread.run_sync(from_repl_thread) == (11, 11)
+
+
+async def test_get_on_the_loop_thread_raises_instead_of_hanging(system):
+    ref = Sleeper.start()
+    future = ref.ask(Slow(1, "x"), block=False)
+    with pytest.raises(GetOnLoopThread):
+        future.get()
+    with pytest.raises(GetOnLoopThread):
+        ref.ask(Slow(1, "y"))  # block=True on the loop would deadlock it
+    assert await future == "x"
+
+
+async def test_an_ask_past_its_deadline_raises_ask_timeout(system):
+    ref = Sleeper.start()
+    with pytest.raises(AskTimeout):
+        await ref.ask(Slow(60, "late"), block=False, timeout=2)
+
+
+async def test_the_default_ask_deadline_applies_when_none_is_given(system):
+    assert system.default_ask_timeout == 5.0
+    ref = Sleeper.start()
+    started = system.clock.monotonic()
+    with pytest.raises(AskTimeout):
+        await ref.ask(Slow(30, "late"), block=False)
+    assert system.clock.monotonic() - started == pytest.approx(5.0)
+
+
+async def test_ask_timeout_is_also_pykka_timeout_and_builtin_timeout_error():
+    assert issubclass(AskTimeout, pykka.Timeout)
+    assert issubclass(AskTimeout, TimeoutError)
+
+
+async def test_an_exception_in_an_ask_goes_back_to_the_asker_and_the_actor_lives(system):
+    ref = Counter.start()
+    with pytest.raises(RuntimeError, match="boom"):
+        await ref.ask(Boom(), block=False)
+    assert ref.is_alive()
+    assert await ref.ask(Add(1), block=False) == 1
+
+
+async def test_stopping_an_actor_fails_its_queued_asks_with_actor_dead_error(system):
+    ref = Sleeper.start(name="sleeper")
+    busy = ref.ask(Slow(5, "busy"), block=False, timeout=60)
+    stop = ref.stop(block=False)
+    queued = ref.ask(Slow(1, "queued"), block=False, timeout=60)
+    assert await busy == "busy"
+    assert await stop is True
+    with pytest.raises(ActorDeadError):
+        await queued
+    assert system.seam.dead_letter_count == 1
+
+
+async def test_a_tell_to_a_stopped_actor_is_a_dead_letter(system):
+    ref = Counter.start(name="gone")
+    await ref.stop(block=False)
+    with pytest.raises(ActorDeadError):
+        ref.tell(Add(1))
+    assert not system.tell("gone", Add(1))
+    letters = list(system.seam.dead_letters)
+    assert [(d.receiver, d.message_type) for d in letters] == [("gone", "Add"), ("gone", "Add")]
+    assert system.seam.dead_letter_count == 2
+
+
+async def test_a_message_to_an_unknown_name_is_a_dead_letter_not_lost(system):
+    assert system.tell("nobody", Add(1)) is False
+    with pytest.raises(ActorDeadError):
+        await system.ask("nobody", Add(1))
+    assert system.seam.dead_letter_count == 2
+    assert system.seam.dead_letters[0].reason == "unknown"
+
+
+async def test_an_unhandled_exception_in_a_tell_crashes_the_actor_and_calls_on_failure(system):
+    failures: list[str] = []
+
+    class Fragile(Counter):
+        def on_failure(self, exc_type, exc_value, tb):
+            failures.append(str(exc_value))
+
+    ref = Fragile.start(name="fragile")
+    ref.tell(Boom())
+    await system.clock.advance(0)
+    assert not ref.is_alive()
+    assert failures == ["boom"]
+
+
+async def test_async_on_start_and_on_stop_are_awaited(system):
+    events: list[str] = []
+
+    class Lifecycle(AsyncioActor):
+        async def on_start(self):
+            await self.clock.sleep(1)
+            events.append("started")
+
+        async def on_stop(self):
+            await self.clock.sleep(1)
+            events.append("stopped")
+
+        def on_receive(self, message):
+            events.append("message")
+            return "ok"
+
+    ref = Lifecycle.start()
+    assert await ref.ask("hi", block=False) == "ok"
+    await ref.stop(block=False)
+    assert events == ["started", "message", "stopped"]
+
+
+async def test_actors_are_found_by_stable_name_and_names_are_unique(system):
+    ref = Counter.start(name="ccdb")
+    assert system.lookup("ccdb") is ref
+    with pytest.raises(ActorNameTaken):
+        Counter.start(name="ccdb")
+    assert await system.ask("ccdb", Add(3)) == 3
+    assert pykka.ActorRegistry.get_by_class(Counter) == [ref]
+
+
+async def test_the_sender_is_known_without_being_passed(system):
+    seen: list[tuple[str, str, str]] = []
+    system.seam.add_observer(lambda env, receiver: seen.append((env.sender, receiver, type(env.message).__name__)))
+
+    class Forwarder(AsyncioActor):
+        def on_receive(self, message):
+            self.tell("counter", message)
+
+    Counter.start(name="counter")
+    fwd = Forwarder.start(name="forwarder")
+    fwd.tell(Add(1))
+    await system.clock.advance(0)
+    assert ("user", "forwarder", "Add") in seen
+    assert ("forwarder", "counter", "Add") in seen
+
+
+async def test_a_trace_id_follows_a_conversation_across_actors(system):
+    from structlog.testing import capture_logs
+
+    from actors.runtime.delivery import tracing_observer
+
+    recorded: list[tuple[str, str, str]] = []
+    system.seam.add_observer(tracing_observer(lambda t, s, r, m: recorded.append((t, s, r))))
+
+    class Relay(AsyncioActor):
+        async def on_receive(self, message):
+            return await self.ask("counter", message)
+
+    Counter.start(name="counter")
+    relay = Relay.start(name="relay")
+    import logging
+
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    try:
+        with capture_logs() as logs:
+            token = current_trace.set("push-1")
+            try:
+                assert await relay.ask(Add(4), block=False) == 4
+            finally:
+                current_trace.reset(token)
+            relay.tell(Add(1))  # no trace: not recorded
+            await system.clock.advance(0)
+    finally:
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    assert recorded == [("push-1", "user", "relay"), ("push-1", "relay", "counter")]
+    delivered = [e for e in logs if e["event"] == "message-delivered"]
+    assert [(e["trace_id"], e["sender"], e["receiver"], e["message"]) for e in delivered] == [
+        ("push-1", "user", "relay", "Add"),
+        ("push-1", "relay", "counter", "Add"),
+    ]
+
+
+async def test_shutdown_stops_every_actor_awaits_on_stop_and_leaves_no_task():
+    stopped: list[str] = []
+
+    class Tidy(AsyncioActor):
+        async def on_stop(self):
+            stopped.append(self.actor_name)
+
+        async def on_receive(self, message):
+            self.spawn(self.clock.sleep(3600))  # a helper task left running
+            self.tell_self_later(3600, "later")  # and a timer
+            return "ok"
+
+    before = {t for t in asyncio.all_tasks()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        async with ActorSystem(clock=VirtualClock()) as system:
+            refs = [Tidy.start(name=f"tidy-{i}") for i in range(3)]
+            for ref in refs:
+                assert await ref.ask("go", block=False) == "ok"
+        gc.collect()
+    assert stopped == ["tidy-2", "tidy-1", "tidy-0"]
+    assert {t for t in asyncio.all_tasks()} - before == set()
+    assert pykka.ActorRegistry.get_all() == []
+    assert system.clock.pending_timers() == 0
+    with pytest.raises(Exception, match="no ActorSystem is running"):
+        current_system()
+
+
+async def test_start_and_tell_work_from_another_thread(real_system):
+    def from_thread():
+        ref = Counter.start(name="threaded")
+        ref.tell(Add(2))
+        return ref.ask(Add(3), timeout=5)
+
+    assert await anyio.to_thread.run_sync(from_thread) == 5

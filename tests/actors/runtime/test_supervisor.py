@@ -1,0 +1,95 @@
+"""Supervision: restart per strategy, intensity, escalation, stable names."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.runtime import ChildSpec, Supervisor
+
+pytestmark = pytest.mark.anyio
+
+from tests.actors.runtime.test_actor import Add, Boom, Counter  # noqa: E402
+
+
+def spec(name: str, restart: str = "permanent") -> ChildSpec:
+    return ChildSpec(name, lambda n: Counter.start(name=n), restart)  # type: ignore[arg-type]
+
+
+async def test_a_supervisor_restarts_a_crashed_child_under_the_same_name(system):
+    sup = Supervisor.start([spec("ccdb"), spec("blobstore")], name="platform")
+    await system.clock.advance(0)
+    old = system.lookup("ccdb")
+    assert await system.ask("ccdb", Add(5)) == 5
+    system.tell("ccdb", Boom())
+    await system.clock.advance(0)
+    new = system.lookup("ccdb")
+    assert new is not None and new is not old and new.is_alive()
+    assert not old.is_alive()
+    # The restarted child starts fresh and is reachable by its name again.
+    assert await system.ask("ccdb", Add(1)) == 1
+    assert (await sup.proxy().restart_count) == 1
+    # one_for_one: the sibling was left alone.
+    assert await system.ask("blobstore", Add(2)) == 2
+
+
+async def test_a_supervisor_escalates_when_restarts_exceed_its_intensity(system):
+    sup = Supervisor.start([spec("cell-1")], name="cells", max_restarts=2, within=10.0)
+    await system.clock.advance(0)
+    for _ in range(3):
+        system.tell("cell-1", Boom())
+        await system.clock.advance(1)
+    assert not sup.is_alive()
+    assert system.lookup("cell-1") is None
+    assert [name for name, _ in system.escalations] == ["cells"]
+    assert system.failed.is_set()
+
+
+async def test_restarts_spread_beyond_the_period_do_not_escalate(system):
+    sup = Supervisor.start([spec("cell-1")], name="cells", max_restarts=2, within=10.0)
+    await system.clock.advance(0)
+    for _ in range(5):
+        system.tell("cell-1", Boom())
+        await system.clock.advance(6)
+    assert sup.is_alive()
+    assert system.lookup("cell-1") is not None
+    assert (await sup.proxy().restart_count) == 5
+
+
+async def test_one_for_all_restarts_every_child_when_one_crashes(system):
+    Supervisor.start([spec("a"), spec("b")], name="sup", strategy="one_for_all")
+    await system.clock.advance(0)
+    b_before = system.lookup("b")
+    await system.ask("b", Add(7))
+    system.tell("a", Boom())
+    await system.clock.advance(0)
+    assert system.lookup("b") is not b_before
+    assert await system.ask("b", Add(1)) == 1
+
+
+async def test_a_nested_supervisor_handles_an_escalation_from_below(system):
+    inner = ChildSpec("cells", lambda n: Supervisor.start([spec("cell-1")], name=n, max_restarts=0, within=5))
+    outer = Supervisor.start([inner], name="platform", max_restarts=3, within=60)
+    await system.clock.advance(0)
+    first_cells = system.lookup("cells")
+    system.tell("cell-1", Boom())  # inner gives up at once, outer restarts it
+    await system.clock.advance(0)
+    assert outer.is_alive()
+    assert system.lookup("cells") is not first_cells
+    assert await system.ask("cell-1", Add(1)) == 1
+    assert not system.failed.is_set()
+
+
+async def test_a_temporary_child_is_not_restarted(system):
+    Supervisor.start([spec("once", "temporary")], name="sup")
+    await system.clock.advance(0)
+    system.tell("once", Boom())
+    await system.clock.advance(0)
+    assert system.lookup("once") is None
+
+
+async def test_children_added_later_are_supervised_too(system):
+    sup = Supervisor.start([], name="cells")
+    await sup.proxy().add_child(spec("cell-9"))
+    system.tell("cell-9", Boom())
+    await system.clock.advance(0)
+    assert await system.ask("cell-9", Add(1)) == 1
