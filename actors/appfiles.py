@@ -1,0 +1,781 @@
+"""App bits: the files of an app, as the CLI gathers them and as the platform
+packs and unpacks them.
+
+This module owns three things:
+
+* gathering (`scan_app`): walk an app directory, or read a ``.zip`` (``.jar``,
+  ``.war``) or ``.tar``/``.tgz`` archive given as the path, honouring
+  ``.cfignore``, and describe each file as an `AppFile` (relative POSIX path,
+  SHA1, size, mode) with its bytes read on demand;
+* the package format (`write_package`, `build_package`): a deterministic
+  gzipped tar of regular files only;
+* unpacking (`iter_package`, `extract_package`): reading a package back from
+  the blob store, refusing anything hostile.
+
+Safety rules, the same for directories, archives and packages: no entry may
+name a path outside the app (absolute names, drive letters, ``..``
+components), no device files, FIFOs or sockets, no duplicate or conflicting
+entries, no file over `MAX_FILE_BYTES`, no app over `MAX_APP_BYTES`.
+
+Symlinks: a symlink whose target resolves *inside* the app is stored as the
+content it points to (a regular file at the link's path; a directory link is
+walked like a directory), so packages and droplets never contain links. A
+symlink that resolves outside the app, dangles, or loops is refused with
+`UnsafePath`, unless ``.cfignore`` excludes it first. Packages themselves
+must hold no links at all: `extract_package` refuses them.
+
+Always skipped (as cf does; these win over ``!`` rules in ``.cfignore``):
+``.cfignore``, ``/manifest.yml``, ``.gitignore``, ``.git``, ``.hg``, ``.svn``,
+``_darcs``, ``.DS_Store``. Empty directories are not carried.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import re
+import stat
+import tarfile
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from protocol.errors import BlobCorrupt, FileTooLarge, PathEmpty, PathNotFound, UnsafePath
+
+__all__ = [
+    "AppBits",
+    "AppFile",
+    "CfIgnore",
+    "DEFAULT_IGNORES",
+    "MAX_APP_BYTES",
+    "MAX_APP_FILES",
+    "MAX_FILE_BYTES",
+    "build_package",
+    "extract_package",
+    "iter_package",
+    "scan_app",
+    "write_package",
+]
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_APP_BYTES = 1024 * 1024 * 1024
+# Empty files cost nothing against MAX_APP_BYTES; this bounds their number.
+MAX_APP_FILES = 100_000
+
+DEFAULT_IGNORES = (
+    ".cfignore",
+    "/manifest.yml",
+    ".gitignore",
+    ".git",
+    ".hg",
+    ".svn",
+    "_darcs",
+    ".DS_Store",
+)
+
+_CHUNK = 1024 * 1024
+# What reading a damaged archive can raise (gzip/zlib errors are not TarError).
+_READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError)
+# As many hops as Linux follows before ELOOP.
+_MAX_LINK_HOPS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class AppFile:
+    """One file of an app: what resource matching and packages speak of."""
+
+    path: str
+    sha1: str
+    size: int
+    mode: int
+
+
+def _normal_mode(mode: int) -> int:
+    # Only "executable or not" survives, as in git: odd modes (0o000, setuid)
+    # would otherwise break staging or leak privileges into the container.
+    return 0o755 if mode & 0o100 else 0o644
+
+
+# --- .cfignore ---------------------------------------------------------------
+
+
+class CfIgnore:
+    """gitignore-style rules: ``*``, ``?``, ``[...]``, ``**``, a leading ``/``
+    anchors, a trailing ``/`` matches directories only, ``!`` re-includes,
+    ``#`` comments. As in git, nothing under an ignored directory can be
+    re-included."""
+
+    def __init__(self, lines: Iterable[str] = ()) -> None:
+        self._rules: list[tuple[re.Pattern[str], bool, bool]] = []
+        for line in list(lines) + list(DEFAULT_IGNORES):
+            self._add(line)
+
+    @classmethod
+    def from_text(cls, text: str) -> CfIgnore:
+        return cls(text.splitlines())
+
+    def _add(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        if not line.strip() or line.startswith("#"):
+            return
+        line = line.rstrip(" ")
+        negate = line.startswith("!")
+        if negate:
+            line = line[1:]
+        elif line.startswith(("\\#", "\\!")):
+            line = line[1:]
+        dir_only = line.endswith("/")
+        line = line.rstrip("/")
+        if not line:
+            return
+        anchored = "/" in line
+        line = line.lstrip("/")
+        body = _glob_to_regex(line)
+        regex = body if anchored else f"(?:.*/)?{body}"
+        self._rules.append((re.compile(regex, re.DOTALL), negate, dir_only))
+
+    def _matches(self, path: str, is_dir: bool) -> bool:
+        ignored = False
+        for regex, negate, dir_only in self._rules:
+            if dir_only and not is_dir:
+                continue
+            if regex.fullmatch(path):
+                ignored = not negate
+        return ignored
+
+    def ignored(self, path: str, is_dir: bool = False) -> bool:
+        """Is the relative POSIX `path` (or anything above it) ignored?"""
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            if self._matches("/".join(parts[:i]), True):
+                return True
+        return self._matches(path, is_dir)
+
+
+def _glob_to_regex(glob: str) -> str:
+    out: list[str] = []
+    i, n = 0, len(glob)
+    while i < n:
+        c = glob[i]
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = glob.find("]", i + 2 if glob.startswith("[!", i) or glob.startswith("[^", i) else i + 1)
+            if j == -1:
+                out.append(re.escape(c))
+                i += 1
+                continue
+            inner = glob[i + 1 : j]
+            if inner[:1] in ("!", "^"):
+                inner = "^" + inner[1:].replace("\\", "\\\\")
+            else:
+                inner = inner.replace("\\", "\\\\")
+            out.append(f"[{inner}]")
+            i = j + 1
+        elif c == "\\" and i + 1 < n:
+            out.append(re.escape(glob[i + 1]))
+            i += 2
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return "".join(out)
+
+
+# --- entry names -------------------------------------------------------------
+
+
+def _clean_name(name: str, *, backslash: bool = False) -> str:
+    """An archive entry name as a safe relative POSIX path ('' for the root)."""
+    if "\x00" in name:
+        raise UnsafePath(f"Entry name {name!r} contains a NUL byte")
+    if backslash:
+        # Zips written on Windows may use backslashes as separators.
+        name = name.replace("\\", "/")
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        raise UnsafePath(f"Entry {name!r} has an absolute path")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafePath(f"Entry {name!r} escapes the app directory ('..')")
+    return "/".join(parts)
+
+
+def _check_utf8(path: str) -> None:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafePath(f"File name {path!r} is not valid UTF-8") from None
+
+
+class _Budget:
+    """Enforces the per-file and per-app size limits while gathering."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.count = 0
+
+    def add(self, path: str, size: int) -> None:
+        self.count += 1
+        if self.count > MAX_APP_FILES:
+            raise FileTooLarge(f"The app has over {MAX_APP_FILES} files; that is the upload limit")
+        if size > MAX_FILE_BYTES:
+            raise FileTooLarge(f"{path} is {size} bytes; the limit per file is {MAX_FILE_BYTES} bytes")
+        self.total += size
+        if self.total > MAX_APP_BYTES:
+            raise FileTooLarge(f"The app is over {MAX_APP_BYTES} bytes; that is the upload limit")
+
+
+def _hash_stream(read: Callable[[int], bytes], path: str) -> tuple[str, int]:
+    digest = hashlib.sha1(usedforsecurity=False)
+    size = 0
+    while chunk := read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise FileTooLarge(f"{path} is over the limit per file of {MAX_FILE_BYTES} bytes")
+        digest.update(chunk)
+    return digest.hexdigest(), size
+
+
+def _check_conflicts(paths: Iterable[str]) -> None:
+    seen: set[str] = set()
+    dirs: set[str] = set()
+    for path in paths:
+        if path in seen:
+            raise UnsafePath(f"Entry {path!r} appears more than once")
+        seen.add(path)
+        parts = path.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    clash = seen & dirs
+    if clash:
+        raise UnsafePath(f"Entry {sorted(clash)[0]!r} is both a file and a directory")
+
+
+# --- gathering ---------------------------------------------------------------
+
+
+class AppBits:
+    """The gathered files of one app. `files` is sorted by path; content is
+    read from the source when asked (`read`, or `iter_contents` for one pass)."""
+
+    def __init__(self, source: Path, kind: str, files: list[AppFile], origin: dict[str, str]) -> None:
+        self.source = source
+        self.kind = kind  # "directory", "zip" or "tar"
+        self.files: tuple[AppFile, ...] = tuple(files)
+        # path -> real file (directory) or archive member name (archives)
+        self._origin = origin
+        self._by_path = {f.path: f for f in files}
+
+    @property
+    def total_size(self) -> int:
+        return sum(f.size for f in self.files)
+
+    def read(self, path: str) -> bytes:
+        """The bytes of one gathered file."""
+        if path not in self._by_path:
+            raise PathNotFound(f"{path} is not one of the app's files")
+        for _, data in self.iter_contents([path]):
+            return data
+        raise PathNotFound(path)  # pragma: no cover - iter_contents yields it
+
+    def iter_contents(self, paths: Iterable[str] | None = None) -> Iterator[tuple[AppFile, bytes]]:
+        """(file, bytes) for `paths` (default: all), in one pass over the source."""
+        wanted = [self._by_path[p] for p in paths] if paths is not None else list(self.files)
+        if self.kind == "directory":
+            for f in wanted:
+                yield f, _read_regular(Path(self._origin[f.path]), f.path)
+        elif self.kind == "zip":
+            with _open_zip(self.source) as zf:
+                for f in wanted:
+                    try:
+                        with zf.open(self._origin[f.path]) as fh:
+                            data = _bounded(fh.read, f.path)
+                    except _READ_ERRORS as exc:
+                        raise UnsafePath(f"{self.source} is not a readable archive: {exc}") from None
+                    yield f, data
+        else:
+            by_member: dict[str, list[AppFile]] = {}
+            for f in wanted:
+                by_member.setdefault(self._origin[f.path], []).append(f)
+            order = {p: i for i, p in enumerate(f.path for f in wanted)}
+            found: list[tuple[AppFile, bytes]] = []
+            with _open_tar(self.source) as tf:
+                try:
+                    for member in tf:
+                        if member.name in by_member and member.isreg():
+                            fh = tf.extractfile(member)
+                            assert fh is not None
+                            data = _bounded(fh.read, member.name)
+                            found.extend((f, data) for f in by_member.pop(member.name))
+                except _READ_ERRORS as exc:
+                    raise UnsafePath(f"{self.source} is not a readable archive: {exc}") from None
+            if by_member:
+                raise PathNotFound(f"{self.source} changed while pushing: {sorted(by_member)[0]} is gone")
+            found.sort(key=lambda item: order[item[0].path])
+            yield from found
+
+
+def _bounded(read: Callable[[int], bytes], path: str) -> bytes:
+    data = read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise FileTooLarge(f"{path} is over the limit per file of {MAX_FILE_BYTES} bytes")
+    return data
+
+
+def _read_regular(real: Path, path: str) -> bytes:
+    try:
+        # O_NOFOLLOW: a file swapped for a symlink after the scan is not read.
+        fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise PathNotFound(f"{path} was removed while pushing") from None
+    except OSError as exc:
+        raise PathNotFound(f"Cannot read {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        return _bounded(fh.read, path)
+
+
+def scan_app(path: str | os.PathLike[str]) -> AppBits:
+    """Gather the app at `path`: a directory, or a zip/jar/war/tar/tgz file."""
+    source = Path(path)
+    if not os.path.lexists(source):
+        raise PathNotFound(f"The specified path '{source}' does not exist.")
+    try:
+        real = source.resolve(strict=True)
+    except (FileNotFoundError, RuntimeError):
+        raise PathNotFound(f"The specified path '{source}' does not exist.") from None
+    if real.is_dir():
+        bits = _scan_directory(source, real)
+    elif real.is_file():
+        if zipfile.is_zipfile(real):
+            bits = _scan_zip(real)
+        elif _is_tar(real):
+            bits = _scan_tar(real)
+        else:
+            raise PathNotFound(f"The specified path '{source}' is not a directory, zip or tar archive")
+    else:
+        raise UnsafePath(f"The specified path '{source}' is not a directory or regular file")
+    if not bits.files:
+        raise PathEmpty(f"No app files found in '{source}'")
+    return bits
+
+
+def _scan_directory(source: Path, root: Path) -> AppBits:
+    ignore = CfIgnore()
+    cfignore = root / ".cfignore"
+    if cfignore.is_file() and not cfignore.is_symlink():
+        ignore = CfIgnore.from_text(cfignore.read_text(encoding="utf-8", errors="replace"))
+    budget = _Budget()
+    found: list[tuple[str, str, os.stat_result]] = []
+
+    def walk(real_dir: Path, prefix: str, chain: frozenset[Path]) -> None:
+        try:
+            entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
+        except OSError as exc:
+            raise PathNotFound(f"Cannot read directory {prefix or '.'}: {exc.strerror}") from None
+        for entry in entries:
+            rel = prefix + entry.name
+            _check_utf8(rel)
+            if entry.is_symlink():
+                # Ignore rules first (a user may .cfignore a bad link); following
+                # the link only to learn if it is a directory reads nothing.
+                if ignore.ignored(rel, os.path.isdir(entry.path)):
+                    continue
+                target = Path(os.path.realpath(entry.path))
+                if target != root and root not in target.parents:
+                    raise UnsafePath(f"Symlink {rel} points outside the app directory")
+                try:
+                    st = target.stat()
+                except OSError:
+                    raise UnsafePath(f"Symlink {rel} points to a missing file") from None
+            else:
+                target = Path(entry.path)
+                st = entry.stat(follow_symlinks=False)
+            is_dir = stat.S_ISDIR(st.st_mode)
+            if ignore.ignored(rel, is_dir):
+                continue
+            if is_dir:
+                if target in chain:
+                    raise UnsafePath(f"Symlink {rel} makes a loop")
+                walk(target, rel + "/", chain | {target})
+            elif stat.S_ISREG(st.st_mode):
+                budget.add(rel, st.st_size)
+                found.append((rel, str(target), st))
+            else:
+                raise UnsafePath(f"{rel} is not a regular file (device, FIFO or socket)")
+
+    walk(root, "", frozenset({root}))
+    files: list[AppFile] = []
+    origin: dict[str, str] = {}
+    for rel, real, st in found:
+        try:
+            fd = os.open(real, os.O_RDONLY)
+        except OSError as exc:
+            raise PathNotFound(f"Cannot read {rel}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            sha1, size = _hash_stream(fh.read, rel)
+        files.append(AppFile(rel, sha1, size, _normal_mode(st.st_mode)))
+        origin[rel] = real
+    # Sizes may have grown since stat(): check the budget on what was hashed.
+    final = _Budget()
+    for f in files:
+        final.add(f.path, f.size)
+    return AppBits(source, "directory", files, origin)
+
+
+def _is_tar(path: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(path)
+    except (OSError, tarfile.TarError, EOFError):
+        return False
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnsafePath(f"{path} is not a readable zip archive: {exc}") from None
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    try:
+        return tarfile.open(path, mode="r:*", encoding="utf-8", errors="strict")
+    except _READ_ERRORS as exc:
+        raise UnsafePath(f"{path} is not a readable tar archive: {exc}") from None
+
+
+@dataclass(slots=True)
+class _Entry:
+    """An archive member, classified."""
+
+    name: str  # cleaned relative path
+    member: str  # name in the archive
+    kind: str  # "file", "dir" or "link"
+    size: int = 0
+    mode: int = 0o644
+    link: str | None = None  # cleaned archive path the link points to
+
+
+def _resolve_links(entries: list[_Entry]) -> dict[str, _Entry]:
+    """Map each file or inside-pointing link to the regular-file entry it reads."""
+    by_name = {e.name: e for e in entries}
+    dirs = {e.name for e in entries if e.kind == "dir"}
+    for e in entries:
+        parts = e.name.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    resolved: dict[str, _Entry] = {}
+    for e in entries:
+        if e.kind == "dir":
+            continue
+        current = e
+        for _ in range(_MAX_LINK_HOPS):
+            if current.kind != "link":
+                break
+            assert current.link is not None
+            if current.link in dirs:
+                raise UnsafePath(f"Link {e.name} points to a directory; only links to files are supported")
+            nxt = by_name.get(current.link)
+            if nxt is None:
+                raise UnsafePath(f"Link {e.name} points to a missing file {current.link!r}")
+            current = nxt
+        else:
+            raise UnsafePath(f"Link {e.name} makes a loop")
+        resolved[e.name] = current
+    return resolved
+
+
+def _link_target(name: str, target: str, *, relative: bool, backslash: bool = False) -> str:
+    """The cleaned archive path a link names, or `UnsafePath` if it escapes."""
+    if backslash:
+        target = target.replace("\\", "/")
+    if target.startswith("/") or re.match(r"[A-Za-z]:", target):
+        raise UnsafePath(f"Link {name} points outside the app ({target!r} is absolute)")
+    base = name.split("/")[:-1] if relative else []
+    parts: list[str] = list(base)
+    for part in target.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                raise UnsafePath(f"Link {name} points outside the app ({target!r})")
+            parts.pop()
+        else:
+            parts.append(part)
+    if not parts:
+        raise UnsafePath(f"Link {name} points to the app root")
+    return "/".join(parts)
+
+
+def _finish_archive(
+    source: Path,
+    kind: str,
+    entries: list[_Entry],
+    read_all: Callable[[set[str]], Iterator[tuple[str, bytes]]],
+) -> AppBits:
+    """Shared tail of zip and tar gathering: ignore rules, links, limits, hashes."""
+    _check_conflicts(e.name for e in entries if e.kind != "dir")
+    by_name = {e.name: e for e in entries}
+    ignore = CfIgnore()
+    cfignore = by_name.get(".cfignore")
+    if cfignore is not None and cfignore.kind == "file":
+        for _, data in read_all({cfignore.member}):
+            ignore = CfIgnore.from_text(data.decode("utf-8", errors="replace"))
+    kept = [e for e in entries if e.kind != "dir" and not ignore.ignored(e.name)]
+    resolved = _resolve_links(entries)
+    budget = _Budget()
+    for e in kept:
+        budget.add(e.name, resolved[e.name].size)
+    wanted = {resolved[e.name].member for e in kept}
+    hashes: dict[str, tuple[str, int]] = {}
+    for member, data in read_all(wanted):
+        hashes[member] = (hashlib.sha1(data, usedforsecurity=False).hexdigest(), len(data))
+    files: list[AppFile] = []
+    origin: dict[str, str] = {}
+    for e in sorted(kept, key=lambda e: e.name):
+        target = resolved[e.name]
+        sha1, size = hashes[target.member]
+        files.append(AppFile(e.name, sha1, size, _normal_mode(target.mode)))
+        origin[e.name] = target.member
+    return AppBits(source, kind, files, origin)
+
+
+def _scan_zip(path: Path) -> AppBits:
+    entries: list[_Entry] = []
+    with _open_zip(path) as zf:
+        for info in zf.infolist():
+            name = _clean_name(info.filename, backslash=True)
+            unix = info.external_attr >> 16
+            ftype = stat.S_IFMT(unix)
+            if info.flag_bits & 0x1:
+                raise UnsafePath(f"Entry {name} is encrypted")
+            if info.is_dir() or ftype == stat.S_IFDIR:
+                if name:
+                    entries.append(_Entry(name, info.filename, "dir"))
+                continue
+            if not name:
+                raise UnsafePath(f"Entry {info.filename!r} has no name")
+            if ftype == stat.S_IFLNK:
+                if info.file_size > 4096:
+                    raise UnsafePath(f"Link {name} has an implausibly long target")
+                target = zf.read(info).decode("utf-8", errors="strict")
+                link = _link_target(name, target, relative=True, backslash=True)
+                entries.append(_Entry(name, info.filename, "link", link=link))
+            elif ftype in (0, stat.S_IFREG):
+                mode = unix & 0o777 if unix else 0o644
+                entries.append(_Entry(name, info.filename, "file", info.file_size, mode))
+            else:
+                raise UnsafePath(f"Entry {name} is not a regular file (device, FIFO or socket)")
+
+        def read_all(members: set[str]) -> Iterator[tuple[str, bytes]]:
+            for m in sorted(members):
+                try:
+                    with zf.open(m) as fh:
+                        yield m, _bounded(fh.read, m)
+                except _READ_ERRORS as exc:
+                    raise UnsafePath(f"{path} is not a readable archive: {exc}") from None
+
+        return _finish_archive(path, "zip", entries, read_all)
+
+
+def _tar_entries(tf: tarfile.TarFile) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for m in tf.getmembers():
+        name = _clean_name(m.name)
+        if m.isdir():
+            if name:
+                entries.append(_Entry(name, m.name, "dir"))
+            continue
+        if not name:
+            raise UnsafePath(f"Entry {m.name!r} has no name")
+        if m.isreg():
+            entries.append(_Entry(name, m.name, "file", m.size, m.mode))
+        elif m.issym():
+            entries.append(_Entry(name, m.name, "link", link=_link_target(name, m.linkname, relative=True)))
+        elif m.islnk():
+            entries.append(_Entry(name, m.name, "link", link=_link_target(name, m.linkname, relative=False)))
+        else:
+            raise UnsafePath(f"Entry {name} is not a regular file (device, FIFO or socket)")
+    return entries
+
+
+def _scan_tar(path: Path) -> AppBits:
+    with _open_tar(path) as tf:
+        try:
+            entries = _tar_entries(tf)
+        except _READ_ERRORS as exc:
+            raise UnsafePath(f"{path} is not a readable archive: {exc}") from None
+        # Hard links name their target by archive name, which may differ from
+        # the cleaned name ("./a" vs "a"): map cleaned names to member names.
+        members = {e.member: e for e in entries}
+
+        def read_all(wanted: set[str]) -> Iterator[tuple[str, bytes]]:
+            try:
+                for m in tf.getmembers():
+                    if m.name in wanted and m.name in members and m.isreg():
+                        fh = tf.extractfile(m)
+                        assert fh is not None
+                        yield m.name, _bounded(fh.read, m.name)
+            except _READ_ERRORS as exc:
+                raise UnsafePath(f"{path} is not a readable archive: {exc}") from None
+
+        return _finish_archive(path, "tar", entries, read_all)
+
+
+# --- the package format --------------------------------------------------------
+
+
+def write_package(
+    files: Iterable[AppFile],
+    read: Callable[[str], bytes],
+    fileobj: BinaryIO,
+    *,
+    mtime: int = 0,
+) -> None:
+    """Write the package (a gzipped tar) of `files` to `fileobj`.
+
+    `read(path)` supplies each file's bytes (from an upload or the resource
+    pool); bytes that do not match the file's SHA1 and size raise
+    `BlobCorrupt`, so a package never disagrees with the metadata kept about
+    it. Entries are sorted, with fixed mtime and owner: the same files always
+    give the same bytes.
+    """
+    ordered = sorted(files, key=lambda f: f.path)
+    for f in ordered:
+        if _clean_name(f.path) != f.path or not f.path:
+            raise UnsafePath(f"Package entry {f.path!r} is not a clean relative path")
+    _check_conflicts(f.path for f in ordered)
+    budget = _Budget()
+    for f in ordered:
+        budget.add(f.path, f.size)
+    # Level 6 (gzip's own default) costs far less CPU than 9 for a few percent.
+    with gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=mtime, compresslevel=6) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
+            for f in ordered:
+                data = read(f.path)
+                if len(data) != f.size or hashlib.sha1(data, usedforsecurity=False).hexdigest() != f.sha1:
+                    raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
+                info = tarfile.TarInfo(f.path)
+                info.size = f.size
+                info.mode = _normal_mode(f.mode)
+                info.mtime = mtime
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tf.addfile(info, io.BytesIO(data))
+
+
+def build_package(files: Iterable[AppFile], read: Callable[[str], bytes], *, mtime: int = 0) -> bytes:
+    """The package of `files` as bytes (see `write_package`)."""
+    buf = io.BytesIO()
+    write_package(files, read, buf, mtime=mtime)
+    return buf.getvalue()
+
+
+def _open_package(package: str | os.PathLike[str] | bytes) -> tarfile.TarFile:
+    try:
+        if isinstance(package, (bytes, bytearray, memoryview)):
+            return tarfile.open(fileobj=io.BytesIO(bytes(package)), mode="r:*", encoding="utf-8", errors="strict")
+        return tarfile.open(package, mode="r:*", encoding="utf-8", errors="strict")
+    except FileNotFoundError:
+        raise PathNotFound(f"Package {package} does not exist") from None
+    except _READ_ERRORS as exc:
+        raise BlobCorrupt(f"Package is not a readable tar archive: {exc}") from None
+
+
+def _package_members(tf: tarfile.TarFile) -> list[tuple[str, tarfile.TarInfo]]:
+    """Every member, checked before anything is written: (clean name, member)."""
+    try:
+        members = tf.getmembers()
+    except _READ_ERRORS as exc:
+        raise BlobCorrupt(f"Package is not a readable tar archive: {exc}") from None
+    out: list[tuple[str, tarfile.TarInfo]] = []
+    budget = _Budget()
+    for m in members:
+        name = _clean_name(m.name)
+        if m.isdir():
+            continue
+        if not m.isreg():
+            kind = "link" if (m.issym() or m.islnk()) else "special file"
+            raise UnsafePath(f"Package entry {m.name!r} is a {kind}; packages hold regular files only")
+        if not name:
+            raise UnsafePath(f"Package entry {m.name!r} has no name")
+        budget.add(name, m.size)
+        out.append((name, m))
+    _check_conflicts(name for name, _ in out)
+    return out
+
+
+def iter_package(package: str | os.PathLike[str] | bytes) -> Iterator[tuple[AppFile, bytes]]:
+    """Each (file, bytes) of a package, after checking every entry is safe."""
+    with _open_package(package) as tf:
+        for name, member in _package_members(tf):
+            try:
+                fh = tf.extractfile(member)
+                assert fh is not None
+                data = _bounded(fh.read, name)
+            except _READ_ERRORS as exc:
+                raise BlobCorrupt(f"Package entry {name} cannot be read: {exc}") from None
+            if len(data) != member.size:
+                raise BlobCorrupt(f"Package entry {name} is truncated")
+            sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
+            yield AppFile(name, sha1, len(data), _normal_mode(member.mode)), data
+
+
+def extract_package(package: str | os.PathLike[str] | bytes, dest_dir: str | os.PathLike[str]) -> list[AppFile]:
+    """Unpack a package into `dest_dir` (absent or empty) and list its files.
+
+    Every entry is checked before the first byte is written; a hostile entry
+    (``..``, absolute, link, device) raises `UnsafePath` and writes nothing.
+    Truncated or undecodable data raises `BlobCorrupt` (`dest_dir` may then
+    hold part of the package: discard it).
+    """
+    dest = Path(dest_dir)
+    if dest.is_symlink():
+        raise UnsafePath(f"Destination {dest} is a symlink")
+    dest.mkdir(parents=True, exist_ok=True)
+    if any(dest.iterdir()):
+        raise UnsafePath(f"Destination {dest} is not empty")
+    files: list[AppFile] = []
+    with _open_package(package) as tf:
+        members = _package_members(tf)
+        for name, member in members:
+            target = dest.joinpath(*name.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mode = _normal_mode(member.mode)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            digest = hashlib.sha1(usedforsecurity=False)
+            size = 0
+            fh = tf.extractfile(member)
+            assert fh is not None
+            with os.fdopen(os.open(target, flags, mode), "wb") as out:
+                while chunk := _read_package_chunk(fh, name):
+                    size += len(chunk)
+                    if size > member.size:
+                        raise BlobCorrupt(f"Package entry {name} is longer than its header says")
+                    digest.update(chunk)
+                    out.write(chunk)
+            if size != member.size:
+                raise BlobCorrupt(f"Package entry {name} is truncated")
+            # The umask may have narrowed the mode given to open().
+            os.chmod(target, mode)
+            files.append(AppFile(name, digest.hexdigest(), size, mode))
+    return files
+
+
+def _read_package_chunk(fh: BinaryIO, name: str) -> bytes:
+    # Kept apart from the writes so a full disk is not reported as corruption.
+    try:
+        return fh.read(_CHUNK)
+    except _READ_ERRORS as exc:
+        raise BlobCorrupt(f"Package entry {name} cannot be read: {exc}") from None
