@@ -1,0 +1,501 @@
+"""The blob store: packages and droplets as content-addressed files, and the
+resource pool that lets `cf push` skip uploading files the platform already has.
+
+Layout under ``root``::
+
+    blobs/ab/cd/<sha256>            packages and droplets, keyed by sha256
+    resource_pool/ab/cd/<sha1>      single app files, keyed by sha1 (as the CLI hashes them)
+
+Every file is written to a ``.tmp-*`` file on the same filesystem, fsynced,
+then renamed into place, so a reader sees the whole blob or none; leftovers of
+a crash are removed by `open()`. Every read recomputes the hash: a mismatch is
+`BlobCorrupt`, an absent file `BlobNotFound`. A failure of the store's own
+disk is `BlobStoreUnavailable`; errors about the caller's paths (the source of
+`put_file`, the destination of `copy_to`) pass through unchanged.
+
+Hooks, all injected: ``io_guard()`` is entered around every thread hop (all
+file work runs in `anyio.to_thread.run_sync`), so a virtual clock does not
+jump while it is in flight; ``fault(op)`` is awaited before each operation
+with one of the ``OP_*`` names below and may raise `BlobStoreUnavailable` or
+sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any, BinaryIO, Self, TypeVar
+
+import anyio.to_thread
+
+from protocol.errors import BlobCorrupt, BlobNotFound, BlobStoreUnavailable
+
+__all__ = [
+    "OP_DELETE",
+    "OP_GET",
+    "OP_HEAD",
+    "OP_LIST",
+    "OP_PUT",
+    "BlobInfo",
+    "BlobStore",
+    "BlobStoreStats",
+]
+
+OP_PUT = "blob.put"  # put_bytes, put_file, add_resources
+OP_GET = "blob.get"  # get_bytes, copy_to, verify, get_resource
+OP_HEAD = "blob.head"  # exists, size, match_resources
+OP_DELETE = "blob.delete"  # delete
+OP_LIST = "blob.list"  # keys, orphans, missing, stats
+
+IoGuard = Callable[[], AbstractAsyncContextManager[object]]
+Fault = Callable[[str], Awaitable[None]]
+T = TypeVar("T")
+
+_TMP_PREFIX = ".tmp-"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A stored blob: its sha256 key and size in bytes."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStoreStats:
+    """Counts and bytes held, for a status line."""
+
+    blobs: int
+    blob_bytes: int
+    resources: int
+    resource_bytes: int
+
+
+@contextlib.contextmanager
+def _store_disk(what: str) -> Iterator[None]:
+    """Turn an OSError of the store's own files into BlobStoreUnavailable."""
+    try:
+        yield
+    except OSError as exc:
+        raise BlobStoreUnavailable(f"{what}: {exc}") from exc
+
+
+def _fanned(base: Path, key: str) -> Path:
+    # Two levels of 256 keep any one directory small.
+    return base / key[:2] / key[2:4] / key
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is only durable once the directory entry is.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(final: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write through `write` into a temp file beside `final`, fsync, rename into place."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            write(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(final.parent)
+
+
+def _read_verified(path: Path, key: str, algorithm: str, kind: str) -> bytes:
+    with _store_disk(f"reading {kind} {key}"):
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise BlobNotFound(f"{kind} {key} not found") from None
+    if hashlib.new(algorithm, data).hexdigest() != key:
+        raise BlobCorrupt(f"{kind} {key} does not match its {algorithm}")
+    return data
+
+
+def _walk(base: Path, pattern: re.Pattern[str]) -> Iterator[tuple[str, Path]]:
+    """(key, path) of every well-formed entry in a fanned-out tree."""
+    if not base.is_dir():
+        return
+    with os.scandir(base) as level1:
+        for first in level1:
+            if not first.is_dir(follow_symlinks=False):
+                continue
+            with os.scandir(first.path) as level2:
+                for second in level2:
+                    if not second.is_dir(follow_symlinks=False):
+                        continue
+                    with os.scandir(second.path) as entries:
+                        for entry in entries:
+                            name = entry.name
+                            if (
+                                pattern.fullmatch(name)
+                                and name[:2] == first.name
+                                and name[2:4] == second.name
+                                and entry.is_file(follow_symlinks=False)
+                            ):
+                                yield name, Path(entry.path)
+
+
+class BlobStore:
+    """Content-addressed packages and droplets, plus the resource pool, on local disk."""
+
+    def __init__(
+        self,
+        root: str | PathLike[str],
+        *,
+        io_guard: IoGuard | None = None,
+        fault: Fault | None = None,
+        chunk_size: int = _CHUNK,
+    ) -> None:
+        if chunk_size <= 0:
+            raise ValueError("chunk_size must be positive")
+        self._root = Path(root)
+        self._blobs = self._root / "blobs"
+        self._pool = self._root / "resource_pool"
+        self._io_guard: IoGuard = io_guard or contextlib.nullcontext
+        self._fault = fault
+        self._chunk = chunk_size
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    # --- lifecycle --------------------------------------------------------
+
+    async def open(self) -> int:
+        """Create the directories and remove temp files a crash left; returns how many."""
+        await self._thread(self._blobs.mkdir, parents=True, exist_ok=True)
+        await self._thread(self._pool.mkdir, parents=True, exist_ok=True)
+        return await self.startup_cleanup()
+
+    async def close(self) -> None:
+        """Nothing is held open between operations; here for symmetry with `open`."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def startup_cleanup(self) -> int:
+        """Remove leftover ``.tmp-*`` files; returns how many were removed."""
+
+        def clean() -> int:
+            removed = 0
+            for base in (self._blobs, self._pool):
+                for dirpath, _dirs, files in os.walk(base):
+                    for name in files:
+                        if name.startswith(_TMP_PREFIX):
+                            with contextlib.suppress(FileNotFoundError):
+                                os.unlink(os.path.join(dirpath, name))
+                                removed += 1
+            return removed
+
+        with _store_disk("cleaning temp files"):
+            return await self._thread(clean)
+
+    # --- plumbing ---------------------------------------------------------
+
+    async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async with self._io_guard():
+            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+
+    async def _before(self, op: str) -> None:
+        if self._fault is not None:
+            await self._fault(op)
+
+    def _blob_path(self, key: str) -> Path:
+        if not isinstance(key, str) or not _SHA256.fullmatch(key):
+            # Also what keeps a key from naming a path outside the store.
+            raise ValueError(f"not a sha256 blob key: {key!r}")
+        return _fanned(self._blobs, key)
+
+    def _resource_path(self, sha1: str) -> Path:
+        if not isinstance(sha1, str) or not _SHA1.fullmatch(sha1):
+            raise ValueError(f"not a sha1 resource key: {sha1!r}")
+        return _fanned(self._pool, sha1)
+
+    # --- blobs ------------------------------------------------------------
+
+    async def put_bytes(self, data: bytes) -> BlobInfo:
+        """Store `data` under its sha256; storing the same content again is harmless."""
+        await self._before(OP_PUT)
+
+        def put() -> BlobInfo:
+            key = hashlib.sha256(data).hexdigest()
+            with _store_disk(f"writing blob {key}"):
+                # Rewritten even if present: a rename over a damaged copy heals it.
+                _write_atomic(_fanned(self._blobs, key), lambda out: out.write(data))
+            return BlobInfo(key, len(data))
+
+        return await self._thread(put)
+
+    async def put_file(self, path: str | PathLike[str]) -> BlobInfo:
+        """Stream the file at `path` into the store, hashing as it goes."""
+        await self._before(OP_PUT)
+        source = Path(path)
+
+        def put() -> BlobInfo:
+            digest = hashlib.sha256()
+            size = 0
+            with source.open("rb") as src:
+                with _store_disk("writing blob"):
+                    # The key is known only at the end, so the temp file lives
+                    # in blobs/ (same filesystem, so the rename is still atomic).
+                    self._blobs.mkdir(parents=True, exist_ok=True)
+                    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self._blobs)
+                try:
+                    with os.fdopen(fd, "wb") as out:
+                        while chunk := src.read(self._chunk):
+                            digest.update(chunk)
+                            size += len(chunk)
+                            with _store_disk("writing blob"):
+                                out.write(chunk)
+                        with _store_disk("writing blob"):
+                            out.flush()
+                            os.fsync(out.fileno())
+                    key = digest.hexdigest()
+                    final = _fanned(self._blobs, key)
+                    with _store_disk(f"writing blob {key}"):
+                        final.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(tmp, final)
+                        _fsync_dir(final.parent)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+            return BlobInfo(key, size)
+
+        return await self._thread(put)
+
+    async def get_bytes(self, key: str) -> bytes:
+        """The blob's content, verified; `BlobNotFound` or `BlobCorrupt` otherwise."""
+        path = self._blob_path(key)
+        await self._before(OP_GET)
+        return await self._thread(_read_verified, path, key, "sha256", "blob")
+
+    async def copy_to(self, key: str, dest: str | PathLike[str]) -> BlobInfo:
+        """Copy the blob to `dest`, verified as it streams; `dest` appears only if it matched."""
+        path = self._blob_path(key)
+        await self._before(OP_GET)
+        target = Path(dest)
+
+        def copy() -> BlobInfo:
+            with _store_disk(f"reading blob {key}"):
+                try:
+                    src = path.open("rb")
+                except FileNotFoundError:
+                    raise BlobNotFound(f"blob {key} not found") from None
+            with src:
+                fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=target.parent)
+                try:
+                    digest = hashlib.sha256()
+                    size = 0
+                    with os.fdopen(fd, "wb") as out:
+                        while True:
+                            with _store_disk(f"reading blob {key}"):
+                                chunk = src.read(self._chunk)
+                            if not chunk:
+                                break
+                            digest.update(chunk)
+                            size += len(chunk)
+                            out.write(chunk)
+                    if digest.hexdigest() != key:
+                        raise BlobCorrupt(f"blob {key} does not match its sha256")
+                    os.replace(tmp, target)
+                except BaseException:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
+                    raise
+            return BlobInfo(key, size)
+
+        return await self._thread(copy)
+
+    async def exists(self, key: str) -> bool:
+        """Whether a blob with this key is on disk (its content is not checked)."""
+        path = self._blob_path(key)
+        await self._before(OP_HEAD)
+        with _store_disk(f"looking up blob {key}"):
+            return await self._thread(path.is_file)
+
+    async def size(self, key: str) -> int:
+        """The blob's size in bytes; `BlobNotFound` if absent."""
+        path = self._blob_path(key)
+        await self._before(OP_HEAD)
+
+        def size() -> int:
+            with _store_disk(f"looking up blob {key}"):
+                try:
+                    return path.stat().st_size
+                except FileNotFoundError:
+                    raise BlobNotFound(f"blob {key} not found") from None
+
+        return await self._thread(size)
+
+    async def verify(self, key: str) -> bool:
+        """True if the blob is present and matches its key; False if absent or corrupt."""
+        path = self._blob_path(key)
+        await self._before(OP_GET)
+
+        def verify() -> bool:
+            digest = hashlib.sha256()
+            with _store_disk(f"reading blob {key}"):
+                try:
+                    with path.open("rb") as src:
+                        while chunk := src.read(self._chunk):
+                            digest.update(chunk)
+                except FileNotFoundError:
+                    return False
+            return digest.hexdigest() == key
+
+        return await self._thread(verify)
+
+    async def delete(self, key: str) -> bool:
+        """Remove the blob; True if it was there."""
+        path = self._blob_path(key)
+        await self._before(OP_DELETE)
+
+        def delete() -> bool:
+            with _store_disk(f"deleting blob {key}"):
+                try:
+                    path.unlink()
+                except FileNotFoundError:
+                    return False
+            return True
+
+        return await self._thread(delete)
+
+    async def keys(self) -> list[str]:
+        """Every blob key on disk, sorted (so runs with one seed list them alike)."""
+        await self._before(OP_LIST)
+        return await self._list_keys()
+
+    async def _list_keys(self) -> list[str]:
+        with _store_disk("listing blobs"):
+            return await self._thread(lambda: sorted(key for key, _ in _walk(self._blobs, _SHA256)))
+
+    async def orphans(self, referenced: Iterable[str]) -> set[str]:
+        """Keys on disk that nothing in `referenced` points to."""
+        await self._before(OP_LIST)
+        return set(await self._list_keys()) - set(referenced)
+
+    async def missing(self, referenced: Iterable[str]) -> set[str]:
+        """Keys in `referenced` with no blob on disk."""
+        await self._before(OP_LIST)
+        return set(referenced) - set(await self._list_keys())
+
+    async def stats(self) -> BlobStoreStats:
+        """How many blobs and resources are held, and their bytes."""
+        await self._before(OP_LIST)
+
+        def count() -> BlobStoreStats:
+            blobs = [p.stat().st_size for _, p in _walk(self._blobs, _SHA256)]
+            resources = [p.stat().st_size for _, p in _walk(self._pool, _SHA1)]
+            return BlobStoreStats(len(blobs), sum(blobs), len(resources), sum(resources))
+
+        with _store_disk("counting blobs"):
+            return await self._thread(count)
+
+    # --- resource pool ----------------------------------------------------
+
+    async def match_resources(
+        self, resources: Iterable[tuple[str, int]]
+    ) -> list[tuple[str, int]]:
+        """Those ``(sha1, size)`` pairs the pool already holds, in the order given.
+
+        Entries that are not well-formed sha1s never match (the list comes
+        from the CLI), and a held file of another size does not match either.
+        """
+        wanted = list(resources)
+        await self._before(OP_HEAD)
+
+        def match() -> list[tuple[str, int]]:
+            held = []
+            for sha1, size in wanted:
+                if not isinstance(sha1, str) or not _SHA1.fullmatch(sha1):
+                    continue
+                try:
+                    if _fanned(self._pool, sha1).stat().st_size == size:
+                        held.append((sha1, size))
+                except FileNotFoundError:
+                    pass
+            return held
+
+        with _store_disk("matching resources"):
+            return await self._thread(match)
+
+    async def add_resources(self, resources: Iterable[tuple[str, bytes]]) -> list[str]:
+        """Add files to the pool; returns the sha1s newly stored.
+
+        Every file is checked against its sha1 before any is written, so a
+        bad entry (`BlobCorrupt`) leaves the pool as it was.
+        """
+        items = list(resources)
+        for sha1, data in items:
+            self._resource_path(sha1)
+            if hashlib.sha1(data).hexdigest() != sha1:
+                raise BlobCorrupt(f"resource {sha1} does not match its content")
+        await self._before(OP_PUT)
+
+        def add() -> list[str]:
+            added = []
+            for sha1, data in items:
+                final = _fanned(self._pool, sha1)
+                if final.is_file() and final.stat().st_size == len(data):
+                    continue
+                _write_atomic(final, lambda out, data=data: out.write(data))
+                added.append(sha1)
+            return added
+
+        with _store_disk("adding resources"):
+            return await self._thread(add)
+
+    async def get_resource(self, sha1: str) -> bytes:
+        """A pooled file's content, verified.
+
+        A corrupt entry is dropped from the pool before `BlobCorrupt` is
+        raised: the pool is a cache, and the next push then uploads the file
+        again instead of matching the damaged copy forever.
+        """
+        path = self._resource_path(sha1)
+        await self._before(OP_GET)
+
+        def get() -> bytes:
+            try:
+                return _read_verified(path, sha1, "sha1", "resource")
+            except BlobCorrupt:
+                # Best effort: failing to drop it must not hide the corruption.
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                raise
+
+        return await self._thread(get)
