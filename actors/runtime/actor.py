@@ -40,6 +40,11 @@ __all__ = ["ActorCrashed", "AsyncActorRef", "AsyncioActor"]
 log = structlog.get_logger("minifoundry.runtime")
 
 _CoroutineType = types.CoroutineType
+_new_envelope = tuple.__new__
+_get_ident = threading.get_ident
+_PYKKA_MESSAGES = frozenset(
+    {messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr}
+)
 _names = itertools.count(1)
 
 
@@ -61,6 +66,10 @@ class AsyncActorRef(ActorRef[Any]):
         super().__init__(actor)
         self.actor_name = actor.actor_name
         self._system = actor._system
+        self._actor = actor  # for the cheap liveness flag on the hot path
+
+    def is_alive(self) -> bool:
+        return self._actor._running
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.actor_name}>"
@@ -71,10 +80,23 @@ class AsyncActorRef(ActorRef[Any]):
     def tell(self, message: Any) -> None:
         actor = _current_actor.get()
         sender = "user" if actor is None else actor.actor_name
-        if self.actor_stopped.is_set():
+        if not self._actor._running:
             self._system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             raise ActorDeadError(f"{self.actor_name} not found")
-        self.actor_inbox.put(Envelope(message, None, sender, current_trace.get()))
+        envelope = _new_envelope(Envelope, (message, None, sender, current_trace.get()))
+        mailbox = self.actor_inbox
+        seam = mailbox._seam
+        if seam.active or _get_ident() != mailbox._loop_thread:
+            mailbox.put(envelope)
+            return
+        # Mailbox.put's fast path, inlined: tells are the hottest path.
+        seam.passed += 1
+        mailbox._queue.append(envelope)
+        waiter = mailbox._waiter
+        if waiter is not None:
+            mailbox._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Send `message`; the reply comes back on a future.
@@ -89,12 +111,12 @@ class AsyncActorRef(ActorRef[Any]):
         actor = _current_actor.get()
         sender = "user" if actor is None else actor.actor_name
         deadline = system.default_ask_timeout if timeout is None else timeout
-        if self.actor_stopped.is_set():
+        if not self._actor._running:
             system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             future._finish(None, ActorDeadError(f"{self.actor_name} not found"))
         else:
             system.arm_deadline(future, deadline, message, self.actor_name)
-            self.actor_inbox.put(Envelope(message, future, sender, current_trace.get()))
+            self.actor_inbox.put(_new_envelope(Envelope, (message, future, sender, current_trace.get())))
         if block:
             # Off the loop the caller's thread waits; the platform-time
             # deadline above normally fires first, this is the backstop.
@@ -220,24 +242,34 @@ class AsyncioActor(pykka.Actor):
     async def _running_loop(self) -> None:
         mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]
         queue = mailbox._queue
+        popleft = queue.popleft
+        create_future = self._system.loop.create_future
         handle = self._handle_receive
+        on_receive = self.on_receive
+        special = _PYKKA_MESSAGES
         trace_var = current_trace
         trace = None
         while self._running:
             if not queue or mailbox.paused:
-                await mailbox.wait()
+                # Inlined Mailbox.wait(): this is the hottest await there is.
+                waiter = create_future()
+                mailbox._waiter = waiter
+                await waiter
                 continue
-            envelope = queue.popleft()
-            if envelope.trace_id is not trace:
-                trace = envelope.trace_id
+            message, reply_to, _, envelope_trace = popleft()
+            if envelope_trace is not trace:
+                trace = envelope_trace
                 trace_var.set(trace)
-            reply_to = envelope.reply_to
             try:
-                result = handle(envelope.message)
+                # Ordinary messages go straight to on_receive; stop and proxy
+                # messages take pykka's path.
+                result = handle(message) if type(message) in special else on_receive(message)
                 if type(result) is _CoroutineType:
                     result = await result
                 if reply_to is not None:
-                    reply_to.set(result)
+                    # Our refs only ever attach AsyncioFutures, and this is
+                    # the loop thread: skip the public set()'s checks.
+                    reply_to._finish_on_loop(result, None)
             except Exception:
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker
@@ -320,7 +352,12 @@ class AsyncioActor(pykka.Actor):
         self._system._untrack(self)
 
     def _handle_receive(self, message: Any) -> Any:
-        if isinstance(message, messages._ActorStop):
+        # One set lookup decides the common case: an ordinary message goes
+        # straight to on_receive, skipping pykka's chain of isinstance checks.
+        kind = type(message)
+        if kind not in _PYKKA_MESSAGES:
+            return self.on_receive(message)
+        if kind is messages._ActorStop:
             return self._stop()
         return super()._handle_receive(message)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import fnmatch
+from operator import itemgetter as _itemgetter
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -44,6 +45,9 @@ __all__ = [
 
 log = structlog.get_logger("minifoundry.delivery")
 
+_get_ident = threading.get_ident
+_tuple_new = tuple.__new__
+
 #: The sender name of anything sent from outside every actor (a test, the REPL).
 EXTERNAL = "user"
 
@@ -58,16 +62,32 @@ def current_actor_name() -> str:
     return EXTERNAL if actor is None else actor.actor_name
 
 
-class Envelope(_PykkaEnvelope[Any]):
-    """pykka's envelope plus who sent it and which conversation it is part of."""
+class Envelope(tuple):  # type: ignore[type-arg]
+    """pykka's envelope (`message`, `reply_to`) plus who sent it and which
+    conversation it is part of.
 
-    __slots__ = ("sender", "trace_id")
+    A tuple underneath: an envelope is built for every message, and building
+    a tuple costs a fraction of running a Python `__init__`.
+    """
 
-    def __init__(self, message: Any, reply_to: Any = None, sender: str = EXTERNAL, trace_id: str | None = None) -> None:
-        self.message = message
-        self.reply_to = reply_to
-        self.sender = sender
-        self.trace_id = trace_id
+    __slots__ = ()
+
+    def __new__(cls, message: Any, reply_to: Any = None, sender: str = EXTERNAL, trace_id: Any = None) -> Envelope:
+        return _tuple_new(cls, (message, reply_to, sender, trace_id))
+
+    message = property(_itemgetter(0))
+    reply_to = property(_itemgetter(1))
+    sender = property(_itemgetter(2))
+    trace_id = property(_itemgetter(3))
+
+    @classmethod
+    def from_pykka(cls, envelope: _PykkaEnvelope[Any]) -> Envelope:
+        """An envelope built by pykka's own ActorRef: sender and trace unknown."""
+        actor = _current_actor.get()
+        return cls(envelope.message, envelope.reply_to, EXTERNAL if actor is None else actor.actor_name, current_trace.get())
+
+    def __repr__(self) -> str:
+        return f"Envelope({self[2]} -> message={self[0]!r}, trace={self[3]!r})"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -159,16 +179,19 @@ class Mailbox:
         self.paused = False
 
     def put(self, envelope: Envelope, /) -> None:
-        if threading.get_ident() != self._loop_thread:
+        if type(envelope) is not Envelope:
+            envelope = Envelope.from_pykka(envelope)
+        if _get_ident() != self._loop_thread:
             # From another thread (the REPL): hop onto the loop, keep order.
             self._loop.call_soon_threadsafe(self.put, envelope)
             return
         seam = self._seam
-        seam.sent += 1
         if seam.active:
+            seam.sent_slow += 1
             seam.deliver(self, envelope)
             return
-        seam.delivered += 1
+        # The fast path counts once: sent and delivered are the same here.
+        seam.passed += 1
         self._queue.append(envelope)
         waiter = self._waiter
         if waiter is not None:
@@ -178,7 +201,7 @@ class Mailbox:
 
     def enqueue(self, envelope: Envelope) -> None:
         """Past the seam: put the envelope in the queue and wake the actor."""
-        self._seam.delivered += 1
+        self._seam.delivered_slow += 1
         self._queue.append(envelope)
         waiter = self._waiter
         if waiter is not None:
@@ -222,8 +245,9 @@ class DeliverySeam:
     def __init__(self, clock: Clock, rng: random.Random, dead_letter_history: int = 1000) -> None:
         self.clock = clock
         self.rng = rng
-        self.sent = 0
-        self.delivered = 0
+        self.passed = 0  # fast path: sent and delivered in one step
+        self.sent_slow = 0
+        self.delivered_slow = 0
         self.dropped = 0
         self.duplicated = 0
         self.delayed = 0
@@ -350,6 +374,14 @@ class DeliverySeam:
             message=letter.message_type,
             reason=reason,
         )
+
+    @property
+    def sent(self) -> int:
+        return self.passed + self.sent_slow
+
+    @property
+    def delivered(self) -> int:
+        return self.passed + self.delivered_slow
 
     def statistics(self) -> dict[str, int]:
         return {

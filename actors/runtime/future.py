@@ -21,6 +21,7 @@ from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
+from pykka._future import _Unset
 
 from protocol.errors import AskTimeout, GetOnLoopThread
 
@@ -32,6 +33,7 @@ __all__ = ["AsyncioFuture"]
 T = TypeVar("T")
 
 _PENDING, _DONE = 0, 1
+_UNSET = _Unset()
 
 # Set while a get-hook (pykka's map/filter/join/reduce) is evaluated inside
 # `__await__`: a `.get()` on a not-yet-done future then asks to be awaited
@@ -50,8 +52,18 @@ class AsyncioFuture(pykka.Future[T]):
     # asyncio's Task looks for this attribute to decide it may wait on us.
     _asyncio_future_blocking = False
 
+    # Defaults as class attributes: an ask creates one future per round
+    # trip, and each attribute not assigned in __init__ is time saved.
+    _get_hook = None
+    _get_hook_result = _UNSET
+    _value: Any = None
+    _exc: BaseException | None = None
+    _callbacks: list[tuple[Callable[[Any], Any], contextvars.Context | None]] | None = None
+    _event: threading.Event | None = None
+
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None, loop_thread: int | None = None) -> None:
-        super().__init__()
+        # pykka's Future.__init__ only sets the two get-hook fields, which
+        # are class attributes here.
         if loop is None or loop_thread is None:
             # pykka derives futures with `future.__class__()` (map, filter,
             # join, stop): take the running system's loop.
@@ -62,12 +74,6 @@ class AsyncioFuture(pykka.Future[T]):
         self._loop = loop
         self._loop_thread = loop_thread
         self._state = _PENDING
-        self._value: Any = None
-        self._exc: BaseException | None = None
-        self._callbacks: list[tuple[Callable[[Any], Any], contextvars.Context | None]] | None = None
-        self._event: threading.Event | None = None
-        self._deadline_timer: Any = None
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         state = "pending" if self._state == _PENDING else "done"
@@ -94,33 +100,34 @@ class AsyncioFuture(pykka.Future[T]):
         self._finish(None, exc_value)
 
     def _finish(self, value: Any, exc: BaseException | None) -> None:
-        # First answer wins: a duplicated ask (a fault) or a deadline that
-        # raced the reply must not turn into an error in the replying actor.
-        with self._lock:
-            if self._state != _PENDING:
-                return
-            self._value = value
-            self._exc = exc
-            self._state = _DONE
-            callbacks, self._callbacks = self._callbacks, None
-            event = self._event
-        timer = self._deadline_timer
-        if timer is not None:
-            self._deadline_timer = None
-            timer.cancel()
+        # All mutation happens on the loop thread, so no lock is needed: a
+        # setter on another thread hops over. First answer wins: a duplicated
+        # ask (a fault) or a deadline that raced the reply is ignored.
+        if threading.get_ident() != self._loop_thread:
+            self._loop.call_soon_threadsafe(self._finish, value, exc)
+            return
+        self._finish_on_loop(value, exc)
+
+    def _finish_on_loop(self, value: Any, exc: BaseException | None) -> None:
+        if self._state != _PENDING:
+            return
+        self._value = value
+        self._exc = exc
+        self._state = _DONE
+        # A thread blocked in get() published its event before re-checking
+        # the state; reading it after setting the state cannot miss it.
+        event = self._event
         if event is not None:
             event.set()
+        callbacks = self._callbacks
         if callbacks:
-            if threading.get_ident() == self._loop_thread:
-                for cb, ctx in callbacks:
-                    self._loop.call_soon(cb, self, context=ctx)
-            else:
-                for cb, ctx in callbacks:
-                    self._loop.call_soon_threadsafe(cb, self, context=ctx)
+            self._callbacks = None
+            call_soon = self._loop.call_soon
+            for cb, ctx in callbacks:
+                call_soon(cb, self, context=ctx)
 
     def _expire(self, timeout: float, what: str) -> None:
-        """Deadline timer callback: fail the ask with AskTimeout."""
-        self._deadline_timer = None
+        """The deadline passed: fail the ask with AskTimeout."""
         self._finish(None, AskTimeout(f"no reply to {what} within {timeout:g} s"))
 
     def done(self) -> bool:
@@ -139,11 +146,11 @@ class AsyncioFuture(pykka.Future[T]):
                     "Future.get() called on the event loop thread would block the loop "
                     "that must produce the reply; use `await future` there instead"
                 )
-            with self._lock:
-                if self._state == _PENDING and self._event is None:
-                    self._event = threading.Event()
-                event = self._event
-            if event is not None and not event.wait(timeout):
+            event = self._event
+            if event is None:
+                event = threading.Event()
+                self._event = event
+            if self._state == _PENDING and not event.wait(timeout):
                 raise AskTimeout(f"no reply within {timeout:g} s")
         return self._outcome()
 
@@ -158,21 +165,20 @@ class AsyncioFuture(pykka.Future[T]):
         return self._loop
 
     def add_done_callback(self, fn: Callable[[Any], Any], *, context: contextvars.Context | None = None) -> None:
-        with self._lock:
-            if self._state == _PENDING:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append((fn, context))
-                return
+        # Loop thread only, as with asyncio futures.
+        if self._state == _PENDING:
+            if self._callbacks is None:
+                self._callbacks = []
+            self._callbacks.append((fn, context))
+            return
         self._loop.call_soon(fn, self, context=context)
 
     def remove_done_callback(self, fn: Callable[[Any], Any]) -> int:
-        with self._lock:
-            if not self._callbacks:
-                return 0
-            before = len(self._callbacks)
-            self._callbacks = [(f, c) for f, c in self._callbacks if f != fn]
-            return before - len(self._callbacks)
+        if not self._callbacks:
+            return 0
+        before = len(self._callbacks)
+        self._callbacks = [(f, c) for f, c in self._callbacks if f != fn]
+        return before - len(self._callbacks)
 
     def result(self) -> T:
         return self._outcome()

@@ -23,6 +23,7 @@ import structlog
 from pykka import ActorDeadError, ActorRegistry
 
 from actors.runtime.clock import Clock, RealClock, VirtualClock
+from actors.runtime.deadlines import Deadlines
 from actors.runtime.delivery import DeliverySeam, _current_actor, current_actor_name, current_trace
 from protocol.errors import RuntimeNotRunning
 
@@ -65,6 +66,7 @@ class ActorSystem:
         self.default_ask_timeout = default_ask_timeout
         self.shutdown_timeout = shutdown_timeout
         self.seam = DeliverySeam(self.clock, self.rng)
+        self.deadlines = Deadlines(self.clock)
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.loop_thread = -1
         self._names: dict[str, AsyncActorRef] = {}
@@ -113,6 +115,7 @@ class ActorSystem:
             task.cancel()
         if leftovers:
             await asyncio.gather(*leftovers, return_exceptions=True)
+        self.deadlines.cancel_all()
         if isinstance(self.clock, VirtualClock):
             await self.clock.stop()
         # Let cancelled helpers and call_soon'd callbacks run out.
@@ -203,16 +206,10 @@ class ActorSystem:
         return await ref.ask(message, block=False, timeout=timeout)
 
     def arm_deadline(self, future: AsyncioFuture[Any], deadline: float, message: Any, receiver: str) -> None:
-        def arm() -> None:
-            if not future.done():
-                future._deadline_timer = self.clock.call_later(
-                    deadline, future._expire, deadline, f"{type(message).__name__} to {receiver}"
-                )
-
         if threading.get_ident() == self.loop_thread:
-            arm()
+            self.deadlines.arm(future, deadline, type(message).__name__, receiver)
         else:
-            self.loop.call_soon_threadsafe(arm)
+            self.loop.call_soon_threadsafe(self.deadlines.arm, future, deadline, type(message).__name__, receiver)
 
     # --- supervision glue ------------------------------------------------------------
 

@@ -1,0 +1,49 @@
+"""The runtime benchmark runs end to end (figures are never asserted: speed is a report)."""
+
+from __future__ import annotations
+
+import json
+
+import pykka
+
+from benchmarks.runtime import IMPLEMENTATIONS, WORKLOADS, main
+
+
+def test_quick_run_writes_every_figure(tmp_path, capsys):
+    out = tmp_path / "r.json"
+
+    assert main(["--quick", "--json", str(out)]) == 0
+
+    report = json.loads(out.read_text())
+    assert set(report["workloads"]) == set(WORKLOADS) == {"tell", "ask", "bid_round"}
+    for workload in WORKLOADS:
+        data = report["workloads"][workload]
+        assert set(data["results"]) == set(IMPLEMENTATIONS) == {"ours", "pykka_threads", "bare_asyncio"}
+        for impl in IMPLEMENTATIONS:
+            figures = data["results"][impl]
+            assert figures["best"] > 0
+            assert figures["median"] > 0
+            assert len(figures["runs"]) == report["params"]["repeat"]
+            assert all(v > 0 for v in figures["runs"])
+        assert data["ours_over_pykka"] > 0
+        assert data["ours_vs_bare"] > 0
+        assert set(data["targets"]) >= {"pykka_pass", "bare_pass"}
+    assert report["machine"]["cpu_count"]
+
+    printed = capsys.readouterr().out
+    assert "bare asyncio" in printed
+    assert "PASS" in printed or "MISS" in printed
+
+
+def test_leaves_nothing_running(tmp_path):
+    import threading
+
+    before = {t.ident for t in threading.enumerate()}
+    main(["--quick", "--repeat", "1", "--json", str(tmp_path / "r.json")])
+
+    import actors.runtime.system as system_module
+
+    assert system_module._current is None  # our ActorSystem shut down
+    assert pykka.ActorRegistry.get_all() == []
+    extra = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
+    assert extra == []  # every pykka thread stopped
