@@ -23,6 +23,7 @@ __all__ = [
     "FileTooLarge",
     "GetOnLoopThread",
     "InsufficientResources",
+    "IncorrectUsage",
     "InvalidAppName",
     "InvalidManifest",
     "MinifoundryError",
@@ -32,6 +33,7 @@ __all__ = [
     "PathNotFound",
     "PathEmpty",
     "PlatformError",
+    "ResourceNotFound",
     "RuntimeNotRunning",
     "StagingError",
     "StagingTimeExpired",
@@ -217,9 +219,21 @@ class FileTooLarge(PlatformError):
 
 
 class UnknownCommand(PlatformError):
-    """The CLI does not know the command or one of its flags."""
+    """The CLI does not know the command (raised by the command parser)."""
 
     code = "UnknownCommand"
+
+
+class IncorrectUsage(PlatformError):
+    """A known command with a bad or missing flag or argument."""
+
+    code = "IncorrectUsage"
+
+
+class ResourceNotFound(PlatformError, LookupError):
+    """A package, build or droplet guid that CC_DB does not hold."""
+
+    code = "ResourceNotFound"
 
 
 class BlobNotFound(PlatformError):

@@ -134,9 +134,27 @@ _V2_CHILD_INDEXES: tuple[str, ...] = (
     "CREATE INDEX droplets_by_blob ON droplets (blob_key) WHERE blob_key IS NOT NULL",
 )
 
+# `cf trace APP` draws the last push / restart / restage of an app from the
+# deliveries recorded while it ran; kept here so it outlives the process.
+# No foreign key: a trace is history, like events, and survives delete.
+_V3_TRACES: tuple[str, ...] = (
+    """
+    CREATE TABLE traces (
+        trace_id   TEXT PRIMARY KEY,
+        app_guid   TEXT NOT NULL,
+        app_name   TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        deliveries TEXT NOT NULL CHECK (json_valid(deliveries))
+    )
+    """,
+    "CREATE INDEX traces_by_app ON traces (app_guid, created_at)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, _V1_CORE_TABLES),
     (2, _V2_CHILD_INDEXES),
+    (3, _V3_TRACES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

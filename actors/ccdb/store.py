@@ -50,7 +50,7 @@ from actors.ccdb.schema import (
     check_migrations,
     pending_migrations,
 )
-from protocol.errors import AppNameTaken, AppNotFound, DatabaseUnavailable
+from protocol.errors import AppNameTaken, AppNotFound, DatabaseUnavailable, ResourceNotFound
 from protocol.states import (
     AppState,
     BuildState,
@@ -411,7 +411,7 @@ class CCDB:
     async def _row(self, table: str, guid: str) -> sqlite3.Row:
         row = await self._one(f"SELECT * FROM {table} WHERE guid = ?", (guid,))
         if row is None:
-            raise LookupError(f"{table[:-1]} {guid} not found")
+            raise ResourceNotFound(f"{table[:-1]} {guid} not found")
         return row
 
     async def _name_taken(self, name: str) -> bool:
@@ -757,7 +757,7 @@ class CCDB:
             app = await self._app_row(app_guid)
             package = await self._row("packages", package_guid)
             if package["app_guid"] != app_guid:
-                raise LookupError(f"package {package_guid} is not a package of app {app_guid}")
+                raise ResourceNotFound(f"package {package_guid} is not a package of app {app_guid}")
             # build and droplet point at each other: build first, then its
             # droplet, then close the loop.
             await self._sql(
@@ -972,6 +972,52 @@ class CCDB:
                 (actee_guid, limit),
             )
         return [_event(row) for row in rows]
+
+    # --- traces -----------------------------------------------------------
+
+    async def save_trace(
+        self,
+        trace_id: str,
+        *,
+        app_guid: str,
+        app_name: str,
+        kind: str,
+        deliveries: list[dict[str, Any]],
+        now: datetime,
+        keep: int = 5,
+    ) -> None:
+        """Store one recorded conversation; keep the newest `keep` per app."""
+        ts = _ts(now)
+        async with self._write():
+            await self._sql(
+                "INSERT OR REPLACE INTO traces (trace_id, app_guid, app_name, kind, created_at, deliveries)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (trace_id, app_guid, app_name, kind, ts, _json(deliveries)),
+            )
+            await self._sql(
+                "DELETE FROM traces WHERE app_guid = ? AND trace_id NOT IN ("
+                " SELECT trace_id FROM traces WHERE app_guid = ?"
+                " ORDER BY created_at DESC, rowid DESC LIMIT ?)",
+                (app_guid, app_guid, keep),
+            )
+
+    async def latest_trace(self, app_guid: str) -> dict[str, Any] | None:
+        """The newest stored trace of an app, or None."""
+        async with self._read():
+            row = await self._one(
+                "SELECT trace_id, app_name, kind, created_at, deliveries FROM traces"
+                " WHERE app_guid = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                (app_guid,),
+            )
+        if row is None:
+            return None
+        return {
+            "trace_id": row[0],
+            "app_name": row[1],
+            "kind": row[2],
+            "created_at": row[3],
+            "deliveries": json.loads(row[4]),
+        }
 
     # --- whole-database views ---------------------------------------------
 

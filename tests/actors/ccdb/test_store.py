@@ -169,7 +169,7 @@ async def test_upgrading_from_version_1_keeps_data_and_adds_the_indexes(
     assert raw(db_path, indexes) == []
 
     async with CCDB(db_path) as db:
-        assert db.schema_version == 2
+        assert db.schema_version == LATEST_VERSION
         assert (await db.get_app("app-1")).name == "hello"
         assert (await db.latest_ready_package("app-1")).blob_key == key("pkg-1")
         assert len(await db.list_events("app-1")) == 2
@@ -696,3 +696,26 @@ async def test_stats_count_rows_and_report_the_schema_version(db: CCDB) -> None:
         1,
     )
     assert stats.events == 3
+
+
+async def test_a_saved_trace_is_read_back_and_only_the_newest_few_are_kept(tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    base = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    async with CCDB(tmp_path / "ccdb.sqlite3") as db:
+        for i in range(7):
+            await db.save_trace(
+                f"t{i}",
+                app_guid="app-1",
+                app_name="hello",
+                kind="push",
+                deliveries=[{"sender": "user", "receiver": "cli", "label": f"m{i}", "step": 1}],
+                now=base + timedelta(seconds=i),
+                keep=5,
+            )
+        latest = await db.latest_trace("app-1")
+        assert latest is not None and latest["trace_id"] == "t6"
+        assert latest["deliveries"][0]["label"] == "m6"
+        rows = await db._sql("SELECT count(*) FROM traces")
+        assert rows[0][0] == 5
+        assert await db.latest_trace("nope") is None

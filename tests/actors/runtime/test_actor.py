@@ -310,3 +310,28 @@ async def test_start_and_tell_work_from_another_thread(real_system):
         return ref.ask(Add(3), timeout=5)
 
     assert await anyio.to_thread.run_sync(from_thread) == 5
+
+
+async def test_a_deferred_reply_lets_the_actor_serve_other_messages_meanwhile(system):
+    from actors.runtime import Deferred
+
+    class Controller(AsyncioActor):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+            self.waiting = None
+
+        def on_receive(self, message):
+            if message == "slow":
+                self.waiting = asyncio.get_running_loop().create_future()
+                return Deferred(self.waiting)
+            if message == "finish":
+                self.waiting.set_result("done")
+                return "finished"
+            return "quick"
+
+    ref = Controller.start()
+    slow = ref.ask("slow", block=False, timeout=60)
+    assert await ref.ask("other", block=False) == "quick"  # not blocked behind "slow"
+    assert not slow.done()
+    assert await ref.ask("finish", block=False) == "finished"
+    assert await slow == "done"

@@ -1,0 +1,312 @@
+"""The `auctioneer` actor: batches work and places it by bid rounds with cells.
+
+A round, as Diego's auctioneer runs it:
+
+1. fetch the state of every present cell in parallel, each with its own
+   deadline; cells that time out, answer with the wrong id or are
+   evacuating are left out of this round;
+2. take the batch — work that arrived during the fetch joins it — with
+   duplicates removed;
+3. schedule (`actors.auctioneer.scheduler.schedule`: Diego's order,
+   constraints, scores and zone spreading);
+4. commit: each winning cell is asked to perform its work and may refuse
+   some; refused and unplaced work goes back to the BBS as a result.
+
+The auctioneer never retries on its own: the BBS does (convergence for LRPs,
+up to three rejections for tasks). Work held back by the starting-container
+limit stays in the batch for the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+import structlog
+
+from actors.auctioneer.scheduler import schedule
+from actors.runtime import AsyncioActor
+from actors.runtime.delivery import current_trace
+from protocol.auction import AuctionConfig, CellState, LRPStartRequest, TaskRequest
+from protocol.errors import AskTimeout
+from protocol.messages import AuctioneerStats, AuctionOutcome, FetchCellState, ListCells, Perform, RequestAuctions
+
+__all__ = ["AuctioneerActor", "AuctioneerConfig", "AuctionStats"]
+
+log = structlog.get_logger("minifoundry.auctioneer")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuctioneerConfig:
+    auction: AuctionConfig = AuctionConfig()
+    cell_state_timeout: float = 1.0  # per cell, platform seconds
+    perform_timeout: float = 5.0
+
+
+@dataclasses.dataclass(slots=True)
+class AuctionStats:
+    """What Diego's simulation reports: rounds, placements, waits, attempts."""
+
+    rounds: int = 0
+    placed: int = 0
+    failed: int = 0
+    rejected: int = 0
+    deferred: int = 0
+    cells_unreachable: int = 0
+    wait_min: float = float("inf")
+    wait_max: float = 0.0
+    wait_sum: float = 0.0
+    attempts_min: int = 1 << 30
+    attempts_max: int = 0
+    attempts_sum: int = 0
+    finished: int = 0
+    last_round_seconds: float = 0.0
+    failures_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def record(self, waited: float, attempts: int) -> None:
+        self.finished += 1
+        self.wait_min = min(self.wait_min, waited)
+        self.wait_max = max(self.wait_max, waited)
+        self.wait_sum += waited
+        self.attempts_min = min(self.attempts_min, attempts)
+        self.attempts_max = max(self.attempts_max, attempts)
+        self.attempts_sum += attempts
+
+    def as_dict(self) -> dict[str, Any]:
+        n = max(self.finished, 1)
+        return {
+            "rounds": self.rounds,
+            "placed": self.placed,
+            "failed": self.failed,
+            "rejected": self.rejected,
+            "deferred": self.deferred,
+            "cells_unreachable": self.cells_unreachable,
+            "wait": {
+                "min": 0.0 if self.finished == 0 else self.wait_min,
+                "mean": self.wait_sum / n,
+                "max": self.wait_max,
+            },
+            "attempts": {
+                "min": 0 if self.finished == 0 else self.attempts_min,
+                "mean": self.attempts_sum / n,
+                "max": self.attempts_max,
+            },
+            "failures_by_reason": dict(self.failures_by_reason),
+        }
+
+
+Key = tuple[str, int] | str  # (process_guid, index) for an LRP, task_guid for a task
+
+
+class AuctioneerActor(AsyncioActor):
+    default_name = "auctioneer"
+
+    def __init__(self, config: AuctioneerConfig | None = None, *, name: str = "auctioneer") -> None:
+        super().__init__(name=name)
+        self.config = config or AuctioneerConfig()
+        self._lrps: dict[tuple[str, int], LRPStartRequest] = {}
+        self._tasks: dict[str, TaskRequest] = {}
+        self._trace: dict[Key, Any] = {}
+        self._first_seen: dict[Key, float] = {}
+        self._attempts: dict[Key, int] = {}
+        self._round: asyncio.Task[None] | None = None
+        self.stats = AuctionStats()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, RequestAuctions):
+            self._enqueue(message)
+            return None
+        if isinstance(message, AuctioneerStats):
+            return self.stats.as_dict()
+        return super().on_receive(message)
+
+    def _enqueue(self, message: RequestAuctions) -> None:
+        now = self.clock.monotonic()
+        trace = current_trace.get()
+        for lrp in message.lrps:
+            key = (lrp.process_guid, lrp.index)
+            self._lrps[key] = lrp  # a duplicate replaces, never doubles
+            self._trace[key] = trace
+            self._first_seen.setdefault(key, now)
+        for task in message.tasks:
+            self._tasks[task.task_guid] = task
+            self._trace[task.task_guid] = trace
+            self._first_seen.setdefault(task.task_guid, now)
+        if self._round is None or self._round.done():
+            self._round = self.spawn(self._run_rounds(), name="auctioneer:rounds")
+
+    async def _run_rounds(self) -> None:
+        while self._lrps or self._tasks:
+            progressed = await self._one_round()
+            if not progressed:
+                # Only deferred work is left (starting-container limit):
+                # give starting containers time to come up.
+                await self.clock.sleep(1.0)
+
+    def _traces(self, keys: Any) -> Any:
+        traces = {self._trace.get(k) for k in keys} - {None}
+        if not traces:
+            return None
+        if len(traces) == 1:
+            return next(iter(traces))
+        return tuple(sorted(traces, key=str))
+
+    async def _one_round(self) -> bool:
+        started = self.clock.monotonic()
+        step = 7 if self._tasks else 11
+        token = current_trace.set(self._traces(list(self._lrps) + list(self._tasks)))
+        try:
+            cells = await self._fetch_cells(step)
+        finally:
+            current_trace.reset(token)
+        # Take the batch now: whatever arrived while we fetched joins it.
+        lrps, self._lrps = self._lrps, {}
+        tasks, self._tasks = self._tasks, {}
+        results = schedule(cells, lrps.values(), tasks.values(), self.config.auction)
+        for key in list(lrps) + list(tasks):
+            self._attempts[key] = self._attempts.get(key, 0) + 1
+        # Deferred work waits for the next round.
+        for work in results.deferred:
+            if isinstance(work, LRPStartRequest):
+                self._lrps[(work.process_guid, work.index)] = work
+            else:
+                self._tasks[work.task_guid] = work
+        by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]] = {}
+        for placement in results.placed:
+            entry = by_cell.setdefault(placement.cell_id, ([], []))
+            if isinstance(placement.work, LRPStartRequest):
+                entry[0].append(placement.work)
+            else:
+                entry[1].append(placement.work)
+        refused = await self._commit(by_cell, step)
+        placed_lrps: list[tuple[LRPStartRequest, str]] = []
+        placed_tasks: list[tuple[TaskRequest, str]] = []
+        failed_lrps: list[tuple[LRPStartRequest, str]] = []
+        failed_tasks: list[tuple[TaskRequest, str]] = []
+        for placement in results.placed:
+            work = placement.work
+            if id(work) in refused:
+                reason = refused[id(work)]
+                (failed_lrps if isinstance(work, LRPStartRequest) else failed_tasks).append((work, reason))  # type: ignore[arg-type]
+            elif isinstance(work, LRPStartRequest):
+                placed_lrps.append((work, placement.cell_id))
+            else:
+                placed_tasks.append((work, placement.cell_id))
+        for failure in results.failed:
+            work = failure.work
+            (failed_lrps if isinstance(work, LRPStartRequest) else failed_tasks).append((work, failure.reason))  # type: ignore[arg-type]
+        now = self.clock.monotonic()
+        stats = self.stats
+        stats.rounds += 1
+        stats.placed += len(placed_lrps) + len(placed_tasks)
+        stats.failed += sum(1 for _, r in failed_lrps + failed_tasks if r != "rejected")
+        stats.rejected += sum(1 for _, r in failed_lrps + failed_tasks if r == "rejected")
+        stats.deferred += len(results.deferred)
+        for work, reason in failed_lrps + failed_tasks:
+            if reason != "rejected":
+                stats.failures_by_reason[reason] = stats.failures_by_reason.get(reason, 0) + 1
+        finished_keys: list[Key] = [(w.process_guid, w.index) for w, _ in placed_lrps]
+        finished_keys += [w.task_guid for w, _ in placed_tasks]
+        for key in finished_keys:
+            first = self._first_seen.pop(key, now)
+            stats.record(now - first, self._attempts.pop(key, 1))
+        outcome_keys: list[Key] = finished_keys + [(w.process_guid, w.index) for w, _ in failed_lrps]
+        outcome_keys += [w.task_guid for w, _ in failed_tasks]
+        token = current_trace.set(self._traces(outcome_keys))
+        try:
+            self.system.tell(
+                "bbs",
+                AuctionOutcome(
+                    placed_lrps=tuple(placed_lrps),
+                    placed_tasks=tuple(placed_tasks),
+                    failed_lrps=tuple(failed_lrps),
+                    failed_tasks=tuple(failed_tasks),
+                    step=step,
+                ),
+            )
+        finally:
+            current_trace.reset(token)
+        for key in outcome_keys:
+            self._trace.pop(key, None)
+        stats.last_round_seconds = self.clock.monotonic() - started
+        log.info(
+            "auction-round-finished",
+            cells=len(cells),
+            placed=len(placed_lrps) + len(placed_tasks),
+            failed=len(failed_lrps) + len(failed_tasks),
+            deferred=len(results.deferred),
+        )
+        return bool(results.placed or results.failed)
+
+    async def _fetch_cells(self, step: int) -> list[CellState]:
+        try:
+            presences = await self.ask("bbs", ListCells(step=step), timeout=self.config.cell_state_timeout * 5)
+        except (AskTimeout, Exception) as exc:  # noqa: BLE001 - a failed fetch is "no cells"
+            log.warning("fetching-cells-failed", error=repr(exc))
+            return []
+        wanted = [p for p in presences if not p.draining]
+        timeout = self.config.cell_state_timeout
+        replies = await asyncio.gather(
+            *(self._fetch_one(p.cell_id, step, timeout) for p in wanted), return_exceptions=True
+        )
+        cells: list[CellState] = []
+        unreachable = 0
+        for presence, reply in zip(wanted, replies, strict=True):
+            if not isinstance(reply, CellState):
+                unreachable += 1
+                continue
+            if reply.cell_id != presence.cell_id or reply.evacuating:
+                continue  # wrong id (a stale registration) or draining
+            cells.append(reply)
+        self.stats.cells_unreachable += unreachable
+        cells.sort(key=lambda c: (c.cell_index, c.cell_id))
+        return cells
+
+    async def _fetch_one(self, cell_id: str, step: int, timeout: float) -> Any:
+        ref = self.system.lookup(cell_id)
+        if ref is None:
+            return None
+        return await ref.ask(FetchCellState(step=step), block=False, timeout=timeout)
+
+    async def _commit(
+        self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]], step: int
+    ) -> dict[int, str]:
+        """Send each winner its work; return refused work (by id) with a reason."""
+        refused: dict[int, str] = {}
+
+        async def perform(cell_id: str, lrps: list[LRPStartRequest], tasks: list[TaskRequest]) -> None:
+            keys: list[Key] = [(w.process_guid, w.index) for w in lrps] + [t.task_guid for t in tasks]
+            token = current_trace.set(self._traces(keys))
+            try:
+                ref = self.system.lookup(cell_id)
+                if ref is None:
+                    raise AskTimeout(f"{cell_id} is gone")
+                result = await ref.ask(
+                    Perform(lrps=tuple(lrps), tasks=tuple(tasks)), block=False, timeout=self.config.perform_timeout
+                )
+            except Exception as exc:  # noqa: BLE001 - the cell is unreachable: its work failed
+                log.warning("perform-failed", cell_id=cell_id, error=repr(exc))
+                for work in [*lrps, *tasks]:
+                    refused[id(work)] = f"failed to communicate with {cell_id}"
+                return
+            finally:
+                current_trace.reset(token)
+            for work in result.rejected_lrps:
+                refused[id(_same(lrps, work))] = "rejected"
+            for work in result.rejected_tasks:
+                refused[id(_same(tasks, work))] = "rejected"
+
+        await asyncio.gather(*(perform(cid, lr, ts) for cid, (lr, ts) in by_cell.items()))
+        return refused
+
+
+def _same(candidates: list[Any], work: Any) -> Any:
+    """The object we sent that equals `work` (replies may be copies)."""
+    for candidate in candidates:
+        if candidate is work:
+            return candidate
+    for candidate in candidates:
+        if candidate == work:
+            return candidate
+    return work

@@ -1,0 +1,644 @@
+"""`cell-N`: a Diego cell (rep + executor + garden) as one actor.
+
+It bids (`FetchCellState`), accepts or refuses work it won (`Perform`),
+stages apps (staging tasks: download the package, run the buildpacks on the
+real files, upload a real droplet) and runs app instances. Instances are
+modelled, not executed: how each behaves comes from its app's `MF_*`
+environment knobs (`actors.cell.instance_model`). It heartbeats its presence
+to the BBS and, every sync interval, tells the BBS what really runs on it.
+
+A cell keeps nothing across a crash: when its actor is killed its instances
+are gone, and the restarted cell comes back empty with a new incarnation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from actors.appfiles import extract_package
+from actors.cell.buildpacks import stage
+from actors.cell.instance_model import InstanceModel, StartPlan
+from actors.runtime import AsyncioActor
+from actors.runtime.delivery import current_trace
+from protocol.auction import CellState, FrozenCounts, LRPStartRequest, TaskRequest
+from protocol.errors import (
+    BuildpackCompileFailed,
+    BuildpackReleaseFailed,
+    NoAppDetectedError,
+    PlatformError,
+    StagingError,
+)
+from protocol.lrp import CellPresence, DesiredLRP, StagingResult, TaskDefinition
+from protocol.messages import (
+    Blob,
+    CancelTask,
+    CellInfo,
+    CellSync,
+    FetchCellState,
+    GetDesiredLRP,
+    GetTask,
+    Heartbeat,
+    InstanceCrashed,
+    InstanceStarted,
+    LogLine,
+    Perform,
+    PerformResult,
+    SetDraining,
+    StopInstance,
+    TaskCompleted,
+)
+from protocol.units import format_bytes
+
+__all__ = ["CellActor", "CellConfig"]
+
+log = structlog.get_logger("minifoundry.cell")
+
+_EXIT_STATUS = {NoAppDetectedError: 222, BuildpackCompileFailed: 223, BuildpackReleaseFailed: 224}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CellConfig:
+    cell_id: str
+    zone: str = "z1"
+    memory_mb: int = 8192
+    disk_mb: int = 32768
+    containers: int = 250
+    rootfs: frozenset[str] = frozenset({"cflinuxfs4", "cflinuxfs3"})
+    placement_tags: frozenset[str] = frozenset()
+    optional_placement_tags: frozenset[str] = frozenset()
+    cell_index: int = 0
+    work_dir: Path | None = None  # staging and droplet cache; None: no disk (benchmarks)
+    heartbeat_interval: float = 5.0
+    sync_interval: float = 30.0
+    staging_seconds: float = 2.0  # modelled compile time, platform seconds
+    ask_timeout: float = 10.0
+
+
+class _Instance:
+    __slots__ = (
+        "process_guid",
+        "index",
+        "guid",
+        "memory_mb",
+        "disk_mb",
+        "state",
+        "created_at",
+        "running_at",
+        "plan",
+        "app_guid",
+        "usage",
+        "trace",
+    )
+
+    def __init__(self, work: LRPStartRequest, guid: str, now: float, trace: Any) -> None:
+        self.process_guid = work.process_guid
+        self.index = work.index
+        self.guid = guid
+        self.memory_mb = work.memory_mb
+        self.disk_mb = work.disk_mb
+        self.state = "reserved"  # reserved -> starting -> running
+        self.created_at = now
+        self.running_at: float | None = None
+        self.plan: StartPlan | None = None
+        self.app_guid = ""
+        self.usage = (0.0, 0.0)
+        self.trace = trace
+
+
+class _Task:
+    __slots__ = ("guid", "memory_mb", "disk_mb", "trace", "runner")
+
+    def __init__(self, work: TaskRequest, trace: Any) -> None:
+        self.guid = work.task_guid
+        self.memory_mb = work.memory_mb
+        self.disk_mb = work.disk_mb
+        self.trace = trace
+        self.runner: asyncio.Task[Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Healthy:
+    guid: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Crash:
+    guid: str
+
+
+class _Beat:
+    pass
+
+
+class _Sync:
+    pass
+
+
+class CellActor(AsyncioActor):
+    def __init__(self, config: CellConfig, *, name: str | None = None) -> None:
+        super().__init__(name=name or config.cell_id)
+        self.config = config
+        self.cell_id = config.cell_id
+        self.draining = False
+        self.instances: dict[str, _Instance] = {}
+        self.tasks: dict[str, _Task] = {}
+        self._used_memory = 0
+        self._used_disk = 0
+        self._lrp_counts: dict[str, int] = {}
+        self._frozen_counts: FrozenCounts | None = None
+        self._starting = 0
+        self._desired: dict[str, DesiredLRP | None] = {}
+        self._models: dict[str, InstanceModel] = {}
+        self._downloads: dict[str, asyncio.Future[Path | None]] = {}
+        self.incarnation = ""
+        self.staged = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self.incarnation = f"{self.rng.getrandbits(64):016x}"
+        self._beat()
+        self.tell_self_later(self.config.sync_interval, _Sync())
+
+    def _beat(self) -> None:
+        c = self.config
+        self.tell(
+            "bbs",
+            Heartbeat(
+                CellPresence(
+                    cell_id=self.cell_id,
+                    zone=c.zone,
+                    incarnation=self.incarnation,
+                    memory_mb=c.memory_mb,
+                    disk_mb=c.disk_mb,
+                    containers=c.containers,
+                    rootfs_providers=c.rootfs,
+                    placement_tags=c.placement_tags,
+                    optional_placement_tags=c.optional_placement_tags,
+                    draining=self.draining,
+                    cell_index=c.cell_index,
+                )
+            ),
+        )
+        self.tell_self_later(c.heartbeat_interval, _Beat())
+
+    # --- dispatch ------------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        kind = type(message)
+        if kind is FetchCellState:
+            return self.state()
+        if kind is Perform:
+            return self._perform(message)
+        if kind is _Healthy:
+            return self._healthy(message.guid)
+        if kind is _Crash:
+            return self._crash(message.guid)
+        if kind is _Beat:
+            return self._beat()
+        if kind is _Sync:
+            return self._sync()
+        if kind is StopInstance:
+            return self._stop_instance(message)
+        if kind is CancelTask:
+            return self._cancel_task(message.task_guid)
+        if kind is SetDraining:
+            self.draining = message.draining
+            return None
+        if kind is CellInfo:
+            return self.info()
+        return super().on_receive(message)
+
+    # --- bidding ---------------------------------------------------------------------------
+
+    def state(self) -> CellState:
+        c = self.config
+        if self._frozen_counts is None:
+            self._frozen_counts = FrozenCounts(self._lrp_counts)
+        used_containers = len(self.instances) + len(self.tasks)
+        return CellState(
+            cell_id=self.cell_id,
+            zone=c.zone,
+            rootfs_providers=c.rootfs,
+            volume_drivers=frozenset(),
+            required_tags=c.placement_tags,
+            optional_tags=c.optional_placement_tags,
+            total_memory_mb=c.memory_mb,
+            total_disk_mb=c.disk_mb,
+            total_containers=c.containers,
+            available_memory_mb=c.memory_mb - self._used_memory,
+            available_disk_mb=c.disk_mb - self._used_disk,
+            available_containers=c.containers - used_containers,
+            starting_containers=self._starting,
+            lrp_counts=self._frozen_counts,
+            task_count=len(self.tasks),
+            evacuating=self.draining,
+            cell_index=c.cell_index,
+        )
+
+    def _fits(self, memory_mb: int, disk_mb: int) -> bool:
+        c = self.config
+        return (
+            self._used_memory + memory_mb <= c.memory_mb
+            and self._used_disk + disk_mb <= c.disk_mb
+            and len(self.instances) + len(self.tasks) < c.containers
+        )
+
+    def _perform(self, message: Perform) -> PerformResult:
+        trace = current_trace.get()
+        rejected_lrps: list[LRPStartRequest] = []
+        rejected_tasks: list[TaskRequest] = []
+        reserved: list[_Instance] = []
+        now = self.clock.monotonic()
+        for work in message.lrps:
+            if self.draining or not self._fits(work.memory_mb, work.disk_mb) or self._has(work):
+                rejected_lrps.append(work)
+                continue
+            instance = _Instance(work, self._new_guid(), now, trace)
+            self._reserve(instance)
+            reserved.append(instance)
+        for work in message.tasks:
+            if self.draining or work.task_guid in self.tasks or not self._fits(work.memory_mb, work.disk_mb):
+                rejected_tasks.append(work)
+                continue
+            task = _Task(work, trace)
+            self.tasks[task.guid] = task
+            self._used_memory += task.memory_mb
+            self._used_disk += task.disk_mb
+            task.runner = self.spawn(self._run_task(task), name=f"{self.cell_id}:task:{task.guid}")
+        if reserved:
+            self.spawn(self._start_instances(reserved), name=f"{self.cell_id}:start")
+        return PerformResult(tuple(rejected_lrps), tuple(rejected_tasks))
+
+    def _has(self, work: LRPStartRequest) -> bool:
+        # Diego's rep refuses a second container for the same index.
+        return any(
+            i.process_guid == work.process_guid and i.index == work.index for i in self.instances.values()
+        ) if self._lrp_counts.get(work.process_guid) else False
+
+    def _new_guid(self) -> str:
+        bits = self.rng.getrandbits(128)
+        h = f"{bits:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+    def _reserve(self, instance: _Instance) -> None:
+        self.instances[instance.guid] = instance
+        self._used_memory += instance.memory_mb
+        self._used_disk += instance.disk_mb
+        self._lrp_counts[instance.process_guid] = self._lrp_counts.get(instance.process_guid, 0) + 1
+        self._frozen_counts = None
+        self._starting += 1
+
+    def _release(self, instance: _Instance) -> None:
+        if self.instances.pop(instance.guid, None) is None:
+            return
+        self._used_memory -= instance.memory_mb
+        self._used_disk -= instance.disk_mb
+        count = self._lrp_counts.get(instance.process_guid, 0) - 1
+        if count > 0:
+            self._lrp_counts[instance.process_guid] = count
+        else:
+            self._lrp_counts.pop(instance.process_guid, None)
+        self._frozen_counts = None
+        if instance.state != "running":
+            self._starting -= 1
+
+    # --- running instances -------------------------------------------------------------------
+
+    async def _desired_lrp(self, process_guid: str) -> DesiredLRP | None:
+        if process_guid not in self._desired:
+            try:
+                self._desired[process_guid] = await self.ask(
+                    "bbs", GetDesiredLRP(process_guid), timeout=self.config.ask_timeout
+                )
+            except Exception as exc:  # noqa: BLE001 - cannot learn what to run: give the work back
+                log.warning("fetching-desired-lrp-failed", cell_id=self.cell_id, error=repr(exc))
+                return None
+        return self._desired[process_guid]
+
+    async def _start_instances(self, reserved: list[_Instance]) -> None:
+        for process_guid in {i.process_guid for i in reserved}:
+            await self._desired_lrp(process_guid)
+        for instance in reserved:
+            if instance.guid not in self.instances:
+                continue  # stopped while we were fetching
+            desired = self._desired.get(instance.process_guid)
+            if desired is None:
+                self._desired.pop(instance.process_guid, None)
+                self._release(instance)
+                continue
+            self.spawn(self._start_one(instance, desired), name=f"{self.cell_id}:{instance.guid}")
+
+    async def _start_one(self, instance: _Instance, desired: DesiredLRP) -> None:
+        token = current_trace.set(instance.trace)
+        try:
+            instance.app_guid = desired.app_guid
+            index = str(instance.index)
+            self._log(desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}")
+            self._log(
+                desired.app_guid,
+                "CELL",
+                index,
+                f"Cell {self.cell_id} successfully created container for instance {instance.guid}",
+            )
+            if desired.droplet_key is not None and self.config.work_dir is not None:
+                self._log(desired.app_guid, "CELL", index, "Downloading droplet...")
+                droplet = await self._download_droplet(desired.droplet_key)
+                if droplet is None:
+                    if instance.guid in self.instances:
+                        self._exit(instance, "Downloading droplet failed", ran_for=0.0)
+                    return
+                self._log(desired.app_guid, "CELL", index, f"Downloaded droplet ({format_bytes(droplet.stat().st_size)})")
+            if instance.guid not in self.instances:
+                return
+            model = self._model(desired)
+            plan = model.plan_start(
+                self.rng,
+                health_check_type=desired.health_check_type,
+                timeout_s=desired.health_check_timeout_s,
+                memory_quota_mb=desired.memory_mb,
+                http_endpoint=desired.health_check_http_endpoint or "/",
+            )
+            instance.plan = plan
+            instance.state = "starting"
+            instance.usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
+            self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
+            self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
+            if plan.healthy_after is not None:
+                self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
+            if plan.crash_after is not None:
+                self.tell_self_later(plan.crash_after, _Crash(instance.guid))
+        finally:
+            current_trace.reset(token)
+
+    def _model(self, desired: DesiredLRP) -> InstanceModel:
+        model = self._models.get(desired.process_guid)
+        if model is None:
+            try:
+                model = InstanceModel.from_env(dict(desired.env))
+            except ValueError:
+                model = InstanceModel()  # Cloud Controller refuses bad knobs at push
+            self._models[desired.process_guid] = model
+        return model
+
+    async def _download_droplet(self, key: str) -> Path | None:
+        assert self.config.work_dir is not None
+        pending = self._downloads.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Path | None] = asyncio.get_running_loop().create_future()
+        self._downloads[key] = future
+        dest = self.config.work_dir / "droplets" / f"{key}.tgz"
+        try:
+            if not dest.exists():
+                async with self.clock.threaded_io():
+                    await anyio.to_thread.run_sync(lambda: dest.parent.mkdir(parents=True, exist_ok=True))
+                await self.ask("blobstore", Blob("copy_to", {"key": key, "dest": str(dest)}), timeout=60)
+            future.set_result(dest)
+        except Exception as exc:  # noqa: BLE001 - the instance fails to start; try again next time
+            log.warning("droplet-download-failed", cell_id=self.cell_id, key=key, error=repr(exc))
+            future.set_result(None)
+            del self._downloads[key]
+        return future.result()
+
+    def _healthy(self, guid: str) -> None:
+        instance = self.instances.get(guid)
+        if instance is None or instance.state != "starting":
+            return
+        instance.state = "running"
+        instance.running_at = self.clock.monotonic()
+        self._starting -= 1
+        self._frozen_counts = self._frozen_counts  # counts unchanged
+        token = current_trace.set(instance.trace)
+        try:
+            self._log(instance.app_guid, "CELL", str(instance.index), "Container became healthy")
+            memory, disk = instance.usage
+            self.tell(
+                "bbs",
+                InstanceStarted(
+                    instance.process_guid, instance.index, guid, self.cell_id, memory_usage_mb=memory, disk_usage_mb=disk
+                ),
+            )
+        finally:
+            current_trace.reset(token)
+
+    def _crash(self, guid: str) -> None:
+        instance = self.instances.get(guid)
+        if instance is None or instance.plan is None:
+            return
+        ran_for = 0.0 if instance.running_at is None else self.clock.monotonic() - instance.running_at
+        self._exit(instance, instance.plan.exit_description, ran_for)
+
+    def _exit(self, instance: _Instance, description: str, ran_for: float) -> None:
+        index = str(instance.index)
+        token = current_trace.set(instance.trace)
+        try:
+            if instance.app_guid:
+                self._log(instance.app_guid, "APP", index, description or "Exited")
+                self._log(instance.app_guid, "CELL", index, f"Cell {self.cell_id} stopping instance {instance.guid}")
+                self._log(
+                    instance.app_guid, "CELL", index, f"Cell {self.cell_id} destroying container for instance {instance.guid}"
+                )
+            self._release(instance)
+            self.tell(
+                "bbs",
+                InstanceCrashed(instance.process_guid, instance.index, instance.guid, self.cell_id, description, ran_for),
+            )
+        finally:
+            current_trace.reset(token)
+
+    def _stop_instance(self, message: StopInstance) -> bool:
+        instance = self.instances.get(message.instance_guid) if message.instance_guid else None
+        if instance is None:
+            for candidate in self.instances.values():
+                if candidate.process_guid == message.process_guid and candidate.index == message.index:
+                    instance = candidate
+                    break
+        if instance is None:
+            return False
+        if instance.app_guid:
+            self._log(
+                instance.app_guid, "CELL", str(instance.index), f"Cell {self.cell_id} stopping instance {instance.guid}"
+            )
+            self._log(
+                instance.app_guid,
+                "CELL",
+                str(instance.index),
+                f"Cell {self.cell_id} destroying container for instance {instance.guid}",
+            )
+        self._release(instance)
+        if not self._lrp_counts.get(instance.process_guid):
+            self._desired.pop(instance.process_guid, None)
+            self._models.pop(instance.process_guid, None)
+        return True
+
+    # --- staging tasks --------------------------------------------------------------------------
+
+    async def _run_task(self, task: _Task) -> None:
+        token = current_trace.set(task.trace)
+        try:
+            definition: TaskDefinition | None = None
+            try:
+                definition = await self.ask("bbs", GetTask(task.guid), timeout=self.config.ask_timeout)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("fetching-task-failed", cell_id=self.cell_id, task=task.guid, error=repr(exc))
+            if definition is None or definition.staging is None:
+                return  # cancelled (or not a task we can run): the BBS has moved on
+            failed, reason, result = False, "", None
+            try:
+                result = await self._stage(task, definition)
+            except PlatformError as exc:
+                failed, reason = True, str(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - anything else is a StagingError
+                log.exception("staging-crashed", cell_id=self.cell_id, task=task.guid)
+                failed, reason = True, str(StagingError(f"Staging error: {exc}"))
+            self.tell("bbs", TaskCompleted(task.guid, self.cell_id, failed, reason, result))
+        finally:
+            current_trace.reset(token)
+            self._finish_task(task)
+
+    def _finish_task(self, task: _Task) -> None:
+        if self.tasks.pop(task.guid, None) is not None:
+            self._used_memory -= task.memory_mb
+            self._used_disk -= task.disk_mb
+
+    def _cancel_task(self, task_guid: str) -> bool:
+        task = self.tasks.get(task_guid)
+        if task is None:
+            return False
+        if task.runner is not None:
+            task.runner.cancel()
+        self._finish_task(task)
+        return True
+
+    async def _stage(self, task: _Task, definition: TaskDefinition) -> StagingResult:
+        staging = definition.staging
+        assert staging is not None
+        app = staging.app_guid
+        container = self._new_guid()
+
+        def out(text: str) -> None:
+            self._log(app, "STG", "0", text)
+
+        out(f"Cell {self.cell_id} creating container for instance {container}")
+        out(f"Cell {self.cell_id} successfully created container for instance {container}")
+        if self.config.work_dir is None:
+            raise StagingError("Staging error: this cell has no disk to stage on")
+        work = self.config.work_dir / "staging" / task.guid
+        loop = asyncio.get_running_loop()
+
+        def threadsafe_out(text: str) -> None:
+            loop.call_soon_threadsafe(out, text)
+
+        try:
+            async with self.clock.threaded_io():
+                await anyio.to_thread.run_sync(_fresh_dir, work)
+            out("Downloading app package...")
+            package = work / "package.tgz"
+            try:
+                info = await self.ask(
+                    "blobstore", Blob("copy_to", {"key": staging.package_key, "dest": str(package)}, step=8), timeout=60
+                )
+            except PlatformError as exc:
+                raise StagingError(f"Staging error: downloading the app package failed: {exc}") from None
+            out(f"Downloaded app package ({format_bytes(info.size)})")
+            mtime = int(self.clock.now())
+            async with self.clock.threaded_io():
+                staged = await anyio.to_thread.run_sync(
+                    lambda: _stage_in_thread(package, work, staging.buildpacks, staging.command, threadsafe_out, mtime)
+                )
+            await self.clock.sleep(self.config.staging_seconds)
+            out("Exit status 0")
+            out("Uploading droplet, build artifacts cache...")
+            out("Uploading droplet...")
+            try:
+                droplet = await self.ask(
+                    "blobstore", Blob("put_file", {"path": staged.droplet_path}, step=9), timeout=60
+                )
+            except PlatformError as exc:
+                raise StagingError(f"Staging error: uploading the droplet failed: {exc}") from None
+            out(f"Uploaded droplet ({format_bytes(droplet.size)})")
+            out("Uploading complete")
+            self.staged += 1
+            return StagingResult(
+                droplet_key=droplet.key,
+                droplet_size=droplet.size,
+                detected_buildpack=staged.detected_buildpack,
+                buildpacks=staged.buildpacks,
+                start_command=staged.start_command,
+                process_types=staged.process_types,
+            )
+        except PlatformError as exc:
+            status = _EXIT_STATUS.get(type(exc))
+            if status is not None:
+                out(f"Exit status {status}")
+            out(str(exc))
+            raise
+        finally:
+            out(f"Cell {self.cell_id} stopping instance {container}")
+            out(f"Cell {self.cell_id} destroying container for instance {container}")
+            out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
+            async with self.clock.threaded_io():
+                await anyio.to_thread.run_sync(lambda: shutil.rmtree(work, ignore_errors=True))
+
+    # --- reporting ------------------------------------------------------------------------------
+
+    def _log(self, app_guid: str, source: str, instance: str, text: str) -> None:
+        self.tell("loggregator", LogLine(app_guid, source, instance, text, self.clock.now()))
+
+    def _sync(self) -> None:
+        self.tell_self_later(self.config.sync_interval, _Sync())
+        self.tell(
+            "bbs",
+            CellSync(
+                self.cell_id,
+                self.incarnation,
+                tuple((i.process_guid, i.index, i.guid, i.state == "running") for i in self.instances.values()),
+                tuple(self.tasks),
+            ),
+        )
+
+    def info(self) -> dict[str, Any]:
+        c = self.config
+        return {
+            "cell_id": self.cell_id,
+            "zone": c.zone,
+            "state": "draining" if self.draining else "active",
+            "memory_used": self._used_memory,
+            "memory_total": c.memory_mb,
+            "disk_used": self._used_disk,
+            "disk_total": c.disk_mb,
+            "containers_used": len(self.instances) + len(self.tasks),
+            "containers_total": c.containers,
+            "instances": len(self.instances),
+            "running": sum(1 for i in self.instances.values() if i.state == "running"),
+            "starting": self._starting,
+            "tasks": len(self.tasks),
+            "staged": self.staged,
+        }
+
+    def running_instances(self) -> Iterable[tuple[str, int]]:
+        return [(i.process_guid, i.index) for i in self.instances.values() if i.state == "running"]
+
+
+def _fresh_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+
+
+def _stage_in_thread(
+    package: Path, work: Path, buildpacks: tuple[str, ...], command: str | None, out: Any, mtime: int
+) -> Any:
+    src = work / "app"
+    extract_package(package, src)
+    return stage(src, work / "build", list(buildpacks), command, out, mtime=mtime)

@@ -1,0 +1,2 @@
+"""The `cli` component: the user's side of cf commands (parsing, the push
+conversation, printing)."""

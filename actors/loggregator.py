@@ -1,0 +1,183 @@
+"""The `loggregator` actor: per-app log streams (Loggregator / Log Cache).
+
+Components send `LogLine`s tagged with a source type: `API` (Cloud
+Controller), `STG` (staging), `CELL` (container lifecycle), `APP` (the
+instance's own output). It keeps the recent lines of each app (what
+`cf logs APP --recent` shows), forwards new lines (`LogLine`s) to live
+subscribers (a push tracing staging output, `cf logs APP` tailing), and writes them to
+`<data>/logs/<app_guid>.jsonl` so a later process can still show them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import anyio
+import structlog
+
+from actors.runtime import AsyncioActor
+from protocol.messages import ForgetLogs, LogLine, RecentLogs, Subscribe, Unsubscribe
+
+__all__ = ["LoggregatorActor", "format_log_line"]
+
+log = structlog.get_logger("minifoundry.loggregator")
+
+RECENT = 1000
+FLUSH_EVERY = 2.0  # platform seconds
+_REWRITE_OVER = 2 * RECENT
+
+
+class _Flush:
+    """Timer: write buffered lines to disk."""
+
+
+def format_log_line(line: LogLine) -> str:
+    """One line as `cf logs` prints it."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(line.timestamp, UTC)
+    ts = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 10000:02d}+0000"
+    source = line.source_type
+    if source == "APP":
+        source = "APP/PROC/WEB"
+    return f"   {ts} [{source}/{line.source_instance}] {line.stream} {line.text}"
+
+
+class LoggregatorActor(AsyncioActor):
+    default_name = "loggregator"
+
+    def __init__(self, log_dir: Path | None = None, *, name: str = "loggregator") -> None:
+        super().__init__(name=name)
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._recent: dict[str, deque[LogLine]] = {}
+        self._loaded: set[str] = set()
+        self._subscribers: dict[str, dict[str, Any]] = {}
+        self._pending: dict[str, list[LogLine]] = {}
+        self._flush_armed = False
+        self.lines_seen = 0
+
+    async def on_stop(self) -> None:
+        await self._flush()
+
+    async def on_receive(self, message: Any) -> Any:
+        if isinstance(message, LogLine):
+            self._append(message)
+            return None
+        if isinstance(message, Subscribe):
+            self._subscribers.setdefault(message.app_guid, {})[message.subscriber] = message.sink
+            return None
+        if isinstance(message, Unsubscribe):
+            subs = self._subscribers.get(message.app_guid)
+            if subs is not None:
+                subs.pop(message.subscriber, None)
+            return None
+        if isinstance(message, RecentLogs):
+            await self._load(message.app_guid)
+            lines = list(self._recent.get(message.app_guid, ()))
+            return lines[-message.limit :]
+        if isinstance(message, ForgetLogs):
+            return await self._forget(message.app_guid)
+        if isinstance(message, _Flush):
+            self._flush_armed = False
+            await self._flush()
+            return None
+        return super().on_receive(message)
+
+    def _append(self, line: LogLine) -> None:
+        self.lines_seen += 1
+        recent = self._recent.get(line.app_guid)
+        if recent is None:
+            recent = self._recent[line.app_guid] = deque(maxlen=RECENT)
+        recent.append(line)
+        for subscriber, sink in list(self._subscribers.get(line.app_guid, {}).items()):
+            try:
+                sink(line)
+            except Exception as exc:  # a broken sink must not stop the stream
+                log.warning("log-subscriber-failed", subscriber=subscriber, error=repr(exc))
+                self._subscribers[line.app_guid].pop(subscriber, None)
+        if self.log_dir is not None:
+            self._pending.setdefault(line.app_guid, []).append(line)
+            if not self._flush_armed:
+                self._flush_armed = True
+                self.tell_self_later(FLUSH_EVERY, _Flush())
+
+    async def _load(self, app_guid: str) -> None:
+        """Bring lines written by an earlier process in front of this one's."""
+        if self.log_dir is None or app_guid in self._loaded:
+            return
+        self._loaded.add(app_guid)
+        path = self.log_dir / f"{app_guid}.jsonl"
+        async with self.clock.threaded_io():
+            older = await anyio.to_thread.run_sync(_read_lines, path)
+        current = list(self._recent.get(app_guid, ()))
+        pending = set(id(x) for x in self._pending.get(app_guid, ()))
+        # Lines already flushed by this process are in the file too.
+        written_here = [x for x in current if id(x) not in pending]
+        if written_here:
+            older = older[: max(0, len(older) - len(written_here))]
+        merged: deque[LogLine] = deque(older, maxlen=RECENT)
+        merged.extend(current)
+        self._recent[app_guid] = merged
+
+    async def _flush(self) -> None:
+        if self.log_dir is None or not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        log_dir = self.log_dir
+        async with self.clock.threaded_io():
+            await anyio.to_thread.run_sync(_append_lines, log_dir, pending)
+
+    async def _forget(self, app_guid: str) -> None:
+        self._recent.pop(app_guid, None)
+        self._pending.pop(app_guid, None)
+        self._subscribers.pop(app_guid, None)
+        if self.log_dir is not None:
+            path = self.log_dir / f"{app_guid}.jsonl"
+            async with self.clock.threaded_io():
+                await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+
+def _line_to_json(line: LogLine) -> str:
+    return json.dumps(
+        {
+            "t": line.timestamp,
+            "src": line.source_type,
+            "i": line.source_instance,
+            "s": line.stream,
+            "m": line.text,
+        }
+    )
+
+
+def _append_lines(log_dir: Path, pending: dict[str, list[LogLine]]) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for app_guid, lines in pending.items():
+        path = log_dir / f"{app_guid}.jsonl"
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(_line_to_json(x) + "\n" for x in lines))
+        # Keep files bounded: past twice the window, keep the newest window.
+        with path.open("r", encoding="utf-8") as fh:
+            count = sum(1 for _ in fh)
+        if count > _REWRITE_OVER:
+            with path.open("r", encoding="utf-8") as fh:
+                keep = deque(fh, maxlen=RECENT)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(keep), encoding="utf-8")
+            tmp.replace(path)
+
+
+def _read_lines(path: Path) -> list[LogLine]:
+    if not path.exists():
+        return []
+    lines: list[LogLine] = []
+    with path.open("r", encoding="utf-8") as fh:
+        for raw in deque(fh, maxlen=RECENT):
+            try:
+                d = json.loads(raw)
+                lines.append(LogLine(path.stem, d["src"], d["i"], d["m"], d["t"], d.get("s", "OUT")))
+            except (ValueError, KeyError):
+                continue  # a line torn by a crash mid-write is skipped, not fatal
+    return lines

@@ -1,0 +1,262 @@
+"""The whole platform in one process: its supervision tree, data directory,
+trace recorder, and the front door commands enter by.
+
+    async with Platform(PlatformConfig(data_dir=...)) as platform:
+        code = await platform.command(["push", "hello", "-p", "examples/python"], out=print)
+
+Supervision: `platform` (one_for_one) starts, in order, `ccdb`, `blobstore`,
+`loggregator`, `bbs`, `auctioneer`, `cells` (its own supervisor with
+`cell-1..N`), `cloud_controller` and `cli`. Components find each other by
+these names, so a restarted one is found again.
+
+One data directory is used by one process at a time (an exclusive lock on
+`<data>/lock`); a second platform on it fails with `DataDirInUse`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import errno
+import fcntl
+import os
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from actors.auctioneer.actor import AuctioneerActor, AuctioneerConfig
+from actors.bbs.actor import BBS, BBSConfig
+from actors.blobstore.actor import BlobStoreActor
+from actors.ccdb.actor import CCDBActor
+from actors.cell.actor import CellActor, CellConfig
+from actors.cli.actor import CliActor, CliConfig
+from actors.cli.render import delivery_record
+from actors.cloud_controller import CloudController, ControllerConfig
+from actors.loggregator import LoggregatorActor
+from actors.runtime import ActorSystem, ChildSpec, Clock, RealClock, Supervisor
+from actors.runtime.delivery import Envelope, current_trace
+from protocol.errors import MinifoundryError
+from protocol.messages import BBSSnapshot, CliCommand
+
+__all__ = ["DataDirInUse", "Platform", "PlatformConfig", "TraceRecorder"]
+
+log = structlog.get_logger("minifoundry.platform")
+
+
+class DataDirInUse(MinifoundryError):
+    """Another minifoundry process already serves this data directory."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    data_dir: Path
+    cells: int = 4
+    zones: int = 2
+    cell_memory_mb: int = 8192
+    cell_disk_mb: int = 32768
+    cell_containers: int = 250
+    seed: int = 0
+    staging_seconds: float = 2.0
+    ask_timeout: float = 5.0
+    bbs: BBSConfig = BBSConfig()
+    auctioneer: AuctioneerConfig = AuctioneerConfig()
+    controller: ControllerConfig = ControllerConfig()
+    cli: CliConfig = CliConfig()
+    placement_tags: tuple[tuple[str, frozenset[str]], ...] = ()  # cell_id -> required tags
+
+    def cell_config(self, index: int) -> CellConfig:
+        cell_id = f"cell-{index}"
+        tags = dict(self.placement_tags).get(cell_id, frozenset())
+        return CellConfig(
+            cell_id=cell_id,
+            zone=f"z{(index - 1) % max(1, self.zones) + 1}",
+            memory_mb=self.cell_memory_mb,
+            disk_mb=self.cell_disk_mb,
+            containers=self.cell_containers,
+            placement_tags=tags,
+            cell_index=index,
+            work_dir=Path(self.data_dir) / "cells" / cell_id,
+            staging_seconds=self.staging_seconds,
+        )
+
+
+class TraceRecorder:
+    """Records the deliveries of open conversations (by trace id).
+
+    A seam observer: only messages whose trace id was opened are kept, so
+    background chatter (heartbeats, convergence) costs a dictionary lookup.
+    """
+
+    def __init__(self, clock: Clock, max_open: int = 256, max_deliveries: int = 20_000) -> None:
+        self.clock = clock
+        self.max_open = max_open
+        self.max_deliveries = max_deliveries
+        self._open: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._seq = 0
+
+    def open(self, trace_id: str) -> None:
+        self._open[trace_id] = []
+        while len(self._open) > self.max_open:
+            self._open.popitem(last=False)
+
+    def close(self, trace_id: str) -> list[dict[str, Any]]:
+        return self._open.pop(trace_id, [])
+
+    def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
+        return list(self._open.get(trace_id, ()))
+
+    def __call__(self, envelope: Envelope, receiver: str) -> None:
+        trace = envelope.trace_id
+        if trace is None:
+            return
+        for tid in trace if isinstance(trace, tuple) else (trace,):
+            book = self._open.get(tid)
+            if book is not None and len(book) < self.max_deliveries:
+                self._seq += 1
+                book.append(delivery_record(self._seq, self.clock.monotonic(), envelope, receiver))
+
+
+class Platform:
+    """Boots, runs and stops the platform on one data directory."""
+
+    def __init__(self, config: PlatformConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.clock = clock if clock is not None else RealClock()
+        self.system = ActorSystem(clock=self.clock, seed=config.seed, default_ask_timeout=config.ask_timeout)
+        self.recorder = TraceRecorder(self.clock)
+        self._lock_fd: int | None = None
+        self._commands = 0
+        self.started = False
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _take_lock(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise DataDirInUse(
+                    f"{self.data_dir} is in use by minifoundry process {holder}; "
+                    "attach to it (python run.py --attach) or choose another --data-dir"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def start(self) -> Platform:
+        self._take_lock()
+        try:
+            await self.system.__aenter__()
+            self.system.seam.add_observer(self.recorder)
+            self.root = Supervisor.start(self._children(), name="platform", max_restarts=10, within=60)
+            # Wait until the last child answers: everything before it is up.
+            await self.system.clock.sleep(0)
+            for _ in range(1000):
+                if self.system.lookup("cli") is not None and self.system.lookup("cloud_controller") is not None:
+                    break
+                await asyncio.sleep(0)
+            self.started = True
+            log.info("platform-started", data_dir=str(self.data_dir), cells=self.config.cells)
+        except BaseException:
+            await self.system.shutdown()
+            self._release_lock()
+            raise
+        return self
+
+    def _children(self) -> list[ChildSpec]:
+        c = self.config
+        d = self.data_dir
+        cells = [
+            ChildSpec(f"cell-{i}", (lambda i: lambda n: CellActor.start(c.cell_config(i), name=n))(i))
+            for i in range(1, c.cells + 1)
+        ]
+        return [
+            ChildSpec("ccdb", lambda n: CCDBActor.start(d / "ccdb.sqlite3", name=n)),
+            ChildSpec("blobstore", lambda n: BlobStoreActor.start(d / "blobstore", name=n)),
+            ChildSpec("loggregator", lambda n: LoggregatorActor.start(d / "logs", name=n)),
+            ChildSpec("bbs", lambda n: BBS.start(c.bbs, name=n)),
+            ChildSpec("auctioneer", lambda n: AuctioneerActor.start(c.auctioneer, name=n)),
+            ChildSpec(
+                "cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)
+            ),
+            ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller, name=n)),
+            ChildSpec("cli", lambda n: CliActor.start(c.cli, recorder=self.recorder, name=n)),
+        ]
+
+    async def stop(self) -> None:
+        try:
+            await self.system.shutdown()
+        finally:
+            self._release_lock()
+            self.started = False
+            log.info("platform-stopped")
+
+    async def __aenter__(self) -> Platform:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # --- the front door ----------------------------------------------------------------------
+
+    async def command(
+        self,
+        argv: list[str] | tuple[str, ...],
+        out: Callable[[str], None],
+        *,
+        cwd: str | os.PathLike[str] = ".",
+        confirm: Callable[[str], bool] | None = None,
+        timeout: float = 3600.0,
+    ) -> int:
+        """Run one cf command through the `cli` actor; return its exit code."""
+        self._commands += 1
+        trace_id = f"cmd-{self._commands}"
+        self.recorder.open(trace_id)
+        token = current_trace.set(trace_id)
+        try:
+            reply = self.system.lookup("cli")
+            if reply is None:
+                out("The platform's cli is not running")
+                return 1
+            future = reply.ask(CliCommand(tuple(argv), out, os.fspath(cwd), confirm), block=False, timeout=timeout)
+        finally:
+            current_trace.reset(token)
+        return await future
+
+    async def snapshot(self) -> dict[str, Any]:
+        return await self.system.ask("bbs", BBSSnapshot())
+
+    async def settle(self, timeout: float = 60.0, interval: float = 0.5) -> bool:
+        """Wait (platform time, bounded) until no instance is starting and no
+        task is running: what one-shot commands do before they exit."""
+        deadline = self.clock.monotonic() + timeout
+        quiet = 0
+        while self.clock.monotonic() < deadline:
+            try:
+                snap = await self.snapshot()
+            except Exception:  # noqa: BLE001 - a missing BBS is not settled
+                snap = None
+            if snap is not None:
+                busy = snap["tasks"].get("PENDING", 0) + snap["tasks"].get("RUNNING", 0)
+                for counts in snap["apps"].values():
+                    busy += counts["starting"]
+                quiet = quiet + 1 if busy == 0 else 0
+                if quiet >= 2:
+                    return True
+            await self.clock.sleep(interval)
+        return False

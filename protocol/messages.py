@@ -1,0 +1,535 @@
+"""Messages between the platform's actors, grouped by the actor that receives them.
+
+Every message is a frozen, slotted dataclass. `STEP` (a class attribute) is
+the seed step (1-12, DESIGN.md section 3) a delivery of that type belongs to
+in a push's trace; a message used in more than one step carries a `step`
+field instead, set by its sender. `label` is what a trace arrow says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from protocol.auction import LRPStartRequest, TaskRequest
+from protocol.lrp import CellPresence, DesiredLRP, StagingResult, TaskDefinition
+from protocol.manifest import AppSpec
+
+Sink = Callable[[str], None]
+
+
+def step_of(message: Any) -> int | None:
+    """The seed step of a delivered message, if it has one."""
+    step = getattr(message, "step", None)
+    if isinstance(step, int):
+        return step
+    return getattr(type(message), "STEP", None)
+
+
+def label_of(message: Any) -> str:
+    label = getattr(message, "label", None)
+    if isinstance(label, str):
+        return label
+    return type(message).__name__
+
+
+class _Msg:
+    __slots__ = ()
+    STEP: ClassVar[int | None] = None
+
+
+# --- user -> cli ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CliCommand(_Msg):
+    """Run one cf-style command (`push hello -p ...`); output goes to `out`."""
+
+    argv: tuple[str, ...]
+    out: Sink = field(compare=False, repr=False)
+    cwd: str = "."
+    confirm: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def step(self) -> int | None:
+        return 1 if self.argv[:1] in (("push",), ("restart",), ("restage",), ("start",)) else None
+
+    @property
+    def label(self) -> str:
+        return "cf " + " ".join(self.argv[:2])
+
+
+# --- -> cloud_controller -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CreateOrUpdateApp(_Msg):
+    """Create the app, or update an existing one's attributes from the spec.
+
+    `explicit` names the AppSpec fields the user set (manifest or flags); on
+    an existing app only those change, as with `cf push`."""
+
+    STEP = 2
+    spec: AppSpec
+    explicit: frozenset[str] = frozenset()
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class GetApp(_Msg):
+    """Find an app by name (AppNotFound if absent)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListApps(_Msg):
+    """Every app with its instance counts, for `cf apps`."""
+
+
+@dataclass(frozen=True, slots=True)
+class MatchResources(_Msg):
+    """Which of these (sha1, size) files does the platform already hold?"""
+
+    STEP = 4
+    fingerprints: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadBits(_Msg):
+    """The app's files: every file's identity, the bytes of the unmatched ones
+    as a package tarball, and the rest to be taken from the resource pool."""
+
+    STEP = 4
+    app_guid: str
+    files: tuple[Any, ...]  # tuple[AppFile, ...]
+    uploaded: bytes = field(repr=False)
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class StageApp(_Msg):
+    """Build a droplet from the app's newest package; reply when it ends."""
+
+    STEP = 6
+    app_guid: str
+    reason: str = "push"  # push | restage
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class StartApp(_Msg):
+    """Desire the app's instances from its current droplet."""
+
+    STEP = 11
+    app_guid: str
+    actor: str = "admin"
+    restart: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StopApp(_Msg):
+    app_guid: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ScaleApp(_Msg):
+    app_guid: str
+    instances: int | None = None
+    memory_mb: int | None = None
+    disk_mb: int | None = None
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteApp(_Msg):
+    app_guid: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class GetAppInstances(_Msg):
+    """The instance table of an app's web process."""
+
+    STEP = 12
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetAppSummary(_Msg):
+    """App, current droplet and instance table, for `cf app`."""
+
+    STEP = 12
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetEvents(_Msg):
+    app_guid: str
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class GetTrace(_Msg):
+    """The recorded trace of the app's last push / restart / restage."""
+
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class SaveTrace(_Msg):
+    """cli -> cloud_controller: keep this recorded conversation for `cf trace`."""
+
+    app_guid: str
+    app_name: str
+    trace_id: str
+    kind: str
+    deliveries: tuple[dict[str, Any], ...] = field(repr=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformStatus(_Msg):
+    """Counts across components, for `status` and experiment checks."""
+
+
+@dataclass(frozen=True, slots=True)
+class StagingCompleted(_Msg):
+    """BBS -> cloud_controller: a staging task finished (the completion callback)."""
+
+    STEP = 10
+    task_guid: str
+    build_guid: str
+    result: StagingResult | None
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessCrashed(_Msg):
+    """BBS -> cloud_controller: an instance crashed (for audit.app.process.crash)."""
+
+    app_guid: str
+    process_guid: str
+    index: int
+    instance_guid: str
+    cell_id: str
+    exit_description: str
+    crash_count: int
+    crash_timestamp: float
+
+
+# --- -> ccdb ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Db(_Msg):
+    """One CC_DB operation: `op` is a CCDB method, `kwargs` its arguments."""
+
+    op: str
+    kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    step: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"db.{self.op}"
+
+
+# --- -> blobstore -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Blob(_Msg):
+    """One blob store operation: `op` is a BlobStore method, `kwargs` its arguments."""
+
+    op: str
+    kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
+    step: int | None = None
+
+    @property
+    def label(self) -> str:
+        return f"blob.{self.op}"
+
+
+@dataclass(frozen=True, slots=True)
+class AssemblePackage(_Msg):
+    """Build the package blob from uploaded bytes plus resource-pool files."""
+
+    STEP = 5
+    files: tuple[Any, ...]  # tuple[AppFile, ...]
+    uploaded: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInventory(_Msg):
+    """Compare the blobs held with those CC_DB refers to: orphans, missing, corrupt."""
+
+    referenced: frozenset[str]
+    verify: bool = False
+
+
+# --- -> bbs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DesireTask(_Msg):
+    STEP = 6
+    task: TaskDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTask(_Msg):
+    task_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class DesireLRP(_Msg):
+    STEP = 11
+    lrp: DesiredLRP
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateDesiredLRP(_Msg):
+    process_guid: str
+    instances: int
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveDesiredLRP(_Msg):
+    process_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetActualLRPs(_Msg):
+    STEP = 12
+    process_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetDesiredLRP(_Msg):
+    """A cell fetches what to run after winning an auction (Diego's claim step)."""
+
+    STEP = 11
+    process_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetTask(_Msg):
+    STEP = 7
+    task_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListCells(_Msg):
+    """Present cells (for the auctioneer and `cf cells`)."""
+
+    step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(_Msg):
+    """cell -> bbs: I am here (presence with a TTL)."""
+
+    presence: CellPresence
+
+
+@dataclass(frozen=True, slots=True)
+class AuctionOutcome(_Msg):
+    """auctioneer -> bbs: what a round placed, failed, and what cells refused."""
+
+    placed_lrps: tuple[tuple[LRPStartRequest, str], ...] = ()
+    placed_tasks: tuple[tuple[TaskRequest, str], ...] = ()
+    failed_lrps: tuple[tuple[LRPStartRequest, str], ...] = ()
+    failed_tasks: tuple[tuple[TaskRequest, str], ...] = ()
+    step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStarted(_Msg):
+    """cell -> bbs: an instance passed its health check (RUNNING)."""
+
+    STEP = 12
+    process_guid: str
+    index: int
+    instance_guid: str
+    cell_id: str
+    memory_usage_mb: float = 0.0
+    disk_usage_mb: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceCrashed(_Msg):
+    """cell -> bbs: an instance exited or failed its health check."""
+
+    process_guid: str
+    index: int
+    instance_guid: str
+    cell_id: str
+    exit_description: str
+    ran_for: float
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStopped(_Msg):
+    """cell -> bbs: an instance was stopped on purpose (retired or evacuated)."""
+
+    process_guid: str
+    index: int
+    instance_guid: str
+    cell_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCompleted(_Msg):
+    """cell -> bbs: a task ended."""
+
+    STEP = 10
+    task_guid: str
+    cell_id: str
+    failed: bool
+    failure_reason: str = ""
+    result: StagingResult | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CellSync(_Msg):
+    """cell -> bbs, every convergence interval: what really runs here (Diego's
+    rep bulk sync). `instances` are (process_guid, index, guid, running)."""
+
+    cell_id: str
+    incarnation: str
+    instances: tuple[tuple[str, int, str, bool], ...]
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Converge(_Msg):
+    """Timer or cell loss: reconcile desired with actual."""
+
+    reason: str = "timer"
+
+
+@dataclass(frozen=True, slots=True)
+class EvacuateCell(_Msg):
+    """Drain a cell: replace each of its instances elsewhere, then stop it."""
+
+    cell_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BBSSnapshot(_Msg):
+    """Counts for status lines and experiment checks."""
+
+
+# --- -> auctioneer ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAuctions(_Msg):
+    """bbs -> auctioneer: work to place; joins the pending batch."""
+
+    lrps: tuple[LRPStartRequest, ...] = ()
+    tasks: tuple[TaskRequest, ...] = ()
+
+    @property
+    def step(self) -> int:
+        return 7 if self.tasks else 11
+
+
+@dataclass(frozen=True, slots=True)
+class AuctioneerStats(_Msg):
+    pass
+
+
+# --- -> cell ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchCellState(_Msg):
+    """auctioneer -> cell: your state, for this round's bids."""
+
+    step: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Perform(_Msg):
+    """auctioneer -> cell: you won these; reply with what you refuse."""
+
+    lrps: tuple[LRPStartRequest, ...] = ()
+    tasks: tuple[TaskRequest, ...] = ()
+
+    @property
+    def step(self) -> int:
+        return 7 if self.tasks else 11
+
+
+@dataclass(frozen=True, slots=True)
+class PerformResult(_Msg):
+    rejected_lrps: tuple[LRPStartRequest, ...] = ()
+    rejected_tasks: tuple[TaskRequest, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StopInstance(_Msg):
+    process_guid: str
+    index: int
+    instance_guid: str
+    reason: str = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class CellInfo(_Msg):
+    """For `cf cells` and status: usage, instances, state."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetDraining(_Msg):
+    draining: bool = True
+
+
+# --- -> loggregator ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine(_Msg):
+    """One line of an app's log stream."""
+
+    app_guid: str
+    source_type: str  # API, STG, CELL, APP
+    source_instance: str
+    text: str
+    timestamp: float
+    stream: str = "OUT"
+
+    @property
+    def step(self) -> int | None:
+        return 8 if self.source_type == "STG" else None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe(_Msg):
+    """Send the app's new `LogLine`s to `sink` until unsubscribed."""
+
+    app_guid: str
+    subscriber: str
+    sink: Sink = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe(_Msg):
+    app_guid: str
+    subscriber: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecentLogs(_Msg):
+    app_guid: str
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class ForgetLogs(_Msg):
+    app_guid: str
+
+
+__all__ = [name for name in list(globals()) if name[:1].isupper() and name not in ("Any", "Callable", "ClassVar")]
