@@ -1,0 +1,204 @@
+"""An in-process cluster for auction experiments, as Diego's `simulation/`:
+a BBS, the auctioneer and N cell actors, with work desired at the BBS and
+placed by real bid rounds between real actors.
+
+No Cloud Controller, no blob store, no disk: cells run modelled instances
+only, so the auction is what is measured.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+from actors.auctioneer.actor import AuctioneerActor, AuctioneerConfig
+from actors.bbs.actor import BBS, BBSConfig
+from actors.cell.actor import CellActor, CellConfig
+from actors.runtime import ActorSystem
+from protocol.auction import AuctionConfig
+from protocol.lrp import DesiredLRP
+from protocol.messages import AuctioneerStats, CellInfo, DesireLRP
+from protocol.states import ActualLRPState, HealthCheckType
+
+__all__ = ["AppSpec", "Cluster", "distribution"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AppSpec:
+    """One app to deploy: instances of `memory_mb` each."""
+
+    name: str
+    instances: int
+    memory_mb: int
+    disk_mb: int = 1
+    placement_tags: frozenset[str] = frozenset()
+
+
+def distribution(values: Sequence[float]) -> float:
+    """stddev/mean, Diego's measure of how evenly cells are loaded."""
+    if not values:
+        return 0.0
+    mean = statistics.fmean(values)
+    if mean == 0:
+        return 0.0
+    return statistics.pstdev(values) / mean
+
+
+class Cluster:
+    """Start with `await Cluster.start(system, cells)`; deploy; inspect."""
+
+    def __init__(self, system: ActorSystem, cell_configs: Sequence[CellConfig]) -> None:
+        self.system = system
+        self.cell_configs = list(cell_configs)
+        self.bbs: Any = None
+
+    @classmethod
+    async def start(
+        cls,
+        system: ActorSystem,
+        *,
+        cells: int,
+        zones: int = 2,
+        memory_mb: int = 100,
+        disk_mb: int = 100_000,
+        containers: int = 1000,
+        auction: AuctionConfig | None = None,
+        heartbeat_interval: float = 5.0,
+        sync_interval: float = 3600.0,
+        optional_tags: dict[int, frozenset[str]] | None = None,
+    ) -> Cluster:
+        configs = [
+            CellConfig(
+                cell_id=f"cell-{i}",
+                zone=f"z{(i - 1) % zones + 1}",
+                memory_mb=memory_mb,
+                disk_mb=disk_mb,
+                containers=containers,
+                cell_index=i,
+                optional_placement_tags=(optional_tags or {}).get(i, frozenset()),
+                work_dir=None,
+                heartbeat_interval=heartbeat_interval,
+                sync_interval=sync_interval,
+            )
+            for i in range(1, cells + 1)
+        ]
+        cluster = cls(system, configs)
+        # Convergence is left on but slow: placement must come from the
+        # first bid rounds, not from retries.
+        cluster.bbs = BBS.start(BBSConfig(convergence_interval=3600, presence_ttl=3600), name="bbs")
+        AuctioneerActor.start(AuctioneerConfig(auction=auction or AuctionConfig(), cell_state_timeout=30), name="auctioneer")
+        for config in configs:
+            CellActor.start(config, name=config.cell_id)
+        await system.clock.sleep(0)
+        # Every cell has said hello once the BBS lists them all.
+        for _ in range(100):
+            presences = await system.ask("bbs", _ListCells())
+            if len(presences) == cells:
+                break
+            await system.clock.sleep(0.01)
+        return cluster
+
+    def desire(self, apps: Sequence[AppSpec], *, startup_seconds: float = 1.0) -> None:
+        """Desire every app at the BBS (each instance index is one auction)."""
+        env = (("MF_STARTUP_SECONDS", f"{startup_seconds:g}"),)
+        for app in apps:
+            self.system.tell(
+                "bbs",
+                DesireLRP(
+                    DesiredLRP(
+                        process_guid=app.name,
+                        app_guid=app.name,
+                        app_name=app.name,
+                        instances=app.instances,
+                        memory_mb=app.memory_mb,
+                        disk_mb=app.disk_mb,
+                        droplet_key=None,
+                        start_command="./app",
+                        health_check_type=HealthCheckType.PROCESS,
+                        env=env,
+                        placement_tags=app.placement_tags,
+                    )
+                ),
+            )
+
+    def _bbs_actor(self) -> BBS:
+        actor = self.system.actor("bbs")
+        assert isinstance(actor, BBS)
+        return actor
+
+    def counts(self) -> dict[str, int]:
+        """Actual LRPs by state, read straight from the BBS's books."""
+        bbs = self._bbs_actor()
+        counts = {"total": 0, "placed": 0, "unplaced": 0, "failed": 0}
+        for book in bbs.actuals.values():
+            for actual in book.values():
+                counts["total"] += 1
+                if actual.state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING):
+                    counts["placed"] += 1
+                elif actual.placement_error:
+                    counts["failed"] += 1
+                else:
+                    counts["unplaced"] += 1
+        return counts
+
+    async def wait_placed(self, expected: int, *, timeout: float = 600.0) -> dict[str, int]:
+        """Until every expected auction has an outcome (placed or failed)."""
+        waited = 0.0
+        step = 0.05
+        while True:
+            counts = self.counts()
+            if counts["total"] >= expected and counts["unplaced"] == 0:
+                return counts
+            if waited >= timeout:
+                return counts
+            await self.system.clock.sleep(step)
+            waited += step
+
+    async def cell_infos(self) -> list[dict[str, Any]]:
+        return [await self.system.ask(c.cell_id, CellInfo()) for c in self.cell_configs]
+
+    def placements(self) -> dict[str, dict[str, int]]:
+        """cell_id -> {process_guid: instances}, from the cells' own state."""
+        result: dict[str, dict[str, int]] = {}
+        for config in self.cell_configs:
+            cell = self.system.actor(config.cell_id)
+            assert isinstance(cell, CellActor)
+            result[config.cell_id] = dict(cell._lrp_counts)
+        return result
+
+    def memory_used(self) -> list[int]:
+        used = []
+        for config in self.cell_configs:
+            cell = self.system.actor(config.cell_id)
+            assert isinstance(cell, CellActor)
+            used.append(cell._used_memory)
+        return used
+
+    def failures(self) -> dict[tuple[str, int], str]:
+        bbs = self._bbs_actor()
+        return {
+            (a.process_guid, a.index): a.placement_error
+            for book in bbs.actuals.values()
+            for a in book.values()
+            if a.placement_error and a.state is ActualLRPState.UNCLAIMED
+        }
+
+    async def auction_stats(self) -> dict[str, Any]:
+        return await self.system.ask("auctioneer", AuctioneerStats())
+
+
+def _ListCells() -> Any:  # noqa: N802 - a message constructor
+    from protocol.messages import ListCells
+
+    return ListCells()
+
+
+def spread_ok(counts: Sequence[float], tolerance: float = 1.0) -> bool:
+    """Every value within `tolerance` of the mean (Diego's +-1 check)."""
+    if not counts:
+        return True
+    mean = sum(counts) / len(counts)
+    return all(math.fabs(c - mean) <= tolerance for c in counts)
