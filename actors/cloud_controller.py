@@ -37,6 +37,7 @@ from protocol.manifest import default_route
 from protocol.messages import (
     AssemblePackage,
     Blob,
+    BlobInventory,
     CancelTask,
     CreateOrUpdateApp,
     Db,
@@ -64,7 +65,7 @@ from protocol.messages import (
     UpdateDesiredLRP,
     UploadBits,
 )
-from protocol.states import ActualLRPState, AppState, BuildState, InstanceState
+from protocol.states import ActualLRPState, AppState, BuildState, InstanceState, PackageState
 
 __all__ = ["CloudController", "ControllerConfig"]
 
@@ -80,6 +81,11 @@ class ControllerConfig:
     blob_timeout: float = 60.0
     packages_kept: int = 5
     droplets_kept: int = 5
+    reap_interval: float = 300.0  # orphan blob sweep, platform seconds
+
+
+class _Reap:
+    """Timer: sweep orphan blobs."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,6 +124,7 @@ class CloudController(AsyncioActor):
         self.config = config or ControllerConfig()
         self._builds: dict[str, asyncio.Future[Any]] = {}
         self._process: dict[str, str] = {}  # app_guid -> process_guid of its running version
+        self._orphans_seen: dict[str, float] = {}  # blob key -> when first seen unreferenced
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -142,7 +149,8 @@ class CloudController(AsyncioActor):
     # --- boot -----------------------------------------------------------------------------
 
     async def on_start(self) -> None:
-        """Pick up where the last process stopped: fail orphaned builds, re-desire apps."""
+        """Pick up where the last process stopped: fail orphaned builds and
+        uploads, sweep orphan blobs, re-desire started apps."""
         apps = await self.db("list_apps")
         for app in apps:
             for build in await self.db("list_builds", app_guid=app.guid):
@@ -152,9 +160,52 @@ class CloudController(AsyncioActor):
                         build_guid=build.guid,
                         error=str(StagingError("Staging error: staging was interrupted by a platform restart")),
                     )
+            for package in await self.db("list_packages", app_guid=app.guid):
+                if package.state in (PackageState.AWAITING_UPLOAD, PackageState.PROCESSING_UPLOAD):
+                    await self.db("update_package", guid=package.guid, state=PackageState.FAILED)
+        # Nothing is in flight at boot, so every blob CC_DB does not point to
+        # is an orphan a crash left behind (a write whose row never committed).
+        swept = await self._sweep_orphans(grace=0.0)
+        for app in apps:
             if app.state is AppState.STARTED and app.droplet_guid is not None:
                 await self._desire(app, restart=False, audit=None)
-        log.info("cloud-controller-started", apps=len(apps))
+        self.tell_self_later(self.config.reap_interval, _Reap())
+        log.info("cloud-controller-started", apps=len(apps), orphans_swept=swept)
+
+    async def _sweep_orphans(self, grace: float) -> int:
+        """Delete blobs no CC_DB row refers to once they have been orphans for
+        `grace` seconds. The grace outlasts any upload or staging in flight
+        (a droplet is stored before CC_DB learns its key)."""
+        referenced = await self.db("referenced_blob_keys")
+        inventory = await self.ask(
+            "blobstore", BlobInventory(frozenset(referenced)), timeout=self.config.blob_timeout
+        )
+        now = self.clock.monotonic()
+        orphans = set(inventory["orphans"])
+        for key in list(self._orphans_seen):
+            if key not in orphans:
+                del self._orphans_seen[key]  # adopted by a row meanwhile
+        doomed = []
+        for key in orphans:
+            first = self._orphans_seen.setdefault(key, now)
+            if now - first >= grace:
+                doomed.append(key)
+        await self._delete_blobs(doomed)
+        for key in doomed:
+            self._orphans_seen.pop(key, None)
+        if doomed:
+            log.info("orphan-blobs-deleted", count=len(doomed))
+        return len(doomed)
+
+    async def _reap(self, message: _Reap) -> None:
+        self.tell_self_later(self.config.reap_interval, _Reap())
+        token = current_trace.set(None)
+        try:
+            await self._sweep_orphans(grace=self.config.staging_timeout + self.config.reap_interval)
+        except Exception as exc:  # noqa: BLE001 - try again next time
+            log.warning("orphan-sweep-failed", error=repr(exc))
+        finally:
+            current_trace.reset(token)
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -606,6 +657,7 @@ _HANDLERS: dict[type, Any] = {
     StageApp: CloudController._stage,
     StagingCompleted: CloudController._staging_completed,
     _StagingExpired: CloudController._staging_expired,
+    _Reap: CloudController._reap,
     StartApp: CloudController._start_app,
     StopApp: CloudController._stop_app,
     ScaleApp: CloudController._scale,

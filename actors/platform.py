@@ -128,6 +128,9 @@ class Platform:
         self.clock = clock if clock is not None else RealClock()
         self.system = ActorSystem(clock=self.clock, seed=config.seed, default_ask_timeout=config.ask_timeout)
         self.recorder = TraceRecorder(self.clock)
+        from actors.faults import Faults
+
+        self.faults = Faults(self)
         self._lock_fd: int | None = None
         self._commands = 0
         self.started = False
@@ -186,8 +189,8 @@ class Platform:
             for i in range(1, c.cells + 1)
         ]
         return [
-            ChildSpec("ccdb", lambda n: CCDBActor.start(d / "ccdb.sqlite3", name=n)),
-            ChildSpec("blobstore", lambda n: BlobStoreActor.start(d / "blobstore", name=n)),
+            ChildSpec("ccdb", lambda n: CCDBActor.start(d / "ccdb.sqlite3", name=n, fault=self.faults.db)),
+            ChildSpec("blobstore", lambda n: BlobStoreActor.start(d / "blobstore", name=n, fault=self.faults.blob)),
             ChildSpec("loggregator", lambda n: LoggregatorActor.start(d / "logs", name=n)),
             ChildSpec("bbs", lambda n: BBS.start(c.bbs, name=n)),
             ChildSpec("auctioneer", lambda n: AuctioneerActor.start(c.auctioneer, name=n)),

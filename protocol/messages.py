@@ -478,6 +478,14 @@ class StopInstance(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class CrashInstances(_Msg):
+    """A fault: crash this fraction of the cell's running instances (a storm)."""
+
+    fraction: float
+    process_guid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class CellInfo(_Msg):
     """For `cf cells` and status: usage, instances, state."""
 

@@ -42,6 +42,7 @@ from protocol.messages import (
     CancelTask,
     CellInfo,
     CellSync,
+    CrashInstances,
     FetchCellState,
     GetDesiredLRP,
     GetTask,
@@ -215,6 +216,8 @@ class CellActor(AsyncioActor):
             return None
         if kind is CellInfo:
             return self.info()
+        if kind is CrashInstances:
+            return self._crash_storm(message)
         return super().on_receive(message)
 
     # --- bidding ---------------------------------------------------------------------------
@@ -479,6 +482,20 @@ class CellActor(AsyncioActor):
             self._desired.pop(instance.process_guid, None)
             self._models.pop(instance.process_guid, None)
         return True
+
+    def _crash_storm(self, message: CrashInstances) -> int:
+        """Crash a seeded-random share of the running instances (a fault)."""
+        running = sorted(
+            (i for i in self.instances.values() if i.state == "running"
+             and (message.process_guid is None or i.process_guid == message.process_guid)),
+            key=lambda i: i.guid,
+        )
+        victims = self.rng.sample(running, round(len(running) * max(0.0, min(1.0, message.fraction))))
+        now = self.clock.monotonic()
+        for instance in victims:
+            ran_for = 0.0 if instance.running_at is None else now - instance.running_at
+            self._exit(instance, "APP/PROC/WEB: Exited with status 137 (crash storm)", ran_for)
+        return len(victims)
 
     # --- staging tasks --------------------------------------------------------------------------
 

@@ -25,7 +25,9 @@ from actors.loggregator import format_log_line
 from actors.runtime import AsyncioActor, Deferred
 from actors.runtime.delivery import current_trace
 from protocol.errors import (
+    ActorDeadError,
     AppNotFound,
+    MinifoundryError,
     IncorrectUsage,
     InvalidManifest,
     NotStaged,
@@ -106,6 +108,12 @@ class CliActor(AsyncioActor):
             out(str(exc))
             out("FAILED")
             return 1
+        except (MinifoundryError, ActorDeadError) as exc:
+            # The platform itself failed us (a deadline passed, a component
+            # is down): named, so a user or an experiment can tell which.
+            out(f"{type(exc).__name__} - {exc}")
+            out("FAILED")
+            return 1
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the user sees a message, the log the trace
@@ -134,13 +142,15 @@ class CliActor(AsyncioActor):
     async def _cmd_push(self, command: Command, message: CliCommand) -> int:
         args = command.args
         cwd = Path(message.cwd)
-        specs = self._push_specs(args, cwd)
+        specs = self._push_specs(args, cwd, warn=lambda text: message.out(f"Warning: {text}"))
         code = 0
         for spec, explicit, manifest in specs:
             code = max(code, await self._push_one(spec, explicit, manifest, args.no_start, message))
         return code
 
-    def _push_specs(self, args: Any, cwd: Path) -> list[tuple[AppSpec, frozenset[str], Path | None]]:
+    def _push_specs(
+        self, args: Any, cwd: Path, warn: Out | None = None
+    ) -> list[tuple[AppSpec, frozenset[str], Path | None]]:
         manifest_path: Path | None = None
         if args.manifest and args.no_manifest:
             raise IncorrectUsage("Incorrect Usage: '-f' and '--no-manifest' cannot be used together")
@@ -158,6 +168,9 @@ class CliActor(AsyncioActor):
         flags = self._flags(args, cwd)
         if manifest_path is not None:
             manifest = load_manifest(manifest_path)
+            for text in manifest.warnings:  # unknown keys, deprecations: the push goes on
+                if warn is not None:
+                    warn(text)
             apps = list(manifest.apps)
             if args.app:
                 validate_app_name(args.app)

@@ -3,7 +3,7 @@
 Public names are re-exported here; see each module for what it owns.
 """
 
-from actors.runtime.actor import AsyncActorRef, AsyncioActor
+from actors.runtime.actor import AsyncActorRef, AsyncioActor, Deferred
 from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.delivery import EXTERNAL, DeadLetter, DeliverySeam, Envelope, FaultRule, current_trace
 from actors.runtime.future import AsyncioFuture
@@ -21,6 +21,7 @@ __all__ = [
     "ChildSpec",
     "Clock",
     "DeadLetter",
+    "Deferred",
     "DeliverySeam",
     "Envelope",
     "FaultRule",

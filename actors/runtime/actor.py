@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from actors.runtime.clock import TimerHandle
     from actors.runtime.system import ActorSystem
 
-__all__ = ["ActorCrashed", "AsyncActorRef", "AsyncioActor"]
+__all__ = ["ActorCrashed", "AsyncActorRef", "AsyncioActor", "Deferred"]
 
 log = structlog.get_logger("minifoundry.runtime")
 
@@ -46,6 +46,20 @@ _PYKKA_MESSAGES = frozenset(
     {messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr}
 )
 _names = itertools.count(1)
+
+
+class Deferred:
+    """Returned by a handler: "the reply comes when this awaitable is done".
+
+    The actor goes on with its next message at once; the asker gets the
+    awaitable's result (or exception) when it is ready. For conversations
+    that wait on something slow (staging) without holding the mailbox.
+    """
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Any) -> None:
+        self.awaitable = awaitable
 
 
 class ActorCrashed(Exception):
@@ -69,7 +83,7 @@ class AsyncActorRef(ActorRef[Any]):
         self._actor = actor  # for the cheap liveness flag on the hot path
 
     def is_alive(self) -> bool:
-        return self._actor._running
+        return self._actor._actor_running
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.actor_name}>"
@@ -80,7 +94,7 @@ class AsyncActorRef(ActorRef[Any]):
     def tell(self, message: Any) -> None:
         actor = _current_actor.get()
         sender = "user" if actor is None else actor.actor_name
-        if not self._actor._running:
+        if not self._actor._actor_running:
             self._system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             raise ActorDeadError(f"{self.actor_name} not found")
         envelope = _new_envelope(Envelope, (message, None, sender, current_trace.get()))
@@ -111,7 +125,7 @@ class AsyncActorRef(ActorRef[Any]):
         actor = _current_actor.get()
         sender = "user" if actor is None else actor.actor_name
         deadline = system.default_ask_timeout if timeout is None else timeout
-        if not self._actor._running:
+        if not self._actor._actor_running:
             system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             future._finish(None, ActorDeadError(f"{self.actor_name} not found"))
         else:
@@ -170,12 +184,13 @@ class AsyncioActor(pykka.Actor):
         super().__init__()
         self.actor_inbox.actor_name = self.actor_name  # type: ignore[attr-defined]
         self._actor_ref = AsyncActorRef(self)
-        self._parent: AsyncioActor | None = _current_actor.get()
-        self._task: asyncio.Task[None] | None = None
-        self._running = True
-        self._timers: set[TimerHandle] = set()
-        self._children_tasks: set[asyncio.Task[Any]] = set()
+        self._actor_parent: AsyncioActor | None = _current_actor.get()
+        self._actor_task: asyncio.Task[None] | None = None
+        self._actor_running = True
+        self._actor_timers: set[TimerHandle] = set()
+        self._actor_children: set[asyncio.Task[Any]] = set()
         self.crash_reason: BaseException | None = None
+        self._actor_owed: AsyncioFuture[Any] | None = None
         system.claim_name(self.actor_name, self._actor_ref)
 
     @property
@@ -205,23 +220,23 @@ class AsyncioActor(pykka.Actor):
     def _start_actor_loop(self) -> None:
         system = self._system
         if threading.get_ident() == system.loop_thread:
-            self._spawn_main_task()
+            self._actor_spawn_main()
         else:
-            system.loop.call_soon_threadsafe(self._spawn_main_task)
+            system.loop.call_soon_threadsafe(self._actor_spawn_main)
 
-    def _spawn_main_task(self) -> None:
+    def _actor_spawn_main(self) -> None:
         # A fresh context: the actor's own task is where `_current_actor` is
         # this actor for its whole life, at no cost per message.
         import contextvars
 
-        self._task = self._system.loop.create_task(
-            self._run(), name=f"actor:{self.actor_name}", context=contextvars.Context()
+        self._actor_task = self._system.loop.create_task(
+            self._actor_main(), name=f"actor:{self.actor_name}", context=contextvars.Context()
         )
         self._system._track(self)
 
     # --- the loop: setup / running / teardown ----------------------------------------
 
-    async def _run(self) -> None:
+    async def _actor_main(self) -> None:
         _current_actor.set(self)
         try:
             try:
@@ -229,17 +244,20 @@ class AsyncioActor(pykka.Actor):
                 if type(result) is _CoroutineType:
                     await result
             except Exception:
-                self._crash(sys.exc_info())
+                self._actor_crash(sys.exc_info())
                 return
-            await self._running_loop()
+            await self._actor_loop_running()
         except asyncio.CancelledError:
-            if self._running:
-                self._crash((_Killed, _Killed(), None))
+            owed, self._actor_owed = self._actor_owed, None
+            if owed is not None:
+                owed._finish_on_loop(None, ActorDeadError(f"{self.actor_name} was killed while handling the message"))
+            if self._actor_running:
+                self._actor_crash((_Killed, _Killed(), None))
             # else: cancelled during shutdown after a stop: nothing to report
         finally:
-            self._teardown()
+            self._actor_loop_teardown()
 
-    async def _running_loop(self) -> None:
+    async def _actor_loop_running(self) -> None:
         mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]
         queue = mailbox._queue
         popleft = queue.popleft
@@ -249,7 +267,7 @@ class AsyncioActor(pykka.Actor):
         special = _PYKKA_MESSAGES
         trace_var = current_trace
         trace = None
-        while self._running:
+        while self._actor_running:
             if not queue or mailbox.paused:
                 # Inlined Mailbox.wait(): this is the hottest await there is.
                 waiter = create_future()
@@ -265,21 +283,28 @@ class AsyncioActor(pykka.Actor):
                 # messages take pykka's path.
                 result = handle(message) if type(message) in special else on_receive(message)
                 if type(result) is _CoroutineType:
+                    # Remember whom we owe a reply while we wait: if the actor
+                    # is killed meanwhile, that ask fails with ActorDeadError.
+                    self._actor_owed = reply_to
                     result = await result
+                    self._actor_owed = None
                 if reply_to is not None:
-                    # Our refs only ever attach AsyncioFutures, and this is
-                    # the loop thread: skip the public set()'s checks.
-                    reply_to._finish_on_loop(result, None)
+                    if type(result) is Deferred:
+                        self.spawn(_reply_later(result.awaitable, reply_to), name=f"{self.actor_name}:reply")
+                    else:
+                        # Our refs only ever attach AsyncioFutures, and this is
+                        # the loop thread: skip the public set()'s checks.
+                        reply_to._finish_on_loop(result, None)
             except Exception:
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker
                     # and the actor lives on.
                     reply_to.set_exception()
                 else:
-                    self._crash(sys.exc_info())
+                    self._actor_crash(sys.exc_info())
                     return
 
-    def _crash(self, exc_info: Any) -> None:
+    def _actor_crash(self, exc_info: Any) -> None:
         exc_type, exc_value, tb = exc_info
         self.crash_reason = exc_value
         log.error(
@@ -288,56 +313,56 @@ class AsyncioActor(pykka.Actor):
             error=f"{exc_type.__name__}: {exc_value}" if exc_type else "unknown",
             exc_info=exc_info if tb is not None else None,
         )
-        self._mark_stopped()
+        self._actor_mark_stopped()
         try:
             result = self.on_failure(exc_type, exc_value, tb)
             if type(result) is _CoroutineType:
                 # on_failure may be async; run it, but nothing waits for it
                 # longer than the actor's own teardown.
-                self._system.loop.create_task(self._finish_failure(result))
+                self._system.loop.create_task(self._actor_finish_failure(result))
         except Exception:
             log.exception("actor-on-failure-failed", actor=self.actor_name)
         self._system._child_crashed(self, exc_value)
 
-    async def _finish_failure(self, coro: Coroutine[Any, Any, Any]) -> None:
+    async def _actor_finish_failure(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
         except Exception:
             log.exception("actor-on-failure-failed", actor=self.actor_name)
 
-    def _mark_stopped(self) -> None:
-        if not self._running and self.actor_stopped.is_set():
+    def _actor_mark_stopped(self) -> None:
+        if not self._actor_running and self.actor_stopped.is_set():
             return
-        self._running = False
+        self._actor_running = False
         ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         self._system.release_name(self.actor_name, self._actor_ref)
-        for timer in self._timers:
+        for timer in self._actor_timers:
             timer.cancel()
-        self._timers.clear()
-        for task in self._children_tasks:
+        self._actor_timers.clear()
+        for task in self._actor_children:
             task.cancel()
 
     def _stop(self) -> Any:
         """Handle `_ActorStop`: stop after this message; await an async on_stop."""
-        self._mark_stopped()
+        self._actor_mark_stopped()
         try:
             result = self.on_stop()
         except Exception:
             log.exception("actor-on-stop-failed", actor=self.actor_name)
             return None
         if type(result) is _CoroutineType:
-            return self._await_on_stop(result)
+            return self._actor_await_on_stop(result)
         return None
 
-    async def _await_on_stop(self, coro: Coroutine[Any, Any, Any]) -> None:
+    async def _actor_await_on_stop(self, coro: Coroutine[Any, Any, Any]) -> None:
         try:
             await coro
         except Exception:
             log.exception("actor-on-stop-failed", actor=self.actor_name)
 
-    def _teardown(self) -> None:
-        self._mark_stopped()
+    def _actor_loop_teardown(self) -> None:
+        self._actor_mark_stopped()
         queue = self.actor_inbox._queue  # type: ignore[attr-defined]
         while queue:
             envelope = queue.popleft()
@@ -377,7 +402,7 @@ class AsyncioActor(pykka.Actor):
         Cancelled automatically when the actor stops.
         """
         ref = self.actor_ref
-        timers = self._timers
+        timers = self._actor_timers
 
         def fire() -> None:
             timers.discard(handle)
@@ -392,12 +417,12 @@ class AsyncioActor(pykka.Actor):
         """Run `coro` beside the actor (it does not hold the mailbox); it is
         cancelled when the actor stops. Its failures are logged."""
         task = self._system.loop.create_task(coro, name=name or f"{self.actor_name}:task")
-        self._children_tasks.add(task)
-        task.add_done_callback(self._task_done)
+        self._actor_children.add(task)
+        task.add_done_callback(self._actor_task_done)
         return task
 
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._children_tasks.discard(task)
+    def _actor_task_done(self, task: asyncio.Task[Any]) -> None:
+        self._actor_children.discard(task)
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             log.error("actor-task-failed", actor=self.actor_name, task=task.get_name(), error=repr(exc))
@@ -412,6 +437,15 @@ class AsyncioActor(pykka.Actor):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.actor_name}>"
+
+
+async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any]) -> None:
+    try:
+        result = await awaitable
+    except Exception as exc:
+        reply_to._finish_on_loop(None, exc)
+    else:
+        reply_to._finish_on_loop(result, None)
 
 
 def is_coroutine_result(value: Any) -> bool:

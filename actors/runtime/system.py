@@ -110,7 +110,7 @@ class ActorSystem:
         for actor in reversed(actors):
             await self._stop_actor(actor)
         # Anything still alive after its stop deadline is cancelled.
-        leftovers = [a._task for a in actors if a._task is not None and not a._task.done()]
+        leftovers = [a._actor_task for a in actors if a._actor_task is not None and not a._actor_task.done()]
         for task in leftovers:
             task.cancel()
         if leftovers:
@@ -126,7 +126,7 @@ class ActorSystem:
                 ActorRegistry.unregister(ref)
 
     async def _stop_actor(self, actor: AsyncioActor) -> None:
-        task = actor._task
+        task = actor._actor_task
         if task is None or task.done():
             return
         if actor.actor_ref.is_alive():
@@ -179,6 +179,40 @@ class ActorSystem:
                 return actor
         return None
 
+    # --- component faults ---------------------------------------------------------
+
+    def kill(self, name: str) -> bool:
+        """Crash the actor now (a fault): its task is cancelled, its queued
+        asks fail with ActorDeadError, its supervisor restarts it."""
+        actor = self.actor(name)
+        if actor is None or actor._actor_task is None or actor._actor_task.done():
+            return False
+        actor._actor_task.cancel()
+        log.warning("actor-killed", actor=name)
+        return True
+
+    def pause(self, name: str) -> bool:
+        """Stop delivering to the actor: messages queue up until `resume`."""
+        actor = self.actor(name)
+        if actor is None:
+            return False
+        actor.actor_inbox.paused = True  # type: ignore[attr-defined]
+        log.warning("actor-paused", actor=name)
+        return True
+
+    def resume(self, name: str) -> bool:
+        actor = self.actor(name)
+        if actor is None:
+            return False
+        mailbox = actor.actor_inbox
+        mailbox.paused = False  # type: ignore[attr-defined]
+        mailbox.wake()  # type: ignore[attr-defined]
+        log.info("actor-resumed", actor=name)
+        return True
+
+    def paused(self) -> list[str]:
+        return [a.actor_name for a in self._actors.values() if a.actor_inbox.paused]  # type: ignore[attr-defined]
+
     # --- sending by name ---------------------------------------------------------
 
     def tell(self, name: str, message: Any) -> bool:
@@ -214,7 +248,7 @@ class ActorSystem:
     # --- supervision glue ------------------------------------------------------------
 
     def _child_crashed(self, actor: AsyncioActor, reason: BaseException | None) -> None:
-        parent = actor._parent
+        parent = actor._actor_parent
         if parent is not None and parent.actor_ref.is_alive():
             from actors.runtime.supervisor import ChildCrashed
 

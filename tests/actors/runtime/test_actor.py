@@ -335,3 +335,32 @@ async def test_a_deferred_reply_lets_the_actor_serve_other_messages_meanwhile(sy
     assert not slow.done()
     assert await ref.ask("finish", block=False) == "finished"
     assert await slow == "done"
+
+
+async def test_a_killed_actor_fails_its_queued_asks_and_is_restarted_by_its_supervisor(system):
+    from actors.runtime import ChildSpec, Supervisor
+
+    Supervisor.start([ChildSpec("cell-1", lambda n: Sleeper.start(name=n))], name="cells")
+    await system.clock.advance(0)
+    first = system.lookup("cell-1")
+    busy = first.ask(Slow(100, "busy"), block=False, timeout=600)
+    await system.clock.advance(1)
+    assert system.kill("cell-1")
+    with pytest.raises(ActorDeadError):
+        await busy
+    await system.clock.advance(0)
+    second = system.lookup("cell-1")
+    assert second is not None and second is not first
+    assert not system.kill("nobody")
+
+
+async def test_a_paused_actor_queues_messages_until_resumed(system):
+    ref = Counter.start(name="counter")
+    assert system.pause("counter")
+    ref.tell(Add(1))
+    pending = ref.ask(Add(1), block=False, timeout=600)
+    await system.clock.advance(10)
+    assert not pending.done()
+    assert system.paused() == ["counter"]
+    assert system.resume("counter")
+    assert await pending == 2
