@@ -69,6 +69,8 @@ class Cluster:
         heartbeat_interval: float = 5.0,
         sync_interval: float = 3600.0,
         optional_tags: dict[int, frozenset[str]] | None = None,
+        bbs: BBSConfig | None = None,
+        cell_class: type[CellActor] = CellActor,
     ) -> Cluster:
         configs = [
             CellConfig(
@@ -88,10 +90,10 @@ class Cluster:
         cluster = cls(system, configs)
         # Convergence is left on but slow: placement must come from the
         # first bid rounds, not from retries.
-        cluster.bbs = BBS.start(BBSConfig(convergence_interval=3600, presence_ttl=3600), name="bbs")
+        cluster.bbs = BBS.start(bbs or BBSConfig(convergence_interval=3600, presence_ttl=3600), name="bbs")
         AuctioneerActor.start(AuctioneerConfig(auction=auction or AuctionConfig(), cell_state_timeout=30), name="auctioneer")
         for config in configs:
-            CellActor.start(config, name=config.cell_id)
+            cell_class.start(config, name=config.cell_id)
         await system.clock.sleep(0)
         # Every cell has said hello once the BBS lists them all.
         for _ in range(100):
@@ -101,10 +103,20 @@ class Cluster:
             await system.clock.sleep(0.01)
         return cluster
 
-    def desire(self, apps: Sequence[AppSpec], *, startup_seconds: float = 1.0) -> None:
-        """Desire every app at the BBS (each instance index is one auction)."""
-        env = (("MF_STARTUP_SECONDS", f"{startup_seconds:g}"),)
+    def desire(self, apps: Sequence[AppSpec], *, startup_seconds: float = 1.0, stay_starting: bool = False) -> None:
+        """Desire every app at the BBS (each instance index is one auction).
+
+        `stay_starting` keeps the instances starting (as the containers of
+        Diego's simulation rep do), so each counts in the 0.25 starting weight.
+        """
+        if stay_starting:
+            startup_seconds = 86_400.0
         for app in apps:
+            # Use half the quota: the model kills instances over their quota.
+            env = (
+                ("MF_MEMORY_MB", f"{app.memory_mb / 2:g}"),
+                ("MF_STARTUP_SECONDS", f"{startup_seconds:g}"),
+            )
             self.system.tell(
                 "bbs",
                 DesireLRP(
@@ -117,7 +129,8 @@ class Cluster:
                         disk_mb=app.disk_mb,
                         droplet_key=None,
                         start_command="./app",
-                        health_check_type=HealthCheckType.PROCESS,
+                        health_check_type=HealthCheckType.PORT if stay_starting else HealthCheckType.PROCESS,
+                        health_check_timeout_s=10 * 86_400.0 if stay_starting else 60.0,
                         env=env,
                         placement_tags=app.placement_tags,
                     )

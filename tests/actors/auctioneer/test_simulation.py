@@ -30,13 +30,16 @@ async def test_a_cold_start_of_single_instance_apps_lands_within_one_of_the_mean
 async def test_a_deploy_onto_mostly_preloaded_cells_spreads_within_one_of_the_mean(system):
     preloaded = {i: frozenset({"preload"}) for i in range(1, 96)}
     cluster = await Cluster.start(system, cells=100, zones=2, memory_mb=100, optional_tags=preloaded)
-    # 95 cells preloaded with 50 instances each (the tag keeps them off cells 96-100).
-    cluster.desire([AppSpec(f"pre-{i}", 50, 1, placement_tags=frozenset({"preload"})) for i in range(95)])
+    # 95 cells preloaded with 50 instances each (the tag keeps them off cells
+    # 96-100); as in Diego's simulation, the containers are still starting.
+    cluster.desire(
+        [AppSpec(f"pre-{i}", 50, 1, placement_tags=frozenset({"preload"})) for i in range(95)], stay_starting=True
+    )
     await cluster.wait_placed(95 * 50)
     before = per_cell(cluster)
     # Zone spreading per app puts z2's 47 preloaded cells one above z1's 48.
     assert all(49 <= n <= 51 for n in before[:95]) and before[95:] == [0] * 5
-    cluster.desire([AppSpec(f"app-{i}", 1, 1) for i in range(1000)])
+    cluster.desire([AppSpec(f"app-{i}", 1, 1) for i in range(1000)], stay_starting=True)
     counts = await cluster.wait_placed(95 * 50 + 1000)
     assert counts["placed"] == 95 * 50 + 1000
     assert spread_ok(per_cell(cluster), 1.0), per_cell(cluster)

@@ -1,0 +1,139 @@
+"""The BBS's recovery mechanisms, through real actors: convergence, presence,
+task rejections, crash backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from actors.auctioneer.simulation import AppSpec, Cluster
+from actors.bbs.actor import BBSConfig
+from actors.cell.actor import CellActor, CellConfig
+from protocol.auction import TaskRequest
+from protocol.lrp import DesiredLRP, TaskDefinition
+from protocol.messages import Converge, DesireLRP, DesireTask, GetActualLRPs, PerformResult
+from protocol.states import ActualLRPState, HealthCheckType, TaskState
+
+pytestmark = pytest.mark.anyio
+
+
+async def actuals(system, process_guid):
+    return await system.ask("bbs", GetActualLRPs(process_guid))
+
+
+async def test_an_unplaceable_instance_stays_unclaimed_with_its_reason_until_convergence_places_it(system):
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=100)
+    cluster.desire([AppSpec("big", 2, 60)])
+    await cluster.wait_placed(2)
+    first = await actuals(system, "big")
+    assert first[0].state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING)
+    assert first[1].state is ActualLRPState.UNCLAIMED
+    assert first[1].placement_error == "insufficient resources: memory"
+    CellActor.start(CellConfig("cell-2", zone="z1", memory_mb=100, cell_index=2), name="cell-2")
+    await system.clock.advance(1)
+    await system.ask("bbs", Converge("test"))
+    await system.clock.advance(1)
+    later = await actuals(system, "big")
+    assert later[1].state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING)
+    assert later[1].cell_id == "cell-2"
+
+
+async def test_instances_on_a_cell_that_stops_heartbeating_are_replaced_elsewhere(system):
+    cluster = await Cluster.start(
+        system, cells=3, zones=1, memory_mb=100, bbs=BBSConfig(convergence_interval=30, presence_ttl=15)
+    )
+    cluster.desire([AppSpec("web", 6, 1)])
+    await cluster.wait_placed(6)
+    await system.clock.advance(5)
+    victim = "cell-1"
+    on_victim = [a.index for a in await actuals(system, "web") if a.cell_id == victim]
+    assert on_victim
+    system.pause(victim)  # no heartbeats, no answers
+    await system.clock.advance(25)
+    after = await actuals(system, "web")
+    assert all(a.cell_id != victim for a in after)
+    assert all(a.state is ActualLRPState.RUNNING for a in after)
+
+
+async def test_a_killed_cell_comes_back_empty_and_its_instances_run_elsewhere(system):
+    cluster = await Cluster.start(system, cells=2, zones=1, memory_mb=100)
+    cluster.desire([AppSpec("web", 4, 1)])
+    await cluster.wait_placed(4)
+    await system.clock.advance(2)
+    # The cells supervisor is absent in this harness: kill, then start a new one.
+    system.kill("cell-1")
+    await system.clock.advance(0)
+    CellActor.start(cluster.cell_configs[0], name="cell-1")  # the restarted cell: new incarnation
+    await system.clock.advance(10)
+    after = await actuals(system, "web")
+    assert sum(a.state is ActualLRPState.RUNNING for a in after) == 4
+
+
+class RefusingCell(CellActor):
+    """A cell whose state always changed between bid and commit (for tasks)."""
+
+    def _perform(self, message):
+        return PerformResult(rejected_lrps=(), rejected_tasks=tuple(message.tasks))
+
+
+async def test_a_task_refused_three_times_fails(system):
+    await Cluster.start(system, cells=1, zones=1, memory_mb=4096, cell_class=RefusingCell)
+    task = TaskDefinition("task-1", 256, 256, "cflinuxfs4")
+    await system.ask("bbs", DesireTask(task))
+    await system.clock.advance(5)
+    bbs = system.actor("bbs")
+    book = bbs.tasks["task-1"]
+    assert book.state is TaskState.FAILED
+    assert book.rejections == 3
+    assert "rejected 3 times" in book.failure_reason
+
+
+async def test_a_crashing_instance_restarts_with_diegos_backoff(system):
+    await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    lrp = DesiredLRP(
+        process_guid="crashy",
+        app_guid="crashy",
+        app_name="crashy",
+        instances=1,
+        memory_mb=10,
+        disk_mb=1,
+        droplet_key=None,
+        start_command="./app",
+        health_check_type=HealthCheckType.PROCESS,
+        env=(("MF_CRASH_AFTER_SECONDS", "1"),),
+    )
+    system.tell("bbs", DesireLRP(lrp))
+    crash_times: list[tuple[int, float]] = []
+    last = 0
+    for _ in range(600):
+        await system.clock.advance(1)
+        (a,) = await actuals(system, "crashy")
+        if a.crash_count != last:
+            crash_times.append((a.crash_count, system.clock.monotonic()))
+            last = a.crash_count
+        if last >= 6:
+            break
+    gaps = [round(b[1] - a[1]) for a, b in zip(crash_times, crash_times[1:], strict=False)]
+    # Each life lasts 1 s; crashes 1-2 restart at once, then 30, 60, 120 s waits.
+    assert gaps[:5] == [1, 1, 31, 61, 121], crash_times
+    (a,) = await actuals(system, "crashy")
+    assert a.state in (ActualLRPState.CRASHED, ActualLRPState.UNCLAIMED, ActualLRPState.CLAIMED, ActualLRPState.RUNNING)
+
+
+async def test_a_draining_cells_instances_are_replaced_before_they_stop(system):
+    cluster = await Cluster.start(system, cells=3, zones=1, memory_mb=100)
+    cluster.desire([AppSpec("web", 3, 1)])
+    await cluster.wait_placed(3)
+    await system.clock.advance(2)
+    victim = next(a.cell_id for a in await actuals(system, "web"))
+    from protocol.messages import EvacuateCell
+
+    moving = await system.ask("bbs", EvacuateCell(victim))
+    assert moving >= 1
+    # Replacements start first: the old instances keep running meanwhile.
+    mid = await actuals(system, "web")
+    assert sum(a.state is ActualLRPState.RUNNING for a in mid) == 3
+    await system.clock.advance(5)
+    after = await actuals(system, "web")
+    assert all(a.cell_id != victim and a.state is ActualLRPState.RUNNING for a in after)
+    cell = system.actor(victim)
+    assert cell.info()["instances"] == 0
