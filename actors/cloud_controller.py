@@ -52,6 +52,7 @@ from protocol.messages import (
     GetEvents,
     GetTrace,
     ListApps,
+    ListDesiredLRPs,
     LogLine,
     MatchResources,
     ProcessCrashed,
@@ -166,8 +167,17 @@ class CloudController(AsyncioActor):
         # Nothing is in flight at boot, so every blob CC_DB does not point to
         # is an orphan a crash left behind (a write whose row never committed).
         swept = await self._sweep_orphans(grace=0.0)
+        # A restarted Cloud Controller (the platform kept running) adopts the
+        # desired LRPs the BBS still has, so running instances are left alone.
+        running = {lrp.app_guid: lrp for lrp in await self.ask("bbs", ListDesiredLRPs())}
         for app in apps:
-            if app.state is AppState.STARTED and app.droplet_guid is not None:
+            if app.state is not AppState.STARTED or app.droplet_guid is None:
+                continue
+            lrp = running.get(app.guid)
+            droplet = await self.db("get_droplet", guid=app.droplet_guid)
+            if lrp is not None and lrp.droplet_key == droplet.blob_key and lrp.instances == app.instances:
+                self._process[app.guid] = lrp.process_guid
+            else:
                 await self._desire(app, restart=False, audit=None)
         self.tell_self_later(self.config.reap_interval, _Reap())
         log.info("cloud-controller-started", apps=len(apps), orphans_swept=swept)

@@ -60,6 +60,14 @@ class CliCommand(_Msg):
         return "cf " + " ".join(self.argv[:2])
 
 
+@dataclass(frozen=True, slots=True)
+class CancelCommand(_Msg):
+    """Stop the running command whose output goes to `out` (Ctrl-C ending a
+    `logs APP` tail); a command that is not running is ignored."""
+
+    out: Sink = field(compare=False, repr=False)
+
+
 # --- -> cloud_controller -------------------------------------------------------------
 
 
@@ -311,6 +319,11 @@ class GetDesiredLRP(_Msg):
 
     STEP = 11
     process_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListDesiredLRPs(_Msg):
+    """Every desired LRP (a restarted Cloud Controller adopts its own)."""
 
 
 @dataclass(frozen=True, slots=True)

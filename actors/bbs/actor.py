@@ -43,6 +43,7 @@ from protocol.messages import (
     GetActualLRPs,
     GetDesiredLRP,
     GetTask,
+    ListDesiredLRPs,
     Heartbeat,
     InstanceCrashed,
     InstanceStarted,
@@ -211,6 +212,7 @@ class BBS(AsyncioActor):
         super().__init__(name=name)
         self.config = config or BBSConfig()
         self.desired: dict[str, DesiredLRP] = {}
+        self._by_app: dict[str, str] = {}  # app_guid -> process_guid of its desired LRP
         self.actuals: dict[str, dict[int, _Actual]] = {}
         self.tasks: dict[str, _Task] = {}
         self.cells: dict[str, _Cell] = {}
@@ -236,6 +238,12 @@ class BBS(AsyncioActor):
     def _desire_lrp(self, message: DesireLRP) -> None:
         lrp = message.lrp
         now = self.clock.monotonic()
+        previous = self._by_app.get(lrp.app_guid)
+        if previous is not None and previous != lrp.process_guid:
+            # One web process per app: a newer version replaces the old one,
+            # even when its desirer forgot it (a restarted Cloud Controller).
+            self._remove_desired(RemoveDesiredLRP(previous))
+        self._by_app[lrp.app_guid] = lrp.process_guid
         self.desired[lrp.process_guid] = lrp
         self._traces[lrp.process_guid] = current_trace.get()
         book = self.actuals.setdefault(lrp.process_guid, {})
@@ -265,6 +273,8 @@ class BBS(AsyncioActor):
 
     def _remove_desired(self, message: RemoveDesiredLRP) -> bool:
         lrp = self.desired.pop(message.process_guid, None)
+        if lrp is not None and self._by_app.get(lrp.app_guid) == message.process_guid:
+            del self._by_app[lrp.app_guid]
         self._traces.pop(message.process_guid, None)
         book = self.actuals.pop(message.process_guid, {})
         for actual in book.values():
@@ -809,6 +819,7 @@ _HANDLERS: dict[type, Any] = {
     RemoveDesiredLRP: BBS._remove_desired,
     GetActualLRPs: BBS._get_actuals,
     GetDesiredLRP: lambda self, m: self.desired.get(m.process_guid),
+    ListDesiredLRPs: lambda self, m: tuple(self.desired.values()),
     AuctionOutcome: BBS._auction_outcome,
     InstanceStarted: BBS._instance_started,
     InstanceCrashed: BBS._instance_crashed,

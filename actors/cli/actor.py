@@ -37,6 +37,7 @@ from protocol.errors import (
 )
 from protocol.manifest import AppSpec, apply_flags, default_spec, load_manifest, validate_app_name
 from protocol.messages import (
+    CancelCommand,
     CellInfo,
     CliCommand,
     CreateOrUpdateApp,
@@ -88,10 +89,13 @@ class CliActor(AsyncioActor):
         self.config = config or CliConfig()
         self.recorder = recorder
         self._subscriptions = 0
+        self._running: list[tuple[Out, asyncio.Task[Any] | None]] = []  # for CancelCommand
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CliCommand):
             return Deferred(self._run_command(message))
+        if isinstance(message, CancelCommand):
+            return self._cancel_command(message)
         return super().on_receive(message)
 
     # --- running one command --------------------------------------------------------------
@@ -99,6 +103,8 @@ class CliActor(AsyncioActor):
     async def _run_command(self, message: CliCommand) -> int:
         out = message.out
         trace_id = current_trace.get()
+        running = (out, asyncio.current_task())
+        self._running.append(running)
         try:
             command = parse(message.argv)
             handler = getattr(self, f"_cmd_{command.name}")
@@ -122,8 +128,16 @@ class CliActor(AsyncioActor):
             out("FAILED")
             return 1
         finally:
+            self._running.remove(running)
             if self.recorder is not None and trace_id is not None and not isinstance(trace_id, tuple):
                 self.recorder.close(trace_id)
+
+    def _cancel_command(self, message: CancelCommand) -> int:
+        """Cancel the commands writing to `message.out`; how many were running."""
+        tasks = [task for out, task in self._running if out is message.out and task is not None]
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
 
     def _header(self, verb: str, app: str | None = None) -> str:
         c = self.config
@@ -237,6 +251,9 @@ class CliActor(AsyncioActor):
     ) -> int:
         out = message.out
         c = self.config
+        # One command may push several apps (a manifest's list): each app's
+        # trace is the command's first arrow plus what its own push delivered.
+        trace_start = self._trace_length()
         out(f"Pushing app {spec.name} to org {c.org} / space {c.space} as {c.user}...")
         if manifest is not None:
             out(f"Applying manifest file {manifest}...")
@@ -263,7 +280,7 @@ class CliActor(AsyncioActor):
         try:
             return await self._push_bits(app, bits, existed, no_start, out)
         finally:
-            await self._save_trace(app, "push")
+            await self._save_trace(app, "push", since=trace_start)
 
     async def _push_bits(self, app: Any, bits: Any, existed: bool, no_start: bool, out: Out) -> int:
         c = self.config
@@ -302,17 +319,29 @@ class CliActor(AsyncioActor):
         await self.cc(StartApp(app.guid, c.user, restart=existed))
         return await self._wait_started(app, out)
 
-    async def _save_trace(self, app: Any, kind: str) -> None:
-        """Keep what this conversation delivered, for `cf trace APP`."""
+    def _trace_length(self) -> int:
+        trace_id = current_trace.get()
+        if self.recorder is None or not isinstance(trace_id, str):
+            return 0
+        return len(self.recorder.snapshot(trace_id))
+
+    async def _save_trace(self, app: Any, kind: str, *, since: int = 0) -> None:
+        """Keep what this conversation delivered (from delivery `since` on,
+        after the user's command), for `cf trace APP`."""
         trace_id = current_trace.get()
         if self.recorder is None or not isinstance(trace_id, str):
             return
         deliveries = self.recorder.snapshot(trace_id)
+        if since > 1:
+            deliveries = deliveries[:1] + deliveries[since:]
         if not deliveries:
             return
         token = current_trace.set(None)  # saving is not part of the picture
         try:
-            await self.cc(SaveTrace(app.guid, app.name, trace_id, kind, tuple(deliveries)))
+            # Keyed per app: one command's trace id is shared by every app it
+            # pushes, and a restarted platform counts its commands from 1 again.
+            key = f"{trace_id}:{app.guid}"
+            await self.cc(SaveTrace(app.guid, app.name, key, kind, tuple(deliveries)))
         except Exception as exc:  # noqa: BLE001 - a lost trace must not fail the push
             log.warning("saving-trace-failed", app=app.name, error=repr(exc))
         finally:
@@ -346,7 +375,7 @@ class CliActor(AsyncioActor):
         c = self.config
         started = self.clock.monotonic()
         last_progress = ""
-        while True:
+        while app.instances > 0:  # scaled to zero: nothing to wait for, as cf says "0/0"
             instances = await self.cc(GetAppInstances(app.guid))
             running = sum(1 for i in instances if i.state == "RUNNING")
             starting = sum(1 for i in instances if i.state == "STARTING" and i.crash_count == 0)

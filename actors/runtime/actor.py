@@ -290,7 +290,7 @@ class AsyncioActor(pykka.Actor):
                     self._actor_owed = None
                 if reply_to is not None:
                     if type(result) is Deferred:
-                        self.spawn(_reply_later(result.awaitable, reply_to), name=f"{self.actor_name}:reply")
+                        self.spawn(_reply_later(result.awaitable, reply_to, self.actor_name), name=f"{self.actor_name}:reply")
                     else:
                         # Our refs only ever attach AsyncioFutures, and this is
                         # the loop thread: skip the public set()'s checks.
@@ -439,9 +439,13 @@ class AsyncioActor(pykka.Actor):
         return f"<{type(self).__name__} {self.actor_name}>"
 
 
-async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any]) -> None:
+async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any], actor_name: str = "") -> None:
     try:
         result = await awaitable
+    except asyncio.CancelledError:
+        # The actor stopped (or was killed) before the reply was ready.
+        reply_to._finish_on_loop(None, ActorDeadError(f"{actor_name} stopped before replying"))
+        raise
     except Exception as exc:
         reply_to._finish_on_loop(None, exc)
     else:

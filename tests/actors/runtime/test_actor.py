@@ -364,3 +364,18 @@ async def test_a_paused_actor_queues_messages_until_resumed(system):
     assert system.paused() == ["counter"]
     assert system.resume("counter")
     assert await pending == 2
+
+
+async def test_a_deferred_reply_fails_with_actor_dead_error_when_its_actor_stops(system):
+    from actors.runtime import Deferred
+
+    class Waiter(AsyncioActor):
+        def on_receive(self, message):
+            return Deferred(asyncio.get_running_loop().create_future())
+
+    ref = Waiter.start()
+    pending = ref.ask("wait", block=False, timeout=600)
+    await system.clock.advance(1)
+    await ref.stop(block=False)
+    with pytest.raises(ActorDeadError):
+        await pending

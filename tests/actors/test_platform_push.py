@@ -1,0 +1,370 @@
+"""`cf push` end to end: the real actors (SQLite CC_DB, blob files, tar
+droplets) on a virtual clock, one user-visible behaviour per test."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from actors.cli.render import steps_in_order
+from protocol.messages import GetTrace
+from protocol.states import AppState, BuildState
+from protocol.units import format_bytes
+from tests.actors.conftest import (
+    EXAMPLES,
+    actual_lrps,
+    app_guid,
+    db,
+    line_starting,
+    platform_state,
+    run,
+)
+
+pytestmark = pytest.mark.anyio
+
+SEED_STEPS = list(range(1, 13))
+
+
+def _app_files(path: Path) -> list[Path]:
+    """What a push of an example uploads: everything but its manifest."""
+    return sorted(p for p in path.rglob("*") if p.is_file() and p.name != "manifest.yml")
+
+
+def _copy_example(name: str, dest: Path) -> Path:
+    shutil.copytree(EXAMPLES / name, dest)
+    return dest
+
+
+async def _push_hello(platform, path: Path | None = None) -> list[str]:
+    code, lines = await run(platform, "push", "hello", "-p", str(path or EXAMPLES / "python"))
+    assert code == 0, "\n".join(lines)
+    return lines
+
+
+# --- a push, as the user sees it ------------------------------------------------------------
+
+
+async def test_pushing_the_python_example_stages_it_and_shows_two_running_instances(platform):
+    code, lines = await run(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
+
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert lines[0] == "Pushing app hello to org minifoundry / space dev as admin..."
+    files = _app_files(EXAMPLES / "python")
+    size = format_bytes(sum(f.stat().st_size for f in files))
+    assert f" {len(files)} files, {size} to upload, 0 already on the platform" in lines
+    assert "Staging app and tracing logs..." in lines
+    assert any(line.startswith("   -----> Python Buildpack version") for line in lines), text
+    assert "   Exit status 0" in lines
+    assert any(re.fullmatch(r"   Uploaded droplet \(\d+(\.\d)?[BKM]\)", line) for line in lines), text
+    assert "Waiting for app hello to start..." in lines
+    # the summary comes last, in this order
+    order = [
+        "name:              hello",
+        "requested state:   started",
+        "routes:            hello.apps.internal",
+        "buildpacks:        python",
+        "instances:       2/2",
+        "start command:   python app.py",
+    ]
+    positions = [lines.index(line) for line in order]
+    assert positions == sorted(positions), text
+    assert positions[0] > lines.index("Waiting for app hello to start...")
+    assert re.match(r"#0   running   \S+Z   ", line_starting(lines, "#0 "))
+    assert re.match(r"#1   running   \S+Z   ", line_starting(lines, "#1 "))
+
+
+@pytest.mark.parametrize(
+    ("example", "app", "buildpack", "language"),
+    [
+        ("python", "python-hello", "python", "Python"),
+        ("node", "node-hello", "nodejs", "Nodejs"),
+        ("static", "static-hello", "staticfile", "Staticfile"),
+        ("go", "go-hello", "go", "Go"),
+        ("binary", "binary-hello", "binary", "Binary"),
+    ],
+)
+async def test_every_example_app_pushes_with_one_command_and_stages_with_its_buildpack(
+    platform, example, app, buildpack, language
+):
+    code, lines = await run(platform, "push", cwd=EXAMPLES / example)
+
+    text = "\n".join(lines)
+    assert code == 0, text
+    assert lines[0] == f"Pushing app {app} to org minifoundry / space dev as admin..."
+    assert f"   -----> {language} Buildpack version" in "\n".join(lines)
+    assert f"buildpacks:        {buildpack}" in lines
+    record = await db(platform, "find_app", name=app)
+    assert f"instances:       {record.instances}/{record.instances}" in lines
+    droplet = await db(platform, "current_droplet", app_guid=record.guid)
+    assert droplet is not None and droplet.buildpacks == (f"{buildpack}_buildpack",)
+    [build] = await db(platform, "list_builds", app_guid=record.guid)
+    assert build.state is BuildState.STAGED and build.droplet_guid == droplet.guid
+
+
+async def test_an_app_no_buildpack_detects_fails_staging_with_no_app_detected_error(platform):
+    code, lines = await run(platform, "push", "undetectable", "-p", str(EXAMPLES / "undetectable"))
+
+    error = "NoAppDetectedError - An app was not successfully detected by any available buildpack"
+    assert code == 1
+    assert lines[-2:] == [f"Error staging application: {error}", "FAILED"]
+    assert "   Exit status 222" in lines
+    assert "Waiting for app undetectable to start..." not in lines
+    guid = await app_guid(platform, "undetectable")
+    [build] = await db(platform, "list_builds", app_guid=guid)
+    assert build.state is BuildState.FAILED
+    assert build.error == error
+    assert (await db(platform, "get_app", guid=guid)).droplet_guid is None
+
+
+# --- the seed's twelve steps ----------------------------------------------------------------------
+
+
+async def test_the_trace_of_a_push_walks_the_twelve_seed_steps_in_order(platform):
+    await _push_hello(platform)
+    guid = await app_guid(platform, "hello")
+
+    trace = await platform.system.ask("cloud_controller", GetTrace(guid))
+    assert trace["kind"] == "push"
+    assert steps_in_order(trace["deliveries"]) == SEED_STEPS
+
+    code, lines = await run(platform, "trace", "hello")
+    assert code == 0
+    assert lines[0] == "sequenceDiagram"
+    assert any(re.match(r"\s*user(->>|-\))cli: 1\. cf push hello", line) for line in lines), "\n".join(lines)
+    # every step has at least one arrow, numbered in order of first appearance
+    numbers = [int(m.group(1)) for line in lines if (m := re.search(r": (\d+)\. ", line))]
+    assert list(dict.fromkeys(numbers)) == SEED_STEPS
+
+
+async def test_a_manifest_with_two_apps_pushes_both_and_keeps_a_trace_of_each(platform, tmp_path):
+    root = tmp_path / "two"
+    _copy_example("python", root / "py")
+    _copy_example("static", root / "site")
+    (root / "manifest.yml").write_text(
+        "applications:\n- name: api\n  path: py\n  memory: 64M\n- name: site\n  path: site\n  memory: 64M\n"
+    )
+
+    code, lines = await run(platform, "push", cwd=root)
+
+    assert code == 0, "\n".join(lines)
+    assert [line for line in lines if line.startswith("Pushing app ")] == [
+        "Pushing app api to org minifoundry / space dev as admin...",
+        "Pushing app site to org minifoundry / space dev as admin...",
+    ]
+    for name in ("api", "site"):
+        trace = await db(platform, "latest_trace", app_guid=await app_guid(platform, name))
+        assert trace is not None and trace["app_name"] == name
+        assert steps_in_order(trace["deliveries"]) == SEED_STEPS
+    code, lines = await run(platform, "trace", "site")
+    assert code == 0
+    assert len([line for line in lines if "db.create_app" in line]) == 1  # site's, not api's too
+
+
+async def test_restart_runs_the_current_droplet_again_without_a_new_build(platform):
+    await _push_hello(platform)
+    guid = await app_guid(platform, "hello")
+    droplet = (await db(platform, "get_app", guid=guid)).droplet_guid
+    before = {a.instance_guid for a in await actual_lrps(platform, "hello")}
+
+    code, lines = await run(platform, "restart", "hello")
+
+    assert code == 0, "\n".join(lines)
+    assert "instances:       2/2" in lines
+    assert len(await db(platform, "list_builds", app_guid=guid)) == 1
+    assert (await db(platform, "get_app", guid=guid)).droplet_guid == droplet
+    after = {a.instance_guid for a in await actual_lrps(platform, "hello")}
+    assert not before & after  # new instances
+    trace = await db(platform, "latest_trace", app_guid=guid)
+    assert trace["kind"] == "restart"
+    steps = steps_in_order(trace["deliveries"])
+    assert steps[-2:] == [11, 12]
+    assert not set(steps) & set(range(2, 11))
+    code, lines = await run(platform, "events", "hello")
+    events = [line.split()[1] for line in lines[3:]]
+    assert events[0] == "audit.app.restart"
+    assert "audit.app.restage" not in events
+
+
+async def test_restage_builds_a_new_droplet_from_the_package_then_restarts(platform):
+    await _push_hello(platform)
+    guid = await app_guid(platform, "hello")
+    first_droplet = (await db(platform, "get_app", guid=guid)).droplet_guid
+
+    code, lines = await run(platform, "restage", "hello")
+
+    assert code == 0, "\n".join(lines)
+    assert "Staging app and tracing logs..." in lines
+    assert "instances:       2/2" in lines
+    builds = await db(platform, "list_builds", app_guid=guid)
+    assert len(builds) == 2 and all(b.state is BuildState.STAGED for b in builds)
+    assert len({b.package_guid for b in builds}) == 1  # the same package, built again
+    assert (await db(platform, "get_app", guid=guid)).droplet_guid not in (None, first_droplet)
+    trace = await db(platform, "latest_trace", app_guid=guid)
+    assert trace["kind"] == "restage"
+    assert steps_in_order(trace["deliveries"])[1:] == list(range(6, 13))
+    code, lines = await run(platform, "events", "hello")
+    assert "audit.app.restage" in [line.split()[1] for line in lines[3:]]
+
+
+# --- resource matching ----------------------------------------------------------------------------
+
+
+async def test_pushing_the_same_files_again_uploads_nothing(platform, tmp_path):
+    src = _copy_example("python", tmp_path / "app")
+    await _push_hello(platform, src)
+
+    lines = await _push_hello(platform, src)
+
+    files = _app_files(src)
+    assert f" {len(files)} files, 0B to upload, {len(files)} already on the platform" in lines
+    assert "Updating app with these attributes..." in lines
+
+
+async def test_changing_one_file_uploads_only_that_file(platform, tmp_path):
+    src = _copy_example("python", tmp_path / "app")
+    await _push_hello(platform, src)
+    changed = b"print('a new version')\n"
+    (src / "app.py").write_bytes(changed)
+
+    lines = await _push_hello(platform, src)
+
+    files = _app_files(src)
+    uploaded = format_bytes(len(changed))
+    assert f" {len(files)} files, {uploaded} to upload, {len(files) - 1} already on the platform" in lines
+    guid = await app_guid(platform, "hello")
+    assert len(await db(platform, "list_packages", app_guid=guid)) == 2
+
+
+# --- bad input: a named error, exit 1, nothing changed ------------------------------------------------
+
+
+def _symlink_outside(tmp: Path) -> list[str]:
+    src = _copy_example("python", tmp / "linked")
+    (tmp / "secret.txt").write_text("not yours\n")
+    os.symlink(tmp / "secret.txt", src / "secret.txt")
+    return ["push", "linked", "-p", str(src)]
+
+
+def _tar_escaping(tmp: Path) -> list[str]:
+    path = tmp / "evil.tar"
+    with tarfile.open(path, "w") as tf:
+        for name, data in (("app.py", b"print()\n"), ("../evil.txt", b"x")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return ["push", "evil", "-p", str(path)]
+
+
+def _zip_escaping(tmp: Path) -> list[str]:
+    path = tmp / "evil.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("app.py", "print()\n")
+        zf.writestr("../evil.txt", "x")
+    return ["push", "evil", "-p", str(path)]
+
+
+def _manifest_app(tmp: Path, manifest: str) -> list[str]:
+    src = _copy_example("python", tmp / "app")
+    (src / "manifest.yml").write_text(manifest)
+    return ["push", "-p", str(src)]
+
+
+def _empty_dir(tmp: Path) -> list[str]:
+    (tmp / "empty").mkdir()
+    return ["push", "empty", "-p", str(tmp / "empty")]
+
+
+def _too_large(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setattr("actors.appfiles.MAX_FILE_BYTES", 64)
+    return ["push", "large", "-p", str(EXAMPLES / "python")]
+
+
+BAD_INPUTS: dict[str, tuple[Callable[..., list[str]], str]] = {
+    "missing path": (lambda tmp: ["push", "nowhere", "-p", str(tmp / "nope")], "PathNotFound - "),
+    "empty directory": (_empty_dir, "PathEmpty - "),
+    "malformed manifest": (
+        lambda tmp: _manifest_app(tmp, "applications:\n- name: [broken\n"),
+        "InvalidManifest - ",
+    ),
+    "memory: lots": (
+        lambda tmp: _manifest_app(tmp, "applications:\n- name: lots\n  memory: lots\n"),
+        "InvalidManifest - Application 'lots': memory: ",
+    ),
+    "invalid app name": (lambda tmp: ["push", "bad name!", "-p", str(EXAMPLES / "python")], "InvalidAppName - "),
+    "app ghost": (lambda tmp: ["app", "ghost"], "App 'ghost' not found"),
+    "scale ghost": (lambda tmp: ["scale", "ghost", "-i", "2"], "App 'ghost' not found"),
+    "events ghost": (lambda tmp: ["events", "ghost"], "App 'ghost' not found"),
+    "restart ghost": (lambda tmp: ["restart", "ghost"], "App 'ghost' not found"),
+    "logs ghost": (lambda tmp: ["logs", "ghost", "--recent"], "App 'ghost' not found"),
+    "symlink outside the app": (_symlink_outside, "UnsafePath - Symlink secret.txt points outside"),
+    "tar with ../ entry": (_tar_escaping, "UnsafePath - Entry '../evil.txt' escapes"),
+    "zip with ../ entry": (_zip_escaping, "UnsafePath - Entry '../evil.txt' escapes"),
+    "file over the size limit": (_too_large, "FileTooLarge - "),
+    "unknown command": (lambda tmp: ["frobnicate"], "UnknownCommand - 'frobnicate' is not a registered command"),
+    "bad flag value": (
+        lambda tmp: ["push", "hello", "-i", "lots"],
+        "IncorrectUsage - Incorrect Usage: invalid argument for flag '-i'",
+    ),
+    "unknown flag": (lambda tmp: ["push", "hello", "--frobnicate"], "IncorrectUsage - Incorrect Usage: "),
+    "bad memory flag": (lambda tmp: ["scale", "hello", "-m", "lots"], "IncorrectUsage - Incorrect Usage: "),
+    "unknown buildpack": (
+        lambda tmp: ["push", "hello", "-p", str(EXAMPLES / "python"), "-b", "cobol_buildpack"],
+        "UnknownBuildpack - ",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS), ids=[c.replace(" ", "-") for c in BAD_INPUTS])
+async def test_a_bad_input_fails_with_a_named_error_and_changes_nothing(platform, tmp_path, monkeypatch, case):
+    await _push_hello(platform)
+    make_argv, error = BAD_INPUTS[case]
+    argv = make_argv(tmp_path, monkeypatch) if make_argv is _too_large else make_argv(tmp_path)
+    before = await platform_state(platform)
+
+    code, lines = await run(platform, *argv)
+
+    assert code == 1, "\n".join(lines)
+    assert lines[-1] == "FAILED"
+    assert lines[-2].startswith(error), "\n".join(lines)
+    assert await platform_state(platform) == before
+
+
+async def test_an_unknown_manifest_key_only_warns_and_the_push_goes_on(platform, tmp_path):
+    argv = _manifest_app(tmp_path, "applications:\n- name: flavoured\n  flavour: vanilla\n  memory: 64M\n")
+
+    code, lines = await run(platform, *argv)
+
+    assert code == 0, "\n".join(lines)
+    assert "Warning: Application 'flavoured': unknown key 'flavour' ignored" in lines
+    assert "instances:       1/1" in lines
+    assert (await db(platform, "find_app", name="flavoured")).memory_mb == 64
+
+
+async def test_push_with_no_start_uploads_but_leaves_the_app_stopped(platform):
+    code, lines = await run(platform, "push", "hello", "-p", str(EXAMPLES / "python"), "--no-start")
+
+    assert code == 0, "\n".join(lines)
+    assert "Staging app and tracing logs..." not in lines
+    assert "requested state:   stopped" in lines
+    app = await db(platform, "find_app", name="hello")
+    assert app.state is AppState.STOPPED and app.droplet_guid is None
+    assert len(await db(platform, "list_packages", app_guid=app.guid)) == 1
+
+
+async def test_pushing_zero_instances_succeeds_at_once_with_nothing_running(platform):
+    started = platform.clock.monotonic()
+    code, lines = await run(platform, "push", "hello", "-p", str(EXAMPLES / "python"), "-i", "0")
+
+    assert code == 0, "\n".join(lines)
+    assert platform.clock.monotonic() - started < 60  # not cf's five-minute start timeout
+    assert "instances:       0/0" in lines
+    assert lines[-1] == "There are no running instances of this process."
