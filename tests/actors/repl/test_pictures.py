@@ -1,0 +1,70 @@
+"""`cf trace APP --svg/--html`: pictures drawn from the recorded deliveries."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from actors.cli.pictures import arrows, html_page, participants, write_picture
+from actors.cli.render import mermaid
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _d(seq, sender, receiver, label, step=None, ask=True):
+    return {"seq": seq, "t": seq / 10, "sender": sender, "receiver": receiver, "label": label, "step": step, "ask": ask}
+
+
+DELIVERIES = [
+    _d(1, "user", "cli", "cf push hello", 1),
+    _d(2, "cli", "cloud_controller", "CreateOrUpdateApp", 2),
+    _d(3, "cloud_controller", "ccdb", "db.create_app", 3),
+    _d(4, "cell-2", "loggregator", "LogLine", 8, ask=False),
+    _d(5, "cell-2", "loggregator", "LogLine", 8, ask=False),
+    _d(6, "cell-2", "loggregator", "LogLine", None, ask=False),
+    _d(7, "loggregator", "loggregator", "_Flush", None, ask=False),
+    _d(8, "cell-2", "bbs", "InstanceStarted & <done>", 12, ask=False),
+]
+
+
+def test_participants_follow_the_mermaid_diagrams_order():
+    names = participants(DELIVERIES, mermaid(DELIVERIES, title="cf push hello"))
+    assert names == ["user", "cli", "cloud_controller", "ccdb", "bbs", "cell-2", "loggregator"]
+
+
+def test_identical_arrows_in_a_row_fold_and_carry_the_step_in_progress():
+    folded = arrows(DELIVERIES)
+    assert [(a["label"], a["step"], a["count"]) for a in folded][3:5] == [("LogLine", 8, 3), ("_Flush", 8, 1)]
+
+
+def test_the_svg_has_a_column_per_actor_and_a_labelled_arrow_per_folded_delivery(tmp_path):
+    path = write_picture(DELIVERIES, mermaid(DELIVERIES, title="cf push hello"), tmp_path / "out" / "push.svg", "svg")
+    root = ET.parse(path).getroot()  # well-formed XML, labels escaped
+    assert root.tag == f"{SVG}svg"
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert texts[0] == "cf push hello"
+    for name in ("user", "cli", "cloud_controller", "ccdb", "bbs", "cell-2", "loggregator"):
+        assert texts.count(name) == 2  # a box at the top and at the bottom of its lifeline
+    assert "2. CreateOrUpdateApp" in texts
+    assert "8. LogLine x3" in texts
+    assert "12. InstanceStarted & <done>" in texts
+    assert "step 8" in texts
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_the_html_page_embeds_the_svg_and_the_mermaid_source_and_loads_nothing(tmp_path):
+    text = mermaid(DELIVERIES, title="cf push hello")
+    path = write_picture(DELIVERIES, text, tmp_path / "push.html", "html")
+    page = path.read_text()
+    assert page.startswith("<!doctype html>")
+    assert "<svg" in page and "sequenceDiagram" in page
+    assert "cell_2-)loggregator: 8. LogLine x3" in page
+    assert "<script" not in page and "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert page == html_page(DELIVERIES, text)
+
+
+def test_no_half_written_picture_is_left_when_the_kind_is_unknown(tmp_path):
+    try:
+        write_picture(DELIVERIES, "", tmp_path / "x.png", "png")
+    except ValueError as exc:
+        assert "svg or html" in str(exc)
+    assert list(tmp_path.iterdir()) == []
