@@ -155,6 +155,18 @@ class Platform:
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         self._lock_fd = fd
 
+    def _count_boot(self) -> int:
+        """This boot's number on the data directory (1 on fresh data)."""
+        path = self.data_dir / "boots"
+        try:
+            boot = int(path.read_text(encoding="ascii").strip() or 0) + 1
+        except (FileNotFoundError, ValueError):
+            boot = 1
+        tmp = path.with_name(".boots.tmp")
+        tmp.write_text(f"{boot}\n", encoding="ascii")
+        os.replace(tmp, path)
+        return boot
+
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -164,6 +176,12 @@ class Platform:
     async def start(self) -> Platform:
         self._take_lock()
         try:
+            boot = self._count_boot()
+            if boot > 1:
+                # A restart on the same data must not replay the last boot's
+                # random stream: guids drawn from it would collide with the
+                # rows that boot wrote. Still a function of the seed alone.
+                self.system.rng.seed(f"{self.config.seed}/boot-{boot}")
             await self.system.__aenter__()
             self.system.seam.add_observer(self.recorder)
             self.root = Supervisor.start(self._children(), name="platform", max_restarts=10, within=60)

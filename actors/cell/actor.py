@@ -552,10 +552,10 @@ class CellActor(AsyncioActor):
         if self.config.work_dir is None:
             raise StagingError("Staging error: this cell has no disk to stage on")
         work = self.config.work_dir / "staging" / task.guid
-        loop = asyncio.get_running_loop()
-
-        def threadsafe_out(text: str) -> None:
-            loop.call_soon_threadsafe(out, text)
+        # The buildpacks run on a thread; their lines are gathered there and
+        # streamed when it returns, so when a line reaches the log never
+        # depends on thread timing (two stagings cannot interleave by chance).
+        buildpack_lines: list[str] = []
 
         try:
             async with self.clock.threaded_io():
@@ -571,9 +571,15 @@ class CellActor(AsyncioActor):
             out(f"Downloaded app package ({format_bytes(info.size)})")
             mtime = int(self.clock.now())
             async with self.clock.threaded_io():
-                staged = await anyio.to_thread.run_sync(
-                    lambda: _stage_in_thread(package, work, staging.buildpacks, staging.command, threadsafe_out, mtime)
-                )
+                try:
+                    staged = await anyio.to_thread.run_sync(
+                        lambda: _stage_in_thread(
+                            package, work, staging.buildpacks, staging.command, buildpack_lines.append, mtime
+                        )
+                    )
+                finally:
+                    for line in buildpack_lines:
+                        out(line)
             await self.clock.sleep(self.config.staging_seconds)
             out("Exit status 0")
             out("Uploading droplet, build artifacts cache...")

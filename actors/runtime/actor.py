@@ -401,13 +401,17 @@ class AsyncioActor(pykka.Actor):
 
         Cancelled automatically when the actor stops.
         """
-        ref = self.actor_ref
         timers = self._actor_timers
+        mailbox = self.actor_inbox
+        name = self.actor_name
 
         def fire() -> None:
+            # A timer is the actor's own clock, not a message on a link: it
+            # goes straight into the mailbox, past the fault rules (a dropped
+            # tick would end a periodic loop for good), with the actor as sender.
             timers.discard(handle)
-            if ref.is_alive():
-                ref.tell(message)
+            if self._actor_running:
+                mailbox.enqueue(Envelope(message, None, name, None))  # type: ignore[attr-defined]
 
         handle = self._system.clock.call_later(delay, fire)
         timers.add(handle)

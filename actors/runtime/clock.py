@@ -18,6 +18,13 @@ thread's wake-up), and a naive virtual clock would jump hours ahead while a
 database write is still running. Every piece of real threaded I/O is entered
 through `clock.threaded_io()`; the virtual clock never advances while that
 count is above zero, it waits (in real time) for the I/O to finish first.
+
+Nor may threads decide the order of events. A thread finishes whenever the
+machine lets it, so with the driver running, a coroutine leaving
+`threaded_io()` waits to be let go: calls are let go one at a time, in the
+order they were entered, and only when the loop has nothing else to run.
+What the rest of the platform sees of threaded I/O is then a function of
+the seed alone, and a run repeats exactly.
 """
 
 from __future__ import annotations
@@ -176,6 +183,12 @@ class VirtualClock(_ClockBase):
         self._idle_rounds = idle_rounds
         self._idle_waiters: list[asyncio.Future[None]] = []
         self.auto_advance = True
+        # Threaded I/O under the driver: tickets in entry order; those whose
+        # thread work is over wait in `_io_done` to be let go, oldest first.
+        self._io_tickets = itertools.count()
+        self._io_open: set[int] = set()
+        self._io_done: dict[int, asyncio.Future[None]] = {}
+        self._io_news: asyncio.Event | None = None
 
     # --- time ---------------------------------------------------------------
 
@@ -211,6 +224,57 @@ class VirtualClock(_ClockBase):
     def _drop_cancelled(self) -> None:
         while self._timers and self._timers[0].cancelled:
             heapq.heappop(self._timers)
+
+    # --- threaded I/O, in a repeatable order ---------------------------------
+
+    @contextlib.asynccontextmanager
+    async def threaded_io(self) -> AsyncIterator[None]:
+        """Mark real threaded I/O in flight; with the driver running, leave
+        only when let go (in entry order, at a quiet moment)."""
+        if self._driver is None:
+            async with super().threaded_io():
+                yield
+            return
+        ticket = next(self._io_tickets)
+        self._io_open.add(ticket)
+        self._io_in_flight += 1
+        try:
+            yield
+        finally:
+            try:
+                if self._driver is not None:
+                    turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    self._io_done[ticket] = turn
+                    self._io_news_set()
+                    await turn
+            finally:
+                self._io_open.discard(ticket)
+                self._io_done.pop(ticket, None)
+                self._io_in_flight -= 1
+                if self._io_in_flight == 0 and self._io_idle is not None:
+                    self._io_idle.set()
+                self._io_news_set()
+
+    def _io_news_set(self) -> None:
+        if self._io_news is not None:
+            self._io_news.set()
+
+    async def _let_io_go(self) -> bool:
+        """Driver step: let the oldest finished I/O go on, or wait for the
+        oldest to finish. False when no I/O is open."""
+        assert self._io_news is not None
+        if not self._io_open:
+            return False
+        oldest = min(self._io_open)
+        turn = self._io_done.get(oldest)
+        if turn is not None:
+            if not turn.done():
+                turn.set_result(None)
+            return True
+        self._io_news.clear()
+        if self._io_open and min(self._io_open) not in self._io_done:
+            await self._io_news.wait()
+        return True
 
     # --- manual stepping (tests) ------------------------------------------
 
@@ -266,6 +330,7 @@ class VirtualClock(_ClockBase):
         if self._driver is None:
             self._wakeup = asyncio.Event()
             self._io_idle = asyncio.Event()
+            self._io_news = asyncio.Event()
             self._driver = asyncio.get_running_loop().create_task(self._drive(), name="virtual-clock")
 
     async def stop(self) -> None:
@@ -274,14 +339,18 @@ class VirtualClock(_ClockBase):
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await driver
+        for turn in list(self._io_done.values()):  # nobody is left to let them go
+            _set_if_pending(turn)
 
-    async def _settle(self) -> None:
-        """Return once nothing on the loop is runnable and no threaded I/O is
-        in flight: the only thing left that could happen is a timer."""
+    async def _settle(self, *, wait_io: bool = True) -> None:
+        """Return once nothing on the loop is runnable and (with `wait_io`) no
+        threaded I/O is in flight: the only thing left that could happen is a
+        timer. The driver settles without waiting for I/O: it lets I/O go
+        itself (`_let_io_go`)."""
         loop = asyncio.get_running_loop()
         quiet = 0
         while quiet < self._idle_rounds:
-            if self._io_in_flight:
+            if wait_io and self._io_in_flight:
                 quiet = 0
                 assert self._io_idle is not None or not self._driver
                 if self._io_idle is None:
@@ -302,7 +371,9 @@ class VirtualClock(_ClockBase):
     async def _drive(self) -> None:
         assert self._wakeup is not None
         while True:
-            await self._settle()
+            await self._settle(wait_io=False)
+            if await self._let_io_go():
+                continue
             if self._idle_waiters:
                 # Wake whoever waits for quiet, then settle again: waking
                 # them is itself new work.

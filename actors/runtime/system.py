@@ -24,7 +24,7 @@ from pykka import ActorDeadError, ActorRegistry
 
 from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.deadlines import Deadlines
-from actors.runtime.delivery import DeliverySeam, _current_actor, current_actor_name, current_trace
+from actors.runtime.delivery import DeliverySeam, Envelope, _current_actor, current_actor_name, current_trace
 from protocol.errors import RuntimeNotRunning
 
 if TYPE_CHECKING:
@@ -252,7 +252,12 @@ class ActorSystem:
         if parent is not None and parent.actor_ref.is_alive():
             from actors.runtime.supervisor import ChildCrashed
 
-            parent.actor_ref.tell(ChildCrashed(actor.actor_name, actor.actor_urn, reason))
+            # Supervision is the runtime's own signal, not platform traffic:
+            # it bypasses the delivery seam's fault rules (a partition must not
+            # keep a supervisor from restarting its child).
+            parent.actor_inbox.enqueue(  # type: ignore[attr-defined]
+                Envelope(ChildCrashed(actor.actor_name, actor.actor_urn, reason), None, actor.actor_name, None)
+            )
         elif parent is None:
             self._escalate(actor.actor_name, reason, top_level=True)
 

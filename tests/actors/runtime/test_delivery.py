@@ -109,3 +109,29 @@ async def test_statistics_count_every_delivery(system):
     stats = system.statistics()
     assert stats["sent"] == stats["delivered"] >= 11
     assert system.mailbox_depths()["counter"] == 0
+
+
+async def test_supervision_and_timers_are_not_subject_to_fault_rules(system):
+    from actors.runtime import AsyncioActor, ChildSpec, Supervisor
+
+    ticks: list[str] = []
+
+    class Ticker(AsyncioActor):
+        def on_start(self):
+            self.tell_self_later(1, "tick")
+
+        def on_receive(self, message):
+            if message == "tick":
+                ticks.append(self.actor_name)
+            return super().on_receive(message) if message != "tick" else None
+
+    Supervisor.start([ChildSpec("counter", lambda n: Counter.start(name=n))], name="sup")
+    Ticker.start(name="ticker")
+    await system.clock.advance(0)
+    system.seam.add_fault(FaultRule("drop"))  # every message, everywhere
+    first = system.lookup("counter")
+    system.kill("counter")
+    await system.clock.advance(2)
+    assert ticks == ["ticker"]
+    restarted = system.lookup("counter")
+    assert restarted is not None and restarted is not first
