@@ -24,6 +24,7 @@ from actors.runtime import AsyncioActor, Deferred
 from actors.runtime.delivery import current_trace
 from protocol.errors import (
     AppNotFound,
+    AskTimeout,
     InsufficientResources,
     InvalidManifest,
     NoCompatibleCell,
@@ -83,6 +84,10 @@ class ControllerConfig:
     packages_kept: int = 5
     droplets_kept: int = 5
     reap_interval: float = 300.0  # orphan blob sweep, platform seconds
+    db_read_attempts: int = 3
+    # Cloud Controller's pending-packages / pending-builds cleanup jobs: an
+    # upload or a build whose request was lost is failed after this long.
+    max_pending_package_age: float = 600.0
 
 
 class _Reap:
@@ -105,6 +110,8 @@ def build_error(reason: str) -> str:
         return str(NoCompatibleCell(reason))
     return str(StagingError(f"Staging error: {reason}"))
 
+
+_READS = ("get_", "find_", "list_", "latest_", "current_", "referenced_", "stats")
 
 _NAMED = (
     "NoAppDetectedError",
@@ -132,7 +139,16 @@ class CloudController(AsyncioActor):
     async def db(self, op: str, step: int | None = None, **kwargs: Any) -> Any:
         if "now" in _NEEDS_NOW.get(op, ()) and "now" not in kwargs:
             kwargs["now"] = None  # the ccdb actor fills in its clock's now
-        return await self.ask("ccdb", Db(op, kwargs, step), timeout=self.config.db_timeout)
+        # Reads are safe to repeat, so a lost request or reply is retried;
+        # a write is not (its reply may be what was lost), so it is not.
+        attempts = self.config.db_read_attempts if op.startswith(_READS) else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.ask("ccdb", Db(op, kwargs, step), timeout=self.config.db_timeout)
+            except AskTimeout:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     def _guid(self) -> str:
         h = f"{self.rng.getrandbits(128):032x}"
@@ -207,10 +223,33 @@ class CloudController(AsyncioActor):
             log.info("orphan-blobs-deleted", count=len(doomed))
         return len(doomed)
 
+    async def _fail_stale_pending(self) -> int:
+        """Fail uploads and builds that can no longer finish (their request or
+        reply was lost): the cleanup jobs Cloud Controller runs on its clock."""
+        now = self.clock.now()
+        failed = 0
+        for app in await self.db("list_apps"):
+            for package in await self.db("list_packages", app_guid=app.guid):
+                if package.state in (PackageState.AWAITING_UPLOAD, PackageState.PROCESSING_UPLOAD):
+                    if now - package.updated_at.timestamp() > self.config.max_pending_package_age:
+                        await self.db("update_package", guid=package.guid, state=PackageState.FAILED)
+                        failed += 1
+            for build in await self.db("list_builds", app_guid=app.guid):
+                if build.state is BuildState.STAGING and build.guid not in self._builds:
+                    if now - build.created_at.timestamp() > self.config.staging_timeout + self.config.reap_interval:
+                        await self.db(
+                            "fail_build",
+                            build_guid=build.guid,
+                            error=str(StagingTimeExpired("Staging time expired: the build was lost")),
+                        )
+                        failed += 1
+        return failed
+
     async def _reap(self, message: _Reap) -> None:
         self.tell_self_later(self.config.reap_interval, _Reap())
         token = current_trace.set(None)
         try:
+            await self._fail_stale_pending()
             await self._sweep_orphans(grace=self.config.staging_timeout + self.config.reap_interval)
         except Exception as exc:  # noqa: BLE001 - try again next time
             log.warning("orphan-sweep-failed", error=repr(exc))
@@ -219,11 +258,14 @@ class CloudController(AsyncioActor):
 
     # --- dispatch -------------------------------------------------------------------------
 
-    async def on_receive(self, message: Any) -> Any:
+    def on_receive(self, message: Any) -> Any:
+        # Requests are served concurrently, as Cloud Controller's many
+        # threads serve them: one slow (or lost) CC_DB call must not hold up
+        # every other user's request behind it.
         handler = _HANDLERS.get(type(message))
         if handler is None:
             return super().on_receive(message)
-        return await handler(self, message)
+        return Deferred(handler(self, message))
 
     # --- apps -------------------------------------------------------------------------------
 
@@ -327,7 +369,7 @@ class CloudController(AsyncioActor):
 
     # --- staging ----------------------------------------------------------------------------
 
-    async def _stage(self, message: StageApp) -> Deferred:
+    async def _stage(self, message: StageApp) -> Any:
         app = await self._app(message.app_guid)
         package = await self.db("latest_ready_package", step=6, app_guid=app.guid)
         if package is None:
@@ -371,9 +413,20 @@ class CloudController(AsyncioActor):
         done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._builds[build.guid] = done
         self._api_log(app.guid, f"Creating build for app with guid {app.guid}")
-        await self.ask("bbs", DesireTask(task))
+        # The deadline is armed first: whatever is lost from here on, the
+        # build ends (STAGED, FAILED, or StagingTimeExpired), never hangs.
         self.tell_self_later(self.config.staging_timeout, _StagingExpired(build.guid, task.task_guid))
-        return Deferred(done)
+        try:
+            await self.ask("bbs", DesireTask(task))
+        except Exception as exc:
+            self._builds.pop(build.guid, None)
+            await self.db(
+                "fail_build",
+                build_guid=build.guid,
+                error=str(StagingError(f"Staging error: could not hand the staging task to Diego: {exc}")),
+            )
+            raise
+        return await done
 
     async def _staging_completed(self, message: StagingCompleted) -> None:
         waiter = self._builds.pop(message.build_guid, None)
@@ -409,17 +462,20 @@ class CloudController(AsyncioActor):
             waiter.set_result(build)
 
     async def _staging_expired(self, message: _StagingExpired) -> None:
+        """The staging deadline: whatever happened meanwhile (a lost result,
+        a lost write), a build still STAGING in CC_DB now fails."""
         waiter = self._builds.pop(message.build_guid, None)
-        if waiter is None:
-            return
-        await self.db(
-            "fail_build",
-            build_guid=message.build_guid,
-            error=str(StagingTimeExpired(f"Staging time expired after {self.config.staging_timeout:g} s")),
-        )
-        self.tell("bbs", CancelTask(message.task_guid))
-        if not waiter.done():
-            waiter.set_result(await self.db("get_build", guid=message.build_guid))
+        build = await self.db("get_build", guid=message.build_guid)
+        if build.state is BuildState.STAGING:
+            await self.db(
+                "fail_build",
+                build_guid=message.build_guid,
+                error=str(StagingTimeExpired(f"Staging time expired after {self.config.staging_timeout:g} s")),
+            )
+            self.tell("bbs", CancelTask(message.task_guid))
+            build = await self.db("get_build", guid=message.build_guid)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(build)
 
     # --- running ------------------------------------------------------------------------------
 

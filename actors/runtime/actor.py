@@ -288,13 +288,12 @@ class AsyncioActor(pykka.Actor):
                     self._actor_owed = reply_to
                     result = await result
                     self._actor_owed = None
-                if reply_to is not None:
-                    if type(result) is Deferred:
-                        self.spawn(_reply_later(result.awaitable, reply_to, self.actor_name), name=f"{self.actor_name}:reply")
-                    else:
-                        # Our refs only ever attach AsyncioFutures, and this is
-                        # the loop thread: skip the public set()'s checks.
-                        reply_to._finish_on_loop(result, None)
+                if type(result) is Deferred:
+                    self.spawn(_reply_later(result.awaitable, reply_to, self.actor_name), name=f"{self.actor_name}:reply")
+                elif reply_to is not None:
+                    # Our refs only ever attach AsyncioFutures, and this is
+                    # the loop thread: skip the public set()'s checks.
+                    reply_to._finish_on_loop(result, None)
             except Exception:
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker
@@ -411,7 +410,7 @@ class AsyncioActor(pykka.Actor):
             # tick would end a periodic loop for good), with the actor as sender.
             timers.discard(handle)
             if self._actor_running:
-                mailbox.enqueue(Envelope(message, None, name, None))  # type: ignore[attr-defined]
+                mailbox.deliver_local(Envelope(message, None, name, None))  # type: ignore[attr-defined]
 
         handle = self._system.clock.call_later(delay, fire)
         timers.add(handle)
@@ -443,17 +442,22 @@ class AsyncioActor(pykka.Actor):
         return f"<{type(self).__name__} {self.actor_name}>"
 
 
-async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any], actor_name: str = "") -> None:
+async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any] | None, actor_name: str = "") -> None:
+    """Await a deferred result and answer the asker (if it was an ask)."""
     try:
         result = await awaitable
     except asyncio.CancelledError:
         # The actor stopped (or was killed) before the reply was ready.
-        reply_to._finish_on_loop(None, ActorDeadError(f"{actor_name} stopped before replying"))
+        if reply_to is not None:
+            reply_to._finish_on_loop(None, ActorDeadError(f"{actor_name} stopped before replying"))
         raise
     except Exception as exc:
+        if reply_to is None:
+            raise  # a tell's failure: logged by the actor's task bookkeeping
         reply_to._finish_on_loop(None, exc)
     else:
-        reply_to._finish_on_loop(result, None)
+        if reply_to is not None:
+            reply_to._finish_on_loop(result, None)
 
 
 def is_coroutine_result(value: Any) -> bool:

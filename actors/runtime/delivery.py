@@ -209,6 +209,11 @@ class Mailbox:
             if not waiter.done():
                 waiter.set_result(None)
 
+    def deliver_local(self, envelope: Envelope) -> None:
+        """The runtime's own signals (timers, supervision): no seam, no counts."""
+        self._queue.append(envelope)
+        self.wake()
+
     def wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:

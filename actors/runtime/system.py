@@ -255,7 +255,7 @@ class ActorSystem:
             # Supervision is the runtime's own signal, not platform traffic:
             # it bypasses the delivery seam's fault rules (a partition must not
             # keep a supervisor from restarting its child).
-            parent.actor_inbox.enqueue(  # type: ignore[attr-defined]
+            parent.actor_inbox.deliver_local(  # type: ignore[attr-defined]
                 Envelope(ChildCrashed(actor.actor_name, actor.actor_urn, reason), None, actor.actor_name, None)
             )
         elif parent is None:
