@@ -92,11 +92,10 @@ async def one_shot(args: argparse.Namespace) -> int:
     def out(line: str) -> None:
         print(line, flush=True)
 
-    confirm = None
-    if sys.stdin.isatty():
+    def ask_user(question: str) -> bool:
+        return input(f"{question} [yN]: ").strip().lower() in ("y", "yes")
 
-        def confirm(question: str) -> bool:
-            return input(f"{question} [yN]: ").strip().lower() in ("y", "yes")
+    confirm = ask_user if sys.stdin.isatty() else None
 
     async with Platform(platform_config(args), clock=RealClock(speed=args.speed)) as platform:
         await platform.settle(timeout=30)  # apps re-desired at boot come up first

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import itertools
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -372,6 +371,3 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
         return 1
     return 0
 
-
-def split(line: str) -> list[str]:
-    return shlex.split(line)

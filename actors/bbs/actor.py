@@ -237,7 +237,6 @@ class BBS(AsyncioActor):
 
     def _desire_lrp(self, message: DesireLRP) -> None:
         lrp = message.lrp
-        now = self.clock.monotonic()
         previous = self._by_app.get(lrp.app_guid)
         if previous is not None and previous != lrp.process_guid:
             # One web process per app: a newer version replaces the old one,
@@ -260,7 +259,6 @@ class BBS(AsyncioActor):
             return False
         lrp = dataclasses.replace(lrp, instances=message.instances)
         self.desired[lrp.process_guid] = lrp
-        now = self.clock.monotonic()
         book = self.actuals.setdefault(lrp.process_guid, {})
         new = []
         for index in range(lrp.instances):
@@ -602,7 +600,6 @@ class BBS(AsyncioActor):
         if not keep_presence:
             self.cells.pop(cell_id, None)
         lost: list[_Actual] = []
-        now = self.clock.monotonic()
         for book in self.actuals.values():
             for actual in book.values():
                 if actual.cell_id == cell_id and actual.state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING):

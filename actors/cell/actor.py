@@ -419,7 +419,6 @@ class CellActor(AsyncioActor):
         instance.state = "running"
         instance.running_at = self.clock.monotonic()
         self._starting -= 1
-        self._frozen_counts = self._frozen_counts  # counts unchanged
         token = current_trace.set(instance.trace)
         try:
             self._log(instance.app_guid, "CELL", str(instance.index), "Container became healthy")

@@ -20,8 +20,8 @@ import itertools
 import sys
 import threading
 import types
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
 
 import pykka
 import structlog
@@ -460,9 +460,3 @@ async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any] | None, acto
             reply_to._finish_on_loop(result, None)
 
 
-def is_coroutine_result(value: Any) -> bool:
-    return type(value) is _CoroutineType
-
-
-Handler = Callable[[Any], Any]
-Self_ = Self

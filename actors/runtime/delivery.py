@@ -20,7 +20,7 @@ import fnmatch
 from operator import itemgetter as _itemgetter
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -419,6 +419,3 @@ def tracing_observer(record: Callable[[str, str, str, Any], None] | None = None)
 
     return observe
 
-
-def match_any(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(names)

@@ -24,7 +24,7 @@ from pykka import ActorDeadError, ActorRegistry
 
 from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.deadlines import Deadlines
-from actors.runtime.delivery import DeliverySeam, Envelope, _current_actor, current_actor_name, current_trace
+from actors.runtime.delivery import DeliverySeam, Envelope, current_actor_name
 from protocol.errors import RuntimeNotRunning
 
 if TYPE_CHECKING:
@@ -289,11 +289,3 @@ def _stop_message() -> Any:
 
     return messages._ActorStop()
 
-
-def trace_context(trace_id: str | None) -> Any:
-    """Bind a trace id for messages sent from the current context."""
-    return current_trace.set(trace_id)
-
-
-def in_actor() -> bool:
-    return _current_actor.get() is not None

@@ -8,7 +8,6 @@ import pytest
 from actors.auctioneer.simulation import AppSpec, Cluster
 from actors.bbs.actor import BBSConfig
 from actors.cell.actor import CellActor, CellConfig
-from protocol.auction import TaskRequest
 from protocol.lrp import DesiredLRP, TaskDefinition
 from protocol.messages import Converge, DesireLRP, DesireTask, GetActualLRPs, PerformResult
 from protocol.states import ActualLRPState, HealthCheckType, TaskState
