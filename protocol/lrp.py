@@ -40,6 +40,7 @@ class DesiredLRP:
     health_check_timeout_s: float = 60.0
     env: tuple[tuple[str, str], ...] = ()
     placement_tags: frozenset[str] = frozenset()
+    volume_drivers: frozenset[str] = frozenset()
     domain: str = "cf-apps"
 
 

@@ -35,6 +35,7 @@ class AppSpec:
     memory_mb: int
     disk_mb: int = 1
     placement_tags: frozenset[str] = frozenset()
+    volume_drivers: frozenset[str] = frozenset()
 
 
 def distribution(values: Sequence[float]) -> float:
@@ -69,6 +70,7 @@ class Cluster:
         heartbeat_interval: float = 5.0,
         sync_interval: float = 3600.0,
         optional_tags: dict[int, frozenset[str]] | None = None,
+        volume_drivers: dict[int, frozenset[str]] | None = None,
         bbs: BBSConfig | None = None,
         cell_class: type[CellActor] = CellActor,
     ) -> Cluster:
@@ -81,6 +83,7 @@ class Cluster:
                 containers=containers,
                 cell_index=i,
                 optional_placement_tags=(optional_tags or {}).get(i, frozenset()),
+                volume_drivers=(volume_drivers or {}).get(i, frozenset()),
                 work_dir=None,
                 heartbeat_interval=heartbeat_interval,
                 sync_interval=sync_interval,
@@ -133,6 +136,7 @@ class Cluster:
                         health_check_timeout_s=10 * 86_400.0 if stay_starting else 60.0,
                         env=env,
                         placement_tags=app.placement_tags,
+                        volume_drivers=app.volume_drivers,
                     )
                 ),
             )

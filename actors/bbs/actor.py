@@ -314,6 +314,7 @@ class BBS(AsyncioActor):
                 disk_mb=lrp.disk_mb,
                 rootfs=lrp.rootfs,
                 placement_tags=lrp.placement_tags,
+                volume_drivers=lrp.volume_drivers,
                 domain=lrp.domain,
             )
             by_trace.setdefault(self._traces.get(lrp.process_guid), []).append(request)

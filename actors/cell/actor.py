@@ -75,6 +75,7 @@ class CellConfig:
     rootfs: frozenset[str] = frozenset({"cflinuxfs4", "cflinuxfs3"})
     placement_tags: frozenset[str] = frozenset()
     optional_placement_tags: frozenset[str] = frozenset()
+    volume_drivers: frozenset[str] = frozenset()
     cell_index: int = 0
     work_dir: Path | None = None  # staging and droplet cache; None: no disk (benchmarks)
     heartbeat_interval: float = 5.0
@@ -231,7 +232,7 @@ class CellActor(AsyncioActor):
             cell_id=self.cell_id,
             zone=c.zone,
             rootfs_providers=c.rootfs,
-            volume_drivers=frozenset(),
+            volume_drivers=c.volume_drivers,
             required_tags=c.placement_tags,
             optional_tags=c.optional_placement_tags,
             total_memory_mb=c.memory_mb,

@@ -40,7 +40,6 @@ __all__ = ["ActorCrashed", "AsyncActorRef", "AsyncioActor", "Deferred"]
 log = structlog.get_logger("minifoundry.runtime")
 
 _CoroutineType = types.CoroutineType
-_new_envelope = tuple.__new__
 _get_ident = threading.get_ident
 _PYKKA_MESSAGES = frozenset(
     {messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr}
@@ -81,6 +80,11 @@ class AsyncActorRef(ActorRef[Any]):
         self.actor_name = actor.actor_name
         self._system = actor._system
         self._actor = actor  # for the cheap liveness flag on the hot path
+        # The mailbox's parts the tell fast path touches, looked up once.
+        mailbox = actor.actor_inbox
+        self._seam = mailbox._seam  # type: ignore[attr-defined]
+        self._loop_thread = mailbox._loop_thread  # type: ignore[attr-defined]
+        self._queue_append = mailbox._queue.append  # type: ignore[attr-defined]
 
     def is_alive(self) -> bool:
         return self._actor._actor_running
@@ -97,15 +101,16 @@ class AsyncActorRef(ActorRef[Any]):
         if not self._actor._actor_running:
             self._system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             raise ActorDeadError(f"{self.actor_name} not found")
-        envelope = _new_envelope(Envelope, (message, None, sender, current_trace.get()))
-        mailbox = self.actor_inbox
-        seam = mailbox._seam
-        if seam.active or _get_ident() != mailbox._loop_thread:
-            mailbox.put(envelope)
+        seam = self._seam
+        if seam.active or _get_ident() != self._loop_thread:
+            self.actor_inbox.put(Envelope(message, None, sender, current_trace.get()))
             return
-        # Mailbox.put's fast path, inlined: tells are the hottest path.
+        # Mailbox.put's fast path, inlined: tells are the hottest path. The
+        # queue takes a plain (message, reply_to, sender, trace) tuple here:
+        # the loop only unpacks it, and a plain tuple is one allocation.
         seam.passed += 1
-        mailbox._queue.append(envelope)
+        self._queue_append((message, None, sender, current_trace.get()))
+        mailbox = self.actor_inbox
         waiter = mailbox._waiter
         if waiter is not None:
             mailbox._waiter = None
@@ -130,7 +135,19 @@ class AsyncActorRef(ActorRef[Any]):
             future._finish(None, ActorDeadError(f"{self.actor_name} not found"))
         else:
             system.arm_deadline(future, deadline, message, self.actor_name)
-            self.actor_inbox.put(_new_envelope(Envelope, (message, future, sender, current_trace.get())))
+            seam = self._seam
+            if seam.active or _get_ident() != self._loop_thread:
+                self.actor_inbox.put(Envelope(message, future, sender, current_trace.get()))
+            else:
+                # The same inlined fast path as tell (a plain tuple).
+                seam.passed += 1
+                self._queue_append((message, future, sender, current_trace.get()))
+                mailbox = self.actor_inbox
+                waiter = mailbox._waiter
+                if waiter is not None:
+                    mailbox._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
         if block:
             # Off the loop the caller's thread waits; the platform-time
             # deadline above normally fires first, this is the backstop.
@@ -364,13 +381,13 @@ class AsyncioActor(pykka.Actor):
         self._actor_mark_stopped()
         queue = self.actor_inbox._queue  # type: ignore[attr-defined]
         while queue:
-            envelope = queue.popleft()
-            reply_to = envelope.reply_to
-            if isinstance(envelope.message, messages._ActorStop):
+            # Plain 4-tuples (the tell fast path) or Envelopes: unpack either.
+            message, reply_to, sender, _ = queue.popleft()
+            if isinstance(message, messages._ActorStop):
                 if reply_to is not None:
                     reply_to.set(None)
                 continue
-            self._system.seam.dead_letter(envelope.sender, self.actor_name, envelope.message, "actor stopped")
+            self._system.seam.dead_letter(sender, self.actor_name, message, "actor stopped")
             if reply_to is not None:
                 reply_to._finish(None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
         self._system._untrack(self)

@@ -232,7 +232,8 @@ class Mailbox:
                 self._waiter = None
 
     def get(self) -> Envelope:
-        return self._queue.popleft()
+        item = self._queue.popleft()
+        return item if type(item) is Envelope else Envelope(*item)
 
     def empty(self) -> bool:
         return not self._queue

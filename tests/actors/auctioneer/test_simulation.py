@@ -91,3 +91,29 @@ async def test_each_auction_records_its_wait_time_and_attempts(system):
     assert stats["rounds"] >= 1
     assert stats["attempts"]["min"] == 1 and stats["attempts"]["max"] >= 1
     assert stats["wait"]["max"] >= stats["wait"]["min"] >= 0
+
+
+async def test_constraints_apply_through_real_rounds_and_failures_carry_diegos_wording(system):
+    cluster = await Cluster.start(
+        system,
+        cells=4,
+        zones=2,
+        memory_mb=100,
+        optional_tags={1: frozenset({"gpu"})},
+        volume_drivers={2: frozenset({"nfs"})},
+    )
+    cluster.desire(
+        [
+            AppSpec("tagged", 2, 1, placement_tags=frozenset({"gpu"})),
+            AppSpec("nfs-app", 1, 1, volume_drivers=frozenset({"nfs"})),
+            AppSpec("no-such-tag", 1, 1, placement_tags=frozenset({"tpu"})),
+            AppSpec("no-such-driver", 1, 1, volume_drivers=frozenset({"smb"})),
+        ]
+    )
+    await cluster.wait_placed(5)
+    placed = cluster.placements()
+    assert placed["cell-1"].get("tagged") == 2
+    assert placed["cell-2"].get("nfs-app") == 1
+    failures = cluster.failures()
+    assert failures[("no-such-tag", 0)] == 'found no compatible cell with placement tag(s) "tpu"'
+    assert failures[("no-such-driver", 0)].startswith("found no compatible cell with volume drivers")
