@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
 import random
 import resource
 import subprocess
@@ -59,12 +58,9 @@ def cell_memory_for(apps: list[Any], cells: int, headroom: float = 1.25) -> int:
 
 
 async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[str, Any]:
-    import structlog
-
     from actors.auctioneer.simulation import Cluster, distribution
     from actors.runtime import ActorSystem, VirtualClock
 
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING), cache_logger_on_first_use=True)
     apps = make_apps(instances, seed)
     memory = cell_memory_for(apps, cells)
     containers = max(250, int(instances / cells * 2))
@@ -162,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         results = []
         for instances, cells in SIZES:
-            cmd = [sys.executable, "-m", "benchmarks.auction", "--cells", str(cells), "--instances", str(instances),
+            # Through run.py, which configures logging (the project's one place for it).
+            cmd = [sys.executable, "run.py", "bench", "auction", "--cells", str(cells), "--instances", str(instances),
                    "--zones", str(args.zones), "--seed", str(args.seed), "--json", "-"]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False)
             if proc.returncode != 0:

@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
 import os
 import platform
 import random
@@ -503,15 +502,6 @@ def _print_rich(report: dict[str, Any], footer: str) -> None:
     Console().print(table)
 
 
-def _quiet_structlog() -> None:
-    # structlog's default configuration prints every level to stdout; the
-    # runtime logs start/stop at debug. Only quiet it if nobody configured it.
-    import structlog
-
-    if not structlog.is_configured():
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts (seconds, for tests); figures are noisy")
@@ -526,7 +516,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--repeat must be at least 1")
         p = Params(**{**p.__dict__, "repeat": args.repeat})
 
-    _quiet_structlog()
     machine = _machine()
     print(_machine_line(machine))
     print(_params_line(p.__dict__))
