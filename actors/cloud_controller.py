@@ -133,6 +133,9 @@ class CloudController(AsyncioActor):
         self._builds: dict[str, asyncio.Future[Any]] = {}
         self._process: dict[str, str] = {}  # app_guid -> process_guid of its running version
         self._orphans_seen: dict[str, float] = {}  # blob key -> when first seen unreferenced
+        # Held while bits are stored and recorded, and while freed blobs are
+        # deleted: the two must not interleave (see _delete_blobs).
+        self._blob_lock = asyncio.Lock()
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -346,26 +349,42 @@ class CloudController(AsyncioActor):
         app = await self._app(message.app_guid)
         package = await self.db("create_package", step=5, guid=self._guid(), app_guid=app.guid)
         await self.db("update_package", step=5, guid=package.guid, state="PROCESSING_UPLOAD")
-        try:
-            info = await self.ask(
-                "blobstore", AssemblePackage(message.files, message.uploaded), timeout=self.config.blob_timeout
+        # Storing the bits and recording the row happen under the blob lock,
+        # so a concurrent delete cannot free the key in between (identical
+        # bits dedupe onto one content-addressed blob).
+        async with self._blob_lock:
+            try:
+                info = await self.ask(
+                    "blobstore", AssemblePackage(message.files, message.uploaded), timeout=self.config.blob_timeout
+                )
+            except Exception:
+                await self.db("update_package", step=5, guid=package.guid, state="FAILED")
+                raise
+            package = await self.db(
+                "finish_package_upload",
+                step=5,
+                guid=package.guid,
+                blob_key=info.key,
+                size=info.size,
+                actor=message.actor,
             )
-        except Exception:
-            await self.db("update_package", step=5, guid=package.guid, state="FAILED")
-            raise
-        package = await self.db(
-            "finish_package_upload", step=5, guid=package.guid, blob_key=info.key, size=info.size, actor=message.actor
-        )
         freed = await self.db("expire_old_packages", app_guid=app.guid, keep=self.config.packages_kept)
         await self._delete_blobs(freed)
         return package
 
     async def _delete_blobs(self, keys: Any) -> None:
-        for key in sorted(keys or ()):
-            try:
-                await self.ask("blobstore", Blob("delete", {"key": key}), timeout=self.config.blob_timeout)
-            except Exception as exc:  # noqa: BLE001 - an orphan is found and reported later, not fatal
-                log.warning("blob-delete-failed", key=key, error=repr(exc))
+        """Delete blobs CC_DB no longer refers to. Under the blob lock, and
+        only those still unreferenced now: a concurrent push of identical bits
+        may have claimed a key since it was freed."""
+        if not keys:
+            return
+        async with self._blob_lock:
+            still_referenced = await self.db("referenced_blob_keys")
+            for key in sorted(set(keys) - set(still_referenced)):
+                try:
+                    await self.ask("blobstore", Blob("delete", {"key": key}), timeout=self.config.blob_timeout)
+                except Exception as exc:  # noqa: BLE001 - an orphan is found and reported later, not fatal
+                    log.warning("blob-delete-failed", key=key, error=repr(exc))
 
     # --- staging ----------------------------------------------------------------------------
 
@@ -433,18 +452,29 @@ class CloudController(AsyncioActor):
         try:
             if message.result is not None:
                 r = message.result
-                await self.db(
-                    "finish_build_staged",
-                    step=10,
-                    build_guid=message.build_guid,
-                    blob_key=r.droplet_key,
-                    size=r.droplet_size,
-                    buildpacks=tuple(name for name, _ in r.buildpacks),
-                    detected_buildpack=r.detected_buildpack,
-                    start_command=r.start_command,
-                    process_types=dict(r.process_types),
-                    set_current=True,
-                )
+                async with self._blob_lock:
+                    # The cell stored the droplet before we heard of it; a
+                    # delete of identical bits may have freed it meanwhile.
+                    if await self.ask("blobstore", Blob("exists", {"key": r.droplet_key}), timeout=self.config.blob_timeout):
+                        await self.db(
+                            "finish_build_staged",
+                            step=10,
+                            build_guid=message.build_guid,
+                            blob_key=r.droplet_key,
+                            size=r.droplet_size,
+                            buildpacks=tuple(name for name, _ in r.buildpacks),
+                            detected_buildpack=r.detected_buildpack,
+                            start_command=r.start_command,
+                            process_types=dict(r.process_types),
+                            set_current=True,
+                        )
+                    else:
+                        await self.db(
+                            "fail_build",
+                            step=10,
+                            build_guid=message.build_guid,
+                            error=str(StagingError("Staging error: the droplet was lost before it was recorded")),
+                        )
                 build = await self.db("get_build", guid=message.build_guid)
                 freed = await self.db("expire_old_droplets", app_guid=build.app_guid, keep=self.config.droplets_kept)
                 await self._delete_blobs(freed)

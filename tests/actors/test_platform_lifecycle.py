@@ -330,3 +330,26 @@ async def test_a_restarted_cloud_controller_leaves_one_copy_of_each_app_running(
     assert {a.instance_guid for a in await actual_lrps(platform, "hello")} == before
     code, lines = await run(platform, "app", "hello")
     assert "instances:       2/2" in lines
+
+
+async def test_deleting_an_app_never_frees_the_blob_a_concurrent_push_of_identical_bits_stored(platform):
+    import asyncio as _asyncio
+
+    from tests.actors.conftest import blob_keys, db
+
+    static = str(EXAMPLES / "static")
+    assert (await run(platform, "push", "one", "-p", static))[0] == 0
+    # Same bits under another name while the first app is deleted: both want
+    # the same content-addressed package blob.
+    # Slow writes hold the second upload in flight while the delete runs.
+    platform.faults.blob_fault("blob.put", delay=5.0, fail=False)
+    pushing = _asyncio.ensure_future(run(platform, "push", "two", "-p", static))
+    await platform.clock.advance(1)
+    assert (await run(platform, "delete", "one", "-f"))[0] == 0
+    platform.faults.heal()
+    code, lines = await pushing
+    assert code == 0, lines
+    referenced = await db(platform, "referenced_blob_keys")
+    held = await blob_keys(platform)
+    assert referenced <= held  # nothing CC_DB points to is missing
+    assert held == referenced  # and nothing is orphaned
