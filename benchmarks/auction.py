@@ -7,7 +7,8 @@ Cloud Foundry's 2016 scale test ran 250,000 instances on about 1,000 cells;
 its plan mixed 32 MB, 128 MB and 1 GB instances across apps of 1-25
 instances. This desires such a mix at a real BBS actor and lets the real
 auctioneer place it on real cell actors, then reports what Diego's own
-simulation reports: wall time, auctions per second, rounds, distribution
+simulation reports, on a real clock so waits are what a user would wait:
+wall time, auctions per second, rounds, distribution
 (stddev/mean of memory per cell), wait time and attempts, failures, and the
 process's peak memory. `--table` runs each size in its own process so each
 peak memory is its own.
@@ -59,12 +60,13 @@ def cell_memory_for(apps: list[Any], cells: int, headroom: float = 1.25) -> int:
 
 async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[str, Any]:
     from actors.auctioneer.simulation import Cluster, distribution
-    from actors.runtime import ActorSystem, VirtualClock
+    from actors.runtime import ActorSystem, RealClock
 
     apps = make_apps(instances, seed)
     memory = cell_memory_for(apps, cells)
     containers = max(250, int(instances / cells * 2))
-    async with ActorSystem(clock=VirtualClock(), seed=seed, default_ask_timeout=600) as system:
+    # A real clock: waits and wall time are then what a user would wait.
+    async with ActorSystem(clock=RealClock(), seed=seed, default_ask_timeout=600) as system:
         cluster = await Cluster.start(
             system,
             cells=cells,
