@@ -216,6 +216,9 @@ class BBS(AsyncioActor):
         self.actuals: dict[str, dict[int, _Actual]] = {}
         self.tasks: dict[str, _Task] = {}
         self.cells: dict[str, _Cell] = {}
+        # Actual LRPs by the cell they are on: a cell's sync, loss or
+        # evacuation touches its own instances, not every instance there is.
+        self._on_cell: dict[str, dict[tuple[str, int], _Actual]] = {}
         self._traces: dict[str, Any] = {}  # process_guid -> trace of the desire
         self.convergence_enabled = True
         self.convergence_runs = 0
@@ -232,6 +235,32 @@ class BBS(AsyncioActor):
         if handler is None:
             return super().on_receive(message)
         return handler(self, message)
+
+    # --- the by-cell index ------------------------------------------------------------------
+
+    def _assign(self, actual: _Actual, cell_id: str | None) -> None:
+        """Put an actual LRP on a cell (or on none); the only writer of cell_id."""
+        old = actual.cell_id
+        if old == cell_id:
+            return
+        key = (actual.process_guid, actual.index)
+        if old is not None:
+            on_old = self._on_cell.get(old)
+            if on_old is not None:
+                on_old.pop(key, None)
+                if not on_old:
+                    del self._on_cell[old]
+        actual.cell_id = cell_id
+        if cell_id is not None:
+            self._on_cell.setdefault(cell_id, {})[key] = actual
+
+    def _actuals_on(self, cell_id: str) -> list[_Actual]:
+        return list(self._on_cell.get(cell_id, {}).values())
+
+    def _forget(self, actual: _Actual, reason: str) -> None:
+        """An actual LRP leaves the books: stop it where it runs, unindex it."""
+        self._stop_on_cell(actual, reason)
+        self._assign(actual, None)
 
     # --- desired LRPs ---------------------------------------------------------------------
 
@@ -276,7 +305,7 @@ class BBS(AsyncioActor):
         self._traces.pop(message.process_guid, None)
         book = self.actuals.pop(message.process_guid, {})
         for actual in book.values():
-            self._stop_on_cell(actual, "desired LRP removed")
+            self._forget(actual, "desired LRP removed")
         return lrp is not None
 
     def _retire_extras(self, process_guid: str) -> None:
@@ -284,7 +313,7 @@ class BBS(AsyncioActor):
         book = self.actuals.get(process_guid, {})
         limit = lrp.instances if lrp is not None else 0
         for index in [i for i in book if i >= limit]:
-            self._stop_on_cell(book.pop(index), "scaled down")
+            self._forget(book.pop(index), "scaled down")
 
     def _stop_on_cell(self, actual: _Actual, reason: str) -> None:
         if actual.cell_id is not None and actual.state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING):
@@ -350,7 +379,7 @@ class BBS(AsyncioActor):
                 continue  # the replacement is on its way; the old one still runs
             if actual.state is ActualLRPState.UNCLAIMED:
                 actual.state = ActualLRPState.CLAIMED
-                actual.cell_id = cell_id
+                self._assign(actual, cell_id)
                 actual.claimed_at = now
                 actual.since = self.clock.now()
                 actual.placement_error = ""
@@ -420,7 +449,7 @@ class BBS(AsyncioActor):
                 )
                 return
         actual.state = ActualLRPState.RUNNING
-        actual.cell_id = message.cell_id
+        self._assign(actual, message.cell_id)
         actual.instance_guid = message.instance_guid
         actual.since = self.clock.now()
         actual.running_since = now
@@ -446,7 +475,7 @@ class BBS(AsyncioActor):
         actual.crash_count = count
         actual.crash_reason = message.exit_description
         actual.instance_guid = None
-        actual.cell_id = None
+        self._assign(actual, None)
         actual.running_since = None
         actual.memory_usage_mb = 0.0
         actual.since = self.clock.now()
@@ -503,7 +532,7 @@ class BBS(AsyncioActor):
             return
         # Stopped under us (not retired by us): it must run somewhere again.
         actual.state = ActualLRPState.UNCLAIMED
-        actual.cell_id = None
+        self._assign(actual, None)
         actual.instance_guid = None
         actual.since = self.clock.now()
         self._request_lrps([actual])
@@ -601,16 +630,15 @@ class BBS(AsyncioActor):
         if not keep_presence:
             self.cells.pop(cell_id, None)
         lost: list[_Actual] = []
-        for book in self.actuals.values():
-            for actual in book.values():
-                if actual.cell_id == cell_id and actual.state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING):
-                    actual.state = ActualLRPState.UNCLAIMED
-                    actual.cell_id = None
-                    actual.instance_guid = None
-                    actual.running_since = None
-                    actual.evacuating = False
-                    actual.since = self.clock.now()
-                    lost.append(actual)
+        for actual in self._actuals_on(cell_id):
+            if actual.state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING):
+                actual.state = ActualLRPState.UNCLAIMED
+                self._assign(actual, None)
+                actual.instance_guid = None
+                actual.running_since = None
+                actual.evacuating = False
+                actual.since = self.clock.now()
+                lost.append(actual)
         for task in self.tasks.values():
             if task.cell_id == cell_id and task.state is TaskState.RUNNING:
                 self._complete_task(task, failed=True, reason="cell disappeared before completion")
@@ -640,7 +668,7 @@ class BBS(AsyncioActor):
             elif running:
                 # A report we never got (lost message): adopt it.
                 actual.state = ActualLRPState.RUNNING
-                actual.cell_id = message.cell_id
+                self._assign(actual, message.cell_id)
                 actual.instance_guid = guid
                 actual.since = self.clock.now()
                 actual.running_since = now
@@ -648,17 +676,16 @@ class BBS(AsyncioActor):
                 actual.requested_at = None
         grace = self.config.claim_grace
         lost: list[_Actual] = []
-        for book in self.actuals.values():
-            for actual in book.values():
-                if actual.cell_id != message.cell_id or (actual.process_guid, actual.index) in there:
-                    continue
-                changed_at = actual.claimed_at if actual.state is ActualLRPState.CLAIMED else actual.running_since
-                if changed_at is not None and now - changed_at > grace:
-                    actual.state = ActualLRPState.UNCLAIMED
-                    actual.cell_id = None
-                    actual.instance_guid = None
-                    actual.since = self.clock.now()
-                    lost.append(actual)
+        for actual in self._actuals_on(message.cell_id):
+            if (actual.process_guid, actual.index) in there:
+                continue
+            changed_at = actual.claimed_at if actual.state is ActualLRPState.CLAIMED else actual.running_since
+            if changed_at is not None and now - changed_at > grace:
+                actual.state = ActualLRPState.UNCLAIMED
+                self._assign(actual, None)
+                actual.instance_guid = None
+                actual.since = self.clock.now()
+                lost.append(actual)
         running_tasks = set(message.tasks)
         for task in self.tasks.values():
             if (
@@ -681,20 +708,17 @@ class BBS(AsyncioActor):
         moving: list[_Actual] = []
         claimed: list[_Actual] = []
         now = self.clock.monotonic()
-        for book in self.actuals.values():
-            for actual in book.values():
-                if actual.cell_id != message.cell_id:
-                    continue
-                if actual.state is ActualLRPState.RUNNING:
-                    actual.evacuating = True
-                    actual.replacement_requested_at = now
-                    moving.append(actual)
-                elif actual.state is ActualLRPState.CLAIMED:
-                    self._stop_on_cell(actual, "evacuated")
-                    actual.state = ActualLRPState.UNCLAIMED
-                    actual.cell_id = None
-                    actual.since = self.clock.now()
-                    claimed.append(actual)
+        for actual in self._actuals_on(message.cell_id):
+            if actual.state is ActualLRPState.RUNNING:
+                actual.evacuating = True
+                actual.replacement_requested_at = now
+                moving.append(actual)
+            elif actual.state is ActualLRPState.CLAIMED:
+                self._stop_on_cell(actual, "evacuated")
+                actual.state = ActualLRPState.UNCLAIMED
+                self._assign(actual, None)
+                actual.since = self.clock.now()
+                claimed.append(actual)
         self._request_lrps(moving + claimed)
         log.info("cell-evacuating", cell_id=message.cell_id, instances=len(moving))
         return len(moving)
@@ -730,7 +754,7 @@ class BBS(AsyncioActor):
                         to_auction.append(actual)
                 elif state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING) and actual.cell_id not in present:
                     actual.state = ActualLRPState.UNCLAIMED
-                    actual.cell_id = None
+                    self._assign(actual, None)
                     actual.instance_guid = None
                     actual.since = self.clock.now()
                     to_auction.append(actual)
@@ -739,7 +763,7 @@ class BBS(AsyncioActor):
                     if now - actual.claimed_at > limit:
                         self._stop_on_cell(actual, "claim expired")
                         actual.state = ActualLRPState.UNCLAIMED
-                        actual.cell_id = None
+                        self._assign(actual, None)
                         actual.since = self.clock.now()
                         to_auction.append(actual)
                 elif state is ActualLRPState.CRASHED and actual.next_restart_at is not None:
@@ -754,11 +778,11 @@ class BBS(AsyncioActor):
                     to_auction.append(actual)
             extras = [i for i in book if i >= lrp.instances]
             for index in extras:
-                self._stop_on_cell(book.pop(index), "extra instance")
+                self._forget(book.pop(index), "extra instance")
                 retired += 1
         for process_guid in [pg for pg in self.actuals if pg not in self.desired]:
             for actual in self.actuals.pop(process_guid).values():
-                self._stop_on_cell(actual, "not desired")
+                self._forget(actual, "not desired")
                 retired += 1
         pending_tasks = [
             t
