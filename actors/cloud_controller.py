@@ -153,10 +153,6 @@ class CloudController(AsyncioActor):
                     raise
         raise AssertionError("unreachable")
 
-    def _guid(self) -> str:
-        h = f"{self.rng.getrandbits(128):032x}"
-        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{h[16:20]}-{h[20:]}"
-
     def _api_log(self, app_guid: str, text: str) -> None:
         self.tell("loggregator", LogLine(app_guid, "API", "0", text, self.clock.now()))
 
@@ -286,7 +282,7 @@ class CloudController(AsyncioActor):
             app = await self.db(
                 "create_app",
                 step=3,
-                guid=self._guid(),
+                guid=self.system.new_guid(),
                 name=spec.name,
                 actor=message.actor,
                 memory_mb=spec.memory_mb,
@@ -347,7 +343,7 @@ class CloudController(AsyncioActor):
 
     async def _upload(self, message: UploadBits) -> Any:
         app = await self._app(message.app_guid)
-        package = await self.db("create_package", step=5, guid=self._guid(), app_guid=app.guid)
+        package = await self.db("create_package", step=5, guid=self.system.new_guid(), app_guid=app.guid)
         await self.db("update_package", step=5, guid=package.guid, state="PROCESSING_UPLOAD")
         # Storing the bits and recording the row happen under the blob lock,
         # so a concurrent delete cannot free the key in between (identical
@@ -406,7 +402,7 @@ class CloudController(AsyncioActor):
         build = await self.db(
             "create_build",
             step=6,
-            build_guid=self._guid(),
+            build_guid=self.system.new_guid(),
             app_guid=app.guid,
             package_guid=package.guid,
             actor=message.actor,

@@ -7,7 +7,6 @@ wall clock of its own.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,12 +33,11 @@ class CCDBActor(AsyncioActor):
         self.store: CCDB | None = None
 
     async def on_start(self) -> None:
-        rng = self.rng
         self.store = CCDB(
             self.path,
             io_guard=self.clock.threaded_io,
             fault=self._fault,
-            new_guid=lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            new_guid=self.system.new_guid,
         )
         await self.store.open()
 

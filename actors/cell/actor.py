@@ -155,6 +155,7 @@ class CellActor(AsyncioActor):
         self._used_memory = 0
         self._used_disk = 0
         self._lrp_counts: dict[str, int] = {}
+        self._indices: set[tuple[str, int]] = set()  # (process_guid, index) held here
         self._frozen_counts: FrozenCounts | None = None
         self._starting = 0
         self._desired: dict[str, DesiredLRP | None] = {}
@@ -266,7 +267,7 @@ class CellActor(AsyncioActor):
             if self.draining or not self._fits(work.memory_mb, work.disk_mb) or self._has(work):
                 rejected_lrps.append(work)
                 continue
-            instance = _Instance(work, self._new_guid(), now, trace)
+            instance = _Instance(work, self.system.new_guid(), now, trace)
             self._reserve(instance)
             reserved.append(instance)
         for work in message.tasks:
@@ -284,17 +285,11 @@ class CellActor(AsyncioActor):
 
     def _has(self, work: LRPStartRequest) -> bool:
         # Diego's rep refuses a second container for the same index.
-        return any(
-            i.process_guid == work.process_guid and i.index == work.index for i in self.instances.values()
-        ) if self._lrp_counts.get(work.process_guid) else False
-
-    def _new_guid(self) -> str:
-        bits = self.rng.getrandbits(128)
-        h = f"{bits:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return (work.process_guid, work.index) in self._indices
 
     def _reserve(self, instance: _Instance) -> None:
         self.instances[instance.guid] = instance
+        self._indices.add((instance.process_guid, instance.index))
         self._used_memory += instance.memory_mb
         self._used_disk += instance.disk_mb
         self._lrp_counts[instance.process_guid] = self._lrp_counts.get(instance.process_guid, 0) + 1
@@ -304,6 +299,7 @@ class CellActor(AsyncioActor):
     def _release(self, instance: _Instance) -> None:
         if self.instances.pop(instance.guid, None) is None:
             return
+        self._indices.discard((instance.process_guid, instance.index))
         self._used_memory -= instance.memory_mb
         self._used_disk -= instance.disk_mb
         count = self._lrp_counts.get(instance.process_guid, 0) - 1
@@ -542,7 +538,7 @@ class CellActor(AsyncioActor):
         staging = definition.staging
         assert staging is not None
         app = staging.app_guid
-        container = self._new_guid()
+        container = self.system.new_guid()
 
         def out(text: str) -> None:
             self._log(app, "STG", "0", text)

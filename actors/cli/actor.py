@@ -314,10 +314,7 @@ class CliActor(AsyncioActor):
         code = await self._stage(app, out, reason="push")
         if code:
             return code
-        out(f"Waiting for app {app.name} to start...")
-        out("")
-        await self.cc(StartApp(app.guid, c.user, restart=existed))
-        return await self._wait_started(app, out)
+        return await self._start_and_wait(app, out, restart=existed)
 
     def _trace_length(self) -> int:
         trace_id = current_trace.get()
@@ -370,6 +367,13 @@ class CliActor(AsyncioActor):
             return 1
         out("")
         return 0
+
+    async def _start_and_wait(self, app: Any, out: Out, *, restart: bool) -> int:
+        """Steps 11-12: desire the app's instances, then wait for them as cf does."""
+        out(f"Waiting for app {app.name} to start...")
+        out("")
+        await self.cc(StartApp(app.guid, self.config.user, restart=restart))
+        return await self._wait_started(app, out)
 
     async def _wait_started(self, app: Any, out: Out) -> int:
         c = self.config
@@ -489,10 +493,7 @@ class CliActor(AsyncioActor):
             code = await self._stage(app, out, reason="push")
             if code:
                 return code
-        out(f"Waiting for app {app.name} to start...")
-        out("")
-        await self.cc(StartApp(app.guid, self.config.user))
-        return await self._wait_started(app, out)
+        return await self._start_and_wait(app, out, restart=False)
 
     async def _cmd_stop(self, command: Command, message: CliCommand) -> int:
         out = message.out
@@ -517,11 +518,8 @@ class CliActor(AsyncioActor):
             raise NotStaged(f"App {app.name} has not been staged: push or restage it first")
         out("Stopping app...")
         out("")
-        out(f"Waiting for app {app.name} to start...")
-        out("")
         try:
-            await self.cc(StartApp(app.guid, self.config.user, restart=True))
-            return await self._wait_started(app, out)
+            return await self._start_and_wait(app, out, restart=True)
         finally:
             await self._save_trace(app, "restart")
 
@@ -538,10 +536,7 @@ class CliActor(AsyncioActor):
                 return code
             if app.state is not AppState.STARTED:
                 return await self._show_app(app.guid, out)
-            out(f"Waiting for app {app.name} to start...")
-            out("")
-            await self.cc(StartApp(app.guid, self.config.user, restart=True))
-            return await self._wait_started(app, out)
+            return await self._start_and_wait(app, out, restart=True)
         finally:
             await self._save_trace(app, "restage")
 

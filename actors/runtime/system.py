@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -74,6 +75,11 @@ class ActorSystem:
         self._escalations: list[tuple[str, BaseException | None]] = []
         self.failed: asyncio.Event | None = None  # created on the loop in __aenter__
         self._started_at = 0.0
+
+    def new_guid(self) -> str:
+        """A version-4 style guid drawn from the seeded generator: the same
+        seed names everything the same way."""
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
     # --- lifecycle -------------------------------------------------------------
 
