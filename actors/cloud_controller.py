@@ -23,6 +23,7 @@ from actors.cell.instance_model import InstanceModel
 from actors.runtime import AsyncioActor, Deferred
 from actors.runtime.delivery import current_trace
 from protocol.errors import (
+    ActorDeadError,
     AppNotFound,
     AskTimeout,
     InsufficientResources,
@@ -37,6 +38,7 @@ from protocol.lrp import DesiredLRP, InstanceInfo, StagingRequest, TaskDefinitio
 from protocol.manifest import default_route
 from protocol.messages import (
     AssemblePackage,
+    BBSStarted,
     Blob,
     BlobInventory,
     CancelTask,
@@ -54,6 +56,7 @@ from protocol.messages import (
     GetTrace,
     ListApps,
     ListDesiredLRPs,
+    ListTasks,
     LogLine,
     MatchResources,
     ProcessCrashed,
@@ -64,6 +67,7 @@ from protocol.messages import (
     StagingCompleted,
     StartApp,
     StopApp,
+    SyncProcesses,
     UpdateDesiredLRP,
     UploadBits,
 )
@@ -88,10 +92,26 @@ class ControllerConfig:
     # Cloud Controller's pending-packages / pending-builds cleanup jobs: an
     # upload or a build whose request was lost is failed after this long.
     max_pending_package_age: float = 600.0
+    # The clock job's Diego sync (ProcessesSync, TasksSync): CC_DB is the
+    # truth, the BBS is made to agree with it this often (and at once when
+    # the BBS restarts). Switched off only to prove that checks catch drift.
+    sync_interval: float = 30.0
+    sync_enabled: bool = True
+    desire_task_attempts: int = 3
+
+    @property
+    def cleanup_bound(self) -> float:
+        """Platform seconds after which the cleanup jobs have failed anything
+        a lost message left pending (an experiment judges leftovers after it)."""
+        return max(self.max_pending_package_age, self.staging_timeout) + 2 * self.reap_interval
 
 
 class _Reap:
     """Timer: sweep orphan blobs."""
+
+
+class _SyncTick:
+    """Timer: the periodic sync with the BBS."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,6 +129,40 @@ def build_error(reason: str) -> str:
     if reason.startswith("found no compatible cell"):
         return str(NoCompatibleCell(reason))
     return str(StagingError(f"Staging error: {reason}"))
+
+
+def desired_lrp(app: Any, droplet: Any) -> DesiredLRP:
+    """The desired LRP a started app should have, from its CC_DB records alone."""
+    return DesiredLRP(
+        process_guid=app.process_guid or f"{app.guid}-0",
+        app_guid=app.guid,
+        app_name=app.name,
+        instances=app.instances,
+        memory_mb=app.memory_mb,
+        disk_mb=app.disk_mb,
+        droplet_key=droplet.blob_key,
+        start_command=app.command or droplet.start_command or "",
+        rootfs=app.stack,
+        health_check_type=app.health_check_type,
+        health_check_http_endpoint=app.health_check_http_endpoint,
+        health_check_timeout_s=float(app.health_check_timeout or 60),
+        env=tuple(sorted(app.env.items())),
+    )
+
+
+def _drift(expected: DesiredLRP, current: list[DesiredLRP]) -> bool:
+    """Whether the BBS's LRPs of an app differ from the one it should have."""
+    return len(current) != 1 or current[0] != expected
+
+
+def _why(expected: DesiredLRP, current: list[DesiredLRP]) -> str:
+    if not current:
+        return "missing"
+    same = [lrp for lrp in current if lrp.process_guid == expected.process_guid]
+    if not same:
+        return "an old version"
+    fields = [f.name for f in dataclasses.fields(DesiredLRP) if getattr(same[0], f.name) != getattr(expected, f.name)]
+    return "stale " + ", ".join(fields)
 
 
 _READS = ("get_", "find_", "list_", "latest_", "current_", "referenced_", "stats")
@@ -131,7 +185,15 @@ class CloudController(AsyncioActor):
         super().__init__(name=name)
         self.config = config or ControllerConfig()
         self._builds: dict[str, asyncio.Future[Any]] = {}
-        self._process: dict[str, str] = {}  # app_guid -> process_guid of its running version
+        # Staging tasks of the builds this process waits for, so the sync
+        # can desire again a task a restarted BBS lost.
+        self._staging_tasks: dict[str, TaskDefinition] = {}
+        # One lock per app around "write CC_DB, then tell the BBS": the sync
+        # takes it too, so it never judges an app between the two.
+        self._app_locks: dict[str, asyncio.Lock] = {}
+        self._syncing: asyncio.Task[Any] | None = None
+        self.sync_runs = 0
+        self.sync_repairs = 0
         self._orphans_seen: dict[str, float] = {}  # blob key -> when first seen unreferenced
         # Held while bits are stored and recorded, and while freed blobs are
         # deleted: the two must not interleave (see _delete_blobs).
@@ -182,20 +244,126 @@ class CloudController(AsyncioActor):
         # Nothing is in flight at boot, so every blob CC_DB does not point to
         # is an orphan a crash left behind (a write whose row never committed).
         swept = await self._sweep_orphans(grace=0.0)
-        # A restarted Cloud Controller (the platform kept running) adopts the
-        # desired LRPs the BBS still has, so running instances are left alone.
-        running = {lrp.app_guid: lrp for lrp in await self.ask("bbs", ListDesiredLRPs())}
-        for app in apps:
-            if app.state is not AppState.STARTED or app.droplet_guid is None:
-                continue
-            lrp = running.get(app.guid)
-            droplet = await self.db("get_droplet", guid=app.droplet_guid)
-            if lrp is not None and lrp.droplet_key == droplet.blob_key and lrp.instances == app.instances:
-                self._process[app.guid] = lrp.process_guid
-            else:
-                await self._desire(app, restart=False, audit=None)
+        # The first sync desires every started app the BBS lacks and adopts
+        # the LRPs it still runs (a restarted Cloud Controller in a running
+        # platform leaves running instances alone).
+        await self._sync("boot")
         self.tell_self_later(self.config.reap_interval, _Reap())
+        self.tell_self_later(self.config.sync_interval, _SyncTick())
         log.info("cloud-controller-started", apps=len(apps), orphans_swept=swept)
+
+    # --- the sync with Diego (ProcessesSync, TasksSync) ---------------------------------
+
+    def _app_lock(self, app_guid: str) -> asyncio.Lock:
+        lock = self._app_locks.get(app_guid)
+        if lock is None:
+            lock = self._app_locks[app_guid] = asyncio.Lock()
+        return lock
+
+    async def _sync_tick(self, message: _SyncTick) -> None:
+        self.tell_self_later(self.config.sync_interval, _SyncTick())
+        await self._sync("timer")
+
+    async def _bbs_started(self, message: BBSStarted) -> None:
+        await self._sync("bbs-restarted")
+
+    async def _sync_now(self, message: SyncProcesses) -> list[dict[str, Any]]:
+        return await self._sync("asked")
+
+    async def _sync(self, reason: str) -> list[dict[str, Any]]:
+        """Make the BBS agree with CC_DB: desire the missing LRPs, update the
+        stale ones, remove those of stopped and deleted apps; desire again
+        the staging tasks it lost. One run at a time; a failed read leaves it
+        for the next run. Returns the repairs made."""
+        if not self.config.sync_enabled:
+            return []
+        if self._syncing is not None and not self._syncing.done():
+            return await asyncio.shield(self._syncing)
+        self._syncing = asyncio.ensure_future(self._sync_once(reason))
+        return await asyncio.shield(self._syncing)
+
+    async def _sync_once(self, reason: str) -> list[dict[str, Any]]:
+        token = current_trace.set(None)  # background work, not part of a push
+        repairs: list[dict[str, Any]] = []
+        try:
+            started = {app.guid: (app, droplet) for app, droplet in await self.db("list_started_processes")}
+            running = await self.ask("bbs", ListDesiredLRPs(), timeout=self.config.db_timeout)
+            bbs_by_app: dict[str, list[DesiredLRP]] = {}
+            for lrp in running:
+                bbs_by_app.setdefault(lrp.app_guid, []).append(lrp)
+            suspects = [g for g in started if _drift(desired_lrp(*started[g]), bbs_by_app.get(g, []))]
+            suspects += [g for g in bbs_by_app if g not in started]
+            for app_guid in suspects:
+                repairs += await self._repair(app_guid)
+            repairs += await self._sync_tasks()
+        except Exception as exc:  # noqa: BLE001 - the next run tries again
+            log.warning("processes-sync-failed", reason=reason, error=repr(exc))
+        finally:
+            current_trace.reset(token)
+        self.sync_runs += 1
+        self.sync_repairs += len(repairs)
+        log.info("processes-sync-finished", reason=reason, repairs=len(repairs))
+        return repairs
+
+    async def _repair(self, app_guid: str) -> list[dict[str, Any]]:
+        """Judge one app again under its lock, on fresh reads, and fix the BBS."""
+        async with self._app_lock(app_guid):
+            try:
+                app = await self.db("get_app", guid=app_guid)
+            except AppNotFound:
+                app = None
+            expected: DesiredLRP | None = None
+            if app is not None and app.state is AppState.STARTED and app.droplet_guid is not None:
+                expected = desired_lrp(app, await self.db("get_droplet", guid=app.droplet_guid))
+            current = list(await self.ask("bbs", ListDesiredLRPs(app_guid), timeout=self.config.db_timeout))
+            repairs: list[dict[str, Any]] = []
+            if expected is not None and _drift(expected, current):
+                same = [lrp for lrp in current if lrp.process_guid == expected.process_guid]
+                if same and dataclasses.replace(same[0], instances=expected.instances) == expected:
+                    self.tell("bbs", UpdateDesiredLRP(expected.process_guid, expected.instances))
+                    repairs.append({"repair": "update", "instances": expected.instances, "was": same[0].instances})
+                else:
+                    self.tell("bbs", DesireLRP(expected))
+                    repairs.append({"repair": "desire", "why": _why(expected, current)})
+            for lrp in current:
+                if expected is None or lrp.process_guid != expected.process_guid:
+                    self.tell("bbs", RemoveDesiredLRP(lrp.process_guid))
+                    state = "deleted" if app is None else app.state.value.lower()
+                    repairs.append({"repair": "remove", "process_guid": lrp.process_guid, "why": f"the app is {state}"
+                                    if expected is None else "an old version"})
+            name = app.name if app is not None else (current[0].app_name if current else "")
+            for repair in repairs:
+                log.warning("processes-sync-repaired", app_guid=app_guid, app=name, **repair)
+                try:
+                    await self.db(
+                        "record_event",
+                        type="audit.app.process.sync",
+                        actor="cloud_controller",
+                        actee_guid=app_guid,
+                        actee_name=name,
+                        metadata=repair,
+                    )
+                except Exception as exc:  # noqa: BLE001 - the repair stands; only its record is lost
+                    log.warning("sync-event-not-recorded", app_guid=app_guid, error=repr(exc))
+            return repairs
+
+    async def _sync_tasks(self) -> list[dict[str, Any]]:
+        """Desire again the staging tasks of builds this process waits for
+        that the BBS does not hold (it restarted, or the desire was lost)."""
+        if not self._staging_tasks:
+            return []
+        held = {t.task_guid for t in await self.ask("bbs", ListTasks(), timeout=self.config.db_timeout)}
+        repairs = []
+        for build_guid, task in list(self._staging_tasks.items()):
+            if task.task_guid in held or build_guid not in self._builds:
+                continue
+            build = await self.db("get_build", guid=build_guid)
+            if build.state is not BuildState.STAGING:
+                continue
+            self.tell("bbs", DesireTask(task))
+            repairs.append({"repair": "desire-task", "build_guid": build_guid})
+            log.warning("tasks-sync-repaired", build_guid=build_guid)
+        return repairs
 
     async def _sweep_orphans(self, grace: float) -> int:
         """Delete blobs no CC_DB row refers to once they have been orphans for
@@ -431,17 +599,31 @@ class CloudController(AsyncioActor):
         # The deadline is armed first: whatever is lost from here on, the
         # build ends (STAGED, FAILED, or StagingTimeExpired), never hangs.
         self.tell_self_later(self.config.staging_timeout, _StagingExpired(build.guid, task.task_guid))
+        self._staging_tasks[build.guid] = task
         try:
-            await self.ask("bbs", DesireTask(task))
+            # Desiring a task is idempotent (by its guid): a lost request or
+            # reply, or a BBS restarting, is worth another try.
+            for attempt in range(1, self.config.desire_task_attempts + 1):
+                try:
+                    await self.ask("bbs", DesireTask(task))
+                    break
+                except (AskTimeout, ActorDeadError):
+                    if attempt == self.config.desire_task_attempts:
+                        raise
+                    await self.clock.sleep(1.0)
         except Exception as exc:
             self._builds.pop(build.guid, None)
+            self._staging_tasks.pop(build.guid, None)
             await self.db(
                 "fail_build",
                 build_guid=build.guid,
                 error=str(StagingError(f"Staging error: could not hand the staging task to Diego: {exc}")),
             )
             raise
-        return await done
+        try:
+            return await done
+        finally:
+            self._staging_tasks.pop(build.guid, None)
 
     async def _staging_completed(self, message: StagingCompleted) -> None:
         waiter = self._builds.pop(message.build_guid, None)
@@ -477,8 +659,8 @@ class CloudController(AsyncioActor):
             else:
                 await self.db("fail_build", step=10, build_guid=message.build_guid, error=build_error(message.error))
                 build = await self.db("get_build", guid=message.build_guid)
-                if message.result is None and build.state is BuildState.STAGED:
-                    pass  # a late failure after a success changed nothing
+                if message.cause == "BlobCorrupt" and build.state is BuildState.FAILED:
+                    await self._package_corrupt(build.package_guid)
             self._api_log(build.app_guid, f"Staging {'complete' if build.state is BuildState.STAGED else 'failed'}")
         except Exception as exc:
             if waiter is not None and not waiter.done():
@@ -486,6 +668,17 @@ class CloudController(AsyncioActor):
             raise
         if waiter is not None and not waiter.done():
             waiter.set_result(build)
+
+    async def _package_corrupt(self, package_guid: str) -> None:
+        """Staging found the package's blob damaged: the package is FAILED and
+        lets go of the blob, so the next push of the same bits stores them anew."""
+        package = await self.db("get_package", guid=package_guid)
+        if package.state is not PackageState.READY:
+            return
+        await self.db("update_package", guid=package_guid, state=PackageState.FAILED, blob_key=None)
+        log.warning("package-corrupt", package_guid=package_guid, key=package.blob_key)
+        if package.blob_key is not None:
+            await self._delete_blobs([package.blob_key])
 
     async def _staging_expired(self, message: _StagingExpired) -> None:
         """The staging deadline: whatever happened meanwhile (a lost result,
@@ -514,75 +707,70 @@ class CloudController(AsyncioActor):
         )
 
     async def _desire(self, app: Any, *, restart: bool, audit: tuple[str, str] | None) -> str:
-        droplet = await self.db("get_droplet", guid=app.droplet_guid)
-        old = self._process.get(app.guid)
-        if old is not None:
-            self.tell("bbs", RemoveDesiredLRP(old))
-        if audit is not None:
-            app = await self.db("update_app", guid=app.guid, state=AppState.STARTED, event=(audit[0], audit[1], {}))
-            self._api_log(app.guid, f"{'Restarting' if restart else 'Starting'} app with guid {app.guid}")
-        process_guid = f"{app.guid}-{self.rng.getrandbits(32):08x}"
-        self._process[app.guid] = process_guid
-        lrp = DesiredLRP(
-            process_guid=process_guid,
-            app_guid=app.guid,
-            app_name=app.name,
-            instances=app.instances,
-            memory_mb=app.memory_mb,
-            disk_mb=app.disk_mb,
-            droplet_key=droplet.blob_key,
-            start_command=app.command or droplet.start_command,
-            rootfs=app.stack,
-            health_check_type=app.health_check_type,
-            health_check_http_endpoint=app.health_check_http_endpoint,
-            health_check_timeout_s=float(app.health_check_timeout or 60),
-            env=tuple(sorted(app.env.items())),
-        )
-        self.tell("bbs", DesireLRP(lrp))
-        return process_guid
+        """A new version of the app's web process: recorded in CC_DB, then
+        desired at the BBS (which replaces the old version's LRP)."""
+        async with self._app_lock(app.guid):
+            droplet = await self.db("get_droplet", guid=app.droplet_guid)
+            version = f"{self.rng.getrandbits(32):08x}"
+            event = None if audit is None else (audit[0], audit[1], {})
+            app = await self.db(
+                "update_app", guid=app.guid, state=AppState.STARTED, process_version=version, event=event
+            )
+            if audit is not None:
+                self._api_log(app.guid, f"{'Restarting' if restart else 'Starting'} app with guid {app.guid}")
+            self.tell("bbs", DesireLRP(desired_lrp(app, droplet)))
+            return app.process_guid
 
     async def _stop_app(self, message: StopApp) -> Any:
-        app = await self._app(message.app_guid)
-        process_guid = self._process.pop(app.guid, None)
-        if process_guid is not None:
-            self.tell("bbs", RemoveDesiredLRP(process_guid))
-        if app.state is not AppState.STOPPED:
-            app = await self.db(
-                "update_app", guid=app.guid, state=AppState.STOPPED, event=("audit.app.stop", message.actor, {})
-            )
-            self._api_log(app.guid, f"Stopping app with guid {app.guid}")
-        return app
+        async with self._app_lock(message.app_guid):
+            app = await self._app(message.app_guid)
+            if app.state is not AppState.STOPPED:
+                app = await self.db(
+                    "update_app", guid=app.guid, state=AppState.STOPPED, event=("audit.app.stop", message.actor, {})
+                )
+                self._api_log(app.guid, f"Stopping app with guid {app.guid}")
+            if app.process_guid is not None:
+                self.tell("bbs", RemoveDesiredLRP(app.process_guid))
+            return app
 
     async def _scale(self, message: ScaleApp) -> Any:
-        app = await self._app(message.app_guid)
-        changes: dict[str, Any] = {}
-        if message.instances is not None and message.instances != app.instances:
-            changes["instances"] = message.instances
-        if message.memory_mb is not None and message.memory_mb != app.memory_mb:
-            changes["memory_mb"] = message.memory_mb
-        if message.disk_mb is not None and message.disk_mb != app.disk_mb:
-            changes["disk_mb"] = message.disk_mb
-        if not changes:
+        async with self._app_lock(message.app_guid):
+            app = await self._app(message.app_guid)
+            changes: dict[str, Any] = {}
+            if message.instances is not None and message.instances != app.instances:
+                changes["instances"] = message.instances
+            if message.memory_mb is not None and message.memory_mb != app.memory_mb:
+                changes["memory_mb"] = message.memory_mb
+            if message.disk_mb is not None and message.disk_mb != app.disk_mb:
+                changes["disk_mb"] = message.disk_mb
+            if not changes:
+                return app
+            running = app.state is AppState.STARTED and app.droplet_guid is not None
+            new_containers = running and ("memory_mb" in changes or "disk_mb" in changes)
+            if new_containers:
+                # New quotas need new containers: a new version of the process.
+                changes["process_version"] = f"{self.rng.getrandbits(32):08x}"
+            metadata = {
+                "request": {"instances": message.instances, "memory_in_mb": message.memory_mb, "disk_in_mb": message.disk_mb}
+            }
+            app = await self.db(
+                "update_app", guid=app.guid, event=("audit.app.process.scale", message.actor, metadata), **changes
+            )
+            self._api_log(app.guid, f"Scaling app with guid {app.guid} ({', '.join(sorted(changes))})")
+            if new_containers:
+                droplet = await self.db("get_droplet", guid=app.droplet_guid)
+                self.tell("bbs", DesireLRP(desired_lrp(app, droplet)))
+            elif running and app.process_guid is not None:
+                self.tell("bbs", UpdateDesiredLRP(app.process_guid, app.instances))
             return app
-        metadata = {"request": {"instances": message.instances, "memory_in_mb": message.memory_mb, "disk_in_mb": message.disk_mb}}
-        app = await self.db(
-            "update_app", guid=app.guid, event=("audit.app.process.scale", message.actor, metadata), **changes
-        )
-        self._api_log(app.guid, f"Scaling app with guid {app.guid} ({', '.join(sorted(changes))})")
-        process_guid = self._process.get(app.guid)
-        if app.state is AppState.STARTED and process_guid is not None:
-            if "memory_mb" in changes or "disk_mb" in changes:
-                await self._desire(app, restart=True, audit=None)  # new quotas need new containers
-            else:
-                self.tell("bbs", UpdateDesiredLRP(process_guid, app.instances))
-        return app
 
     async def _delete(self, message: DeleteApp) -> bool:
-        app = await self._app(message.app_guid)
-        process_guid = self._process.pop(app.guid, None)
-        if process_guid is not None:
-            self.tell("bbs", RemoveDesiredLRP(process_guid))
-        freed = await self.db("delete_app", guid=app.guid, actor=message.actor)
+        async with self._app_lock(message.app_guid):
+            app = await self._app(message.app_guid)
+            freed = await self.db("delete_app", guid=app.guid, actor=message.actor)
+            if app.process_guid is not None:
+                self.tell("bbs", RemoveDesiredLRP(app.process_guid))
+        self._app_locks.pop(app.guid, None)
         await self._delete_blobs(freed)
         self.tell("loggregator", ForgetLogs(app.guid))
         return True
@@ -594,7 +782,7 @@ class CloudController(AsyncioActor):
         return await self._instances(app)
 
     async def _instances(self, app: Any) -> tuple[InstanceInfo, ...]:
-        process_guid = self._process.get(app.guid)
+        process_guid = app.process_guid
         if process_guid is None or app.state is not AppState.STARTED:
             return ()
         actuals = await self.ask("bbs", GetActualLRPs(process_guid))
@@ -651,14 +839,14 @@ class CloudController(AsyncioActor):
         )
 
     async def _crashed(self, message: ProcessCrashed) -> None:
-        if self._process.get(message.app_guid) != message.process_guid:
-            return  # an old version's instance
         token = current_trace.set(None)  # crashes are not part of the push's conversation
         try:
             try:
                 app = await self._app(message.app_guid)
             except AppNotFound:
                 return
+            if app.process_guid != message.process_guid:
+                return  # an old version's instance
             metadata = {
                 "index": message.index,
                 "reason": "CRASHED",
@@ -750,6 +938,9 @@ _HANDLERS: dict[type, Any] = {
     StagingCompleted: CloudController._staging_completed,
     _StagingExpired: CloudController._staging_expired,
     _Reap: CloudController._reap,
+    _SyncTick: CloudController._sync_tick,
+    BBSStarted: CloudController._bbs_started,
+    SyncProcesses: CloudController._sync_now,
     StartApp: CloudController._start_app,
     StopApp: CloudController._stop_app,
     ScaleApp: CloudController._scale,

@@ -28,7 +28,7 @@ import structlog
 
 from actors.runtime import FaultRule
 from protocol.errors import BlobStoreUnavailable, DatabaseUnavailable
-from protocol.messages import CrashInstances, EvacuateCell, ListCells
+from protocol.messages import CrashInstances, Db, EvacuateCell, ListCells
 
 if TYPE_CHECKING:
     from actors.platform import Platform
@@ -209,12 +209,18 @@ class Faults:
                  fail: bool = True, duration: float | None = None) -> StorageRule:
         return self.db.add(StorageRule(ops, probability, delay, fail, self._until(duration)))
 
-    def corrupt_blob(self, key: str | None = None) -> str | None:
-        """Flip one byte of a stored blob on disk; the next verified read finds it."""
+    async def corrupt_blob(self, key: str | None = None, *, kind: str | None = None) -> str | None:
+        """Flip one byte of a stored blob on disk; the next verified read finds it.
+
+        `key` names the blob; else `kind` ("package" or "droplet") picks a
+        seeded choice among the blobs CC_DB uses as such; else any blob."""
         root = Path(self.platform.data_dir) / "blobstore" / "blobs"
         files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".tmp"))
         if key is not None:
             files = [p for p in files if p.name == key]
+        elif kind is not None:
+            wanted = set(await self.system.ask("ccdb", Db("blob_keys_of", {"kind": kind})))
+            files = [p for p in files if p.name in wanted]
         if not files:
             return None
         target = self.system.rng.choice(files)
@@ -270,7 +276,7 @@ FAULT_COMMANDS: dict[str, tuple[str, str]] = {
     "blob-slow": ("blob-slow SECONDS [OPS] [--for S]", "Slow blob store operations"),
     "db-fail": ("db-fail [OPS] [-p P] [--for S]", "Fail CC_DB operations (ccdb.read, ccdb.write)"),
     "db-slow": ("db-slow SECONDS [OPS] [--for S]", "Slow CC_DB operations"),
-    "corrupt-blob": ("corrupt-blob [KEY]", "Flip a byte of a stored blob (found on the next read)"),
+    "corrupt-blob": ("corrupt-blob [KEY | package | droplet]", "Flip a byte of a stored blob (found on the next read)"),
     "crash-storm": ("crash-storm FRACTION", "Crash that share of all running instances"),
     "heal": ("heal", "Remove every fault and resume paused actors"),
 }
@@ -355,7 +361,11 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             rule = add(ops, delay=float(args[0]), fail=False, duration=duration)
             out(rule.describe("blobstore" if name == "blob-slow" else "ccdb"))
         elif name == "corrupt-blob":
-            key = faults.corrupt_blob(args[0] if args else None)
+            what = args[0] if args else None
+            if what in ("package", "droplet"):
+                key = await faults.corrupt_blob(kind=what)
+            else:
+                key = await faults.corrupt_blob(what)
             out(f"corrupted {key}" if key else "no such blob")
             return 0 if key else 1
         elif name == "crash-storm":

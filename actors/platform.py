@@ -4,10 +4,13 @@ trace recorder, and the front door commands enter by.
     async with Platform(PlatformConfig(data_dir=...)) as platform:
         code = await platform.command(["push", "hello", "-p", "examples/python"], out=print)
 
-Supervision: `platform` (one_for_one) starts, in order, `ccdb`, `blobstore`,
-`loggregator`, `bbs`, `auctioneer`, `cells` (its own supervisor with
-`cell-1..N`), `cloud_controller` and `cli`. Components find each other by
-these names, so a restarted one is found again.
+Supervision: `components` (one_for_one, at most 10 restarts a minute)
+starts, in order, `ccdb`, `blobstore`, `loggregator`, `bbs`, `auctioneer`,
+`cells` (its own supervisor with `cell-1..N`), `cloud_controller` and `cli`.
+Past its restart intensity it gives up and escalates to the root, `platform`,
+which never gives up: it restarts the whole subtree (after a backoff), so a
+storm of crashes costs the commands in flight, never the platform.
+Components find each other by these names, so a restarted one is found again.
 
 One data directory is used by one process at a time (an exclusive lock on
 `<data>/lock`); a second platform on it fails with `DataDirInUse`.
@@ -38,7 +41,7 @@ from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
 from actors.runtime import ActorSystem, ChildSpec, Clock, RealClock, Supervisor
 from actors.runtime.delivery import Envelope, current_trace
-from protocol.errors import MinifoundryError
+from protocol.errors import ActorDeadError, MinifoundryError, PlatformUnavailable
 from protocol.messages import BBSSnapshot, CliCommand
 
 __all__ = ["DataDirInUse", "Platform", "PlatformConfig", "TraceRecorder"]
@@ -184,7 +187,11 @@ class Platform:
                 self.system.rng.seed(f"{self.config.seed}/boot-{boot}")
             await self.system.__aenter__()
             self.system.seam.add_observer(self.recorder)
-            self.root = Supervisor.start(self._children(), name="platform", max_restarts=10, within=60)
+            children = self._children()
+            components = ChildSpec(
+                "components", lambda n: Supervisor.start(children, name=n, max_restarts=10, within=60)
+            )
+            self.root = Supervisor.start([components], name="platform", max_restarts=None, restart_backoff=1.0)
             # Wait until the last child answers: everything before it is up.
             await self.system.clock.sleep(0)
             for _ in range(1000):
@@ -247,17 +254,28 @@ class Platform:
         """Run one cf command through the `cli` actor; return its exit code."""
         self._commands += 1
         trace_id = f"cmd-{self._commands}"
+        cli = await self._cli()
+        if cli is None:
+            return _unavailable(out, "its cli did not come back within 30 s")
         self.recorder.open(trace_id)
         token = current_trace.set(trace_id)
         try:
-            reply = self.system.lookup("cli")
-            if reply is None:
-                out("The platform's cli is not running")
-                return 1
-            future = reply.ask(CliCommand(tuple(argv), out, os.fspath(cwd), confirm), block=False, timeout=timeout)
+            future = cli.ask(CliCommand(tuple(argv), out, os.fspath(cwd), confirm), block=False, timeout=timeout)
         finally:
             current_trace.reset(token)
-        return await future
+        try:
+            return await future
+        except ActorDeadError:
+            return _unavailable(out, "a component restarted while the command ran; run it again")
+
+    async def _cli(self, wait: float = 30.0) -> Any:
+        """The cli actor; while supervision brings the platform back, wait for it."""
+        deadline = self.clock.monotonic() + wait
+        while True:
+            ref = self.system.lookup("cli")
+            if ref is not None or self.clock.monotonic() >= deadline:
+                return ref
+            await self.clock.sleep(0.1)
 
     async def snapshot(self) -> dict[str, Any]:
         return await self.system.ask("bbs", BBSSnapshot())
@@ -281,3 +299,9 @@ class Platform:
                     return True
             await self.clock.sleep(interval)
         return False
+
+
+def _unavailable(out: Callable[[str], None], why: str) -> int:
+    out(str(PlatformUnavailable(f"The platform is restarting: {why}")))
+    out("FAILED")
+    return 1

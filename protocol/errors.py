@@ -33,6 +33,7 @@ __all__ = [
     "PathNotFound",
     "PathEmpty",
     "PlatformError",
+    "PlatformUnavailable",
     "ResourceNotFound",
     "RuntimeNotRunning",
     "StagingError",
@@ -253,6 +254,14 @@ class BlobStoreUnavailable(PlatformError):
 
     code = "BlobstoreUnavailable"
     default_message = "The blobstore is unavailable"
+
+
+class PlatformUnavailable(PlatformError):
+    """A command could not finish because part of the platform restarted under
+    it (supervision brings it back); raised to the user, who may run it again."""
+
+    code = "PlatformUnavailable"
+    default_message = "The platform is restarting"
 
 
 class DatabaseUnavailable(PlatformError):

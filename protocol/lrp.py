@@ -13,6 +13,7 @@ from protocol.states import ActualLRPState, HealthCheckType, TaskState
 __all__ = [
     "ActualLRP",
     "CellPresence",
+    "ContainerInfo",
     "DesiredLRP",
     "InstanceInfo",
     "StagingRequest",
@@ -61,6 +62,20 @@ class ActualLRP:
     disk_usage_mb: float = 0.0
     next_restart_at: float | None = None
     evacuating: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerInfo:
+    """One container on a cell, as the cell itself sees it."""
+
+    cell_id: str
+    process_guid: str
+    index: int
+    instance_guid: str
+    state: str  # reserved | starting | running
+    memory_mb: int
+    disk_mb: int
+    droplet_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

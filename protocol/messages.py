@@ -203,6 +203,17 @@ class PlatformStatus(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class BBSStarted(_Msg):
+    """bbs -> cloud_controller: the BBS (re)started with empty books; sync at once."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncProcesses(_Msg):
+    """Run Cloud Controller's sync with the BBS now (it also runs on a timer);
+    the reply is what it repaired."""
+
+
+@dataclass(frozen=True, slots=True)
 class StagingCompleted(_Msg):
     """BBS -> cloud_controller: a staging task finished (the completion callback)."""
 
@@ -211,6 +222,7 @@ class StagingCompleted(_Msg):
     build_guid: str
     result: StagingResult | None
     error: str = ""
+    cause: str = ""  # BlobCorrupt: the package's blob is damaged
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,7 +335,19 @@ class GetDesiredLRP(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class ListDesiredLRPs(_Msg):
-    """Every desired LRP (a restarted Cloud Controller adopts its own)."""
+    """Every desired LRP, or those of one app (Cloud Controller's sync reads them)."""
+
+    app_guid: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ListActualLRPs(_Msg):
+    """Every actual LRP the BBS holds, by process guid and index."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListTasks(_Msg):
+    """Every task the BBS holds (Cloud Controller's sync of staging tasks)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,7 +418,8 @@ class InstanceStopped(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class TaskCompleted(_Msg):
-    """cell -> bbs: a task ended."""
+    """cell -> bbs: a task ended. The definition rides along, so a BBS that
+    restarted since (and lost the task) can still tell the task's callback."""
 
     STEP = 10
     task_guid: str
@@ -402,6 +427,8 @@ class TaskCompleted(_Msg):
     failed: bool
     failure_reason: str = ""
     result: StagingResult | None = None
+    definition: TaskDefinition | None = None
+    cause: str = ""  # the code of what made it fail (BlobCorrupt: the package)
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,6 +528,16 @@ class CrashInstances(_Msg):
 @dataclass(frozen=True, slots=True)
 class CellInfo(_Msg):
     """For `cf cells` and status: usage, instances, state."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListContainers(_Msg):
+    """What the cell really holds: one `ContainerInfo` per instance."""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncNow(_Msg):
+    """bbs -> cell: send your `CellSync` now (a restarted BBS rebuilding its books)."""
 
 
 @dataclass(frozen=True, slots=True)

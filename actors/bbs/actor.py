@@ -33,6 +33,7 @@ from protocol.auction import LRPStartRequest, TaskRequest
 from protocol.lrp import ActualLRP, CellPresence, DesiredLRP, TaskDefinition, TaskSnapshot
 from protocol.messages import (
     AuctionOutcome,
+    BBSStarted,
     BBSSnapshot,
     CancelTask,
     CellSync,
@@ -48,13 +49,16 @@ from protocol.messages import (
     InstanceCrashed,
     InstanceStarted,
     InstanceStopped,
+    ListActualLRPs,
     ListCells,
+    ListTasks,
     ProcessCrashed,
     RemoveDesiredLRP,
     RequestAuctions,
     SetDraining,
     StagingCompleted,
     StopInstance,
+    SyncNow,
     TaskCompleted,
     UpdateDesiredLRP,
 )
@@ -78,6 +82,10 @@ class BBSConfig:
     claim_grace: float = 60.0
     # Work sent to the auctioneer with no outcome after this long is resent.
     auction_grace: float = 30.0
+    # A restarted BBS has empty books: for this long it auctions nothing,
+    # while the cells report what they run and Cloud Controller's sync
+    # desires the apps again, so running instances are adopted, not doubled.
+    recovery_window: float = 10.0
 
 
 class _Tick:
@@ -86,6 +94,10 @@ class _Tick:
 
 class _ConvergeTick:
     """Timer: periodic convergence."""
+
+
+class _RecoveryOver:
+    """Timer: a restarted BBS's books are rebuilt; converge."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -223,10 +235,23 @@ class BBS(AsyncioActor):
         self.convergence_enabled = True
         self.convergence_runs = 0
         self.auctions_requested = 0
+        self.recovering = False
+        # While recovering: containers cells report for LRPs not (yet)
+        # desired again, by (process_guid, index) -> (cell_id, instance_guid, running).
+        self._reported: dict[tuple[str, int], tuple[str, str, bool]] = {}
+        # Tasks cells say they run that this BBS does not know (yet).
+        self._tasks_reported: dict[str, str] = {}
 
     def on_start(self) -> None:
         self.tell_self_later(self.config.presence_check_interval, _Tick())
         self.tell_self_later(self.config.convergence_interval, _ConvergeTick())
+        if self.system.starts(self.actor_name) > 1:
+            # Restarted in a running platform: the cells still run what the
+            # last BBS placed. Rebuild the books before auctioning anything.
+            self.recovering = True
+            self.tell_self_later(self.config.recovery_window, _RecoveryOver())
+            self.tell("cloud_controller", BBSStarted())
+            log.warning("bbs-recovering", window=self.config.recovery_window)
 
     # --- dispatch ---------------------------------------------------------------------
 
@@ -277,7 +302,7 @@ class BBS(AsyncioActor):
         book = self.actuals.setdefault(lrp.process_guid, {})
         for index in range(lrp.instances):
             if index not in book:
-                book[index] = _Actual(lrp.process_guid, index, self.clock.now())
+                book[index] = self._new_actual(lrp.process_guid, index)
         self._retire_extras(lrp.process_guid)
         self._request_lrps([a for a in book.values() if a.state is ActualLRPState.UNCLAIMED])
         log.info("desired-lrp-created", process_guid=lrp.process_guid, instances=lrp.instances)
@@ -292,8 +317,9 @@ class BBS(AsyncioActor):
         new = []
         for index in range(lrp.instances):
             if index not in book:
-                book[index] = actual = _Actual(lrp.process_guid, index, self.clock.now())
-                new.append(actual)
+                book[index] = actual = self._new_actual(lrp.process_guid, index)
+                if actual.state is ActualLRPState.UNCLAIMED:
+                    new.append(actual)
         self._retire_extras(lrp.process_guid)
         self._request_lrps(new)
         return True
@@ -307,6 +333,30 @@ class BBS(AsyncioActor):
         for actual in book.values():
             self._forget(actual, "desired LRP removed")
         return lrp is not None
+
+    def _new_actual(self, process_guid: str, index: int) -> _Actual:
+        """A new book entry; a recovering BBS adopts a container a cell reported for it."""
+        actual = _Actual(process_guid, index, self.clock.now())
+        reported = self._reported.pop((process_guid, index), None)
+        if reported is not None:
+            cell_id, instance_guid, running = reported
+            self._adopt(actual, cell_id, instance_guid, running)
+        return actual
+
+    def _adopt(self, actual: _Actual, cell_id: str, instance_guid: str, running: bool) -> None:
+        """Take into the books an instance a cell runs (or is starting) that we
+        did not know of: a report we never got, or books lost in a restart."""
+        now = self.clock.monotonic()
+        actual.state = ActualLRPState.RUNNING if running else ActualLRPState.CLAIMED
+        self._assign(actual, cell_id)
+        actual.instance_guid = instance_guid
+        actual.since = self.clock.now()
+        if running:
+            actual.running_since = now
+        else:
+            actual.claimed_at = now
+        actual.placement_error = ""
+        actual.requested_at = None
 
     def _retire_extras(self, process_guid: str) -> None:
         lrp = self.desired.get(process_guid)
@@ -329,6 +379,8 @@ class BBS(AsyncioActor):
     # --- auctions ---------------------------------------------------------------------------
 
     def _request_lrps(self, actuals: Iterable[_Actual]) -> None:
+        if self.recovering:
+            return  # auctioned when the books are rebuilt (_recovery_over)
         now = self.clock.monotonic()
         by_trace: dict[Any, list[LRPStartRequest]] = {}
         for actual in actuals:
@@ -356,6 +408,8 @@ class BBS(AsyncioActor):
                 current_trace.reset(token)
 
     def _request_task(self, task: _Task) -> None:
+        if self.recovering:
+            return
         d = task.definition
         task.requested_at = self.clock.monotonic()
         self.auctions_requested += 1
@@ -425,6 +479,10 @@ class BBS(AsyncioActor):
         lrp = self.desired.get(message.process_guid)
         actual = self.actuals.get(message.process_guid, {}).get(message.index)
         if lrp is None or actual is None:
+            if self.recovering:
+                # Maybe desired again soon (Cloud Controller's sync): hold it.
+                self._reported[(message.process_guid, message.index)] = (message.cell_id, message.instance_guid, True)
+                return
             self.system.tell(
                 message.cell_id,
                 StopInstance(message.process_guid, message.index, message.instance_guid, "not desired"),
@@ -545,7 +603,12 @@ class BBS(AsyncioActor):
         if existing is not None:
             return existing.snapshot()  # desiring twice (a retried request) is harmless
         task = self.tasks[d.task_guid] = _Task(d, self.clock.monotonic(), current_trace.get())
-        self._request_task(task)
+        cell_id = self._tasks_reported.pop(d.task_guid, None)
+        if cell_id is not None:
+            task.state = TaskState.RUNNING  # a cell already runs it (books lost in a restart)
+            task.cell_id = cell_id
+        else:
+            self._request_task(task)
         return task.snapshot()
 
     def _get_task(self, message: GetTask) -> TaskDefinition | None:
@@ -565,12 +628,18 @@ class BBS(AsyncioActor):
 
     def _task_completed(self, message: TaskCompleted) -> None:
         task = self.tasks.get(message.task_guid)
+        if task is None and message.definition is not None:
+            # A task these books lost (a restart): its callback still hears.
+            task = self.tasks[message.task_guid] = _Task(message.definition, self.clock.monotonic(), current_trace.get())
+            task.state = TaskState.RUNNING
+            task.cell_id = message.cell_id
+            self._tasks_reported.pop(message.task_guid, None)
         if task is None or task.state in _TASK_DONE:
             return  # duplicate report
         task.result = message.result
-        self._complete_task(task, failed=message.failed, reason=message.failure_reason)
+        self._complete_task(task, failed=message.failed, reason=message.failure_reason, cause=message.cause)
 
-    def _complete_task(self, task: _Task, *, failed: bool, reason: str, notify: bool = True) -> None:
+    def _complete_task(self, task: _Task, *, failed: bool, reason: str, notify: bool = True, cause: str = "") -> None:
         task.state = TaskState.FAILED if failed else TaskState.SUCCEEDED
         task.failed = failed
         task.failure_reason = reason
@@ -586,6 +655,7 @@ class BBS(AsyncioActor):
                         build_guid=d.staging.build_guid,
                         result=None if failed else task.result,
                         error=reason if failed else "",
+                        cause=cause,
                     ),
                 )
             finally:
@@ -604,6 +674,8 @@ class BBS(AsyncioActor):
         if known is None:
             self.cells[presence.cell_id] = _Cell(presence, now)
             log.info("cell-appeared", cell_id=presence.cell_id, zone=presence.zone)
+            # What does it run? (Nothing, at first boot; a restarted BBS needs to know.)
+            self.system.tell(presence.cell_id, SyncNow())
             return
         if known.presence.incarnation != presence.incarnation:
             # The cell restarted: whatever ran there is gone.
@@ -658,22 +730,21 @@ class BBS(AsyncioActor):
             there.add((process_guid, index))
             actual = self.actuals.get(process_guid, {}).get(index)
             if actual is None:
-                self.system.tell(message.cell_id, StopInstance(process_guid, index, guid, "not desired"))
+                if self.recovering:
+                    self._reported[(process_guid, index)] = (message.cell_id, guid, running)
+                else:
+                    self.system.tell(message.cell_id, StopInstance(process_guid, index, guid, "not desired"))
                 continue
             if actual.cell_id == message.cell_id or actual.evacuating:
+                if actual.cell_id == message.cell_id and running and actual.state is ActualLRPState.CLAIMED:
+                    self._adopt(actual, message.cell_id, guid, True)  # its InstanceStarted was lost
                 continue
             if actual.state is ActualLRPState.RUNNING:
                 # Someone else runs this index; this one is a duplicate.
                 self.system.tell(message.cell_id, StopInstance(process_guid, index, guid, "duplicate"))
-            elif running:
-                # A report we never got (lost message): adopt it.
-                actual.state = ActualLRPState.RUNNING
-                self._assign(actual, message.cell_id)
-                actual.instance_guid = guid
-                actual.since = self.clock.now()
-                actual.running_since = now
-                actual.placement_error = ""
-                actual.requested_at = None
+            elif running or actual.state is ActualLRPState.UNCLAIMED:
+                # A report we never got (a lost message, or books lost in a restart): adopt it.
+                self._adopt(actual, message.cell_id, guid, running)
         grace = self.config.claim_grace
         lost: list[_Actual] = []
         for actual in self._actuals_on(message.cell_id):
@@ -687,6 +758,16 @@ class BBS(AsyncioActor):
                 actual.since = self.clock.now()
                 lost.append(actual)
         running_tasks = set(message.tasks)
+        for task_guid in message.tasks:
+            task = self.tasks.get(task_guid)
+            if task is None:
+                if self.recovering:
+                    self._tasks_reported[task_guid] = message.cell_id
+            elif task.state is TaskState.PENDING:
+                task.state = TaskState.RUNNING  # its auction outcome was lost
+                task.cell_id = message.cell_id
+                task.updated_at = now
+                task.requested_at = None
         for task in self.tasks.values():
             if (
                 task.cell_id == message.cell_id
@@ -727,8 +808,19 @@ class BBS(AsyncioActor):
 
     def _converge_tick(self, message: _ConvergeTick) -> None:
         self.tell_self_later(self.config.convergence_interval, _ConvergeTick())
-        if self.convergence_enabled:
+        if self.convergence_enabled and not self.recovering:
             self._converge("timer")
+
+    def _recovery_over(self, message: _RecoveryOver) -> None:
+        """The books are rebuilt: stop what nobody desired again, auction the rest."""
+        self.recovering = False
+        for (process_guid, index), (cell_id, guid, _) in sorted(self._reported.items()):
+            self.system.tell(cell_id, StopInstance(process_guid, index, guid, "not desired"))
+        stopped = len(self._reported)
+        self._reported.clear()
+        self._tasks_reported.clear()
+        log.info("bbs-recovered", desired=len(self.desired), stopped=stopped)
+        self._converge("recovered")
 
     def _converge_now(self, message: Converge) -> int:
         return self._converge(message.reason)
@@ -841,7 +933,14 @@ _HANDLERS: dict[type, Any] = {
     RemoveDesiredLRP: BBS._remove_desired,
     GetActualLRPs: BBS._get_actuals,
     GetDesiredLRP: lambda self, m: self.desired.get(m.process_guid),
-    ListDesiredLRPs: lambda self, m: tuple(self.desired.values()),
+    ListDesiredLRPs: lambda self, m: tuple(
+        lrp for lrp in self.desired.values() if m.app_guid is None or lrp.app_guid == m.app_guid
+    ),
+    ListActualLRPs: lambda self, m: tuple(
+        self.actuals[pg][i].snapshot() for pg in self.actuals for i in sorted(self.actuals[pg])
+    ),
+    ListTasks: lambda self, m: tuple(t.snapshot() for t in self.tasks.values()),
+    _RecoveryOver: BBS._recovery_over,
     AuctionOutcome: BBS._auction_outcome,
     InstanceStarted: BBS._instance_started,
     InstanceCrashed: BBS._instance_crashed,

@@ -124,6 +124,18 @@ def _write_atomic(final: Path, write: Callable[[BinaryIO], None]) -> None:
     _fsync_dir(final.parent)
 
 
+def _verifies(path: Path, key: str, algorithm: str, chunk: int = _CHUNK) -> bool:
+    """Whether the file at `path` is there and hashes to `key`."""
+    digest = hashlib.new(algorithm)
+    try:
+        with path.open("rb") as src:
+            while block := src.read(chunk):
+                digest.update(block)
+    except FileNotFoundError:
+        return False
+    return digest.hexdigest() == key
+
+
 def _read_verified(path: Path, key: str, algorithm: str, kind: str) -> bytes:
     with _store_disk(f"reading {kind} {key}"):
         try:
@@ -252,9 +264,13 @@ class BlobStore:
 
         def put() -> BlobInfo:
             key = hashlib.sha256(data).hexdigest()
+            final = _fanned(self._blobs, key)
             with _store_disk(f"writing blob {key}"):
-                # Rewritten even if present: a rename over a damaged copy heals it.
-                _write_atomic(_fanned(self._blobs, key), lambda out: out.write(data))
+                # Content addressing makes a second write of the same bytes
+                # redundant, unless the stored copy no longer verifies: then
+                # the rename over it is what heals it.
+                if not _verifies(final, key, "sha256", self._chunk):
+                    _write_atomic(final, lambda out: out.write(data))
             return BlobInfo(key, len(data))
 
         return await self._thread(put)
@@ -286,9 +302,12 @@ class BlobStore:
                     key = digest.hexdigest()
                     final = _fanned(self._blobs, key)
                     with _store_disk(f"writing blob {key}"):
-                        final.parent.mkdir(parents=True, exist_ok=True)
-                        os.replace(tmp, final)
-                        _fsync_dir(final.parent)
+                        if _verifies(final, key, "sha256", self._chunk):
+                            os.unlink(tmp)  # a good copy is already there
+                        else:
+                            final.parent.mkdir(parents=True, exist_ok=True)
+                            os.replace(tmp, final)  # new, or over a damaged copy
+                            _fsync_dir(final.parent)
                 except BaseException:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(tmp)
@@ -434,6 +453,8 @@ class BlobStore:
 
         Entries that are not well-formed sha1s never match (the list comes
         from the CLI), and a held file of another size does not match either.
+        Nor does a held file that no longer hashes to its sha1: it is dropped
+        from the pool, so the CLI uploads it again and the pool is healed.
         """
         wanted = list(resources)
         await self._before(OP_HEAD)
@@ -443,11 +464,17 @@ class BlobStore:
             for sha1, size in wanted:
                 if not isinstance(sha1, str) or not _SHA1.fullmatch(sha1):
                     continue
+                path = _fanned(self._pool, sha1)
                 try:
-                    if _fanned(self._pool, sha1).stat().st_size == size:
-                        held.append((sha1, size))
+                    if path.stat().st_size != size:
+                        continue
                 except FileNotFoundError:
-                    pass
+                    continue
+                if _verifies(path, sha1, "sha1", self._chunk):
+                    held.append((sha1, size))
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
             return held
 
         with _store_disk("matching resources"):
@@ -470,7 +497,7 @@ class BlobStore:
             added = []
             for sha1, data in items:
                 final = _fanned(self._pool, sha1)
-                if final.is_file() and final.stat().st_size == len(data):
+                if _verifies(final, sha1, "sha1", self._chunk):
                     continue
                 _write_atomic(final, lambda out, data=data: out.write(data))
                 added.append(sha1)

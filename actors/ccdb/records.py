@@ -52,6 +52,13 @@ class AppRecord:
     created_at: datetime
     updated_at: datetime
     last_uploaded_at: datetime | None
+    # The web process's version; None until it is first started.
+    process_version: str | None = None
+
+    @property
+    def process_guid(self) -> str | None:
+        """The process guid of its desired LRP (Diego's name for this version), if started once."""
+        return None if self.process_version is None else f"{self.guid}-{self.process_version}"
 
 
 @dataclass(frozen=True, slots=True)

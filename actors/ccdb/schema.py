@@ -151,10 +151,18 @@ _V3_TRACES: tuple[str, ...] = (
     "CREATE INDEX traces_by_app ON traces (app_guid, created_at)",
 )
 
+# The web process's version (Cloud Controller's `process.version`): a new
+# one each time its instances must be replaced (start, restart, a memory or
+# disk change). Diego's process guid is the app guid and this version, so the
+# desired LRP an app should have is a function of CC_DB alone, which is what
+# lets the sync with the BBS repair any lost or reordered message.
+_V4_PROCESS_VERSION: tuple[str, ...] = ("ALTER TABLE apps ADD COLUMN process_version TEXT",)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, _V1_CORE_TABLES),
     (2, _V2_CHILD_INDEXES),
     (3, _V3_TRACES),
+    (4, _V4_PROCESS_VERSION),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

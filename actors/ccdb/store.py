@@ -100,6 +100,7 @@ _APP_UPDATABLE = frozenset(
         "routes",
         "droplet_guid",
         "last_uploaded_at",
+        "process_version",
     }
 )
 _PACKAGE_UPDATABLE = frozenset({"state", "blob_key", "size"})
@@ -162,6 +163,8 @@ def _app(row: sqlite3.Row) -> AppRecord:
         created_at=_dt(row["created_at"]),
         updated_at=_dt(row["updated_at"]),
         last_uploaded_at=_dt_or_none(row["last_uploaded_at"]),
+        # Absent from a database still at a schema older than 4 (tests open those).
+        process_version=row["process_version"] if "process_version" in row.keys() else None,
     )
 
 
@@ -506,6 +509,24 @@ class CCDB:
         async with self._read():
             rows = await self._sql("SELECT * FROM apps ORDER BY name")
         return [_app(row) for row in rows]
+
+    async def list_started_processes(self) -> list[tuple[AppRecord, DropletRecord]]:
+        """Every STARTED app that has a current droplet, with that droplet, by
+        name: what the BBS should run (the sync with Diego reads this)."""
+        async with self._read():
+            rows = await self._sql(
+                "SELECT a.*, d.guid AS d_guid FROM apps a JOIN droplets d ON d.guid = a.droplet_guid"
+                " WHERE a.state = ? ORDER BY a.name",
+                (AppState.STARTED.value,),
+            )
+            droplets = {}
+            if rows:
+                found = await self._sql(
+                    "SELECT * FROM droplets WHERE guid IN (SELECT value FROM json_each(?))",
+                    (_json([row["d_guid"] for row in rows]),),
+                )
+                droplets = {row["guid"]: _droplet(row) for row in found}
+        return [(_app(row), droplets[row["d_guid"]]) for row in rows]
 
     async def update_app(
         self,
@@ -1029,6 +1050,15 @@ class CCDB:
                 " UNION SELECT blob_key FROM droplets WHERE blob_key IS NOT NULL"
             )
         return {row[0] for row in rows}
+
+    async def blob_keys_of(self, kind: str) -> list[str]:
+        """The blob keys of packages (`kind` "package") or droplets ("droplet"), sorted."""
+        table = {"package": "packages", "droplet": "droplets"}.get(kind)
+        if table is None:
+            raise ValueError(f"kind must be package or droplet, not {kind!r}")
+        async with self._read():
+            rows = await self._sql(f"SELECT DISTINCT blob_key FROM {table} WHERE blob_key IS NOT NULL ORDER BY blob_key")
+        return [row[0] for row in rows]
 
     async def stats(self) -> CCDBStats:
         """Row counts and schema version, for a status line."""

@@ -36,7 +36,7 @@ from protocol.errors import (
     PlatformError,
     StagingError,
 )
-from protocol.lrp import CellPresence, DesiredLRP, StagingResult, TaskDefinition
+from protocol.lrp import CellPresence, ContainerInfo, DesiredLRP, StagingResult, TaskDefinition
 from protocol.messages import (
     Blob,
     CancelTask,
@@ -49,11 +49,13 @@ from protocol.messages import (
     Heartbeat,
     InstanceCrashed,
     InstanceStarted,
+    ListContainers,
     LogLine,
     Perform,
     PerformResult,
     SetDraining,
     StopInstance,
+    SyncNow,
     TaskCompleted,
 )
 from protocol.units import format_bytes
@@ -63,6 +65,8 @@ __all__ = ["CellActor", "CellConfig"]
 log = structlog.get_logger("minifoundry.cell")
 
 _EXIT_STATUS = {NoAppDetectedError: 222, BuildpackCompileFailed: 223, BuildpackReleaseFailed: 224}
+# 2026-01-01T00:00:00Z, the time every droplet's files carry.
+DROPLET_MTIME = 1_767_225_600
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -98,6 +102,7 @@ class _Instance:
         "app_guid",
         "usage",
         "trace",
+        "droplet_key",
     )
 
     def __init__(self, work: LRPStartRequest, guid: str, now: float, trace: Any) -> None:
@@ -113,6 +118,7 @@ class _Instance:
         self.app_guid = ""
         self.usage = (0.0, 0.0)
         self.trace = trace
+        self.droplet_key: str | None = None
 
 
 class _Task:
@@ -220,6 +226,10 @@ class CellActor(AsyncioActor):
             return self.info()
         if kind is CrashInstances:
             return self._crash_storm(message)
+        if kind is SyncNow:
+            return self._report()
+        if kind is ListContainers:
+            return self.containers()
         return super().on_receive(message)
 
     # --- bidding ---------------------------------------------------------------------------
@@ -325,7 +335,8 @@ class CellActor(AsyncioActor):
         return self._desired[process_guid]
 
     async def _start_instances(self, reserved: list[_Instance]) -> None:
-        for process_guid in {i.process_guid for i in reserved}:
+        # dict.fromkeys, not a set: the asks go out in a repeatable order.
+        for process_guid in dict.fromkeys(i.process_guid for i in reserved):
             await self._desired_lrp(process_guid)
         for instance in reserved:
             if instance.guid not in self.instances:
@@ -341,6 +352,7 @@ class CellActor(AsyncioActor):
         token = current_trace.set(instance.trace)
         try:
             instance.app_guid = desired.app_guid
+            instance.droplet_key = desired.droplet_key
             index = str(instance.index)
             self._log(desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}")
             self._log(
@@ -505,17 +517,18 @@ class CellActor(AsyncioActor):
                 log.warning("fetching-task-failed", cell_id=self.cell_id, task=task.guid, error=repr(exc))
             if definition is None or definition.staging is None:
                 return  # cancelled (or not a task we can run): the BBS has moved on
-            failed, reason, result = False, "", None
+            failed, reason, result, cause = False, "", None, ""
             try:
                 result = await self._stage(task, definition)
             except PlatformError as exc:
                 failed, reason = True, str(exc)
+                cause = getattr(exc.__cause__, "code", "")  # e.g. BlobCorrupt: the package is damaged
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - anything else is a StagingError
                 log.exception("staging-crashed", cell_id=self.cell_id, task=task.guid)
                 failed, reason = True, str(StagingError(f"Staging error: {exc}"))
-            self.tell("bbs", TaskCompleted(task.guid, self.cell_id, failed, reason, result))
+            self.tell("bbs", TaskCompleted(task.guid, self.cell_id, failed, reason, result, definition, cause))
         finally:
             current_trace.reset(token)
             self._finish_task(task)
@@ -563,9 +576,11 @@ class CellActor(AsyncioActor):
                     "blobstore", Blob("copy_to", {"key": staging.package_key, "dest": str(package)}, step=8), timeout=60
                 )
             except PlatformError as exc:
-                raise StagingError(f"Staging error: downloading the app package failed: {exc}") from None
+                raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
             out(f"Downloaded app package ({format_bytes(info.size)})")
-            mtime = int(self.clock.now())
+            # One fixed time in every droplet: the same package and buildpacks
+            # give the same bytes, so staging again rewrites a damaged copy.
+            mtime = DROPLET_MTIME
             async with self.clock.threaded_io():
                 try:
                     staged = await anyio.to_thread.run_sync(
@@ -617,6 +632,10 @@ class CellActor(AsyncioActor):
 
     def _sync(self) -> None:
         self.tell_self_later(self.config.sync_interval, _Sync())
+        self._report()
+
+    def _report(self) -> None:
+        """Tell the BBS what really runs here (Diego's rep bulk sync)."""
         self.tell(
             "bbs",
             CellSync(
@@ -645,6 +664,21 @@ class CellActor(AsyncioActor):
             "tasks": len(self.tasks),
             "staged": self.staged,
         }
+
+    def containers(self) -> tuple[ContainerInfo, ...]:
+        return tuple(
+            ContainerInfo(
+                cell_id=self.cell_id,
+                process_guid=i.process_guid,
+                index=i.index,
+                instance_guid=i.guid,
+                state=i.state,
+                memory_mb=i.memory_mb,
+                disk_mb=i.disk_mb,
+                droplet_key=i.droplet_key,
+            )
+            for i in self.instances.values()
+        )
 
     def running_instances(self) -> Iterable[tuple[str, int]]:
         return [(i.process_guid, i.index) for i in self.instances.values() if i.state == "running"]

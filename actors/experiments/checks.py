@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from actors.bbs.backoff import restart_delay
+from protocol.lrp import ActualLRP, ContainerInfo, DesiredLRP
+from protocol.states import ActualLRPState
 from actors.experiments.record import CommandRecord, Sample
 from actors.experiments.schema import BackoffCheck, Checks
 
@@ -27,7 +29,11 @@ __all__ = [
     "check_pushes_end",
     "check_recovery",
     "check_retries",
+    "check_succeeded",
+    "check_views_agree",
+    "disagreements",
     "verdict",
+    "Views",
 ]
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
@@ -100,6 +106,25 @@ def check_pushes_end(records: Sequence[CommandRecord], checks: Checks) -> CheckR
     if problems:
         return CheckResult("pushes_end", FAIL, summary + " -- " + "; ".join(problems), details)
     return CheckResult("pushes_end", PASS, summary, details)
+
+
+def check_succeeded(records: Sequence[CommandRecord], checks: Checks) -> CheckResult | None:
+    """The workload achieved something: a run where no command succeeded
+    (and the file did not say that was fine, `min_succeeded = 0`) gave every
+    other check nothing to judge, so its verdict cannot be VALID."""
+    floor = checks.min_succeeded_count
+    if not floor or not records:
+        return None
+    succeeded = sum(1 for r in records if r.outcome == "succeeded")
+    details = {"succeeded": succeeded, "min_succeeded": floor, "commands": len(records)}
+    summary = f"{succeeded} of {len(records)} commands succeeded (at least {floor} wanted)"
+    if succeeded >= floor:
+        return CheckResult("min_succeeded", PASS, summary, details)
+    if succeeded == 0:
+        return CheckResult(
+            "min_succeeded", UNKNOWN, summary + ": nothing the workload did succeeded, so the other checks judged nothing", details
+        )
+    return CheckResult("min_succeeded", FAIL, summary, details)
 
 
 def check_retries(records: Sequence[CommandRecord]) -> CheckResult:
@@ -350,5 +375,131 @@ def check_drain_capacity(
         f"{moved} instances moved off {', '.join(str(c) for c in details['drained'])}"
         + (f" ({emptied})" if emptied else "")
         + f"; {len(full)} apps never below desired - 1 ({dips} dipped by one)",
+        details,
+    )
+
+
+# --- the three views ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Views:
+    """What CC_DB, the BBS and the cells each say, read at one quiet moment."""
+
+    apps: Mapping[str, tuple[str, str]]  # CC_DB: app guid -> (name, STARTED | STOPPED)
+    expected: Mapping[str, DesiredLRP]  # CC_DB: the desired LRP each started app should have
+    desired: Sequence[DesiredLRP]  # the BBS's desired LRPs
+    actuals: Sequence[ActualLRP]  # the BBS's actual LRPs
+    containers: Sequence[ContainerInfo]  # every cell's containers
+    unreachable: Sequence[str] = ()  # cells that did not answer
+
+
+def disagreements(views: Views) -> list[str]:
+    """Every way the three views differ, in words (empty: they agree)."""
+    problems: list[str] = []
+    by_app: dict[str, list[DesiredLRP]] = {}
+    for lrp in views.desired:
+        by_app.setdefault(lrp.app_guid, []).append(lrp)
+    lrps = {lrp.process_guid: lrp for lrp in views.desired}
+    # CC_DB against the BBS: what should run.
+    for app_guid, want in sorted(views.expected.items(), key=lambda kv: kv[1].app_name):
+        name = want.app_name
+        have = by_app.get(app_guid, [])
+        if not have:
+            problems.append(f"{name}: started in CC_DB, but the BBS desires no LRP for it")
+            continue
+        if len(have) > 1:
+            problems.append(f"{name}: the BBS desires {len(have)} LRPs for it ({', '.join(l.process_guid for l in have)})")
+        lrp = next((l for l in have if l.process_guid == want.process_guid), None)
+        if lrp is None:
+            problems.append(f"{name}: the BBS runs an old version ({have[0].process_guid}, CC_DB's is {want.process_guid})")
+            lrp = have[0]
+        for field, what in (
+            ("instances", "instances"),
+            ("memory_mb", "MB of memory"),
+            ("disk_mb", "MB of disk"),
+        ):
+            if getattr(lrp, field) != getattr(want, field):
+                problems.append(f"{name}: CC_DB wants {getattr(want, field)} {what}, the BBS {getattr(lrp, field)}")
+        if lrp.droplet_key != want.droplet_key:
+            problems.append(f"{name}: the BBS runs droplet {_short(lrp.droplet_key)}, CC_DB's current one is {_short(want.droplet_key)}")
+        for field in ("start_command", "health_check_type", "health_check_http_endpoint", "health_check_timeout_s", "env", "rootfs"):
+            if getattr(lrp, field) != getattr(want, field):
+                problems.append(f"{name}: the BBS's {field} differs from CC_DB's")
+    for app_guid, have in sorted(by_app.items(), key=lambda kv: kv[1][0].app_name):
+        if app_guid in views.expected:
+            continue
+        name, state = views.apps.get(app_guid, (have[0].app_name, "DELETED"))
+        what = {"DELETED": "deleted", "STOPPED": "stopped"}.get(state, "not staged")
+        for lrp in have:
+            problems.append(f"{name}: the BBS desires {lrp.process_guid} for an app that is {what} in CC_DB")
+    # The BBS's actual LRPs against the cells' containers: what does run.
+    on_cells: dict[tuple[str, int], list[ContainerInfo]] = {}
+    for c in views.containers:
+        on_cells.setdefault((c.process_guid, c.index), []).append(c)
+    placed = {}
+    for a in views.actuals:
+        lrp = lrps.get(a.process_guid)
+        name = lrp.app_name if lrp is not None else a.process_guid
+        if lrp is None:
+            problems.append(f"{name}#{a.index}: the BBS has an actual LRP with no desired LRP")
+            continue
+        if a.index >= lrp.instances:
+            problems.append(f"{name}#{a.index}: the BBS keeps an actual LRP past its {lrp.instances} instances")
+        if a.state in (ActualLRPState.RUNNING, ActualLRPState.CLAIMED) and a.cell_id is not None:
+            placed[(a.process_guid, a.index)] = a
+            if a.cell_id in views.unreachable:
+                continue
+            here = [c for c in on_cells.get((a.process_guid, a.index), []) if c.cell_id == a.cell_id]
+            if not here:
+                problems.append(f"{name}#{a.index}: the BBS says it runs on {a.cell_id}, which holds no such container")
+            elif a.state is ActualLRPState.RUNNING and a.instance_guid and here[0].instance_guid != a.instance_guid:
+                problems.append(f"{name}#{a.index}: {a.cell_id} runs instance {here[0].instance_guid}, the BBS knows {a.instance_guid}")
+    for (process_guid, index), held in sorted(on_cells.items()):
+        lrp = lrps.get(process_guid)
+        name = lrp.app_name if lrp is not None else process_guid
+        cells = sorted(c.cell_id for c in held)
+        if len(held) > 1:
+            problems.append(f"{name}#{index}: one instance on {len(held)} cells ({', '.join(cells)})")
+        if lrp is None or index >= lrp.instances:
+            problems.append(f"{name}#{index}: a container on {', '.join(cells)} that nobody desires")
+            continue
+        actual = placed.get((process_guid, index))
+        for c in held:
+            if actual is None or actual.cell_id != c.cell_id:
+                if len(held) == 1:
+                    problems.append(f"{name}#{index}: {c.cell_id} runs it, but the BBS does not know it there")
+            if c.droplet_key is not None and c.droplet_key != lrp.droplet_key:
+                problems.append(f"{name}#{index}: {c.cell_id} runs droplet {_short(c.droplet_key)}, the LRP's is {_short(lrp.droplet_key)}")
+            if c.memory_mb != lrp.memory_mb:
+                problems.append(f"{name}#{index}: {c.cell_id}'s container has {c.memory_mb} MB, the LRP {lrp.memory_mb} MB")
+    return problems
+
+
+def _short(key: str | None) -> str:
+    return "(none)" if key is None else key[:12]
+
+
+def check_views_agree(
+    found: Sequence[str], *, agreed_at: float | None, since: float, within: float, apps: int, error: str | None = None
+) -> CheckResult:
+    """After the heal, CC_DB, the BBS and the cells agree about every app
+    (which run, how many instances, with which memory, disk and droplet),
+    and nothing runs that nobody desires."""
+    details = {"agreed_at": agreed_at, "bound": within, "apps": apps, "disagreements": list(found[:50])}
+    if error is not None:
+        return CheckResult("views_agree", UNKNOWN, f"could not read the views: {error}", details)
+    if agreed_at is None:
+        return CheckResult(
+            "views_agree",
+            FAIL,
+            f"{len(found)} disagreements between CC_DB, the BBS and the cells {within:g} s after healing "
+            f"(first: {found[0] if found else '?'})",
+            details,
+        )
+    return CheckResult(
+        "views_agree",
+        PASS,
+        f"CC_DB, the BBS and the cells agree about all {apps} apps ({agreed_at - since:.1f} s after healing)",
         details,
     )

@@ -137,12 +137,20 @@ def build_report(
     }
 
 
+#: What differs between two runs of one seed: wall time, the child's pid. It
+#: goes to `wall.json`, so `report.json` repeats byte for byte.
+VOLATILE = ("wall_seconds",)
+
+
 def write_report(report: dict[str, Any], out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    svg = timeline_svg(report)
+    stable = {k: v for k, v in report.items() if k not in VOLATILE}
+    (out / "report.json").write_text(json.dumps(stable, indent=2, default=str) + "\n", encoding="utf-8")
+    volatile = {k: report[k] for k in VOLATILE if k in report}
+    (out / "wall.json").write_text(json.dumps(volatile, indent=2, default=str) + "\n", encoding="utf-8")
+    svg = timeline_svg(stable)
     (out / "timeline.svg").write_text(svg + "\n", encoding="utf-8")
-    (out / "report.html").write_text(_html(report, svg), encoding="utf-8")
+    (out / "report.html").write_text(_html(stable, svg), encoding="utf-8")
 
 
 def print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
@@ -271,7 +279,7 @@ def _html(report: dict[str, Any], svg: str) -> str:
 <h1>{escape(report['experiment'])} <span class="verdict {v}">{v.upper()}</span></h1>
 <p>{escape(report['description'])}</p>
 <p>Seed {report['seed']}; repeat it with <code>{escape(report['reproduce'])}</code>.
-Platform time {report['platform_seconds']:g} s in {report['wall_seconds']:.1f} s of wall time.</p>
+Platform time {report['platform_seconds']:g} s.</p>
 {svg}
 <h2>Checks</h2>{checks}
 <h2>Commands</h2>{pushes}

@@ -46,6 +46,7 @@ import contextlib
 import dataclasses
 import fnmatch
 import os
+import re
 import shutil
 import signal
 import sys
@@ -57,8 +58,10 @@ from typing import IO, Any
 import structlog
 
 from actors.bbs.actor import BBSConfig
+from actors.cloud_controller import ControllerConfig, desired_lrp
 from actors.experiments.checks import (
     CheckResult,
+    Views,
     check_apps_intact,
     check_blobs,
     check_crash_backoff,
@@ -66,6 +69,9 @@ from actors.experiments.checks import (
     check_pushes_end,
     check_recovery,
     check_retries,
+    check_succeeded,
+    check_views_agree,
+    disagreements,
     verdict,
 )
 from actors.experiments.record import Recording, Sample
@@ -75,7 +81,7 @@ from actors.experiments.schema import Experiment, InvalidExperiment, load_experi
 from actors.experiments.workload import Workload, command_argv, describe_step
 from actors.platform import Platform, PlatformConfig
 from actors.runtime import VirtualClock
-from protocol.messages import BlobInventory, Db
+from protocol.messages import BlobInventory, Db, ListActualLRPs, ListContainers, ListDesiredLRPs
 from protocol.states import AppState, BuildState, DropletState, PackageState
 
 __all__ = ["EXIT_CODES", "main", "run_experiment"]
@@ -198,6 +204,8 @@ class _Run:
         kwargs: dict[str, Any] = {}
         if p.staging_seconds is not None:
             kwargs["staging_seconds"] = p.staging_seconds
+        if "sync" in p.breaks:
+            kwargs["controller"] = dataclasses.replace(ControllerConfig(), sync_enabled=False)
         return PlatformConfig(
             data_dir=self.data,
             cells=p.cells,
@@ -220,6 +228,8 @@ class _Run:
             assert bbs is not None
             bbs.convergence_enabled = False  # type: ignore[attr-defined]
             self.recording.event(self.now(), "break", "convergence switched off (break = \"convergence\")")
+        if "sync" in self.exp.platform.breaks:
+            self.recording.event(self.now(), "break", "Cloud Controller's sync with the BBS switched off (break = \"sync\")")
         return platform
 
     def now(self) -> float:
@@ -314,10 +324,15 @@ class _Run:
         await self.sleep_until(exp.duration)
         if not await self.workload.wait(checks.push_deadline + 60.0):
             await self.workload.cancel_pending()
+        if checks.views_agree:
+            self.results.append(await self.watch_views(healed_at, checks.views_within))
         if checks.retry_interrupted:
             self.results.append(check_retries(self.recording.commands))
         if checks.pushes_end:
             self.results.append(check_pushes_end(self.recording.commands, checks))
+        floor = check_succeeded(self.recording.commands, checks)
+        if floor is not None:
+            self.results.append(floor)
         if checks.recover_within is not None:
             final = await self.app_states()
             self.results.append(
@@ -342,6 +357,10 @@ class _Run:
         if checks.blobs_consistent:
             self.results.append(await self.blobs(healed_at, checks.orphans_within))
         if checks.apps_intact:
+            # Leftovers of lost messages are Cloud Controller's cleanup jobs'
+            # to fail: judge them once those could have run (cheap on a virtual clock).
+            ended = [r.ended for r in self.recording.commands if r.ended is not None]
+            await self.sleep_until(max([healed_at, *ended]) + self.config().controller.cleanup_bound)
             self.results.append(check_apps_intact(await self.app_integrity()))
         await self.take_sample()
         self.recording.event(self.now(), "end", "experiment ends")
@@ -446,6 +465,42 @@ class _Run:
                 }
             )
         return states
+
+    async def views(self) -> Views:
+        """CC_DB's, the BBS's and every cell's view, asked for at one moment."""
+        assert self.platform is not None
+        system = self.platform.system
+        apps = {a.guid: (a.name, a.state.value) for a in await self.db("list_apps")}
+        expected = {app.guid: desired_lrp(app, droplet) for app, droplet in await self.db("list_started_processes")}
+        desired = await system.ask("bbs", ListDesiredLRPs(), timeout=30.0)
+        actuals = await system.ask("bbs", ListActualLRPs(), timeout=30.0)
+        containers: list[Any] = []
+        unreachable = []
+        for name in sorted((n for n in system.names() if re.fullmatch(r"cell-\d+", n)), key=lambda n: int(n[5:])):
+            try:
+                containers += await system.ask(name, ListContainers(), timeout=5.0)
+            except Exception:  # noqa: BLE001 - a cell that cannot answer is not judged
+                unreachable.append(name)
+        return Views(apps, expected, desired, actuals, containers, tuple(unreachable))
+
+    async def watch_views(self, healed_at: float, within: float) -> CheckResult:
+        """Poll each platform second until the three views agree, within the bound."""
+        assert self.platform is not None
+        deadline = max(self.now(), healed_at) + within
+        found: list[str] = []
+        while True:
+            try:
+                views = await self.views()
+            except Exception as exc:  # noqa: BLE001 - a view that cannot be read decides nothing
+                return check_views_agree([], agreed_at=None, since=healed_at, within=within, apps=0, error=repr(exc))
+            found = disagreements(views)
+            if not found:
+                self.recording.event(self.now(), "views-agree", "CC_DB, the BBS and the cells agree")
+                return check_views_agree([], agreed_at=self.now(), since=healed_at, within=within, apps=len(views.apps))
+            if self.now() >= deadline:
+                self.recording.event(self.now(), "views-disagree", f"{len(found)} disagreements: {found[0]}")
+                return check_views_agree(found, agreed_at=None, since=healed_at, within=within, apps=len(views.apps))
+            await self.platform.clock.sleep(1.0)
 
     async def watch_recovery(self, healed_at: float, within: float) -> None:
         """Poll each platform second from the heal until every started app

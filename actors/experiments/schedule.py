@@ -63,7 +63,7 @@ def describe_fault(step: FaultStep) -> str:
     if a == "crash-storm":
         return f"crash storm {o['fraction']:.0%}"
     if a == "corrupt-blob":
-        return "corrupt a blob"
+        return f"corrupt a {o.get('kind', 'blob')}"
     if a == "kill-platform":
         return "SIGKILL the platform"
     return a
@@ -162,7 +162,7 @@ async def apply_fault(platform: Platform, exp: Experiment, step: FaultStep, reco
             rule = add(ops, delay=o["seconds"], fail=False, duration=step.duration)
         entry["rule"] = rule.rule_id
     elif a == "corrupt-blob":
-        entry["key"] = faults.corrupt_blob(o.get("key"))
+        entry["key"] = await faults.corrupt_blob(o.get("key"), kind=o.get("kind"))
     elif a == "crash-storm":
         entry["crashed"] = await faults.crash_storm(o["fraction"])
     else:  # kill-platform is the runner's own business

@@ -55,7 +55,7 @@ class InvalidExperiment(PlatformError):
 
 #: Recovery mechanisms an experiment may switch off on purpose, to prove
 #: that its checks can fail.
-BREAKS = ("convergence",)
+BREAKS = ("convergence", "sync")
 
 # --- workload ----------------------------------------------------------------------------
 
@@ -104,7 +104,7 @@ FAULT_ACTIONS: dict[str, frozenset[str]] = {
     "blob-slow": frozenset({"ops", "seconds"}),
     "db-fail": frozenset({"ops", "probability"}),
     "db-slow": frozenset({"ops", "seconds"}),
-    "corrupt-blob": frozenset({"key"}),
+    "corrupt-blob": frozenset({"key", "kind"}),
     "crash-storm": frozenset({"fraction"}),
     "kill-platform": frozenset(),
 }
@@ -114,7 +114,7 @@ TIMED_FAULTS = frozenset(
 )
 #: Faults that may be given a `duration` (killed cells: how long they stay cut off).
 DURATION_FAULTS = TIMED_FAULTS | {"kill-cells"}
-_FAULT_COMMON = frozenset({"at", "action", "duration", "label"})
+_FAULT_COMMON = frozenset({"at", "action", "duration", "label", "repeat", "every"})
 
 _TOP = frozenset(
     {"name", "description", "seed", "duration", "sample_every", "platform", "workload", "faults", "heal", "checks"}
@@ -141,6 +141,8 @@ _CHECKS = frozenset(
         "push_deadline",
         "expect_failures",
         "min_succeeded",
+        "views_agree",
+        "views_within",
         "blobs_consistent",
         "orphans_within",
         "apps_intact",
@@ -206,7 +208,14 @@ class Checks:
     pushes_end: bool = False
     push_deadline: float = 1800.0
     expect_failures: tuple[str, ...] | None = None
+    # A floor on the commands that succeeded: a fraction (`0.8`) fails the
+    # run below it; a count (`1`, the default when the workload pushes)
+    # makes a run that achieved nothing UNKNOWN: its other checks judged nothing.
     min_succeeded: float = 0.0
+    min_succeeded_count: int = 0
+    # CC_DB, the BBS and the cells say the same thing after the heal.
+    views_agree: bool = True
+    views_within: float = 120.0
     blobs_consistent: bool = False
     orphans_within: float = 1800.0
     apps_intact: bool = False
@@ -284,10 +293,10 @@ def parse_experiment(data: Any, path: Path) -> Experiment:
     description = r.string(top, "description", "the file", default="")
     platform = _platform(r, top.get("platform", {}))
     workload = tuple(_workload(r, entry, n) for n, entry in enumerate(r.array(top, "workload"), 1))
-    faults = tuple(_fault(r, entry, n) for n, entry in enumerate(r.array(top, "faults"), 1))
+    faults = tuple(step for n, entry in enumerate(r.array(top, "faults"), 1) for step in _fault(r, entry, n))
     heal = r.table(top.get("heal", {}), "[heal]", _HEAL)
     heal_at = r.number(heal, "at", "[heal]", default=None, minimum=0.0)
-    checks = _checks(r, top.get("checks", {}))
+    checks = _checks(r, top.get("checks", {}), pushes=any(w.action == "push" for w in workload))
     exp = Experiment(
         name=name,
         duration=duration,
@@ -380,7 +389,22 @@ def _workload(r: _Reader, raw: Any, n: int) -> WorkloadStep:
     )
 
 
-def _fault(r: _Reader, raw: Any, n: int) -> FaultStep:
+def _fault(r: _Reader, raw: Any, n: int) -> list[FaultStep]:
+    """One `[[faults]]` entry: `repeat` times, `every` seconds apart (a storm)."""
+    step = _one_fault(r, raw, n)
+    where = f"[[faults]] #{n}"
+    repeat = r.integer(raw, "repeat", where, default=1, minimum=1)
+    every = r.number(raw, "every", where, default=None, positive=True)
+    if repeat > 1 and every is None:
+        r.fail(where, "repeat needs every (seconds between the repeats)")
+    if repeat > 1 and step.action == "kill-platform":
+        r.fail(where, "the platform process can be killed once per experiment")
+    if repeat > 10_000:
+        r.fail(where, f"repeat must be at most 10000, not {repeat}")
+    return [dataclasses.replace(step, at=step.at + k * (every or 0.0)) for k in range(repeat)]
+
+
+def _one_fault(r: _Reader, raw: Any, n: int) -> FaultStep:
     where = f"[[faults]] #{n}"
     if not isinstance(raw, Mapping):
         r.fail(where, "must be a table")
@@ -399,7 +423,7 @@ def _fault(r: _Reader, raw: Any, n: int) -> FaultStep:
         options["count"] = r.integer(t, "count", where, minimum=1)
     if "seconds" in t:
         options["seconds"] = r.number(t, "seconds", where, minimum=0.0)
-    for key in ("actor", "cell", "from", "to", "type", "ops", "key"):
+    for key in ("actor", "cell", "from", "to", "type", "ops", "key", "kind"):
         if key in t:
             options[key] = r.string(t, key, where)
     if "one_way" in t:
@@ -425,6 +449,11 @@ def _fault(r: _Reader, raw: Any, n: int) -> FaultStep:
     elif action == "crash-storm":
         if "fraction" not in t:
             r.fail(where, "crash-storm needs fraction")
+    elif action == "corrupt-blob":
+        if "key" in t and "kind" in t:
+            r.fail(where, "corrupt-blob takes key or kind, not both")
+        if options.get("kind") not in (None, "package", "droplet"):
+            r.fail(where, f"kind must be package or droplet, not {options['kind']!r}")
     return FaultStep(
         action=action,
         at=r.number(t, "at", where, default=0.0, minimum=0.0),
@@ -434,9 +463,16 @@ def _fault(r: _Reader, raw: Any, n: int) -> FaultStep:
     )
 
 
-def _checks(r: _Reader, raw: Any) -> Checks:
+def _checks(r: _Reader, raw: Any, *, pushes: bool = False) -> Checks:
     where = "[checks]"
     t = r.table(raw, where, _CHECKS, what="check")
+    floor = t.get("min_succeeded", 1 if pushes else 0)
+    if isinstance(floor, bool) or not isinstance(floor, (int, float)):
+        r.fail(where, f"min_succeeded must be a count (1) or a fraction (0.8), not {_kind(floor)}")
+    if isinstance(floor, float) and not 0.0 <= floor <= 1.0:
+        r.fail(where, f"min_succeeded as a fraction must be from 0 to 1, not {floor}")
+    if isinstance(floor, int) and floor < 0:
+        r.fail(where, f"min_succeeded must not be negative, not {floor}")
     expect = t.get("expect_failures")
     if expect is not None and (not isinstance(expect, list) or not all(isinstance(e, str) for e in expect)):
         r.fail(where, "expect_failures must be a list of error names such as 'StagingError'")
@@ -460,7 +496,10 @@ def _checks(r: _Reader, raw: Any) -> Checks:
         pushes_end=r.boolean(t, "pushes_end", where, default=False),
         push_deadline=r.number(t, "push_deadline", where, default=d.push_deadline, positive=True),
         expect_failures=tuple(expect) if expect is not None else None,
-        min_succeeded=r.number(t, "min_succeeded", where, default=0.0, minimum=0.0, maximum=1.0),
+        min_succeeded=floor if isinstance(floor, float) else 0.0,
+        min_succeeded_count=floor if isinstance(floor, int) else 0,
+        views_agree=r.boolean(t, "views_agree", where, default=True),
+        views_within=r.number(t, "views_within", where, default=d.views_within, positive=True),
         blobs_consistent=r.boolean(t, "blobs_consistent", where, default=False),
         orphans_within=r.number(t, "orphans_within", where, default=d.orphans_within, minimum=0.0),
         apps_intact=r.boolean(t, "apps_intact", where, default=False),

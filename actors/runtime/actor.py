@@ -306,7 +306,7 @@ class AsyncioActor(pykka.Actor):
                     result = await result
                     self._actor_owed = None
                 if type(result) is Deferred:
-                    self.spawn(_reply_later(result.awaitable, reply_to, self.actor_name), name=f"{self.actor_name}:reply")
+                    self._defer(result.awaitable, reply_to)
                 elif reply_to is not None:
                     # Our refs only ever attach AsyncioFutures, and this is
                     # the loop thread: skip the public set()'s checks.
@@ -440,6 +440,22 @@ class AsyncioActor(pykka.Actor):
         self._actor_children.add(task)
         task.add_done_callback(self._actor_task_done)
         return task
+
+    def _defer(self, awaitable: Any, reply_to: AsyncioFuture[Any] | None) -> None:
+        """Reply when `awaitable` is done, beside the mailbox. If the actor
+        stops before that task even starts, the asker still hears (ActorDeadError)."""
+        task = self.spawn(_reply_later(awaitable, reply_to, self.actor_name), name=f"{self.actor_name}:reply")
+        name = self.actor_name
+
+        def cancelled(done: asyncio.Task[Any]) -> None:
+            if done.cancelled():
+                if reply_to is not None:
+                    reply_to._finish_on_loop(None, ActorDeadError(f"{name} stopped before replying"))
+                close = getattr(awaitable, "close", None)
+                if close is not None:
+                    close()  # a coroutine that never ran: no "never awaited" warning
+
+        task.add_done_callback(cancelled)
 
     def _actor_task_done(self, task: asyncio.Task[Any]) -> None:
         self._actor_children.discard(task)

@@ -4,7 +4,11 @@ Strategies: `one_for_one` (restart only the child that crashed) and
 `one_for_all` (stop the others and restart every child, in order). Restart
 intensity: more than `max_restarts` restarts within `within` seconds of
 platform time and the supervisor gives up: it stops its children and crashes
-itself with `SupervisorEscalation`, which its own parent handles in turn.
+itself with `SupervisorEscalation`, which its own parent handles in turn (by
+restarting the whole subtree). A supervisor with `max_restarts=None` never
+gives up; `restart_backoff` spaces its restarts out (doubling while crashes
+keep coming, at most `max_backoff`), as the root of a tree that must never
+leave the platform dead does.
 
 Children are started by name, so a restarted child takes the same stable
 name and everyone addressing it by name reaches the new one.
@@ -42,6 +46,13 @@ class ChildCrashed:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _RestartChild:
+    """Timer: restart a crashed child after its backoff."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ChildSpec:
     """How to (re)start one child: `start(name)` must start it under `name`."""
 
@@ -66,8 +77,10 @@ class Supervisor(AsyncioActor):
         children: list[ChildSpec] | None = None,
         *,
         strategy: Literal["one_for_one", "one_for_all"] = "one_for_one",
-        max_restarts: int = 3,
+        max_restarts: int | None = 3,
         within: float = 5.0,
+        restart_backoff: float = 0.0,
+        max_backoff: float = 30.0,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -76,6 +89,8 @@ class Supervisor(AsyncioActor):
         self.strategy = strategy
         self.max_restarts = max_restarts
         self.within = within
+        self.restart_backoff = restart_backoff
+        self.max_backoff = max_backoff
         self._specs: dict[str, ChildSpec] = {}
         self._children: dict[str, AsyncActorRef] = {}
         self._restarts: deque[float] = deque()
@@ -127,6 +142,11 @@ class Supervisor(AsyncioActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, ChildCrashed):
             return self._on_child_crashed(message)
+        if isinstance(message, _RestartChild):
+            spec = self._specs.get(message.name)
+            if spec is not None and not self._alive(message.name):
+                self._start_child(spec)
+            return None
         return super().on_receive(message)
 
     async def _on_child_crashed(self, crashed: ChildCrashed) -> None:
@@ -142,7 +162,7 @@ class Supervisor(AsyncioActor):
         self._restarts.append(now)
         while self._restarts and self._restarts[0] < now - self.within:
             self._restarts.popleft()
-        if len(self._restarts) > self.max_restarts:
+        if self.max_restarts is not None and len(self._restarts) > self.max_restarts:
             log.error(
                 "supervisor-giving-up",
                 supervisor=self.actor_name,
@@ -164,7 +184,12 @@ class Supervisor(AsyncioActor):
             strategy=self.strategy,
         )
         if self.strategy == "one_for_one":
-            self._start_child(spec)
+            if self.restart_backoff > 0:
+                delay = min(self.max_backoff, self.restart_backoff * 2 ** (len(self._restarts) - 1))
+                log.warning("child-restart-delayed", supervisor=self.actor_name, child=crashed.name, delay=delay)
+                self.tell_self_later(delay, _RestartChild(crashed.name))
+            else:
+                self._start_child(spec)
         else:
             await self._stop_all_children(except_name=crashed.name)
             for other in list(self._specs.values()):

@@ -71,6 +71,7 @@ class ActorSystem:
         self.loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]
         self.loop_thread = -1
         self._names: dict[str, AsyncActorRef] = {}
+        self._starts: dict[str, int] = {}  # name -> how many actors have taken it
         self._actors: dict[str, AsyncioActor] = {}  # by urn, in start order
         self._escalations: list[tuple[str, BaseException | None]] = []
         self.failed: asyncio.Event | None = None  # created on the loop in __aenter__
@@ -163,6 +164,11 @@ class ActorSystem:
         if holder is not None and holder.is_alive():
             raise ActorNameTaken(f"an actor named {name!r} is already running")
         self._names[name] = ref
+        self._starts[name] = self._starts.get(name, 0) + 1
+
+    def starts(self, name: str) -> int:
+        """How many actors have taken `name` in this system (2 or more: restarted)."""
+        return self._starts.get(name, 0)
 
     def release_name(self, name: str, ref: AsyncActorRef) -> None:
         if self._names.get(name) is ref:

@@ -222,7 +222,7 @@ async def test_a_corrupted_blob_is_found_on_the_next_read(platform):
     await push(platform, "web")
     keys = await blob(platform, "keys")
 
-    key = platform.faults.corrupt_blob(keys[0])
+    key = await platform.faults.corrupt_blob(keys[0])
 
     assert key == keys[0] and platform.faults.corrupted == [key]
     with pytest.raises(BlobCorrupt):
