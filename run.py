@@ -38,8 +38,10 @@ def configure_logging(*, debug: bool = False, log_file: Path | None = None, json
         sink = sys.stderr
         renderer: structlog.types.Processor = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
     elif log_file is not None:
-        log_file.parent.mkdir(parents=True, exist_ok=True)
-        sink = log_file.open("a", encoding="utf-8", buffering=1)
+        # The log is data of the platform's: owner-only, like CC_DB and the socket.
+        log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        sink = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         renderer = structlog.processors.JSONRenderer()
         processors.append(structlog.processors.format_exc_info)
     else:
@@ -89,8 +91,10 @@ async def one_shot(args: argparse.Namespace) -> int:
     from actors.platform import Platform
     from actors.runtime import RealClock
 
+    from actors.stdout import write_line
+
     def out(line: str) -> None:
-        print(line, flush=True)
+        write_line(line)
 
     def ask_user(question: str) -> bool:
         return input(f"{question} [yN]: ").strip().lower() in ("y", "yes")
@@ -108,6 +112,17 @@ async def one_shot(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): no traceback.
+        from actors.stdout import silence_stdout
+
+        silence_stdout()
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
     args = _global_parser().parse_args(argv)
     command = args.command
     data_dir = Path(args.data_dir)

@@ -66,6 +66,9 @@ MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_APP_BYTES = 1024 * 1024 * 1024
 # Empty files cost nothing against MAX_APP_BYTES; this bounds their number.
 MAX_APP_FILES = 100_000
+# Directories nest at most this deep: deeper trees are refused by name, long
+# before a path outgrows the filesystem's limit.
+MAX_DEPTH = 100
 
 DEFAULT_IGNORES = (
     ".cfignore",
@@ -210,7 +213,9 @@ def _clean_name(name: str, *, backslash: bool = False) -> str:
         raise UnsafePath(f"Entry {name!r} has an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafePath(f"Entry {name!r} escapes the app directory ('..')")
+        raise UnsafePath(f"Entry {name[:100]!r} escapes the app directory ('..')")
+    if len(parts) > MAX_DEPTH + 1:
+        raise UnsafePath(f"Entry {name[:100]!r}... nests directories more than {MAX_DEPTH} deep")
     return "/".join(parts)
 
 
@@ -329,10 +334,15 @@ class AppBits:
 
 
 def _bounded(read: Callable[[int], bytes], path: str) -> bytes:
-    data = read(MAX_FILE_BYTES + 1)
-    if len(data) > MAX_FILE_BYTES:
-        raise FileTooLarge(f"{path} is over the limit per file of {MAX_FILE_BYTES} bytes")
-    return data
+    # In chunks: one read of the whole limit would reserve 256 MB per file.
+    chunks = []
+    size = 0
+    while chunk := read(_CHUNK):
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise FileTooLarge(f"{path} is over the limit per file of {MAX_FILE_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_regular(real: Path, path: str) -> bytes:
@@ -380,43 +390,52 @@ def _scan_directory(source: Path, root: Path) -> AppBits:
     budget = _Budget()
     found: list[tuple[str, str, os.stat_result]] = []
 
-    def walk(real_dir: Path, prefix: str, chain: frozenset[Path]) -> None:
+    def entries_of(real_dir: Path, prefix: str) -> Iterator[os.DirEntry[str]]:
         try:
-            entries = sorted(os.scandir(real_dir), key=lambda e: e.name)
+            return iter(sorted(os.scandir(real_dir), key=lambda e: e.name))
         except OSError as exc:
             raise PathNotFound(f"Cannot read directory {prefix or '.'}: {exc.strerror}") from None
-        for entry in entries:
-            rel = prefix + entry.name
-            _check_utf8(rel)
-            if entry.is_symlink():
-                # Ignore rules first (a user may .cfignore a bad link); following
-                # the link only to learn if it is a directory reads nothing.
-                if ignore.ignored(rel, os.path.isdir(entry.path)):
-                    continue
-                target = Path(os.path.realpath(entry.path))
-                if target != root and root not in target.parents:
-                    raise UnsafePath(f"Symlink {rel} points outside the app directory")
-                try:
-                    st = target.stat()
-                except OSError:
-                    raise UnsafePath(f"Symlink {rel} points to a missing file") from None
-            else:
-                target = Path(entry.path)
-                st = entry.stat(follow_symlinks=False)
-            is_dir = stat.S_ISDIR(st.st_mode)
-            if ignore.ignored(rel, is_dir):
-                continue
-            if is_dir:
-                if target in chain:
-                    raise UnsafePath(f"Symlink {rel} makes a loop")
-                walk(target, rel + "/", chain | {target})
-            elif stat.S_ISREG(st.st_mode):
-                budget.add(rel, st.st_size)
-                found.append((rel, str(target), st))
-            else:
-                raise UnsafePath(f"{rel} is not a regular file (device, FIFO or socket)")
 
-    walk(root, "", frozenset({root}))
+    # Depth first, in name order, without recursion: (entries, prefix, chain).
+    stack = [(entries_of(root, ""), "", frozenset({root}))]
+    while stack:
+        entries, prefix, chain = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        rel = prefix + entry.name
+        _check_utf8(rel)
+        if entry.is_symlink():
+            # Ignore rules first (a user may .cfignore a bad link); following
+            # the link only to learn if it is a directory reads nothing.
+            if ignore.ignored(rel, os.path.isdir(entry.path)):
+                continue
+            target = Path(os.path.realpath(entry.path))
+            if target != root and root not in target.parents:
+                raise UnsafePath(f"Symlink {rel} points outside the app directory")
+            try:
+                st = target.stat()
+            except OSError:
+                raise UnsafePath(f"Symlink {rel} points to a missing file") from None
+        else:
+            target = Path(entry.path)
+            st = entry.stat(follow_symlinks=False)
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if ignore.ignored(rel, is_dir):
+            continue
+        if is_dir:
+            if target in chain:
+                raise UnsafePath(f"Symlink {rel} makes a loop")
+            if len(stack) >= MAX_DEPTH:
+                raise UnsafePath(f"{rel[:100]}... nests directories more than {MAX_DEPTH} deep")
+            stack.append((entries_of(target, rel + "/"), rel + "/", chain | {target}))
+        elif stat.S_ISREG(st.st_mode):
+            budget.add(rel, st.st_size)
+            found.append((rel, str(target), st))
+        else:
+            raise UnsafePath(f"{rel} is not a regular file (device, FIFO or socket)")
+
     files: list[AppFile] = []
     origin: dict[str, str] = {}
     for rel, real, st in found:

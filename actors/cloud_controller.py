@@ -32,10 +32,12 @@ from protocol.errors import (
     NotStaged,
     PlatformError,
     StagingError,
+    StackNotFound,
     StagingTimeExpired,
 )
 from protocol.lrp import DesiredLRP, InstanceInfo, StagingRequest, TaskDefinition
 from protocol.manifest import default_route
+from protocol.quota import QuotaDefinition
 from protocol.messages import (
     AssemblePackage,
     BBSStarted,
@@ -98,6 +100,10 @@ class ControllerConfig:
     sync_interval: float = 30.0
     sync_enabled: bool = True
     desire_task_attempts: int = 3
+    # The org's quota (the platform sizes its default to the cells) and the
+    # stacks the cells provide.
+    quota: QuotaDefinition = QuotaDefinition()
+    stacks: tuple[str, ...] = ("cflinuxfs4", "cflinuxfs3")
 
     @property
     def cleanup_bound(self) -> float:
@@ -444,8 +450,13 @@ class CloudController(AsyncioActor):
             InstanceModel.from_env(spec.env_dict)
         except ValueError as exc:
             raise InvalidManifest(f"app {spec.name}: env: {exc}") from None
+        self._check_stack(spec.stack)
         routes = self._routes(spec)
         app = await self.db("find_app", step=3, name=spec.name)
+        # As the push will start it: refused here, before any row is written.
+        memory = spec.memory_mb if app is None or "memory_mb" in message.explicit else app.memory_mb
+        instances = spec.instances if app is None or "instances" in message.explicit else app.instances
+        await self._check_quota(None if app is None else app.guid, memory, instances)
         if app is None:
             app = await self.db(
                 "create_app",
@@ -490,6 +501,21 @@ class CloudController(AsyncioActor):
             animals = ("otter", "heron", "lynx", "panda", "gecko", "bison", "koala", "zebra")
             return (default_route(f"{spec.name}-{self.rng.choice(words)}-{self.rng.choice(animals)}"),)
         return (default_route(spec.name),)
+
+    async def _check_quota(self, app_guid: str | None, memory_mb: int, instances: int) -> None:
+        """Refuse what would take the org past its quota, counting its other started apps."""
+        used_memory = used_instances = 0
+        for other in await self.db("list_apps"):
+            if other.guid != app_guid and other.state is AppState.STARTED:
+                used_memory += other.memory_mb * other.instances
+                used_instances += other.instances
+        self.config.quota.check(
+            memory_mb=memory_mb, instances=instances, used_memory_mb=used_memory, used_instances=used_instances
+        )
+
+    def _check_stack(self, stack: str) -> None:
+        if stack not in self.config.stacks:
+            raise StackNotFound(f"Stack '{stack}' does not exist")
 
     async def _get_app(self, message: GetApp) -> Any:
         app = await self.db("find_app", name=message.name)
@@ -702,6 +728,7 @@ class CloudController(AsyncioActor):
         app = await self._app(message.app_guid)
         if app.droplet_guid is None:
             raise NotStaged(f"App {app.name} has not been staged: push or restage it first")
+        await self._check_quota(app.guid, app.memory_mb, app.instances)
         return await self._desire(
             app, restart=message.restart, audit=("audit.app.restart" if message.restart else "audit.app.start", message.actor)
         )
@@ -745,6 +772,8 @@ class CloudController(AsyncioActor):
                 changes["disk_mb"] = message.disk_mb
             if not changes:
                 return app
+            if app.state is AppState.STARTED:
+                await self._check_quota(app.guid, changes.get("memory_mb", app.memory_mb), changes.get("instances", app.instances))
             running = app.state is AppState.STARTED and app.droplet_guid is not None
             new_containers = running and ("memory_mb" in changes or "disk_mb" in changes)
             if new_containers:

@@ -41,8 +41,9 @@ from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
 from actors.runtime import ActorSystem, ChildSpec, Clock, RealClock, Supervisor
 from actors.runtime.delivery import Envelope, current_trace
-from protocol.errors import ActorDeadError, MinifoundryError, PlatformUnavailable
+from protocol.errors import ActorDeadError, DataDirUnusable, MinifoundryError, PlatformUnavailable
 from protocol.messages import BBSSnapshot, CliCommand
+from protocol.quota import QuotaDefinition
 
 __all__ = ["DataDirInUse", "Platform", "PlatformConfig", "TraceRecorder"]
 
@@ -69,6 +70,14 @@ class PlatformConfig:
     controller: ControllerConfig = ControllerConfig()
     cli: CliConfig = CliConfig()
     placement_tags: tuple[tuple[str, frozenset[str]], ...] = ()  # cell_id -> required tags
+    # The org's quota; None: the `default` quota, its memory limit sized to
+    # four times what the cells hold (operators overcommit; a push past it
+    # is refused, one within it may still wait for room as DOWN instances).
+    quota: QuotaDefinition | None = None
+
+    def controller_config(self) -> ControllerConfig:
+        quota = self.quota or QuotaDefinition(memory_limit_mb=4 * self.cells * self.cell_memory_mb)
+        return dataclasses.replace(self.controller, quota=quota)
 
     def cell_config(self, index: int) -> CellConfig:
         cell_id = f"cell-{index}"
@@ -135,14 +144,38 @@ class Platform:
 
         self.faults = Faults(self)
         self._lock_fd: int | None = None
+        self._umask: int | None = None
         self._commands = 0
         self.started = False
 
     # --- lifecycle ---------------------------------------------------------------------
 
+    def _preflight(self) -> None:
+        """Refuse, naming the file, a data directory holding something that is
+        not minifoundry's: a platform must not boot into a crash loop."""
+        d = self.data_dir
+        if os.path.lexists(d) and not d.is_dir():
+            raise DataDirUnusable(f"{d} is not a directory")
+        try:
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if d.stat().st_uid == os.getuid():
+                d.chmod(0o700)  # the platform's data is its owner's alone
+        except OSError as exc:
+            raise DataDirUnusable(f"cannot create {d}: {exc.strerror or exc}") from None
+        for sub in ("blobstore", "logs", "cells"):
+            if os.path.lexists(d / sub) and not (d / sub).is_dir():
+                raise DataDirUnusable(f"{d / sub} should be a directory, but is not; move it away")
+        check_ccdb_file(d / "ccdb.sqlite3")
+
     def _take_lock(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.data_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._preflight()
+        path = self.data_dir / "lock"
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except IsADirectoryError:
+            raise DataDirUnusable(f"{path} is a directory, not minifoundry's lock file; move it away") from None
+        except OSError as exc:
+            raise DataDirUnusable(f"cannot open the lock file {path}: {exc.strerror or exc}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -178,6 +211,8 @@ class Platform:
 
     async def start(self) -> Platform:
         self._take_lock()
+        # Everything the platform writes (CC_DB, blobs, logs) is its owner's alone.
+        self._umask = os.umask(0o077)
         try:
             boot = self._count_boot()
             if boot > 1:
@@ -203,6 +238,7 @@ class Platform:
         except BaseException:
             await self.system.shutdown()
             self._release_lock()
+            os.umask(self._umask)
             raise
         return self
 
@@ -222,7 +258,7 @@ class Platform:
             ChildSpec(
                 "cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)
             ),
-            ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller, name=n)),
+            ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller_config(), name=n)),
             ChildSpec("cli", lambda n: CliActor.start(c.cli, recorder=self.recorder, name=n)),
         ]
 
@@ -231,6 +267,9 @@ class Platform:
             await self.system.shutdown()
         finally:
             self._release_lock()
+            if self._umask is not None:
+                os.umask(self._umask)
+                self._umask = None
             self.started = False
             log.info("platform-stopped")
 
@@ -305,3 +344,39 @@ def _unavailable(out: Callable[[str], None], why: str) -> int:
     out(str(PlatformUnavailable(f"The platform is restarting: {why}")))
     out("FAILED")
     return 1
+
+
+def check_ccdb_file(path: Path) -> None:
+    """Refuse a CC_DB file that is not an SQLite database, is damaged, or was
+    written by newer code (DataDirUnusable, naming it)."""
+    import sqlite3
+
+    from actors.ccdb.schema import LATEST_VERSION
+
+    if not os.path.lexists(path):
+        return
+    if not path.is_file():
+        raise DataDirUnusable(f"{path} should be CC_DB's SQLite file, but is not a regular file")
+    if path.stat().st_size == 0:
+        return  # a database never written to: opened as new
+    with path.open("rb") as fh:
+        header = fh.read(16)
+    if header != b"SQLite format 3\x00":
+        raise DataDirUnusable(f"{path} is not an SQLite database (CC_DB); move it away or choose another --data-dir")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            (ok,) = conn.execute("PRAGMA quick_check").fetchone()
+            if ok != "ok":
+                raise DataDirUnusable(f"{path} is damaged ({ok}); restore it from a backup or move it away")
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "schema_version" in tables:
+                (version,) = conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()
+                if version > LATEST_VERSION:
+                    raise DataDirUnusable(
+                        f"{path} is at CC_DB schema version {version}, newer than this minifoundry ({LATEST_VERSION})"
+                    )
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise DataDirUnusable(f"{path} is damaged or not CC_DB ({exc}); move it away or choose another --data-dir") from None

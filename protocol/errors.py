@@ -12,6 +12,7 @@ from pykka import Timeout as _PykkaTimeout
 __all__ = [
     "ActorDeadError",
     "AppNotFound",
+    "AppMemoryQuotaExceeded",
     "AppNameTaken",
     "AskTimeout",
     "BlobCorrupt",
@@ -19,6 +20,7 @@ __all__ = [
     "BlobStoreUnavailable",
     "BuildpackCompileFailed",
     "BuildpackReleaseFailed",
+    "DataDirUnusable",
     "DatabaseUnavailable",
     "FileTooLarge",
     "GetOnLoopThread",
@@ -32,6 +34,9 @@ __all__ = [
     "NotStaged",
     "PathNotFound",
     "PathEmpty",
+    "QuotaInstanceLimitExceeded",
+    "QuotaInstanceMemoryLimitExceeded",
+    "StackNotFound",
     "PlatformError",
     "PlatformUnavailable",
     "ResourceNotFound",
@@ -179,6 +184,33 @@ class AppNotFound(PlatformError):
         return self.message
 
 
+class AppMemoryQuotaExceeded(PlatformError):
+    """The org's started apps would use more memory than its quota allows (CC code 100005)."""
+
+    code = "AppMemoryQuotaExceeded"
+    default_message = "You have exceeded your organization's memory limit: app requested more memory than available"
+
+
+class QuotaInstanceMemoryLimitExceeded(PlatformError):
+    """One instance asks for more memory than the org quota's per-instance limit (CC code 100007)."""
+
+    code = "QuotaInstanceMemoryLimitExceeded"
+    default_message = "You have exceeded the instance memory limit for your organization's quota."
+
+
+class QuotaInstanceLimitExceeded(PlatformError):
+    """The org's started apps would run more instances than its quota allows (CC code 100008)."""
+
+    code = "QuotaInstanceLimitExceeded"
+    default_message = "You have exceeded the instance limit for your organization's quota."
+
+
+class StackNotFound(PlatformError):
+    """The app names a stack the platform does not have (raised by Cloud Controller)."""
+
+    code = "StackNotFound"
+
+
 class AppNameTaken(PlatformError):
     code = "CF-AppNameTaken"
 
@@ -230,6 +262,9 @@ class IncorrectUsage(PlatformError):
 
     code = "IncorrectUsage"
 
+    def __str__(self) -> str:
+        return self.message  # cf prints "Incorrect Usage: ..." with no name before it
+
 
 class ResourceNotFound(PlatformError, LookupError):
     """A package, build or droplet guid that CC_DB does not hold."""
@@ -262,6 +297,13 @@ class PlatformUnavailable(PlatformError):
 
     code = "PlatformUnavailable"
     default_message = "The platform is restarting"
+
+
+class DataDirUnusable(PlatformError):
+    """The data directory (or a file in it: CC_DB, the lock, the blob store)
+    is not what minifoundry keeps there; raised at boot, naming the file."""
+
+    code = "DataDirUnusable"
 
 
 class DatabaseUnavailable(PlatformError):

@@ -43,6 +43,7 @@ import dataclasses
 import math
 import os
 import re
+import reprlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +85,13 @@ DEFAULT_HTTP_ENDPOINT = "/"
 MAX_HEALTH_CHECK_TIMEOUT_S = 180
 # A manifest is a few hundred bytes; a megabyte is a mistake or an attack.
 MAX_MANIFEST_BYTES = 1024 * 1024
+# What a manifest may expand to once YAML aliases are followed (a "billion
+# laughs" file is a few lines that expand to billions of values), and how
+# deeply its values may nest.
+MAX_MANIFEST_VALUES = 100_000
+MAX_MANIFEST_DEPTH = 64
+# Cloud Controller stores instances, memory and disk in 32-bit columns.
+MAX_DB_INT = 2**31 - 1
 
 _APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _SIZE = re.compile(r"(\d+)(M|MB|G|GB|T|TB)", re.IGNORECASE)
@@ -191,6 +199,19 @@ def default_spec(name: str, **overrides: Any) -> AppSpec:
     return AppSpec(name=name, **overrides)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxstring = 60
+_REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = 4
+_REPR.maxlevel = 2
+
+
+def _show(value: object) -> str:
+    """A value for an error message: short, whatever it is (never a whole
+    expanded structure echoed back)."""
+    return _REPR.repr(value)
+
+
 def parse_size_mb(value: object) -> int:
     """``"256M"``/``"1G"``/``"2gb"`` → megabytes; `ValueError` otherwise.
 
@@ -199,11 +220,13 @@ def parse_size_mb(value: object) -> int:
     """
     if isinstance(value, str):
         m = _SIZE.fullmatch(value.strip())
-        if m:
+        if m and len(m.group(1)) <= 20:
             mb = int(m.group(1)) * _UNIT_MB[m.group(2).upper()]
+            if mb > MAX_DB_INT:
+                raise ValueError(f"must be at most {MAX_DB_INT} MB (got {_show(value)})")
             if mb > 0:
                 return mb
-    raise ValueError(f"must be an integer with a unit of measurement like M, MB, G, or GB (got {value!r})")
+    raise ValueError(f"must be an integer with a unit of measurement like M, MB, G, or GB (got {_show(value)})")
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -230,10 +253,7 @@ def parse_manifest(
     """Parse manifest YAML. Relative app paths resolve against `base_dir`."""
     if len(text) > MAX_MANIFEST_BYTES:
         raise InvalidManifest(f"Manifest {source} is larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidManifest(f"Manifest {source} is not valid YAML: {_one_line(exc)}") from None
+    doc = _load_yaml(text, source)
     if not isinstance(doc, Mapping):
         raise InvalidManifest(f"Manifest {source} must be a mapping with an 'applications' list")
     warnings: list[str] = [
@@ -280,15 +300,15 @@ def apply_flags(
     """
     changes: dict[str, Any] = {}
     if instances is not None:
-        if not _is_int(instances) or instances < 0:
-            raise ValueError(f"invalid argument for flag '-i': {instances!r} (expected an integer >= 0)")
+        if not _is_int(instances) or not 0 <= instances <= MAX_DB_INT:
+            raise ValueError(f"invalid argument for flag '-i': {_show(instances)} (expected an integer from 0 to {MAX_DB_INT})")
         changes["instances"] = instances
     for flag, field, value in (("-m", "memory_mb", memory), ("-k", "disk_mb", disk)):
         if value is None:
             continue
         if _is_int(value):
-            if value <= 0:
-                raise ValueError(f"invalid argument for flag '{flag}': {value!r} (must be positive)")
+            if not 0 < value <= MAX_DB_INT:
+                raise ValueError(f"invalid argument for flag '{flag}': {_show(value)} (must be positive)")
             changes[field] = value
         else:
             try:
@@ -314,7 +334,7 @@ def apply_flags(
         hc = _health_check_type(str(health_check_type))
         if hc is None:
             raise ValueError(
-                f"invalid argument for flag '-u': {health_check_type!r} (expected port, process or http)"
+                f"invalid argument for flag '-u': {_show(health_check_type)} (expected port, process or http)"
             )
         changes["health_check_type"] = hc
         if hc is not HealthCheckType.HTTP:
@@ -330,7 +350,7 @@ def apply_flags(
     if timeout is not None:
         if not _is_int(timeout) or not 1 <= timeout <= MAX_HEALTH_CHECK_TIMEOUT_S:
             raise ValueError(
-                f"invalid argument for flag '-t': {timeout!r} "
+                f"invalid argument for flag '-t': {_show(timeout)} "
                 f"(expected 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds)"
             )
         changes["timeout_s"] = timeout
@@ -357,7 +377,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
     spelled: dict[str, str] = {}
     for key, value in raw.items():
         if not isinstance(key, str):
-            raise InvalidManifest(f"Application #{index + 1}: key {key!r} is not a string")
+            raise InvalidManifest(f"Application #{index + 1}: key {_show(key)} is not a string")
         canon = key.replace("_", "-")
         if canon in spelled:
             raise InvalidManifest(
@@ -370,7 +390,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
     if name is None:
         raise InvalidManifest(f"Found an application with no name specified (application #{index + 1})")
     if not isinstance(name, str):
-        raise InvalidManifest(f"Application #{index + 1}: name: must be a string, got {name!r}")
+        raise InvalidManifest(f"Application #{index + 1}: name: must be a string, got {_show(name)}")
     validate_app_name(name)
 
     def bad(key: str, detail: str) -> InvalidManifest:
@@ -384,7 +404,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
 
     if (path := fields.get("path")) is not None:
         if not isinstance(path, str) or not path.strip():
-            raise bad("path", f"must be a non-empty string, got {path!r}")
+            raise bad("path", f"must be a non-empty string, got {_show(path)}")
         if base_dir is not None and not os.path.isabs(path):
             path = os.path.normpath(os.path.join(os.fspath(base_dir), path))
         spec["path"] = path
@@ -397,8 +417,8 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
                 raise bad(key, f"{what} {exc}") from None
 
     if (instances := fields.get("instances")) is not None:
-        if not _is_int(instances) or instances < 0:
-            raise bad("instances", f"must be an integer >= 0, got {instances!r}")
+        if not _is_int(instances) or not 0 <= instances <= MAX_DB_INT:
+            raise bad("instances", f"must be an integer from 0 to {MAX_DB_INT}, got {_show(instances)}")
         spec["instances"] = instances
 
     if "buildpack" in fields and "buildpacks" in fields:
@@ -416,30 +436,30 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
         elif isinstance(legacy, str) and legacy.strip():
             spec["buildpacks"] = _normalise_buildpacks([legacy.strip()], lambda m: bad("buildpack", m))
         else:
-            raise bad("buildpack", f"must be a buildpack name, got {legacy!r}")
+            raise bad("buildpack", f"must be a buildpack name, got {_show(legacy)}")
     if (bps := fields.get("buildpacks")) is not None:
         if isinstance(bps, list):
             # `[null]` (YAML's null, not the string) also means auto-detect.
             bps = ["null" if b is None else b for b in bps]
         if not isinstance(bps, list) or not all(isinstance(b, str) and b.strip() for b in bps):
-            raise bad("buildpacks", f"must be a list of buildpack names, got {bps!r}")
+            raise bad("buildpacks", f"must be a list of buildpack names, got {_show(bps)}")
         spec["buildpacks"] = _normalise_buildpacks([b.strip() for b in bps], lambda m: bad("buildpacks", m))
 
     if (command := fields.get("command")) is not None:
         if not isinstance(command, str):
-            raise bad("command", f"must be a string, got {command!r}")
+            raise bad("command", f"must be a string, got {_show(command)}")
         spec["command"] = None if command.strip() in _AUTODETECT or not command.strip() else command
 
     if (stack := fields.get("stack")) is not None:
         if not isinstance(stack, str) or not stack.strip():
-            raise bad("stack", f"must be a stack name, got {stack!r}")
+            raise bad("stack", f"must be a stack name, got {_show(stack)}")
         spec["stack"] = stack.strip()
 
     hc = HealthCheckType.PORT
     if (hc_raw := fields.get("health-check-type")) is not None:
         parsed = _health_check_type(hc_raw) if isinstance(hc_raw, str) else None
         if parsed is None:
-            raise bad("health-check-type", f"must be port, process or http, got {hc_raw!r}")
+            raise bad("health-check-type", f"must be port, process or http, got {_show(hc_raw)}")
         if hc_raw.strip().lower() == "none":
             warnings.append(
                 f"Application '{name}': health-check-type 'none' is deprecated; use 'process'"
@@ -448,7 +468,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
     spec["health_check_type"] = hc
     if (endpoint := fields.get("health-check-http-endpoint")) is not None:
         if not isinstance(endpoint, str) or not endpoint.startswith("/"):
-            raise bad("health-check-http-endpoint", f"must be a path starting with '/', got {endpoint!r}")
+            raise bad("health-check-http-endpoint", f"must be a path starting with '/', got {_show(endpoint)}")
         if hc is not HealthCheckType.HTTP:
             raise bad(
                 "health-check-http-endpoint",
@@ -460,7 +480,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
 
     if (timeout := fields.get("timeout")) is not None:
         if not _is_int(timeout) or not 1 <= timeout <= MAX_HEALTH_CHECK_TIMEOUT_S:
-            raise bad("timeout", f"must be an integer from 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds, got {timeout!r}")
+            raise bad("timeout", f"must be an integer from 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds, got {_show(timeout)}")
         spec["timeout_s"] = timeout
 
     if (env := fields.get("env")) is not None:
@@ -469,7 +489,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
         pairs: dict[str, str] = {}
         for key, value in env.items():
             if not isinstance(key, str) or not key:
-                raise bad("env", f"variable names must be non-empty strings, got {key!r}")
+                raise bad("env", f"variable names must be non-empty strings, got {_show(key)}")
             pairs[key] = _env_value(value, name, key)
         _check_env_names(pairs, name)
         spec["env"] = tuple(pairs.items())
@@ -477,17 +497,17 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
     for key in ("no-route", "random-route"):
         if (flag := fields.get(key)) is not None:
             if not isinstance(flag, bool):
-                raise bad(key, f"must be true or false, got {flag!r}")
+                raise bad(key, f"must be true or false, got {_show(flag)}")
             spec[key.replace("-", "_")] = flag
 
     routes: tuple[str, ...] | None = None
     if (routes_raw := fields.get("routes")) is not None:
         if not isinstance(routes_raw, list):
-            raise bad("routes", f"must be a list of {{route: ...}} mappings, got {routes_raw!r}")
+            raise bad("routes", f"must be a list of {{route: ...}} mappings, got {_show(routes_raw)}")
         collected: list[str] = []
         for entry in routes_raw:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("route"), str):
-                raise bad("routes", f"each entry must be a mapping with a 'route' string, got {entry!r}")
+                raise bad("routes", f"each entry must be a mapping with a 'route' string, got {_show(entry)}")
             route = entry["route"].strip()
             if not _ROUTE.fullmatch(route):
                 raise bad("routes", f"'{route}' is not a valid route (host.domain[/path])")
@@ -545,7 +565,7 @@ def _env_value(value: object, app: str, key: str) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and not math.isfinite(value):
-        raise InvalidManifest(f"Application '{app}': env: {key}: {value!r} is not a usable value")
+        raise InvalidManifest(f"Application '{app}': env: {key}: {_show(value)} is not a usable value")
     if isinstance(value, (str, int, float)):
         return str(value)
     raise InvalidManifest(
@@ -565,3 +585,81 @@ def _check_env_names(env: Mapping[str, str], app: str) -> None:
 
 def _one_line(exc: yaml.YAMLError) -> str:
     return " ".join(str(exc).split())
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """YAML as go-yaml reads a manifest: a key given twice in one mapping is
+    an error, not a silent "last one wins"."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise InvalidManifest(
+                        f"mapping key {_show(key)} already defined at line {seen[key] + 1} "
+                        f"(line {key_node.start_mark.line + 1})"
+                    )
+                seen[key] = key_node.start_mark.line
+            except TypeError:
+                continue  # an unhashable key: the constructor below says so
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str, source: str) -> Any:
+    """Parse YAML, refusing duplicate keys, documents that nest too deeply and
+    aliases that expand past `MAX_MANIFEST_VALUES` values."""
+    loader = _StrictLoader(text)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise InvalidManifest(f"Manifest {source} nests its values too deeply") from None
+        if node is None:
+            return None
+        _check_expansion(node, source)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise InvalidManifest(f"Manifest {source} is not valid YAML: {_one_line(exc)}") from None
+    except RecursionError:
+        raise InvalidManifest(f"Manifest {source} nests its values too deeply") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """Count the values the node graph expands to with aliases followed, and
+    its depth, without expanding it (each node is sized once)."""
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        if done:
+            on_path.discard(key)
+            size[key] = 1 + sum(size[id(c)] for c in children)
+            depth[key] = 1 + max((depth[id(c)] for c in children), default=0)
+            if size[key] > MAX_MANIFEST_VALUES:
+                raise InvalidManifest(
+                    f"Manifest {source} expands to more than {MAX_MANIFEST_VALUES} values (through YAML aliases?)"
+                )
+            if depth[key] > MAX_MANIFEST_DEPTH:
+                raise InvalidManifest(f"Manifest {source} nests values more than {MAX_MANIFEST_DEPTH} deep")
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise InvalidManifest(f"Manifest {source} has a value that contains itself (a recursive YAML alias)")
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in size)

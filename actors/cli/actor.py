@@ -217,14 +217,6 @@ class CliActor(AsyncioActor):
         return [(spec, frozenset(_map_flag_fields(explicit)), None)]
 
     def _flags(self, args: Any, cwd: Path) -> dict[str, Any]:
-        def number(value: str | None, flag: str) -> int | None:
-            if value is None:
-                return None
-            try:
-                return int(value)
-            except ValueError:
-                raise IncorrectUsage(f"Incorrect Usage: invalid argument for flag '{flag}': {value!r}") from None
-
         return {
             "instances": number(args.instances, "-i"),
             "memory": args.memory,
@@ -456,7 +448,7 @@ class CliActor(AsyncioActor):
         try:
             spec = apply_flags(
                 default_spec(app.name),
-                instances=int(args.instances) if args.instances is not None else None,
+                instances=number(args.instances, "-i"),
                 memory=args.memory,
                 disk=args.disk,
             )
@@ -687,3 +679,12 @@ _FLAG_FIELDS = {
 def _map_flag_fields(flags: set[str]) -> set[str]:
     return {_FLAG_FIELDS[f] for f in flags if f in _FLAG_FIELDS}
 
+
+def number(value: str | None, flag: str) -> int | None:
+    """A flag's whole-number value, or cf's Incorrect Usage."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise IncorrectUsage(f"Incorrect Usage: invalid argument for flag '{flag}' (expected int > 0)") from None

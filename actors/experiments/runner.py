@@ -77,7 +77,7 @@ from actors.experiments.checks import (
 from actors.experiments.record import Recording, Sample
 from actors.experiments.report import build_report, print_summary, write_report
 from actors.experiments.schedule import apply_fault, describe_fault, running_by_cell
-from actors.experiments.schema import Experiment, InvalidExperiment, load_experiment
+from actors.experiments.schema import Experiment, ExperimentInUse, InvalidExperiment, load_experiment
 from actors.experiments.workload import Workload, command_argv, describe_step
 from actors.platform import Platform, PlatformConfig
 from actors.runtime import VirtualClock
@@ -130,7 +130,12 @@ def main(argv: list[str]) -> int:
     results = Path(args.results)
     if args.child:
         return asyncio.run(_child_main(exp, seed, results))
-    report = asyncio.run(run_experiment(exp, seed, results, source=args.file, wall_limit=args.wall_limit))
+    try:
+        report = asyncio.run(run_experiment(exp, seed, results, source=args.file, wall_limit=args.wall_limit))
+    except ExperimentInUse as exc:
+        print(str(exc), file=sys.stderr)
+        print("FAILED", file=sys.stderr)
+        return 2
     print_summary(report, print)
     return EXIT_CODES[report["verdict"]]
 
@@ -147,10 +152,36 @@ async def run_experiment(
 ) -> dict[str, Any]:
     """Run `exp` with `seed`; write the report files; return the report."""
     out = run_dir(exp, seed, results)
+    out.mkdir(parents=True, exist_ok=True)
+    with _run_lock(out):
+        return await _run_locked(exp, seed, out, results, source=source, wall_limit=wall_limit)
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Any:
+    """One run of an experiment and seed at a time: taken before the last
+    run's data is deleted (ExperimentInUse if another run holds it)."""
+    import fcntl
+
+    fd = os.open(out / "run.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ExperimentInUse(
+                f"{out} is in use by another run of this experiment and seed; wait for it or use --results"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+async def _run_locked(
+    exp: Experiment, seed: int, out: Path, results: Path, *, source: str | None, wall_limit: float
+) -> dict[str, Any]:
     data = out / "data"
     if data.exists():
         shutil.rmtree(data)  # a run starts from nothing, or the seed would not repeat it
-    out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     run = _Run(exp, seed, data, Recording())
     try:

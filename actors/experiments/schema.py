@@ -39,6 +39,7 @@ __all__ = [
     "Checks",
     "Experiment",
     "FaultStep",
+    "ExperimentInUse",
     "InvalidExperiment",
     "PlatformSpec",
     "WorkloadStep",
@@ -51,6 +52,12 @@ class InvalidExperiment(PlatformError):
     """An experiment file that cannot be run as written (raised by `load_experiment`)."""
 
     code = "InvalidExperiment"
+
+
+class ExperimentInUse(PlatformError):
+    """Another run of the same experiment and seed holds its results folder."""
+
+    code = "ExperimentInUse"
 
 
 #: Recovery mechanisms an experiment may switch off on purpose, to prove

@@ -42,8 +42,23 @@ log = structlog.get_logger("minifoundry.repl")
 _LIMIT = 16 * 1024 * 1024  # longest line either side accepts
 
 
+# A unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS).
+_MAX_SOCKET_PATH = 100
+
+
 def socket_path(data_dir: Path | str) -> Path:
-    return Path(data_dir) / "repl.sock"
+    """`<data-dir>/repl.sock`; for a data dir whose path is too long for a
+    socket, a short one in an owner-only temp folder, named by the data dir."""
+    path = Path(data_dir) / "repl.sock"
+    if len(os.fsencode(os.path.abspath(path))) <= _MAX_SOCKET_PATH:
+        return path
+    import hashlib
+    import tempfile
+
+    real = os.path.realpath(data_dir)
+    folder = Path(tempfile.gettempdir()) / f"minifoundry-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    return folder / f"{hashlib.sha256(real.encode()).hexdigest()[:24]}.sock"
 
 
 def _encode(message: dict[str, Any]) -> bytes:

@@ -27,6 +27,7 @@ from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
 from actors.cli.commands import COMMANDS
+from actors.stdout import write_line
 
 __all__ = ["CommandCompleter", "LineConsole", "ScriptConsole", "TerminalConsole", "colourize"]
 
@@ -189,7 +190,7 @@ class LineConsole:
         self._lines.put_nowait(None)
 
     def write(self, line: str) -> None:
-        print(line, file=self._stdout or sys.stdout, flush=True)
+        write_line(line, self._stdout)
 
     async def read(self, prompt: str, *, mode: str = "cf", words: dict[str, list[str]] | None = None) -> str | None:
         if self._ended:
@@ -214,7 +215,7 @@ class ScriptConsole:
         self._lines = list(lines)
 
     def write(self, line: str) -> None:
-        print(line, flush=True)
+        write_line(line)
 
     def end_input(self) -> None:
         self._lines.clear()

@@ -65,6 +65,7 @@ async def start_platform(args: argparse.Namespace) -> object | None:
     """Start the platform on the data dir; None (after saying why on stderr)
     if another process serves it."""
     from actors.platform import DataDirInUse
+    from protocol.errors import DataDirUnusable
 
     platform = boot_platform(args)
     try:
@@ -72,6 +73,10 @@ async def start_platform(args: argparse.Namespace) -> object | None:
     except DataDirInUse as exc:
         print(str(exc), file=sys.stderr, flush=True)
         print(f"  python run.py --data-dir {shlex.quote(str(args.data_dir))} --attach", file=sys.stderr, flush=True)
+        return None
+    except DataDirUnusable as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        print("FAILED", file=sys.stderr, flush=True)
         return None
     return platform
 

@@ -283,6 +283,27 @@ def _empty_dir(tmp: Path) -> list[str]:
     return ["push", "empty", "-p", str(tmp / "empty")]
 
 
+def _deep_tree(tmp: Path) -> list[str]:
+    src = _copy_example("python", tmp / "deep")
+    # Made one level at a time from inside: a 1,500-level path is too long to name at once.
+    here = os.open(src, os.O_RDONLY)
+    try:
+        for _ in range(1500):
+            os.mkdir("d", dir_fd=here)
+            deeper = os.open("d", os.O_RDONLY, dir_fd=here)
+            os.close(here)
+            here = deeper
+        fd = os.open("leaf.txt", os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=here)
+        os.close(fd)
+    finally:
+        os.close(here)
+    return ["push", "deep", "-p", str(src)]
+
+
+_ALIAS_BOMB = "applications:\n- name: bomb\n  env:\n    X: *j\n"
+_LAUGHS = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 10 if i else ["lol"] * 10) + "]\n" for i in range(10))
+
+
 def _too_large(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr("actors.appfiles.MAX_FILE_BYTES", 64)
     return ["push", "large", "-p", str(EXAMPLES / "python")]
@@ -312,10 +333,48 @@ BAD_INPUTS: dict[str, tuple[Callable[..., list[str]], str]] = {
     "unknown command": (lambda tmp: ["frobnicate"], "UnknownCommand - 'frobnicate' is not a registered command"),
     "bad flag value": (
         lambda tmp: ["push", "hello", "-i", "lots"],
-        "IncorrectUsage - Incorrect Usage: invalid argument for flag '-i'",
+        "Incorrect Usage: invalid argument for flag '-i'",
     ),
-    "unknown flag": (lambda tmp: ["push", "hello", "--frobnicate"], "IncorrectUsage - Incorrect Usage: "),
-    "bad memory flag": (lambda tmp: ["scale", "hello", "-m", "lots"], "IncorrectUsage - Incorrect Usage: "),
+    "unknown flag": (lambda tmp: ["push", "hello", "--frobnicate"], "Incorrect Usage: "),
+    "bad memory flag": (lambda tmp: ["scale", "hello", "-m", "lots"], "Incorrect Usage: "),
+    "bad scale count": (lambda tmp: ["scale", "hello", "-i", "abc"], "Incorrect Usage: invalid argument for flag '-i'"),
+    "instances too large to be real": (
+        lambda tmp: ["push", "huge", "-p", str(EXAMPLES / "python"), "-i", "99999999999999999999"],
+        "Incorrect Usage: invalid argument for flag '-i'",
+    ),
+    "memory too large to be real": (
+        lambda tmp: ["push", "huge", "-p", str(EXAMPLES / "python"), "-m", "99999999999999999999G"],
+        "Incorrect Usage: invalid argument for flag '-m'",
+    ),
+    "disk too large to be real": (
+        lambda tmp: ["push", "huge", "-p", str(EXAMPLES / "python"), "-k", "99999999999999999999G"],
+        "Incorrect Usage: invalid argument for flag '-k'",
+    ),
+    "memory past the quota": (
+        lambda tmp: ["push", "huge", "-p", str(EXAMPLES / "python"), "-m", "99999G"],
+        "AppMemoryQuotaExceeded - You have exceeded your organization's memory limit",
+    ),
+    "scale past the quota": (
+        lambda tmp: ["scale", "hello", "-i", "30000000"],
+        "AppMemoryQuotaExceeded - ",
+    ),
+    "unknown stack": (
+        lambda tmp: ["push", "stacked", "-p", str(EXAMPLES / "python"), "-s", "windows2016"],
+        "StackNotFound - Stack 'windows2016' does not exist",
+    ),
+    "manifest key given twice": (
+        lambda tmp: _manifest_app(tmp, "applications:\n- name: twice\n  memory: 64M\n  memory: 128M\n"),
+        "InvalidManifest - mapping key 'memory' already defined at line 3",
+    ),
+    "manifest alias bomb": (
+        lambda tmp: _manifest_app(tmp, _LAUGHS + _ALIAS_BOMB),
+        "InvalidManifest - Manifest ",
+    ),
+    "manifest nested 5000 deep": (
+        lambda tmp: _manifest_app(tmp, "applications:\n- name: deep\n  env:\n    X: " + "[" * 5000 + "]" * 5000 + "\n"),
+        "InvalidManifest - Manifest ",
+    ),
+    "a 1500-level directory tree": (_deep_tree, "UnsafePath - "),
     "unknown buildpack": (
         lambda tmp: ["push", "hello", "-p", str(EXAMPLES / "python"), "-b", "cobol_buildpack"],
         "UnknownBuildpack - ",
