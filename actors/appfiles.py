@@ -392,7 +392,8 @@ def _scan_directory(source: Path, root: Path) -> AppBits:
 
     def entries_of(real_dir: Path, prefix: str) -> Iterator[os.DirEntry[str]]:
         try:
-            return iter(sorted(os.scandir(real_dir), key=lambda e: e.name))
+            with os.scandir(real_dir) as listing:
+                return iter(sorted(listing, key=lambda e: e.name))
         except OSError as exc:
             raise PathNotFound(f"Cannot read directory {prefix or '.'}: {exc.strerror}") from None
 

@@ -107,21 +107,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(final: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write through `write` into a temp file beside `final`, fsync, rename into place."""
+def _write_atomic(final: Path, write: Callable[[BinaryIO], None], *, durable: bool = True) -> None:
+    """Write through `write` into a temp file beside `final`, fsync, rename into place.
+
+    `durable=False` skips the fsyncs: for the resource pool, a cache whose
+    every read verifies the file's sha1, so a copy a crash damaged is found
+    and dropped, never served (the package blob holds the same bytes durably)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=final.parent)
     try:
         with os.fdopen(fd, "wb") as out:
             write(out)
             out.flush()
-            os.fsync(out.fileno())
+            if durable:
+                os.fsync(out.fileno())
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    _fsync_dir(final.parent)
+    if durable:
+        _fsync_dir(final.parent)
 
 
 def _verifies(path: Path, key: str, algorithm: str, chunk: int = _CHUNK) -> bool:
@@ -499,7 +505,7 @@ class BlobStore:
                 final = _fanned(self._pool, sha1)
                 if _verifies(final, sha1, "sha1", self._chunk):
                     continue
-                _write_atomic(final, lambda out, data=data: out.write(data))
+                _write_atomic(final, lambda out, data=data: out.write(data), durable=False)
                 added.append(sha1)
             return added
 

@@ -109,7 +109,9 @@ def _add_tree(tf: tarfile.TarFile, root: Path, arc_root: str, mtime: int) -> Non
     tf.addfile(_dir_info(arc_root, mtime))
     if not root.exists():
         return
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+    with os.scandir(root) as listing:
+        entries = sorted(listing, key=lambda e: e.name)
+    for entry in entries:
         arcname = f"{arc_root}/{entry.name}"
         st = entry.stat(follow_symlinks=False)
         if stat.S_ISLNK(st.st_mode):

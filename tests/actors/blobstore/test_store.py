@@ -346,3 +346,50 @@ async def test_the_fault_hook_is_told_which_kind_of_operation_runs(
         await store.keys()
         await store.delete(info.key)
     assert fault.seen == [OP_PUT, OP_GET, OP_HEAD, OP_LIST, OP_DELETE]
+
+
+async def test_putting_bytes_again_rewrites_a_damaged_copy(store: BlobStore) -> None:
+    info = await store.put_bytes(b"a package")
+    path = store.root / "blobs" / info.key[:2] / info.key[2:4] / info.key
+    flip_a_byte(path)
+
+    again = await store.put_bytes(b"a package")
+
+    assert again == info
+    assert await store.verify(info.key)
+    assert await store.get_bytes(info.key) == b"a package"
+
+
+async def test_putting_a_file_again_rewrites_a_damaged_copy(store: BlobStore, tmp_path: Path) -> None:
+    source = tmp_path / "droplet.tgz"
+    source.write_bytes(b"a droplet" * 1000)
+    info = await store.put_file(source)
+    flip_a_byte(store.root / "blobs" / info.key[:2] / info.key[2:4] / info.key)
+
+    await store.put_file(source)
+
+    assert await store.verify(info.key)
+    assert not [p for p in files_under(store.root) if p.name.startswith(".tmp")]
+
+
+async def test_an_intact_copy_is_not_written_again(store: BlobStore) -> None:
+    info = await store.put_bytes(b"a package")
+    path = store.root / "blobs" / info.key[:2] / info.key[2:4] / info.key
+    before = path.stat().st_ino
+
+    await store.put_bytes(b"a package")
+
+    assert path.stat().st_ino == before
+
+
+async def test_resource_matching_never_offers_a_damaged_pool_file(store: BlobStore) -> None:
+    good, bad = b"good file", b"bad file!"
+    await store.add_resources([(sha1(good), good), (sha1(bad), bad)])
+    flip_a_byte(store.root / "resource_pool" / sha1(bad)[:2] / sha1(bad)[2:4] / sha1(bad))
+
+    matched = await store.match_resources([(sha1(good), len(good)), (sha1(bad), len(bad))])
+
+    assert matched == [(sha1(good), len(good))]
+    # Dropped, so the next upload stores it again and the pool is whole.
+    assert await store.add_resources([(sha1(bad), bad)]) == [sha1(bad)]
+    assert await store.get_resource(sha1(bad)) == bad

@@ -93,3 +93,45 @@ async def test_children_added_later_are_supervised_too(system):
     system.tell("cell-9", Boom())
     await system.clock.advance(0)
     assert await system.ask("cell-9", Add(1)) == 1
+
+
+async def test_a_supervisor_without_a_restart_limit_never_gives_up(system):
+    sup = Supervisor.start([spec("ccdb")], name="root", max_restarts=None, within=60.0)
+    await system.clock.advance(0)
+    for _ in range(25):
+        system.tell("ccdb", Boom())
+        await system.clock.advance(0.5)
+
+    assert sup.is_alive()
+    assert await system.ask("ccdb", Add(1)) == 1
+    assert not system.failed.is_set()
+
+
+async def test_restart_backoff_spaces_restarts_out_while_crashes_keep_coming(system):
+    Supervisor.start([spec("ccdb")], name="root", max_restarts=None, within=60.0, restart_backoff=1.0, max_backoff=4.0)
+    await system.clock.advance(0)
+    system.tell("ccdb", Boom())
+    await system.clock.advance(0.5)
+    assert system.lookup("ccdb") is None  # waiting out the first backoff (1 s)
+    await system.clock.advance(0.6)
+    assert system.lookup("ccdb") is not None
+    system.tell("ccdb", Boom())
+    await system.clock.advance(1.5)
+    assert system.lookup("ccdb") is None  # the second waits twice as long
+    await system.clock.advance(0.6)
+    assert system.lookup("ccdb") is not None
+
+
+async def test_a_subtree_past_its_intensity_is_restarted_whole_by_a_root_that_never_gives_up(system):
+    inner = ChildSpec("components", lambda n: Supervisor.start([spec("ccdb"), spec("bbs")], name=n, max_restarts=2, within=60))
+    Supervisor.start([inner], name="root", max_restarts=None)
+    await system.clock.advance(0)
+    assert await system.ask("bbs", Add(7)) == 7
+    for _ in range(3):
+        system.tell("ccdb", Boom())
+        await system.clock.advance(1)
+
+    # The sibling was restarted with the subtree: it starts fresh.
+    assert await system.ask("bbs", Add(1)) == 1
+    assert await system.ask("ccdb", Add(1)) == 1
+    assert not system.failed.is_set()
