@@ -96,8 +96,10 @@ async def one_shot(args: argparse.Namespace) -> int:
     def out(line: str) -> None:
         write_line(line)
 
-    def ask_user(question: str) -> bool:
-        return input(f"{question} [yN]: ").strip().lower() in ("y", "yes")
+    async def ask_user(question: str) -> bool:
+        # On a thread: the question must not hold up the platform's loop.
+        answer = await asyncio.to_thread(input, f"{question} [yN]: ")
+        return answer.strip().lower() in ("y", "yes")
 
     confirm = ask_user if sys.stdin.isatty() else None
 

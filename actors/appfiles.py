@@ -764,7 +764,9 @@ def extract_package(package: str | os.PathLike[str] | bytes, dest_dir: str | os.
     if dest.is_symlink():
         raise UnsafePath(f"Destination {dest} is a symlink")
     dest.mkdir(parents=True, exist_ok=True)
-    if any(dest.iterdir()):
+    with os.scandir(dest) as listing:
+        occupied = next(listing, None) is not None
+    if occupied:
         raise UnsafePath(f"Destination {dest} is not empty")
     files: list[AppFile] = []
     with _open_package(package) as tf:

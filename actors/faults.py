@@ -22,16 +22,14 @@ import fnmatch
 import itertools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 
-from actors.runtime import FaultRule
+from actors.runtime import ActorSystem, FaultRule
+from protocol import ccdb
 from protocol.errors import BlobStoreUnavailable, DatabaseUnavailable
-from protocol.messages import CrashInstances, Db, EvacuateCell, ListCells
-
-if TYPE_CHECKING:
-    from actors.platform import Platform
+from protocol.messages import CrashInstances, EvacuateCell, ListCells
 
 __all__ = ["FAULT_COMMANDS", "Faults", "StorageFaults", "StorageRule", "run_fault_command"]
 
@@ -97,10 +95,17 @@ class StorageFaults:
                 raise self.error(f"injected fault: {op} failed")
 
 
+class Host(Protocol):
+    """What faults are injected into: a running platform's system and data."""
+
+    system: ActorSystem
+    data_dir: Path
+
+
 class Faults:
     """All fault kinds for one running platform."""
 
-    def __init__(self, platform: Platform) -> None:
+    def __init__(self, platform: Host) -> None:
         self.platform = platform
         self.blob = StorageFaults("blobstore", BlobStoreUnavailable, self._clock_rng)
         self.db = StorageFaults("ccdb", DatabaseUnavailable, self._clock_rng)
@@ -219,7 +224,7 @@ class Faults:
         if key is not None:
             files = [p for p in files if p.name == key]
         elif kind is not None:
-            wanted = set(await self.system.ask("ccdb", Db("blob_keys_of", {"kind": kind})))
+            wanted = set(await self.system.ask("ccdb", ccdb.BlobKeysOf(kind)))
             files = [p for p in files if p.name in wanted]
         if not files:
             return None

@@ -3,9 +3,12 @@
 Components send `LogLine`s tagged with a source type: `API` (Cloud
 Controller), `STG` (staging), `CELL` (container lifecycle), `APP` (the
 instance's own output). It keeps the recent lines of each app (what
-`cf logs APP --recent` shows), forwards new lines (`LogLine`s) to live
-subscribers (a push tracing staging output, `cf logs APP` tailing), and writes them to
-`<data>/logs/<app_guid>.jsonl` so a later process can still show them.
+`cf logs APP --recent` shows), sends each new line to the live subscribers
+(a push tracing staging output, `cf logs APP` tailing) as a `LogDelivery`
+message to the subscribing actor, through the delivery seam like any other
+message (so a fault on the link to the cli loses log lines, as it would in
+Cloud Foundry), and writes them to `<data>/logs/<app_guid>.jsonl` so a later
+process can still show them.
 """
 
 from __future__ import annotations
@@ -13,13 +16,12 @@ from __future__ import annotations
 import json
 from collections import deque
 from pathlib import Path
-from typing import Any
 
 import anyio
 import structlog
 
-from actors.runtime import AsyncioActor
-from protocol.messages import ForgetLogs, LogLine, RecentLogs, Subscribe, Unsubscribe
+from actors.runtime import AsyncioActor, handles
+from protocol.messages import ForgetLogs, LogDelivery, LogLine, RecentLogs, Subscribe, Unsubscribe
 
 __all__ = ["LoggregatorActor", "format_log_line"]
 
@@ -54,7 +56,8 @@ class LoggregatorActor(AsyncioActor):
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self._recent: dict[str, deque[LogLine]] = {}
         self._loaded: set[str] = set()
-        self._subscribers: dict[str, dict[str, Any]] = {}
+        # app_guid -> subscription id -> the subscribing actor's name
+        self._subscribers: dict[str, dict[str, str]] = {}
         self._pending: dict[str, list[LogLine]] = {}
         self._flush_armed = False
         self.lines_seen = 0
@@ -62,42 +65,41 @@ class LoggregatorActor(AsyncioActor):
     async def on_stop(self) -> None:
         await self._flush()
 
-    async def on_receive(self, message: Any) -> Any:
-        if isinstance(message, LogLine):
-            self._append(message)
-            return None
-        if isinstance(message, Subscribe):
-            self._subscribers.setdefault(message.app_guid, {})[message.subscriber] = message.sink
-            return None
-        if isinstance(message, Unsubscribe):
-            subs = self._subscribers.get(message.app_guid)
-            if subs is not None:
-                subs.pop(message.subscriber, None)
-            return None
-        if isinstance(message, RecentLogs):
-            await self._load(message.app_guid)
-            lines = list(self._recent.get(message.app_guid, ()))
-            return lines[-message.limit :]
-        if isinstance(message, ForgetLogs):
-            return await self._forget(message.app_guid)
-        if isinstance(message, _Flush):
-            self._flush_armed = False
-            await self._flush()
-            return None
-        return super().on_receive(message)
+    @handles(Subscribe)
+    def _subscribe(self, message: Subscribe) -> None:
+        self._subscribers.setdefault(message.app_guid, {})[message.subscription] = message.subscriber
 
+    @handles(Unsubscribe)
+    def _unsubscribe(self, message: Unsubscribe) -> None:
+        subs = self._subscribers.get(message.app_guid)
+        if subs is not None:
+            subs.pop(message.subscription, None)
+
+    @handles(RecentLogs)
+    async def _recent_logs(self, message: RecentLogs) -> list[LogLine]:
+        await self._load(message.app_guid)
+        lines = list(self._recent.get(message.app_guid, ()))
+        return lines[-message.limit :]
+
+    @handles(ForgetLogs)
+    async def _forget_logs(self, message: ForgetLogs) -> None:
+        await self._forget(message.app_guid)
+
+    @handles(_Flush)
+    async def _flush_now(self, message: _Flush) -> None:
+        self._flush_armed = False
+        await self._flush()
+
+    @handles(LogLine)
     def _append(self, line: LogLine) -> None:
         self.lines_seen += 1
         recent = self._recent.get(line.app_guid)
         if recent is None:
             recent = self._recent[line.app_guid] = deque(maxlen=RECENT)
         recent.append(line)
-        for subscriber, sink in list(self._subscribers.get(line.app_guid, {}).items()):
-            try:
-                sink(line)
-            except Exception as exc:  # a broken sink must not stop the stream
-                log.warning("log-subscriber-failed", subscriber=subscriber, error=repr(exc))
-                self._subscribers[line.app_guid].pop(subscriber, None)
+        for subscription, subscriber in list(self._subscribers.get(line.app_guid, {}).items()):
+            if not self.system.tell(subscriber, LogDelivery(subscription, line)):
+                self._subscribers[line.app_guid].pop(subscription, None)  # the subscriber is gone
         if self.log_dir is not None:
             self._pending.setdefault(line.app_guid, []).append(line)
             if not self._flush_armed:

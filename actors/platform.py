@@ -23,7 +23,6 @@ import dataclasses
 import errno
 import fcntl
 import os
-from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,16 +35,19 @@ from actors.blobstore.actor import BlobStoreActor
 from actors.ccdb.actor import CCDBActor
 from actors.cell.actor import CellActor, CellConfig
 from actors.cli.actor import CliActor, CliConfig
-from actors.cli.render import delivery_record
 from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
 from actors.runtime import ActorSystem, ChildSpec, Clock, RealClock, Supervisor
-from actors.runtime.delivery import Envelope, current_trace
-from protocol.errors import ActorDeadError, DataDirUnusable, MinifoundryError, PlatformUnavailable
-from protocol.messages import BBSSnapshot, CliCommand
+from actors.runtime.tracing import TraceRecorder
+from actors.runtime.delivery import current_trace
+from actors.runtime.errors import ActorDeadError
+from protocol.errors import DataDirUnusable, MinifoundryError, PlatformUnavailable
+from actors.terminal import TerminalActor, Terminals
+from protocol.messages import BBSSnapshot, CliCommand, CommandOutcome
+from protocol.snapshots import BBSStatistics
 from protocol.quota import QuotaDefinition
 
-__all__ = ["DataDirInUse", "Platform", "PlatformConfig", "TraceRecorder"]
+__all__ = ["DataDirInUse", "Platform", "PlatformConfig"]
 
 log = structlog.get_logger("minifoundry.platform")
 
@@ -95,42 +97,6 @@ class PlatformConfig:
         )
 
 
-class TraceRecorder:
-    """Records the deliveries of open conversations (by trace id).
-
-    A seam observer: only messages whose trace id was opened are kept, so
-    background chatter (heartbeats, convergence) costs a dictionary lookup.
-    """
-
-    def __init__(self, clock: Clock, max_open: int = 256, max_deliveries: int = 20_000) -> None:
-        self.clock = clock
-        self.max_open = max_open
-        self.max_deliveries = max_deliveries
-        self._open: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
-        self._seq = 0
-
-    def open(self, trace_id: str) -> None:
-        self._open[trace_id] = []
-        while len(self._open) > self.max_open:
-            self._open.popitem(last=False)
-
-    def close(self, trace_id: str) -> list[dict[str, Any]]:
-        return self._open.pop(trace_id, [])
-
-    def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
-        return list(self._open.get(trace_id, ()))
-
-    def __call__(self, envelope: Envelope, receiver: str) -> None:
-        trace = envelope.trace_id
-        if trace is None:
-            return
-        for tid in trace if isinstance(trace, tuple) else (trace,):
-            book = self._open.get(tid)
-            if book is not None and len(book) < self.max_deliveries:
-                self._seq += 1
-                book.append(delivery_record(self._seq, self.clock.monotonic(), envelope, receiver))
-
-
 class Platform:
     """Boots, runs and stops the platform on one data directory."""
 
@@ -140,6 +106,7 @@ class Platform:
         self.clock = clock if clock is not None else RealClock()
         self.system = ActorSystem(clock=self.clock, seed=config.seed, default_ask_timeout=config.ask_timeout)
         self.recorder = TraceRecorder(self.clock)
+        self.terminals = Terminals()
         from actors.faults import Faults
 
         self.faults = Faults(self)
@@ -259,6 +226,7 @@ class Platform:
                 "cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)
             ),
             ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller_config(), name=n)),
+            ChildSpec("user", lambda n: TerminalActor.start(self.terminals, name=n)),
             ChildSpec("cli", lambda n: CliActor.start(c.cli, recorder=self.recorder, name=n)),
         ]
 
@@ -281,31 +249,58 @@ class Platform:
 
     # --- the front door ----------------------------------------------------------------------
 
+    def new_command_id(self) -> str:
+        self._commands += 1
+        return f"cmd-{self._commands}"
+
     async def command(
         self,
         argv: list[str] | tuple[str, ...],
         out: Callable[[str], None],
         *,
         cwd: str | os.PathLike[str] = ".",
-        confirm: Callable[[str], bool] | None = None,
+        confirm: Callable[[str], Any] | None = None,
         timeout: float = 3600.0,
+        command_id: str | None = None,
     ) -> int:
         """Run one cf command through the `cli` actor; return its exit code."""
-        self._commands += 1
-        trace_id = f"cmd-{self._commands}"
+        outcome = await self.run_command(argv, out, cwd=cwd, confirm=confirm, timeout=timeout, command_id=command_id)
+        return outcome.exit_code
+
+    async def run_command(
+        self,
+        argv: list[str] | tuple[str, ...],
+        out: Callable[[str], None],
+        *,
+        cwd: str | os.PathLike[str] = ".",
+        confirm: Callable[[str], Any] | None = None,
+        timeout: float = 3600.0,
+        command_id: str | None = None,
+    ) -> CommandOutcome:
+        """Run one cf command; `out` gets its lines, `confirm` (if any) its
+        questions; the reply says how it ended and by which named error."""
+        command_id = command_id or self.new_command_id()
         cli = await self._cli()
         if cli is None:
             return _unavailable(out, "its cli did not come back within 30 s")
-        self.recorder.open(trace_id)
-        token = current_trace.set(trace_id)
+        self.terminals.open(command_id, out, confirm)
+        self.recorder.open(command_id)
+        token = current_trace.set(command_id)
         try:
-            future = cli.ask(CliCommand(tuple(argv), out, os.fspath(cwd), confirm), block=False, timeout=timeout)
+            message = CliCommand(tuple(argv), command_id, os.fspath(cwd), interactive=confirm is not None)
+            future = cli.ask(message, block=False, timeout=timeout)
         finally:
             current_trace.reset(token)
         try:
-            return await future
-        except ActorDeadError:
-            return _unavailable(out, "a component restarted while the command ran; run it again")
+            try:
+                outcome: CommandOutcome = await future
+            except ActorDeadError:
+                return _unavailable(out, "a component restarted while the command ran; run it again")
+            # Its last lines may still be on their way to the terminal.
+            await self.terminals.wait_for(command_id, outcome.lines, timeout=5.0, clock=self.clock)
+            return outcome
+        finally:
+            self.terminals.close(command_id)
 
     async def _cli(self, wait: float = 30.0) -> Any:
         """The cli actor; while supervision brings the platform back, wait for it."""
@@ -316,7 +311,7 @@ class Platform:
                 return ref
             await self.clock.sleep(0.1)
 
-    async def snapshot(self) -> dict[str, Any]:
+    async def snapshot(self) -> BBSStatistics:
         return await self.system.ask("bbs", BBSSnapshot())
 
     async def settle(self, timeout: float = 60.0, interval: float = 0.5) -> bool:
@@ -330,20 +325,18 @@ class Platform:
             except Exception:  # noqa: BLE001 - a missing BBS is not settled
                 snap = None
             if snap is not None:
-                busy = snap["tasks"].get("PENDING", 0) + snap["tasks"].get("RUNNING", 0)
-                for counts in snap["apps"].values():
-                    busy += counts["starting"]
-                quiet = quiet + 1 if busy == 0 else 0
+                quiet = quiet + 1 if snap.busy == 0 else 0
                 if quiet >= 2:
                     return True
             await self.clock.sleep(interval)
         return False
 
 
-def _unavailable(out: Callable[[str], None], why: str) -> int:
-    out(str(PlatformUnavailable(f"The platform is restarting: {why}")))
+def _unavailable(out: Callable[[str], None], why: str) -> CommandOutcome:
+    error = PlatformUnavailable(f"The platform is restarting: {why}")
+    out(str(error))
     out("FAILED")
-    return 1
+    return CommandOutcome(1, error.code, str(error), 2)
 
 
 def check_ccdb_file(path: Path) -> None:

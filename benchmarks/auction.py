@@ -94,12 +94,12 @@ async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[st
             "failed": counts["failed"],
             "wall_s": round(wall, 3),
             "auctions_per_s": round(counts["placed"] / wall if wall else 0.0, 1),
-            "rounds": stats["rounds"],
+            "rounds": stats.rounds,
             "distribution_before": round(before, 4),
             "distribution_after": round(distribution(used), 4),
-            "wait_s": stats["wait"],
-            "attempts": stats["attempts"],
-            "failures_by_reason": stats["failures_by_reason"],
+            "wait_s": {"min": stats.wait_min, "mean": stats.wait_mean, "max": stats.wait_max},
+            "attempts": {"min": stats.attempts_min, "mean": stats.attempts_mean, "max": stats.attempts_max},
+            "failures_by_reason": dict(stats.failures_by_reason),
         }
         gc.unfreeze()
     result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)

@@ -4,6 +4,7 @@ and the round's results. Types only; the rules live in `actors.auctioneer`."""
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +15,8 @@ __all__ = [
     "FrozenCounts",
     "LRPStartRequest",
     "Placement",
+    "PlacementError",
+    "PlacementErrorKind",
     "PlacementFailure",
     "TaskRequest",
     "Work",
@@ -179,12 +182,45 @@ class Placement:
     score: float
 
 
+class PlacementErrorKind(enum.Enum):
+    """Why work was not placed, by kind (Diego's placement errors)."""
+
+    INSUFFICIENT_RESOURCES = "InsufficientResources"
+    NO_COMPATIBLE_CELL = "NoCompatibleCell"
+    CELLS_UNREACHABLE = "CellCommunicationError"
+    REJECTED = "Rejected"  # the winning cell refused it at commit
+
+
+@dataclass(frozen=True, slots=True)
+class PlacementError:
+    """A failed placement as data: its kind, and Diego's wording as the message
+    (``insufficient resources: memory``)."""
+
+    kind: PlacementErrorKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def code(self) -> str:
+        """The Cloud Foundry error a staging task failed by this reports as."""
+        if self.kind in (PlacementErrorKind.INSUFFICIENT_RESOURCES, PlacementErrorKind.NO_COMPATIBLE_CELL):
+            return self.kind.value
+        return "StagingError"
+
+
 @dataclass(frozen=True, slots=True)
 class PlacementFailure:
-    """Work no cell could take this round, and why (Diego's wording)."""
+    """Work no cell could take this round, and why."""
 
     work: Work
-    reason: str
+    error: PlacementError
+
+    @property
+    def reason(self) -> str:
+        """Diego's wording of why."""
+        return self.error.message
 
 
 @dataclass(frozen=True, slots=True)

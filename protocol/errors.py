@@ -1,20 +1,14 @@
-"""Named errors. Each says who raises it and when.
-
-Two families: runtime errors (the actor system's own contract) and platform
-errors (what a Cloud Foundry user sees, spelled as Cloud Foundry spells them).
+"""Named errors: what a Cloud Foundry user sees, spelled as Cloud Foundry
+spells them. Each says who raises it and when. (The actor runtime's own
+errors, such as `AskTimeout`, live with the runtime: `actors.runtime.errors`.)
 """
 
 from __future__ import annotations
 
-from pykka import ActorDeadError  # re-exported: queued asks of a stopped actor fail with it
-from pykka import Timeout as _PykkaTimeout
-
 __all__ = [
-    "ActorDeadError",
     "AppNotFound",
     "AppMemoryQuotaExceeded",
     "AppNameTaken",
-    "AskTimeout",
     "BlobCorrupt",
     "BlobNotFound",
     "BlobStoreUnavailable",
@@ -23,7 +17,6 @@ __all__ = [
     "DataDirUnusable",
     "DatabaseUnavailable",
     "FileTooLarge",
-    "GetOnLoopThread",
     "InsufficientResources",
     "IncorrectUsage",
     "InvalidAppName",
@@ -40,7 +33,6 @@ __all__ = [
     "PlatformError",
     "PlatformUnavailable",
     "ResourceNotFound",
-    "RuntimeNotRunning",
     "StagingError",
     "StagingTimeExpired",
     "StartUnsuccessful",
@@ -52,25 +44,6 @@ __all__ = [
 
 class MinifoundryError(Exception):
     """Base of every error minifoundry raises on purpose."""
-
-
-# --- runtime ---------------------------------------------------------------
-
-
-class AskTimeout(MinifoundryError, _PykkaTimeout, TimeoutError):
-    """An ask's reply did not arrive before its deadline (raised to the asker).
-
-    It is also a `pykka.Timeout` and a builtin `TimeoutError`, so code written
-    against either keeps working."""
-
-
-class GetOnLoopThread(MinifoundryError, RuntimeError):
-    """`Future.get()` was called on the event loop's own thread, which would
-    deadlock it; `await` the future instead."""
-
-
-class RuntimeNotRunning(MinifoundryError, RuntimeError):
-    """An actor was started, or a message sent, with no runtime loop running."""
 
 
 # --- platform: what a user of `cf` sees -------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.errors import PlatformError
 from protocol.states import ActualLRPState, HealthCheckType, TaskState
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "ContainerInfo",
     "DesiredLRP",
     "InstanceInfo",
+    "StagingFailure",
     "StagingRequest",
     "StagingResult",
     "TaskDefinition",
@@ -118,6 +120,27 @@ class StagingResult:
     buildpacks: tuple[tuple[str, str], ...]
     start_command: str
     process_types: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StagingFailure:
+    """Why a staging task failed, as a named error: `code` is the error's
+    Cloud Foundry name (``NoAppDetectedError``, ``InsufficientResources``,
+    ``StagingError``...), `message` its text, and `cause` the name of what lay
+    under it (``BlobCorrupt``: the package's blob is damaged)."""
+
+    code: str
+    message: str
+    cause: str = ""
+
+    @property
+    def build_error(self) -> str:
+        """The build's `error`, as Cloud Controller records it: ``"<code> - <message>"``."""
+        return f"{self.code} - {self.message}"
+
+    @classmethod
+    def of(cls, error: PlatformError, cause: str = "") -> StagingFailure:
+        return cls(error.code, error.message, cause)
 
 
 @dataclass(frozen=True, slots=True)

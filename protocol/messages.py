@@ -8,30 +8,13 @@ field instead, set by its sender. `label` is what a trace arrow says.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from protocol.auction import LRPStartRequest, TaskRequest
-from protocol.lrp import CellPresence, DesiredLRP, StagingResult, TaskDefinition
+from protocol.auction import LRPStartRequest, PlacementError, TaskRequest
+from protocol.lrp import CellPresence, DesiredLRP, StagingFailure, StagingResult, TaskDefinition
 from protocol.manifest import AppSpec
-
-Sink = Callable[[str], None]
-
-
-def step_of(message: Any) -> int | None:
-    """The seed step of a delivered message, if it has one."""
-    step = getattr(message, "step", None)
-    if isinstance(step, int):
-        return step
-    return getattr(type(message), "STEP", None)
-
-
-def label_of(message: Any) -> str:
-    label = getattr(message, "label", None)
-    if isinstance(label, str):
-        return label
-    return type(message).__name__
+from protocol.records import FrozenDict, freeze
 
 
 class _Msg:
@@ -44,12 +27,16 @@ class _Msg:
 
 @dataclass(frozen=True, slots=True)
 class CliCommand(_Msg):
-    """Run one cf-style command (`push hello -p ...`); output goes to `out`."""
+    """Run one cf-style command (`push hello -p ...`). Its output goes, line by
+    line, to the `terminal` actor as `Output` messages of `command_id`; a
+    question (delete's confirmation) is asked there with `Confirm`, when the
+    user is `interactive`. The reply is a `CommandOutcome`."""
 
     argv: tuple[str, ...]
-    out: Sink = field(compare=False, repr=False)
+    command_id: str
     cwd: str = "."
-    confirm: Callable[[str], bool] | None = field(default=None, compare=False, repr=False)
+    terminal: str = "user"
+    interactive: bool = False
 
     @property
     def step(self) -> int | None:
@@ -62,10 +49,44 @@ class CliCommand(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class CancelCommand(_Msg):
-    """Stop the running command whose output goes to `out` (Ctrl-C ending a
-    `logs APP` tail); a command that is not running is ignored."""
+    """Stop the running command `command_id` (Ctrl-C ending a `logs APP`
+    tail); a command that is not running is ignored."""
 
-    out: Sink = field(compare=False, repr=False)
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutcome(_Msg):
+    """cli -> the command's sender: how it ended. `error` names the error it
+    failed with (``StagingError``, ``AppNotFound``, ``IncorrectUsage``...),
+    `error_line` is what was printed for it, `lines` how many `Output` lines
+    were sent (so the terminal can wait for the last of them)."""
+
+    exit_code: int
+    error: str | None = None
+    error_line: str = ""
+    lines: int = 0
+
+
+# --- cli -> terminal -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Output(_Msg):
+    """One line a command prints (its `seq`-th, from 1)."""
+
+    command_id: str
+    seq: int
+    text: str
+    stream: str = "out"  # out | err
+
+
+@dataclass(frozen=True, slots=True)
+class Confirm(_Msg):
+    """Ask the user a yes/no question (delete's confirmation); the reply is a bool."""
+
+    command_id: str
+    question: str
 
 
 # --- -> cloud_controller -------------------------------------------------------------
@@ -194,7 +215,10 @@ class SaveTrace(_Msg):
     app_name: str
     trace_id: str
     kind: str
-    deliveries: tuple[dict[str, Any], ...] = field(repr=False, hash=False)
+    deliveries: tuple[FrozenDict, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "deliveries", freeze(tuple(self.deliveries)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +244,8 @@ class StagingCompleted(_Msg):
     STEP = 10
     task_guid: str
     build_guid: str
-    result: StagingResult | None
-    error: str = ""
-    cause: str = ""  # BlobCorrupt: the package's blob is damaged
+    result: StagingResult | None = None
+    failure: StagingFailure | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,55 +260,6 @@ class ProcessCrashed(_Msg):
     exit_description: str
     crash_count: int
     crash_timestamp: float
-
-
-# --- -> ccdb ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Db(_Msg):
-    """One CC_DB operation: `op` is a CCDB method, `kwargs` its arguments."""
-
-    op: str
-    kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
-    step: int | None = None
-
-    @property
-    def label(self) -> str:
-        return f"db.{self.op}"
-
-
-# --- -> blobstore -------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Blob(_Msg):
-    """One blob store operation: `op` is a BlobStore method, `kwargs` its arguments."""
-
-    op: str
-    kwargs: dict[str, Any] = field(default_factory=dict, hash=False)
-    step: int | None = None
-
-    @property
-    def label(self) -> str:
-        return f"blob.{self.op}"
-
-
-@dataclass(frozen=True, slots=True)
-class AssemblePackage(_Msg):
-    """Build the package blob from uploaded bytes plus resource-pool files."""
-
-    STEP = 5
-    files: tuple[Any, ...]  # tuple[AppFile, ...]
-    uploaded: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class BlobInventory(_Msg):
-    """Compare the blobs held with those CC_DB refers to: orphans, missing, corrupt."""
-
-    referenced: frozenset[str]
-    verify: bool = False
 
 
 # --- -> bbs -------------------------------------------------------------------------------
@@ -374,10 +348,10 @@ class Heartbeat(_Msg):
 class AuctionOutcome(_Msg):
     """auctioneer -> bbs: what a round placed, failed, and what cells refused."""
 
-    placed_lrps: tuple[tuple[LRPStartRequest, str], ...] = ()
+    placed_lrps: tuple[tuple[LRPStartRequest, str], ...] = ()  # (work, cell_id)
     placed_tasks: tuple[tuple[TaskRequest, str], ...] = ()
-    failed_lrps: tuple[tuple[LRPStartRequest, str], ...] = ()
-    failed_tasks: tuple[tuple[TaskRequest, str], ...] = ()
+    failed_lrps: tuple[tuple[LRPStartRequest, PlacementError], ...] = ()
+    failed_tasks: tuple[tuple[TaskRequest, PlacementError], ...] = ()
     step: int | None = None
 
 
@@ -424,11 +398,13 @@ class TaskCompleted(_Msg):
     STEP = 10
     task_guid: str
     cell_id: str
-    failed: bool
-    failure_reason: str = ""
     result: StagingResult | None = None
+    failure: StagingFailure | None = None
     definition: TaskDefinition | None = None
-    cause: str = ""  # the code of what made it fail (BlobCorrupt: the package)
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,7 +434,7 @@ class EvacuateCell(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class BBSSnapshot(_Msg):
-    """Counts for status lines and experiment checks."""
+    """The BBS's `BBSStatistics`, for status lines and `settle`."""
 
 
 # --- -> auctioneer ----------------------------------------------------------------------
@@ -478,7 +454,7 @@ class RequestAuctions(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class AuctioneerStats(_Msg):
-    pass
+    """The auctioneer's `AuctionStatistics`."""
 
 
 # --- -> cell ----------------------------------------------------------------------------
@@ -527,7 +503,7 @@ class CrashInstances(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class CellInfo(_Msg):
-    """For `cf cells` and status: usage, instances, state."""
+    """The cell's `CellStatistics`, for `cf cells` and status."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,17 +542,30 @@ class LogLine(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class Subscribe(_Msg):
-    """Send the app's new `LogLine`s to `sink` until unsubscribed."""
+    """Send the app's new log lines to the actor `subscriber`, as
+    `LogDelivery(subscription, line)`, until unsubscribed."""
 
     app_guid: str
     subscriber: str
-    sink: Sink = field(compare=False, repr=False)
+    subscription: str
 
 
 @dataclass(frozen=True, slots=True)
 class Unsubscribe(_Msg):
     app_guid: str
-    subscriber: str
+    subscription: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogDelivery(_Msg):
+    """loggregator -> a subscriber: a new line of a stream it subscribed to."""
+
+    subscription: str
+    line: LogLine
+
+    @property
+    def step(self) -> int | None:
+        return self.line.step
 
 
 @dataclass(frozen=True, slots=True)
@@ -590,4 +579,8 @@ class ForgetLogs(_Msg):
     app_guid: str
 
 
-__all__ = [name for name in list(globals()) if name[:1].isupper() and name not in ("Any", "Callable", "ClassVar")]
+__all__ = [
+    name
+    for name, value in list(globals().items())
+    if name[:1].isupper() and isinstance(value, type) and value.__module__ == __name__ and name != "FrozenDict"
+]

@@ -26,10 +26,18 @@ from typing import Any
 import structlog
 
 from actors.auctioneer.scheduler import schedule
-from actors.runtime import AsyncioActor
+from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
-from protocol.auction import AuctionConfig, CellState, LRPStartRequest, TaskRequest
-from protocol.errors import AskTimeout
+from actors.runtime.errors import AskTimeout
+from protocol.auction import (
+    AuctionConfig,
+    CellState,
+    LRPStartRequest,
+    PlacementError,
+    PlacementErrorKind,
+    TaskRequest,
+)
+from protocol.snapshots import AuctionStatistics
 from protocol.messages import AuctioneerStats, AuctionOutcome, FetchCellState, ListCells, Perform, RequestAuctions
 
 __all__ = ["AuctioneerActor", "AuctioneerConfig", "AuctionStats"]
@@ -46,7 +54,7 @@ class AuctioneerConfig:
 
 @dataclasses.dataclass(slots=True)
 class AuctionStats:
-    """What Diego's simulation reports: rounds, placements, waits, attempts."""
+    """The auctioneer's running tally; `snapshot()` is what it hands out."""
 
     rounds: int = 0
     placed: int = 0
@@ -73,30 +81,28 @@ class AuctionStats:
         self.attempts_max = max(self.attempts_max, attempts)
         self.attempts_sum += attempts
 
-    def as_dict(self) -> dict[str, Any]:
+    def snapshot(self) -> AuctionStatistics:
         n = max(self.finished, 1)
-        return {
-            "rounds": self.rounds,
-            "placed": self.placed,
-            "failed": self.failed,
-            "rejected": self.rejected,
-            "deferred": self.deferred,
-            "cells_unreachable": self.cells_unreachable,
-            "wait": {
-                "min": 0.0 if self.finished == 0 else self.wait_min,
-                "mean": self.wait_sum / n,
-                "max": self.wait_max,
-            },
-            "attempts": {
-                "min": 0 if self.finished == 0 else self.attempts_min,
-                "mean": self.attempts_sum / n,
-                "max": self.attempts_max,
-            },
-            "failures_by_reason": dict(self.failures_by_reason),
-        }
+        return AuctionStatistics(
+            rounds=self.rounds,
+            placed=self.placed,
+            failed=self.failed,
+            rejected=self.rejected,
+            deferred=self.deferred,
+            cells_unreachable=self.cells_unreachable,
+            wait_min=0.0 if self.finished == 0 else self.wait_min,
+            wait_mean=self.wait_sum / n,
+            wait_max=self.wait_max,
+            attempts_min=0 if self.finished == 0 else self.attempts_min,
+            attempts_mean=self.attempts_sum / n,
+            attempts_max=self.attempts_max,
+            failures_by_reason=tuple(sorted(self.failures_by_reason.items())),
+            last_round_seconds=self.last_round_seconds,
+        )
 
 
 Key = tuple[str, int] | str  # (process_guid, index) for an LRP, task_guid for a task
+REJECTED = PlacementError(PlacementErrorKind.REJECTED, "rejected")
 
 
 class AuctioneerActor(AsyncioActor):
@@ -113,14 +119,14 @@ class AuctioneerActor(AsyncioActor):
         self._round: asyncio.Task[None] | None = None
         self.stats = AuctionStats()
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, RequestAuctions):
-            self._enqueue(message)
-            return None
-        if isinstance(message, AuctioneerStats):
-            return self.stats.as_dict()
-        return super().on_receive(message)
+    @handles(AuctioneerStats)
+    def _statistics(self, message: AuctioneerStats) -> AuctionStatistics:
+        return self.statistics()
 
+    def statistics(self) -> AuctionStatistics:
+        return self.stats.snapshot()
+
+    @handles(RequestAuctions)
     def _enqueue(self, message: RequestAuctions) -> None:
         now = self.clock.monotonic()
         trace = current_trace.get()
@@ -182,8 +188,8 @@ class AuctioneerActor(AsyncioActor):
         refused = await self._commit(by_cell, step)
         placed_lrps: list[tuple[LRPStartRequest, str]] = []
         placed_tasks: list[tuple[TaskRequest, str]] = []
-        failed_lrps: list[tuple[LRPStartRequest, str]] = []
-        failed_tasks: list[tuple[TaskRequest, str]] = []
+        failed_lrps: list[tuple[LRPStartRequest, PlacementError]] = []
+        failed_tasks: list[tuple[TaskRequest, PlacementError]] = []
         for placement in results.placed:
             work = placement.work
             if id(work) in refused:
@@ -195,17 +201,18 @@ class AuctioneerActor(AsyncioActor):
                 placed_tasks.append((work, placement.cell_id))
         for failure in results.failed:
             work = failure.work
-            (failed_lrps if isinstance(work, LRPStartRequest) else failed_tasks).append((work, failure.reason))  # type: ignore[arg-type]
+            (failed_lrps if isinstance(work, LRPStartRequest) else failed_tasks).append((work, failure.error))  # type: ignore[arg-type]
         now = self.clock.monotonic()
         stats = self.stats
         stats.rounds += 1
         stats.placed += len(placed_lrps) + len(placed_tasks)
-        stats.failed += sum(1 for _, r in failed_lrps + failed_tasks if r != "rejected")
-        stats.rejected += sum(1 for _, r in failed_lrps + failed_tasks if r == "rejected")
+        failures = [error for _, error in failed_lrps] + [error for _, error in failed_tasks]
+        stats.failed += sum(1 for e in failures if e.kind is not PlacementErrorKind.REJECTED)
+        stats.rejected += sum(1 for e in failures if e.kind is PlacementErrorKind.REJECTED)
         stats.deferred += len(results.deferred)
-        for work, reason in failed_lrps + failed_tasks:
-            if reason != "rejected":
-                stats.failures_by_reason[reason] = stats.failures_by_reason.get(reason, 0) + 1
+        for error in failures:
+            if error.kind is not PlacementErrorKind.REJECTED:
+                stats.failures_by_reason[error.message] = stats.failures_by_reason.get(error.message, 0) + 1
         finished_keys: list[Key] = [(w.process_guid, w.index) for w, _ in placed_lrps]
         finished_keys += [w.task_guid for w, _ in placed_tasks]
         for key in finished_keys:
@@ -271,9 +278,9 @@ class AuctioneerActor(AsyncioActor):
 
     async def _commit(
         self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]], step: int
-    ) -> dict[int, str]:
-        """Send each winner its work; return refused work (by id) with a reason."""
-        refused: dict[int, str] = {}
+    ) -> dict[int, PlacementError]:
+        """Send each winner its work; return refused work (by id) with the error."""
+        refused: dict[int, PlacementError] = {}
 
         async def perform(cell_id: str, lrps: list[LRPStartRequest], tasks: list[TaskRequest]) -> None:
             keys: list[Key] = [(w.process_guid, w.index) for w in lrps] + [t.task_guid for t in tasks]
@@ -287,15 +294,16 @@ class AuctioneerActor(AsyncioActor):
                 )
             except Exception as exc:  # noqa: BLE001 - the cell is unreachable: its work failed
                 log.warning("perform-failed", cell_id=cell_id, error=repr(exc))
+                lost = PlacementError(PlacementErrorKind.CELLS_UNREACHABLE, f"failed to communicate with {cell_id}")
                 for work in [*lrps, *tasks]:
-                    refused[id(work)] = f"failed to communicate with {cell_id}"
+                    refused[id(work)] = lost
                 return
             finally:
                 current_trace.reset(token)
             for work in result.rejected_lrps:
-                refused[id(_same(lrps, work))] = "rejected"
+                refused[id(_same(lrps, work))] = REJECTED
             for work in result.rejected_tasks:
-                refused[id(_same(tasks, work))] = "rejected"
+                refused[id(_same(tasks, work))] = REJECTED
 
         await asyncio.gather(*(perform(cid, lr, ts) for cid, (lr, ts) in by_cell.items()))
         return refused

@@ -48,6 +48,8 @@ from protocol.auction import (
     FrozenCounts,
     LRPStartRequest,
     Placement,
+    PlacementError,
+    PlacementErrorKind,
     PlacementFailure,
     TaskRequest,
     Work,
@@ -56,6 +58,12 @@ from protocol.auction import (
 __all__ = ["NO_CELLS", "schedule", "schedule_reference"]
 
 NO_CELLS = "unable to communicate to compatible cells"
+_MISMATCH = PlacementErrorKind.NO_COMPATIBLE_CELL
+_NO_ROOM = PlacementErrorKind.INSUFFICIENT_RESOURCES
+
+
+def _unreachable(work: Work) -> PlacementFailure:
+    return PlacementFailure(work, PlacementError(PlacementErrorKind.CELLS_UNREACHABLE, NO_CELLS))
 
 _DEFAULT_CONFIG = AuctionConfig()
 
@@ -86,11 +94,11 @@ def schedule_reference(
     failed: list[PlacementFailure] = []
     for work in attempted:
         if not state:
-            failed.append(PlacementFailure(work, NO_CELLS))
+            failed.append(_unreachable(work))
             continue
         candidates, mismatch = compatible_cells(state, work)
         if mismatch is not None:
-            failed.append(PlacementFailure(work, mismatch))
+            failed.append(PlacementFailure(work, PlacementError(_MISMATCH, mismatch)))
             continue
         if isinstance(work, LRPStartRequest):
             winner = _reference_lrp_winner(state, candidates, work, config)
@@ -100,7 +108,7 @@ def schedule_reference(
             problems = (
                 resource_problems(state[i], work.memory_mb, work.disk_mb) for i in candidates
             )
-            failed.append(PlacementFailure(work, insufficient_resources(problems)))
+            failed.append(PlacementFailure(work, PlacementError(_NO_ROOM, insufficient_resources(problems))))
             continue
         score, i = winner
         placed.append(Placement(work, state[i].cell_id, score))
@@ -414,16 +422,16 @@ class _Round:
     def place(self, work: Work) -> Placement | PlacementFailure:
         compatible = self._compatible(work)
         if compatible.mismatch is not None:
-            return PlacementFailure(work, compatible.mismatch)
+            return PlacementFailure(work, PlacementError(_MISMATCH, compatible.mismatch))
         m, d = work.memory_mb, work.disk_mb
         if self._known_no_room(compatible, m, d):
-            return PlacementFailure(work, self._no_room_reason(compatible, m, d))
+            return PlacementFailure(work, PlacementError(_NO_ROOM, self._no_room_reason(compatible, m, d)))
         if isinstance(work, LRPStartRequest):
             score, p = self._lrp_winner(work, compatible, m, d)
         else:
             score, p = self._task_winner(compatible, m, d)
         if p < 0:
-            return PlacementFailure(work, self._no_room_reason(compatible, m, d))
+            return PlacementFailure(work, PlacementError(_NO_ROOM, self._no_room_reason(compatible, m, d)))
         self._reserve(p, work)
         return Placement(work, self.ids[p], score)
 
@@ -559,7 +567,7 @@ def schedule(
     placed: list[Placement] = []
     failed: list[PlacementFailure] = []
     if not live:
-        failed.extend(PlacementFailure(work, NO_CELLS) for work in attempted)
+        failed.extend(_unreachable(work) for work in attempted)
         return AuctionResults((), tuple(failed), deferred)
     round_ = _Round(live, config, len(attempted))
     for work in attempted:

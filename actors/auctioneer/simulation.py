@@ -20,7 +20,8 @@ from actors.cell.actor import CellActor, CellConfig
 from actors.runtime import ActorSystem
 from protocol.auction import AuctionConfig
 from protocol.lrp import DesiredLRP
-from protocol.messages import AuctioneerStats, CellInfo, DesireLRP
+from protocol.messages import AuctioneerStats, CellInfo, DesireLRP, ListActualLRPs
+from protocol.snapshots import AuctionStatistics, CellStatistics
 from protocol.states import ActualLRPState, HealthCheckType
 
 __all__ = ["AppSpec", "Cluster", "distribution"]
@@ -147,19 +148,12 @@ class Cluster:
         return actor
 
     def counts(self) -> dict[str, int]:
-        """Actual LRPs by state, read straight from the BBS's books."""
-        bbs = self._bbs_actor()
-        counts = {"total": 0, "placed": 0, "unplaced": 0, "failed": 0}
-        for book in bbs.actuals.values():
-            for actual in book.values():
-                counts["total"] += 1
-                if actual.state in (ActualLRPState.CLAIMED, ActualLRPState.RUNNING):
-                    counts["placed"] += 1
-                elif actual.placement_error:
-                    counts["failed"] += 1
-                else:
-                    counts["unplaced"] += 1
-        return counts
+        """Actual LRPs by state, from the BBS's statistics (no message sent)."""
+        stats = self._bbs_actor().statistics()
+        total = sum(a.counts.total for a in stats.apps)
+        placed = sum(a.counts.running + a.counts.starting for a in stats.apps)
+        failed = stats.placement_failures
+        return {"total": total, "placed": placed, "unplaced": total - placed - failed, "failed": failed}
 
     async def wait_placed(self, expected: int, *, timeout: float = 600.0) -> dict[str, int]:
         """Until every expected auction has an outcome (placed or failed)."""
@@ -174,36 +168,36 @@ class Cluster:
             await self.system.clock.sleep(step)
             waited += step
 
-    async def cell_infos(self) -> list[dict[str, Any]]:
+    async def cell_infos(self) -> list[CellStatistics]:
         return [await self.system.ask(c.cell_id, CellInfo()) for c in self.cell_configs]
 
+    def _cell(self, cell_id: str) -> CellActor:
+        cell = self.system.actor(cell_id)
+        assert isinstance(cell, CellActor)
+        return cell
+
     def placements(self) -> dict[str, dict[str, int]]:
-        """cell_id -> {process_guid: instances}, from the cells' own state."""
+        """cell_id -> {process_guid: instances}, from the cells' containers."""
         result: dict[str, dict[str, int]] = {}
         for config in self.cell_configs:
-            cell = self.system.actor(config.cell_id)
-            assert isinstance(cell, CellActor)
-            result[config.cell_id] = dict(cell._lrp_counts)
+            held: dict[str, int] = {}
+            for container in self._cell(config.cell_id).containers():
+                held[container.process_guid] = held.get(container.process_guid, 0) + 1
+            result[config.cell_id] = held
         return result
 
     def memory_used(self) -> list[int]:
-        used = []
-        for config in self.cell_configs:
-            cell = self.system.actor(config.cell_id)
-            assert isinstance(cell, CellActor)
-            used.append(cell._used_memory)
-        return used
+        return [self._cell(config.cell_id).statistics().memory_used for config in self.cell_configs]
 
-    def failures(self) -> dict[tuple[str, int], str]:
-        bbs = self._bbs_actor()
+    async def failures(self) -> dict[tuple[str, int], str]:
+        actuals = await self.system.ask("bbs", ListActualLRPs(), timeout=60.0)
         return {
             (a.process_guid, a.index): a.placement_error
-            for book in bbs.actuals.values()
-            for a in book.values()
+            for a in actuals
             if a.placement_error and a.state is ActualLRPState.UNCLAIMED
         }
 
-    async def auction_stats(self) -> dict[str, Any]:
+    async def auction_stats(self) -> AuctionStatistics:
         return await self.system.ask("auctioneer", AuctioneerStats())
 
 

@@ -1,9 +1,10 @@
-"""The `blobstore` actor: packages, droplets and the resource pool on disk.
+"""The `blobstore` actor: packages, droplets and the resource pool on disk,
+one message type per operation (`protocol.blobs`).
 
-`Blob(op, kwargs)` runs one `BlobStore` method. `AssemblePackage` builds a
-whole package from the bytes the CLI uploaded plus the files resource
-matching found in the pool (step 5), then adds the new files to the pool.
-`BlobInventory` compares what is held with what CC_DB refers to.
+`AssemblePackage` builds a whole package from the bytes the CLI uploaded
+plus the files resource matching found in the pool (step 5), then adds the
+new files to the pool. `TakeInventory` compares what is held with what
+CC_DB refers to.
 """
 
 from __future__ import annotations
@@ -15,61 +16,56 @@ import anyio
 
 from actors.appfiles import build_package, iter_package
 from actors.blobstore.store import BlobStore
-from actors.runtime import AsyncioActor
+from actors.runtime import handles
+from actors.storage import StorageActor
+from protocol import blobs
 from protocol.errors import BlobCorrupt, BlobNotFound
-from protocol.messages import AssemblePackage, Blob, BlobInventory
+from protocol.records import BlobInfo
+from protocol.snapshots import BlobInventoryReport
 
 __all__ = ["BlobStoreActor"]
 
-_OPS = frozenset(
-    name for name in dir(BlobStore) if not name.startswith("_") and callable(getattr(BlobStore, name))
-) - {"open", "close", "startup_cleanup"}
 
-
-class BlobStoreActor(AsyncioActor):
+class BlobStoreActor(StorageActor):
     default_name = "blobstore"
 
+    OPERATIONS = {
+        blobs.PutBytes: BlobStore.put_bytes,
+        blobs.PutFile: BlobStore.put_file,
+        blobs.GetBytes: BlobStore.get_bytes,
+        blobs.CopyTo: BlobStore.copy_to,
+        blobs.Exists: BlobStore.exists,
+        blobs.BlobSize: BlobStore.size,
+        blobs.VerifyBlob: BlobStore.verify,
+        blobs.DeleteBlob: BlobStore.delete,
+        blobs.ListBlobKeys: BlobStore.keys,
+        blobs.BlobStats: BlobStore.stats,
+        blobs.MatchResources: BlobStore.match_resources,
+        blobs.AddResources: BlobStore.add_resources,
+        blobs.GetResource: BlobStore.get_resource,
+    }
+
     def __init__(self, root: Path, *, name: str = "blobstore", fault: Any = None) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, fault=fault)
         self.root = Path(root)
-        self._fault = fault
-        self.store: BlobStore | None = None
 
-    async def on_start(self) -> None:
-        self.store = BlobStore(self.root, io_guard=self.clock.threaded_io, fault=self._fault)
-        await self.store.open()
+    def open_store(self) -> BlobStore:
+        return BlobStore(self.root, io_guard=self.clock.threaded_io, fault=self._fault)
 
-    async def on_stop(self) -> None:
-        if self.store is not None:
-            await self.store.close()
-
-    async def on_receive(self, message: Any) -> Any:
+    @handles(blobs.AssemblePackage)
+    async def _assemble(self, message: blobs.AssemblePackage) -> BlobInfo:
         store = self.store
-        assert store is not None
-        if isinstance(message, Blob):
-            if message.op not in _OPS:
-                raise ValueError(f"blobstore has no operation {message.op!r}")
-            return await getattr(store, message.op)(**message.kwargs)
-        if isinstance(message, AssemblePackage):
-            return await self._assemble(message)
-        if isinstance(message, BlobInventory):
-            return await self._inventory(message)
-        return super().on_receive(message)
-
-    async def _assemble(self, message: AssemblePackage) -> Any:
-        store = self.store
-        assert store is not None
         uploaded: dict[str, bytes] = {}
         if message.uploaded:
             async with self.clock.threaded_io():
                 entries = await anyio.to_thread.run_sync(lambda: list(iter_package(message.uploaded)))
             uploaded = {f.path: data for f, data in entries}
         contents: dict[str, bytes] = {}
-        new_resources: list[tuple[str, bytes]] = []
+        new_resources: dict[str, bytes] = {}
         for f in message.files:
             if f.path in uploaded:
                 contents[f.path] = uploaded[f.path]
-                new_resources.append((f.sha1, uploaded[f.path]))
+                new_resources[f.sha1] = uploaded[f.path]
             else:
                 # Matched earlier: the pool must still hold it (and verified).
                 try:
@@ -82,13 +78,12 @@ class BlobStoreActor(AsyncioActor):
         info = await store.put_bytes(package)
         if new_resources:
             # Distinct sha1s only; the pool verifies each before storing.
-            unique = dict(new_resources)
-            await store.add_resources(list(unique.items()))
+            await store.add_resources(list(new_resources.items()))
         return info
 
-    async def _inventory(self, message: BlobInventory) -> dict[str, Any]:
+    @handles(blobs.TakeInventory)
+    async def _inventory(self, message: blobs.TakeInventory) -> BlobInventoryReport:
         store = self.store
-        assert store is not None
         held = set(await store.keys())
         referenced = set(message.referenced)
         corrupt: set[str] = set()
@@ -99,9 +94,10 @@ class BlobStoreActor(AsyncioActor):
                         corrupt.add(key)
                 except BlobCorrupt:
                     corrupt.add(key)
-        return {
-            "held": len(held),
-            "orphans": sorted(held - referenced),
-            "missing": sorted(referenced - held),
-            "corrupt": sorted(corrupt),
-        }
+        return BlobInventoryReport(
+            held=len(held),
+            referenced=len(referenced),
+            orphans=tuple(sorted(held - referenced)),
+            missing=tuple(sorted(referenced - held)),
+            corrupt=tuple(sorted(corrupt)),
+        )

@@ -29,7 +29,6 @@ import re
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +37,7 @@ from typing import Any, BinaryIO, Self, TypeVar
 import anyio.to_thread
 
 from protocol.errors import BlobCorrupt, BlobNotFound, BlobStoreUnavailable
+from protocol.records import BlobInfo, BlobStoreStats
 
 __all__ = [
     "OP_DELETE",
@@ -64,24 +64,6 @@ _TMP_PREFIX = ".tmp-"
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _SHA1 = re.compile(r"[0-9a-f]{40}")
 _CHUNK = 1 << 20
-
-
-@dataclass(frozen=True, slots=True)
-class BlobInfo:
-    """A stored blob: its sha256 key and size in bytes."""
-
-    key: str
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class BlobStoreStats:
-    """Counts and bytes held, for a status line."""
-
-    blobs: int
-    blob_bytes: int
-    resources: int
-    resource_bytes: int
 
 
 @contextlib.contextmanager

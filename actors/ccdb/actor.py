@@ -1,8 +1,8 @@
-"""The `ccdb` actor: owns the one CC_DB connection for its whole life.
+"""The `ccdb` actor: owns the one CC_DB connection for its whole life and
+runs CC_DB's operations (`protocol.ccdb`), one message type each.
 
-Cloud Controller sends `Db(op, kwargs)`; `op` names a public `CCDB` method.
-Times are the platform clock's, passed in here so the store never reads a
-wall clock of its own.
+Times are the platform clock's, stamped here on every write (`STAMPED`), so
+the store never reads a wall clock of its own.
 """
 
 from __future__ import annotations
@@ -12,54 +12,60 @@ from pathlib import Path
 from typing import Any
 
 from actors.ccdb.store import CCDB
-from actors.runtime import AsyncioActor
-from protocol.messages import Db
+from actors.storage import StorageActor
+from protocol import ccdb
 
 __all__ = ["CCDBActor"]
 
-# Operations a message may name: the public API, nothing private.
-_OPS = frozenset(
-    name for name in dir(CCDB) if not name.startswith("_") and callable(getattr(CCDB, name))
-) - {"open", "close"}
 
-
-class CCDBActor(AsyncioActor):
+class CCDBActor(StorageActor):
     default_name = "ccdb"
 
+    OPERATIONS = {
+        ccdb.CreateApp: CCDB.create_app,
+        ccdb.GetApp: CCDB.get_app,
+        ccdb.FindApp: CCDB.find_app,
+        ccdb.ListApps: CCDB.list_apps,
+        ccdb.ListStartedProcesses: CCDB.list_started_processes,
+        ccdb.UpdateApp: CCDB.update_app,
+        ccdb.DeleteApp: CCDB.delete_app,
+        ccdb.CreatePackage: CCDB.create_package,
+        ccdb.GetPackage: CCDB.get_package,
+        ccdb.ListPackages: CCDB.list_packages,
+        ccdb.UpdatePackage: CCDB.update_package,
+        ccdb.FinishPackageUpload: CCDB.finish_package_upload,
+        ccdb.LatestReadyPackage: CCDB.latest_ready_package,
+        ccdb.ExpireOldPackages: CCDB.expire_old_packages,
+        ccdb.CreateBuild: CCDB.create_build,
+        ccdb.GetBuild: CCDB.get_build,
+        ccdb.ListBuilds: CCDB.list_builds,
+        ccdb.FinishBuildStaged: CCDB.finish_build_staged,
+        ccdb.FailBuild: CCDB.fail_build,
+        ccdb.GetDroplet: CCDB.get_droplet,
+        ccdb.ListDroplets: CCDB.list_droplets,
+        ccdb.CurrentDroplet: CCDB.current_droplet,
+        ccdb.ExpireOldDroplets: CCDB.expire_old_droplets,
+        ccdb.RecordEvent: CCDB.record_event,
+        ccdb.ListEvents: CCDB.list_events,
+        ccdb.SaveTrace: CCDB.save_trace,
+        ccdb.LatestTrace: CCDB.latest_trace,
+        ccdb.ReferencedBlobKeys: CCDB.referenced_blob_keys,
+        ccdb.BlobKeysOf: CCDB.blob_keys_of,
+        ccdb.CountRows: CCDB.stats,
+    }
+
     def __init__(self, path: Path, *, name: str = "ccdb", fault: Any = None) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, fault=fault)
         self.path = Path(path)
-        self._fault = fault
-        self.store: CCDB | None = None
 
-    async def on_start(self) -> None:
-        self.store = CCDB(
-            self.path,
-            io_guard=self.clock.threaded_io,
-            fault=self._fault,
-            new_guid=self.system.new_guid,
-        )
-        await self.store.open()
-
-    async def on_stop(self) -> None:
-        if self.store is not None:
-            await self.store.close()
-
-    def on_failure(self, *exc_info: Any) -> Any:
-        if self.store is not None:
-            return self.store.close()
-        return None
+    def open_store(self) -> CCDB:
+        return CCDB(self.path, io_guard=self.clock.threaded_io, fault=self._fault, new_guid=self.system.new_guid)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), UTC)
 
-    async def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Db):
-            if message.op not in _OPS:
-                raise ValueError(f"ccdb has no operation {message.op!r}")
-            assert self.store is not None
-            kwargs = dict(message.kwargs)
-            if kwargs.get("now", ...) is None:
-                kwargs["now"] = self.now()
-            return await getattr(self.store, message.op)(**kwargs)
-        return super().on_receive(message)
+    def arguments(self, message: Any) -> dict[str, Any]:
+        kwargs = message.arguments()
+        if message.STAMPED and kwargs.get("now") is None:
+            kwargs["now"] = self.now()
+        return kwargs

@@ -35,13 +35,16 @@ from typing import Any, Self
 import aiosqlite
 import anyio
 
-from actors.ccdb.records import (
+from protocol.records import (
     AppRecord,
+    AuditEvent,
     BuildRecord,
     CCDBStats,
     DropletRecord,
     EventRecord,
     PackageRecord,
+    TraceRecord,
+    freeze,
 )
 from actors.ccdb.schema import (
     BOOTSTRAP,
@@ -78,7 +81,7 @@ DEFAULT_STACK = "cflinuxfs4"
 
 IoGuard = Callable[[], AbstractAsyncContextManager[object]]
 Fault = Callable[[str], Awaitable[None]]
-EventSpec = tuple[str, str, dict[str, Any] | None]  # (type, actor, metadata)
+EventSpec = AuditEvent
 
 # Fixed width, so text order is time order in SQL.
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -157,7 +160,7 @@ def _app(row: sqlite3.Row) -> AppRecord:
         health_check_type=HealthCheckType(row["health_check_type"]),
         health_check_http_endpoint=row["health_check_http_endpoint"],
         health_check_timeout=row["health_check_timeout"],
-        env=json.loads(row["env"]),
+        env=freeze(json.loads(row["env"])),
         routes=tuple(json.loads(row["routes"])),
         droplet_guid=row["droplet_guid"],
         created_at=_dt(row["created_at"]),
@@ -208,7 +211,7 @@ def _droplet(row: sqlite3.Row) -> DropletRecord:
         buildpacks=tuple(json.loads(row["buildpacks"])),
         detected_buildpack=row["detected_buildpack"],
         start_command=row["start_command"],
-        process_types=json.loads(row["process_types"]),
+        process_types=freeze(json.loads(row["process_types"])),
         created_at=_dt(row["created_at"]),
         updated_at=_dt(row["updated_at"]),
     )
@@ -222,7 +225,7 @@ def _event(row: sqlite3.Row) -> EventRecord:
         actor=row["actor"],
         actee_guid=row["actee_guid"],
         actee_name=row["actee_name"],
-        metadata=json.loads(row["metadata"]),
+        metadata=freeze(json.loads(row["metadata"])),
     )
 
 
@@ -538,7 +541,7 @@ class CCDB:
     ) -> AppRecord:
         """Change some of an app's fields and, in the same transaction, record `event`.
 
-        `event` is ``(type, actor, metadata)``; its actee is this app. Setting
+        `event` is an `AuditEvent`; its actee is this app. Setting
         ``droplet_guid`` requires a STAGED droplet of this app (ValueError).
         """
         unknown = fields.keys() - _APP_UPDATABLE
@@ -564,7 +567,7 @@ class CCDB:
                 f"UPDATE apps SET {assignments} WHERE guid = ?", (*columns.values(), guid)
             )
             if event is not None:
-                type_, actor, metadata = event
+                type_, actor, metadata = event.type, event.actor, event.metadata
                 await self._insert_event(type_, actor, guid, new_name, metadata, ts)
             row = await self._app_row(guid)
         return _app(row)
@@ -625,7 +628,7 @@ class CCDB:
                 (guid, app_guid, PackageState(state).value, blob_key, size, ts, ts),
             )
             if event is not None:
-                type_, actor, metadata = event
+                type_, actor, metadata = event.type, event.actor, event.metadata
                 await self._insert_event(type_, actor, app_guid, app["name"], metadata, ts)
             row = await self._row("packages", guid)
         return _package(row)
@@ -670,7 +673,7 @@ class CCDB:
             )
             if event is not None:
                 app = await self._app_row(package["app_guid"])
-                type_, actor, metadata = event
+                type_, actor, metadata = event.type, event.actor, event.metadata
                 await self._insert_event(type_, actor, app["guid"], app["name"], metadata, ts)
             row = await self._row("packages", guid)
         return _package(row)
@@ -1022,7 +1025,7 @@ class CCDB:
                 (app_guid, app_guid, keep),
             )
 
-    async def latest_trace(self, app_guid: str) -> dict[str, Any] | None:
+    async def latest_trace(self, app_guid: str) -> TraceRecord | None:
         """The newest stored trace of an app, or None."""
         async with self._read():
             row = await self._one(
@@ -1032,13 +1035,9 @@ class CCDB:
             )
         if row is None:
             return None
-        return {
-            "trace_id": row[0],
-            "app_name": row[1],
-            "kind": row[2],
-            "created_at": row[3],
-            "deliveries": json.loads(row[4]),
-        }
+        return TraceRecord(
+            trace_id=row[0], app_name=row[1], kind=row[2], created_at=row[3], deliveries=freeze(json.loads(row[4]))
+        )
 
     # --- whole-database views ---------------------------------------------
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import shutil
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ import structlog
 from actors.appfiles import extract_package
 from actors.cell.buildpacks import stage
 from actors.cell.instance_model import InstanceModel, StartPlan
-from actors.runtime import AsyncioActor
+from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
 from protocol.auction import CellState, FrozenCounts, LRPStartRequest, TaskRequest
 from protocol.errors import (
@@ -36,9 +35,9 @@ from protocol.errors import (
     PlatformError,
     StagingError,
 )
-from protocol.lrp import CellPresence, ContainerInfo, DesiredLRP, StagingResult, TaskDefinition
+from protocol import blobs
+from protocol.lrp import CellPresence, ContainerInfo, DesiredLRP, StagingFailure, StagingResult, TaskDefinition
 from protocol.messages import (
-    Blob,
     CancelTask,
     CellInfo,
     CellSync,
@@ -58,6 +57,7 @@ from protocol.messages import (
     SyncNow,
     TaskCompleted,
 )
+from protocol.snapshots import CellStatistics
 from protocol.units import format_bytes
 
 __all__ = ["CellActor", "CellConfig"]
@@ -201,36 +201,45 @@ class CellActor(AsyncioActor):
 
     # --- dispatch ------------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
-        kind = type(message)
-        if kind is FetchCellState:
-            return self.state()
-        if kind is Perform:
-            return self._perform(message)
-        if kind is _Healthy:
-            return self._healthy(message.guid)
-        if kind is _Crash:
-            return self._crash(message.guid)
-        if kind is _Beat:
-            return self._beat()
-        if kind is _Sync:
-            return self._sync()
-        if kind is StopInstance:
-            return self._stop_instance(message)
-        if kind is CancelTask:
-            return self._cancel_task(message.task_guid)
-        if kind is SetDraining:
-            self.draining = message.draining
-            return None
-        if kind is CellInfo:
-            return self.info()
-        if kind is CrashInstances:
-            return self._crash_storm(message)
-        if kind is SyncNow:
-            return self._report()
-        if kind is ListContainers:
-            return self.containers()
-        return super().on_receive(message)
+    @handles(FetchCellState)
+    def _fetch_state(self, message: FetchCellState) -> CellState:
+        return self.state()
+
+    @handles(_Healthy)
+    def _on_healthy(self, message: _Healthy) -> None:
+        self._healthy(message.guid)
+
+    @handles(_Crash)
+    def _on_crash(self, message: _Crash) -> None:
+        self._crash(message.guid)
+
+    @handles(_Beat)
+    def _on_beat(self, message: _Beat) -> None:
+        self._beat()
+
+    @handles(_Sync)
+    def _on_sync(self, message: _Sync) -> None:
+        self._sync()
+
+    @handles(SyncNow)
+    def _on_sync_now(self, message: SyncNow) -> None:
+        self._report()
+
+    @handles(CancelTask)
+    def _on_cancel_task(self, message: CancelTask) -> bool:
+        return self._cancel_task(message.task_guid)
+
+    @handles(SetDraining)
+    def _set_draining(self, message: SetDraining) -> None:
+        self.draining = message.draining
+
+    @handles(CellInfo)
+    def _info(self, message: CellInfo) -> CellStatistics:
+        return self.statistics()
+
+    @handles(ListContainers)
+    def _list_containers(self, message: ListContainers) -> tuple[ContainerInfo, ...]:
+        return self.containers()
 
     # --- bidding ---------------------------------------------------------------------------
 
@@ -267,6 +276,7 @@ class CellActor(AsyncioActor):
             and len(self.instances) + len(self.tasks) < c.containers
         )
 
+    @handles(Perform)
     def _perform(self, message: Perform) -> PerformResult:
         trace = current_trace.get()
         rejected_lrps: list[LRPStartRequest] = []
@@ -413,7 +423,7 @@ class CellActor(AsyncioActor):
             if not dest.exists():
                 async with self.clock.threaded_io():
                     await anyio.to_thread.run_sync(lambda: dest.parent.mkdir(parents=True, exist_ok=True))
-                await self.ask("blobstore", Blob("copy_to", {"key": key, "dest": str(dest)}), timeout=60)
+                await self.ask("blobstore", blobs.CopyTo(key, str(dest)), timeout=60)
             future.set_result(dest)
         except Exception as exc:  # noqa: BLE001 - the instance fails to start; try again next time
             log.warning("droplet-download-failed", cell_id=self.cell_id, key=key, error=repr(exc))
@@ -466,6 +476,7 @@ class CellActor(AsyncioActor):
         finally:
             current_trace.reset(token)
 
+    @handles(StopInstance)
     def _stop_instance(self, message: StopInstance) -> bool:
         instance = self.instances.get(message.instance_guid) if message.instance_guid else None
         if instance is None:
@@ -491,6 +502,7 @@ class CellActor(AsyncioActor):
             self._models.pop(instance.process_guid, None)
         return True
 
+    @handles(CrashInstances)
     def _crash_storm(self, message: CrashInstances) -> int:
         """Crash a seeded-random share of the running instances (a fault)."""
         running = sorted(
@@ -517,18 +529,18 @@ class CellActor(AsyncioActor):
                 log.warning("fetching-task-failed", cell_id=self.cell_id, task=task.guid, error=repr(exc))
             if definition is None or definition.staging is None:
                 return  # cancelled (or not a task we can run): the BBS has moved on
-            failed, reason, result, cause = False, "", None, ""
+            result, failure = None, None
             try:
                 result = await self._stage(task, definition)
             except PlatformError as exc:
-                failed, reason = True, str(exc)
-                cause = getattr(exc.__cause__, "code", "")  # e.g. BlobCorrupt: the package is damaged
+                # The cause's name (BlobCorrupt: the package is damaged) rides along.
+                failure = StagingFailure.of(exc, getattr(exc.__cause__, "code", ""))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - anything else is a StagingError
                 log.exception("staging-crashed", cell_id=self.cell_id, task=task.guid)
-                failed, reason = True, str(StagingError(f"Staging error: {exc}"))
-            self.tell("bbs", TaskCompleted(task.guid, self.cell_id, failed, reason, result, definition, cause))
+                failure = StagingFailure.of(StagingError(f"Staging error: {exc}"))
+            self.tell("bbs", TaskCompleted(task.guid, self.cell_id, result, failure, definition))
         finally:
             current_trace.reset(token)
             self._finish_task(task)
@@ -572,9 +584,7 @@ class CellActor(AsyncioActor):
             out("Downloading app package...")
             package = work / "package.tgz"
             try:
-                info = await self.ask(
-                    "blobstore", Blob("copy_to", {"key": staging.package_key, "dest": str(package)}, step=8), timeout=60
-                )
+                info = await self.ask("blobstore", blobs.CopyTo(staging.package_key, str(package), step=8), timeout=60)
             except PlatformError as exc:
                 raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
             out(f"Downloaded app package ({format_bytes(info.size)})")
@@ -596,9 +606,7 @@ class CellActor(AsyncioActor):
             out("Uploading droplet, build artifacts cache...")
             out("Uploading droplet...")
             try:
-                droplet = await self.ask(
-                    "blobstore", Blob("put_file", {"path": staged.droplet_path}, step=9), timeout=60
-                )
+                droplet = await self.ask("blobstore", blobs.PutFile(staged.droplet_path, step=9), timeout=60)
             except PlatformError as exc:
                 raise StagingError(f"Staging error: uploading the droplet failed: {exc}") from None
             out(f"Uploaded droplet ({format_bytes(droplet.size)})")
@@ -646,24 +654,25 @@ class CellActor(AsyncioActor):
             ),
         )
 
-    def info(self) -> dict[str, Any]:
+    def statistics(self) -> CellStatistics:
+        """A frozen snapshot of the cell's usage (for observers that send no messages)."""
         c = self.config
-        return {
-            "cell_id": self.cell_id,
-            "zone": c.zone,
-            "state": "draining" if self.draining else "active",
-            "memory_used": self._used_memory,
-            "memory_total": c.memory_mb,
-            "disk_used": self._used_disk,
-            "disk_total": c.disk_mb,
-            "containers_used": len(self.instances) + len(self.tasks),
-            "containers_total": c.containers,
-            "instances": len(self.instances),
-            "running": sum(1 for i in self.instances.values() if i.state == "running"),
-            "starting": self._starting,
-            "tasks": len(self.tasks),
-            "staged": self.staged,
-        }
+        return CellStatistics(
+            cell_id=self.cell_id,
+            zone=c.zone,
+            state="draining" if self.draining else "active",
+            memory_used=self._used_memory,
+            memory_total=c.memory_mb,
+            disk_used=self._used_disk,
+            disk_total=c.disk_mb,
+            containers_used=len(self.instances) + len(self.tasks),
+            containers_total=c.containers,
+            instances=len(self.instances),
+            running=sum(1 for i in self.instances.values() if i.state == "running"),
+            starting=self._starting,
+            tasks=len(self.tasks),
+            staged=self.staged,
+        )
 
     def containers(self) -> tuple[ContainerInfo, ...]:
         return tuple(
@@ -680,8 +689,6 @@ class CellActor(AsyncioActor):
             for i in self.instances.values()
         )
 
-    def running_instances(self) -> Iterable[tuple[str, int]]:
-        return [(i.process_guid, i.index) for i in self.instances.values() if i.state == "running"]
 
 
 def _fresh_dir(path: Path) -> None:

@@ -40,11 +40,10 @@ stream untouched.
 
 from __future__ import annotations
 
-import math
 import random
-from collections.abc import Mapping
 from dataclasses import dataclass
 
+from protocol.knobs import KNOBS, InstanceKnobs, unknown_knobs
 from protocol.states import HealthCheckType
 
 __all__ = [
@@ -59,23 +58,6 @@ __all__ = [
 
 APP_PORT = 8080
 OOM_EXIT_STATUS = 137
-
-KNOBS = (
-    "MF_STARTUP_SECONDS",
-    "MF_STARTUP_JITTER_SECONDS",
-    "MF_MEMORY_MB",
-    "MF_DISK_MB",
-    "MF_CRASH_AFTER_SECONDS",
-    "MF_CRASH_JITTER_SECONDS",
-    "MF_EXIT_STATUS",
-    "MF_HEALTHY",
-    "MF_HTTP_STATUS",
-    "MF_CRASH_PROBABILITY",
-)
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
-
 
 @dataclass(frozen=True, slots=True)
 class StartPlan:
@@ -93,56 +75,8 @@ class StartPlan:
 
 
 @dataclass(frozen=True, slots=True)
-class InstanceModel:
-    """How an app's instances behave; see the module docstring for the knobs."""
-
-    startup_seconds: float = 1.0
-    startup_jitter_seconds: float = 0.0
-    memory_mb: float = 32.0
-    disk_mb: float = 60.0
-    crash_after_seconds: float | None = None
-    crash_jitter_seconds: float = 0.0
-    exit_status: int = 1
-    healthy: bool = True
-    http_status: int = 200
-    crash_probability: float = 0.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> InstanceModel:
-        """Read the knobs from an app's environment; bad values raise `ValueError`."""
-
-        def get(name: str) -> str | None:
-            value = env.get(name)
-            if value is None or not str(value).strip():
-                return None
-            return str(value).strip()
-
-        kwargs: dict[str, object] = {}
-        for name, field, low in (
-            ("MF_STARTUP_SECONDS", "startup_seconds", 0.0),
-            ("MF_STARTUP_JITTER_SECONDS", "startup_jitter_seconds", 0.0),
-            ("MF_DISK_MB", "disk_mb", 0.0),
-            ("MF_CRASH_AFTER_SECONDS", "crash_after_seconds", 0.0),
-            ("MF_CRASH_JITTER_SECONDS", "crash_jitter_seconds", 0.0),
-        ):
-            if (raw := get(name)) is not None:
-                kwargs[field] = _number(name, raw, low=low)
-        if (raw := get("MF_MEMORY_MB")) is not None:
-            kwargs["memory_mb"] = _number("MF_MEMORY_MB", raw, low=0.0, low_open=True)
-        if (raw := get("MF_CRASH_PROBABILITY")) is not None:
-            kwargs["crash_probability"] = _number("MF_CRASH_PROBABILITY", raw, low=0.0, high=1.0)
-        if (raw := get("MF_EXIT_STATUS")) is not None:
-            kwargs["exit_status"] = _integer("MF_EXIT_STATUS", raw, 0, 255)
-        if (raw := get("MF_HTTP_STATUS")) is not None:
-            kwargs["http_status"] = _integer("MF_HTTP_STATUS", raw, 100, 599)
-        if (raw := get("MF_HEALTHY")) is not None:
-            if raw.lower() in _TRUE:
-                kwargs["healthy"] = True
-            elif raw.lower() in _FALSE:
-                kwargs["healthy"] = False
-            else:
-                raise ValueError(f"MF_HEALTHY must be true or false, got {raw!r}")
-        return cls(**kwargs)
+class InstanceModel(InstanceKnobs):
+    """How an app's instances behave: the knobs, and what one start does with them."""
 
     # --- pure pieces -----------------------------------------------------------
 
@@ -243,11 +177,6 @@ class InstanceModel:
         return f"{prefix}: Failed to make TCP connection to port {APP_PORT}: connection refused"
 
 
-def unknown_knobs(env: Mapping[str, str]) -> list[str]:
-    """``MF_*`` names in `env` that are not knobs (likely typos), sorted."""
-    return sorted(k for k in env if k.startswith("MF_") and k not in KNOBS)
-
-
 def go_duration(seconds: float) -> str:
     """Seconds as Go prints a `time.Duration`: ``1m0s``, ``30s``, ``1.5s``, ``500ms``."""
     if seconds <= 0:
@@ -266,27 +195,3 @@ def go_duration(seconds: float) -> str:
 
 def _exited(status: int) -> str:
     return f"APP/PROC/WEB: Exited with status {status}"
-
-
-def _number(name: str, raw: str, *, low: float, high: float | None = None, low_open: bool = False) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number, got {raw!r}") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {raw!r}")
-    if value < low or (low_open and value == low):
-        raise ValueError(f"{name} must be {'above' if low_open else 'at least'} {low:g}, got {raw!r}")
-    if high is not None and value > high:
-        raise ValueError(f"{name} must be at most {high:g}, got {raw!r}")
-    return value
-
-
-def _integer(name: str, raw: str, low: int, high: int) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be from {low} to {high}, got {raw!r}")
-    return value

@@ -1,2 +1,1 @@
-"""The `cli` component: the user's side of cf commands (parsing, the push
-conversation, printing)."""
+"""The `cli` component: the cf CLI's side of every command."""

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from protocol.lrp import InstanceInfo
-from protocol.messages import label_of, step_of
+from protocol.snapshots import CellStatistics
 from protocol.units import format_mb
 
 __all__ = [
@@ -134,35 +134,22 @@ def _describe(event: Any) -> str:
     return ""
 
 
-def cells_table(cells: Sequence[dict[str, Any]]) -> list[str]:
+def cells_table(cells: Sequence[CellStatistics]) -> list[str]:
     rows = []
     for c in cells:
         rows.append(
             [
-                c["cell_id"],
-                c["zone"],
-                c["state"],
-                f"{format_mb(c['memory_used'])} of {format_mb(c['memory_total'])}",
-                f"{format_mb(c['disk_used'])} of {format_mb(c['disk_total'])}",
-                f"{c['containers_used']}/{c['containers_total']}",
-                f"{c['running']}/{c['instances']}",
-                str(c["tasks"]),
+                c.cell_id,
+                c.zone,
+                c.state,
+                f"{format_mb(c.memory_used)} of {format_mb(c.memory_total)}",
+                f"{format_mb(c.disk_used)} of {format_mb(c.disk_total)}",
+                f"{c.containers_used}/{c.containers_total}",
+                f"{c.running}/{c.instances}",
+                str(c.tasks),
             ]
         )
     return table(["cell", "zone", "state", "memory", "disk", "containers", "instances running", "tasks"], rows)
-
-
-def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> dict[str, Any]:
-    message = envelope.message
-    return {
-        "seq": seq,
-        "t": round(t, 6),
-        "sender": envelope.sender,
-        "receiver": receiver,
-        "label": label_of(message),
-        "step": step_of(message),
-        "ask": envelope.reply_to is not None,
-    }
 
 
 def _mermaid_id(name: str) -> str:

@@ -10,49 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["CommandRecord", "Recording", "Sample", "error_of"]
-
-# `Error staging application: StagingError - ...`, `AskTimeout - ...`
-_NAMED = re.compile(r"^(?:Error staging application: )?([A-Z][A-Za-z0-9]*(?:-[A-Z][A-Za-z0-9]*)?) - ")
-# Named errors whose text carries no `Name - ` prefix, as cf prints them.
-_PLAIN = (
-    (re.compile(r"^Start unsuccessful$"), "StartUnsuccessful"),
-    (re.compile(r"^Start app timeout$"), "StartAppTimeout"),
-    (re.compile(r"^App '.*' not found$"), "AppNotFound"),
-    (re.compile(r"^Incorrect Usage"), "IncorrectUsage"),
-)
-
-
-def error_of(lines: list[str]) -> tuple[str | None, str]:
-    """The named error a failed command printed: (name or None, its line).
-
-    cf prints the error, maybe a TIP or a detail line, then `FAILED`; the
-    name is the error's Cloud Foundry (or runtime) class name.
-    """
-    try:
-        end = len(lines) - 1 - lines[::-1].index("FAILED")
-    except ValueError:
-        end = len(lines)
-    seen = ""
-    for line in reversed(lines[:end]):
-        text = line.strip()
-        if not text or text.startswith("TIP:") or " instances could not be placed" in text:
-            continue
-        seen = seen or text
-        m = _NAMED.match(text)
-        if m:
-            return m.group(1), text
-        for pattern, name in _PLAIN:
-            if pattern.match(text):
-                return name, text
-        if text.startswith("Unexpected error"):
-            return None, text
-    return None, seen or "(no output)"
-
+__all__ = ["CommandRecord", "Recording", "Sample"]
 
 @dataclasses.dataclass(slots=True)
 class CommandRecord:

@@ -81,7 +81,10 @@ from actors.experiments.schema import Experiment, ExperimentInUse, InvalidExperi
 from actors.experiments.workload import Workload, command_argv, describe_step
 from actors.platform import Platform, PlatformConfig
 from actors.runtime import VirtualClock
-from protocol.messages import BlobInventory, Db, ListActualLRPs, ListContainers, ListDesiredLRPs
+from protocol import blobs, ccdb
+from protocol.ccdb import CCDBOperation
+from protocol.messages import ListActualLRPs, ListContainers, ListDesiredLRPs
+from protocol.snapshots import BBSStatistics, InstanceCounts
 from protocol.states import AppState, BuildState, DropletState, PackageState
 
 __all__ = ["EXIT_CODES", "main", "run_experiment"]
@@ -232,6 +235,8 @@ class _Run:
             bbs = dataclasses.replace(bbs, convergence_interval=p.convergence_interval)
         if p.presence_ttl is not None:
             bbs = dataclasses.replace(bbs, presence_ttl=p.presence_ttl)
+        if "convergence" in p.breaks:
+            bbs = dataclasses.replace(bbs, convergence_enabled=False)
         kwargs: dict[str, Any] = {}
         if p.staging_seconds is not None:
             kwargs["staging_seconds"] = p.staging_seconds
@@ -255,9 +260,6 @@ class _Run:
         self.platform = platform
         self.workload = Workload(platform, self.recording, deadline=self.exp.checks.push_deadline)
         if "convergence" in self.exp.platform.breaks:
-            bbs = platform.system.actor("bbs")
-            assert bbs is not None
-            bbs.convergence_enabled = False  # type: ignore[attr-defined]
             self.recording.event(self.now(), "break", "convergence switched off (break = \"convergence\")")
         if "sync" in self.exp.platform.breaks:
             self.recording.event(self.now(), "break", "Cloud Controller's sync with the BBS switched off (break = \"sync\")")
@@ -423,62 +425,51 @@ class _Run:
         bbs = system.actor("bbs")
         if bbs is None:
             return None
-        desired_lrps = dict(bbs.desired)  # type: ignore[attr-defined]
+        books: BBSStatistics = bbs.statistics()  # type: ignore[attr-defined]
+        desired = {a.process_guid: a.desired for a in books.apps}
         truth: dict[str, set[int]] = {}
         per_cell: dict[str, int] = {}
-        for name in system.names():
-            if not name.startswith("cell-"):
-                continue
-            cell = system.actor(name)
-            if cell is None:
-                continue
-            running = list(cell.running_instances())  # type: ignore[attr-defined]
+        for name, cell in _cells(system):
+            running = [c for c in cell.containers() if c.state == "running"]
             per_cell[name] = len(running)
-            for process_guid, index in running:
-                lrp = desired_lrps.get(process_guid)
-                if lrp is not None and index < lrp.instances:
-                    truth.setdefault(process_guid, set()).add(index)
+            for c in running:
+                if c.index < desired.get(c.process_guid, 0):
+                    truth.setdefault(c.process_guid, set()).add(c.index)
         apps: dict[str, tuple[int, int]] = {}
-        counts = {"running": 0, "starting": 0, "crashed": 0, "unclaimed": 0}
-        for process_guid, lrp in desired_lrps.items():
-            d, r = apps.get(lrp.app_name, (0, 0))
-            apps[lrp.app_name] = (d + lrp.instances, r + len(truth.get(process_guid, ())))
-            for actual in bbs.actuals.get(process_guid, {}).values():  # type: ignore[attr-defined]
-                state = actual.state.value
-                key = {"RUNNING": "running", "CLAIMED": "starting", "CRASHED": "crashed"}.get(state, "unclaimed")
-                counts[key] += 1
+        counts = InstanceCounts()
+        for app in books.apps:
+            d, r = apps.get(app.app_name, (0, 0))
+            apps[app.app_name] = (d + app.desired, r + len(truth.get(app.process_guid, ())))
+            counts += app.counts
         stats = {k: v for k, v in system.statistics().items() if k not in ("actors", "uptime")}
         return Sample(
             t=round(self.now(), 3),
             desired=sum(d for d, _ in apps.values()),
             running=sum(r for _, r in apps.values()),
-            bbs_running=counts["running"],
-            starting=counts["starting"],
-            crashed=counts["crashed"],
-            unclaimed=counts["unclaimed"],
+            bbs_running=counts.running,
+            starting=counts.starting,
+            crashed=counts.crashed,
+            unclaimed=counts.unclaimed,
             apps=dict(sorted(apps.items())),
             stats=stats,
-            cells=dict(sorted(per_cell.items(), key=lambda kv: int(kv[0].split("-")[1]))),
+            cells=per_cell,
             queued={name: depth for name, depth in sorted(system.mailbox_depths().items()) if depth >= 10},
         )
 
-    async def db(self, op: str, **kwargs: Any) -> Any:
+    async def db(self, operation: CCDBOperation) -> Any:
         assert self.platform is not None
-        return await self.platform.system.ask("ccdb", Db(op, kwargs), timeout=30.0)
+        return await self.platform.system.ask("ccdb", operation, timeout=30.0)
 
     async def app_states(self) -> list[dict[str, Any]]:
         """Every started app (CC_DB) against what the BBS and the cells run."""
         assert self.platform is not None
-        apps = await self.db("list_apps")
+        apps = await self.db(ccdb.ListApps())
         sample = self.sample()
         bbs_running: dict[str, int] = {}
         bbs = self.platform.system.actor("bbs")
         if bbs is not None:
-            for process_guid, lrp in bbs.desired.items():  # type: ignore[attr-defined]
-                running = sum(
-                    1 for a in bbs.actuals.get(process_guid, {}).values() if a.state.value == "RUNNING"  # type: ignore[attr-defined]
-                )
-                bbs_running[lrp.app_name] = bbs_running.get(lrp.app_name, 0) + running
+            for app in bbs.statistics().apps:  # type: ignore[attr-defined]
+                bbs_running[app.app_name] = bbs_running.get(app.app_name, 0) + app.counts.running
         states = []
         for app in sorted(apps, key=lambda a: a.name):
             if app.state is not AppState.STARTED or app.droplet_guid is None:
@@ -501,8 +492,8 @@ class _Run:
         """CC_DB's, the BBS's and every cell's view, asked for at one moment."""
         assert self.platform is not None
         system = self.platform.system
-        apps = {a.guid: (a.name, a.state.value) for a in await self.db("list_apps")}
-        expected = {app.guid: desired_lrp(app, droplet) for app, droplet in await self.db("list_started_processes")}
+        apps = {a.guid: (a.name, a.state.value) for a in await self.db(ccdb.ListApps())}
+        expected = {app.guid: desired_lrp(app, droplet) for app, droplet in await self.db(ccdb.ListStartedProcesses())}
         desired = await system.ask("bbs", ListDesiredLRPs(), timeout=30.0)
         actuals = await system.ask("bbs", ListActualLRPs(), timeout=30.0)
         containers: list[Any] = []
@@ -558,8 +549,8 @@ class _Run:
 
     async def crash_events(self) -> dict[str, list[dict[str, Any]]]:
         out: dict[str, list[dict[str, Any]]] = {}
-        for app in await self.db("list_apps"):
-            events = await self.db("list_events", actee_guid=app.guid, limit=100_000)
+        for app in await self.db(ccdb.ListApps()):
+            events = await self.db(ccdb.ListEvents(app.guid, limit=100_000))
             crashes = [
                 {
                     "index": e.metadata.get("index"),
@@ -575,9 +566,10 @@ class _Run:
 
     async def inventory(self, verify: bool) -> dict[str, Any]:
         assert self.platform is not None
-        referenced = frozenset(await self.db("referenced_blob_keys"))
-        inv = await self.platform.system.ask("blobstore", BlobInventory(referenced, verify=verify), timeout=60.0)
-        return {**inv, "referenced": len(referenced)}
+        referenced = frozenset(await self.db(ccdb.ReferencedBlobKeys()))
+        report = await self.platform.system.ask("blobstore", blobs.TakeInventory(referenced, verify), timeout=60.0)
+        # JSON-ready: the report keeps lists.
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(report).items()}
 
     async def blobs(self, healed_at: float, within: float) -> CheckResult:
         """Missing or corrupt blobs fail at once; orphans get the reaper's time."""
@@ -602,26 +594,25 @@ class _Run:
     async def app_integrity(self) -> list[dict[str, Any]]:
         """Each CC_DB app: nothing left mid-flight, and its droplet whole."""
         assert self.platform is not None
-        referenced = frozenset(await self.db("referenced_blob_keys"))
-        inv = await self.platform.system.ask("blobstore", BlobInventory(referenced, verify=True), timeout=60.0)
+        inv = await self.inventory(verify=True)
         bad_keys = set(inv["missing"]) | set(inv["corrupt"])
         out = []
-        for app in sorted(await self.db("list_apps"), key=lambda a: a.name):
+        for app in sorted(await self.db(ccdb.ListApps()), key=lambda a: a.name):
             problems = []
             interrupted = 0
-            for build in await self.db("list_builds", app_guid=app.guid):
+            for build in await self.db(ccdb.ListBuilds(app.guid)):
                 if build.state is BuildState.STAGING:
                     problems.append(f"build {build.guid} left STAGING")
                 elif build.state is BuildState.FAILED and "interrupted" in (build.error or ""):
                     interrupted += 1
-            for package in await self.db("list_packages", app_guid=app.guid):
+            for package in await self.db(ccdb.ListPackages(app.guid)):
                 if package.state in (PackageState.AWAITING_UPLOAD, PackageState.PROCESSING_UPLOAD):
                     problems.append(f"package {package.guid} left {package.state.value}")
                 if package.state is PackageState.READY and package.blob_key in bad_keys:
                     problems.append(f"package {package.guid}'s blob is missing or corrupt")
             droplet = None
             if app.droplet_guid is not None:
-                droplet = await self.db("get_droplet", guid=app.droplet_guid)
+                droplet = await self.db(ccdb.GetDroplet(app.droplet_guid))
                 if droplet.state is not DropletState.STAGED:
                     problems.append(f"current droplet {droplet.guid} is {droplet.state.value}")
                 if droplet.blob_key is None or droplet.blob_key in bad_keys:
@@ -754,6 +745,17 @@ async def _child_main(exp: Experiment, seed: int, results: Path) -> int:
         await asyncio.sleep(CHILD_LINGER_WALL)  # real time: only the parent's SIGKILL should end this
     print("the parent never killed this child", file=sys.stderr)
     os._exit(3)
+
+
+def _cells(system: Any) -> list[tuple[str, Any]]:
+    """The live cell actors, by number (for observers that send no messages)."""
+    found = []
+    for name in system.names():
+        if re.fullmatch(r"cell-\d+", name):
+            actor = system.actor(name)
+            if actor is not None:
+                found.append((name, actor))
+    return sorted(found, key=lambda item: int(item[0][5:]))
 
 
 def _say(stream: IO[str], text: str) -> None:

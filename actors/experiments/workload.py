@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from actors.experiments.record import CommandRecord, Recording, error_of
+from actors.experiments.record import CommandRecord, Recording
 from actors.experiments.schema import PUSH_FLAGS, PUSH_OPTIONS, Experiment, WorkloadStep
-from protocol.errors import ActorDeadError, AskTimeout
+from actors.runtime.errors import ActorDeadError, AskTimeout
 
 if TYPE_CHECKING:
     from actors.platform import Platform
@@ -70,9 +70,8 @@ class Workload:
         return record
 
     async def _run(self, record: CommandRecord) -> None:
-        lines: list[str] = []
         try:
-            code = await self.platform.command(record.argv, lines.append, timeout=self.deadline)
+            outcome = await self.platform.run_command(record.argv, _discard, timeout=self.deadline)
         except AskTimeout:
             record.outcome = "hung"
             record.error_line = f"no answer within {self.deadline:g} s"
@@ -84,12 +83,13 @@ class Workload:
             record.error_line = "still running when the experiment ended"
             raise
         else:
-            record.code = code
-            if code == 0:
+            record.code = outcome.exit_code
+            if outcome.exit_code == 0:
                 record.outcome = "succeeded"
             else:
+                # The error's name comes typed with the outcome: nothing is read back from the text.
                 record.outcome = "failed"
-                record.error, record.error_line = error_of(lines)
+                record.error, record.error_line = outcome.error, outcome.error_line or "(no output)"
         finally:
             record.ended = round(self.now(), 3)
             self.recording.command_ended(record)
@@ -115,6 +115,10 @@ class Workload:
             task.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _discard(line: str) -> None:
+    """An experiment's commands print to nobody: what matters is how they end."""
 
 
 def describe_step(step: WorkloadStep) -> str:

@@ -1,10 +1,13 @@
 """Reading a protocol message typed at the prompt, without `eval`.
 
     parse_message('GetApp(name="hello")')  ->  GetApp(name='hello')
+    parse_message('ccdb.FindApp(name="hello")')  ->  the CC_DB operation
 
 `send ACTOR MESSAGE` hands MESSAGE here. The text is parsed with `ast` and
 built from a closed vocabulary: calls of message and record classes from
-`protocol.messages`, `protocol.lrp` and `protocol.auction`, members of the
+`protocol.messages`, `protocol.lrp`, `protocol.auction` and
+`protocol.records`, of the storage operations as `ccdb.X(...)` and
+`blobs.X(...)` (their modules' names), members of the
 state enums in `protocol.states` (`HealthCheckType.HTTP`), and Python
 literals (numbers, strings, bytes, None/True/False, tuples, lists, dicts,
 sets, `frozenset(...)`). Anything else is a `MessageSyntaxError` naming
@@ -20,8 +23,11 @@ from types import ModuleType
 from typing import Any
 
 import protocol.auction
+import protocol.blobs
+import protocol.ccdb
 import protocol.lrp
 import protocol.messages
+import protocol.records
 import protocol.states
 
 __all__ = ["MESSAGE_TYPES", "STATE_ENUMS", "MessageSyntaxError", "parse_message"]
@@ -45,7 +51,10 @@ def _classes(module: ModuleType) -> dict[str, type]:
 MESSAGE_TYPES: dict[str, type] = {
     **_classes(protocol.auction),
     **_classes(protocol.lrp),
+    **_classes(protocol.records),
     **_classes(protocol.messages),
+    **{f"ccdb.{name}": cls for name, cls in _classes(protocol.ccdb).items()},
+    **{f"blobs.{name}": cls for name, cls in _classes(protocol.blobs).items()},
 }
 #: Enums whose members may be named (`ActualLRPState.RUNNING`).
 STATE_ENUMS: dict[str, type[enum.Enum]] = {
@@ -108,9 +117,13 @@ def _build(node: ast.AST) -> Any:
 
 
 def _call(node: ast.Call) -> Any:
-    if not isinstance(node.func, ast.Name):
-        raise MessageSyntaxError("only message types can be called, by their plain name")
-    name = node.func.id
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in ("ccdb", "blobs"):
+        name = f"{func.value.id}.{func.attr}"
+    elif isinstance(func, ast.Name):
+        name = func.id
+    else:
+        raise MessageSyntaxError("only message types can be called, by their name (or ccdb.X, blobs.X)")
     if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
         raise MessageSyntaxError("'*' and '**' arguments are not allowed in a message")
     args = [_build(a) for a in node.args]

@@ -29,7 +29,8 @@ from actors.cli.commands import COMMANDS, EXTRA_COMMANDS, parse
 from actors.repl import status as status_mod
 from actors.repl.literals import MESSAGE_TYPES, MessageSyntaxError, parse_message
 from actors.repl.pyconsole import ExitPython, PythonConsole
-from protocol.errors import ActorDeadError, AskTimeout, MinifoundryError
+from actors.runtime.errors import ActorDeadError, AskTimeout
+from protocol.errors import MinifoundryError
 from protocol.messages import CancelCommand, ListApps
 
 __all__ = ["PROMPT", "Console", "Session", "register_commands"]
@@ -239,15 +240,18 @@ class Session:
             answer = await self._confirm(f"Really delete the app {command.args.app}?")
             confirm = lambda question: answer  # noqa: E731
         sink = _Sink(self.console.write)
-        job = asyncio.ensure_future(self.platform.command(argv, sink, cwd=self.cwd, confirm=confirm))
+        command_id = self.platform.new_command_id()
+        job = asyncio.ensure_future(
+            self.platform.command(argv, sink, cwd=self.cwd, confirm=confirm, command_id=command_id)
+        )
         try:
             finished = await self._wait(job)
         except asyncio.CancelledError:
-            self._abandon(job, sink, argv, tail=tail, quiet=True)
+            self._abandon(job, sink, argv, command_id, tail=tail, quiet=True)
             raise
         if finished:
             return self._outcome(job)
-        self._abandon(job, sink, argv, tail=tail, quiet=False)
+        self._abandon(job, sink, argv, command_id, tail=tail, quiet=False)
         return 0 if tail else 130
 
     def _outcome(self, job: asyncio.Future[Any]) -> int:
@@ -262,11 +266,13 @@ class Session:
             return self._fail(f"The platform's cli is not running: {exc}")
         raise exc
 
-    def _abandon(self, job: asyncio.Future[Any], sink: _Sink, argv: list[str], *, tail: bool, quiet: bool) -> None:
+    def _abandon(
+        self, job: asyncio.Future[Any], sink: _Sink, argv: list[str], command_id: str, *, tail: bool, quiet: bool
+    ) -> None:
         sink.muted = True
         if tail:
             # End the subscription in the cli, then stop waiting for it.
-            self.platform.system.tell("cli", CancelCommand(sink))
+            self.platform.system.tell("cli", CancelCommand(command_id))
             job.cancel()
             return
         what = " ".join(argv)

@@ -1,7 +1,7 @@
 """What `status` prints and the line `serve` writes now and then.
 
 Pure functions of snapshots: the runtime's `statistics()` and
-`mailbox_depths()`, the BBS's `BBSSnapshot` reply, and app names from
+`mailbox_depths()`, the BBS's `BBSStatistics`, and app names from
 Cloud Controller. `gather()` collects those from a running platform.
 """
 
@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protocol.messages import BBSSnapshot, ListApps
+from protocol.snapshots import BBSStatistics
 
 __all__ = ["format_duration", "gather", "serve_line", "status_lines"]
 
@@ -30,19 +31,20 @@ def format_duration(seconds: float) -> str:
     return f"{secs}s"
 
 
-def _instance_totals(snapshot: Mapping[str, Any] | None) -> dict[str, int]:
+def _instance_totals(snapshot: BBSStatistics | None) -> dict[str, int]:
     totals = {"apps": 0, "desired": 0, "running": 0, "starting": 0, "crashed": 0, "unclaimed": 0}
-    for counts in (snapshot or {}).get("apps", {}).values():
+    for app in snapshot.apps if snapshot is not None else ():
         totals["apps"] += 1
-        for key in ("desired", "running", "starting", "crashed", "unclaimed"):
-            totals[key] += counts.get(key, 0)
+        totals["desired"] += app.desired
+        for key in ("running", "starting", "crashed", "unclaimed"):
+            totals[key] += getattr(app.counts, key)
     return totals
 
 
 def status_lines(
     stats: Mapping[str, Any],
     depths: Mapping[str, int],
-    snapshot: Mapping[str, Any] | None,
+    snapshot: BBSStatistics | None,
     app_names: Mapping[str, str],
     *,
     top: int = 5,
@@ -77,23 +79,22 @@ def status_lines(
         + (f", {totals['unclaimed']} unplaced" if totals["unclaimed"] else "")
     )
     rows = []
-    for guid, counts in snapshot.get("apps", {}).items():
-        name = app_names.get(guid, guid)
-        detail = [f"{counts.get('running', 0)}/{counts.get('desired', 0)} running"]
+    for app in snapshot.apps:
+        name = app_names.get(app.app_guid, app.app_name)
+        detail = [f"{app.counts.running}/{app.desired} running"]
         for key, word in (("starting", "starting"), ("crashed", "crashed"), ("unclaimed", "unplaced")):
-            if counts.get(key):
-                detail.append(f"{counts[key]} {word}")
+            if getattr(app.counts, key):
+                detail.append(f"{getattr(app.counts, key)} {word}")
         rows.append((name, ", ".join(detail)))
     width = max((len(name) for name, _ in rows), default=0)
     for name, detail in sorted(rows):
         lines.append(f"   {name.ljust(width)}   {detail}")
-    tasks = snapshot.get("tasks", {})
-    lines.append(f"tasks:        {tasks.get('PENDING', 0)} pending, {tasks.get('RUNNING', 0)} running")
-    lines.append(f"cells:        {len(snapshot.get('cells', ()))} present")
+    lines.append(f"tasks:        {snapshot.tasks.pending} pending, {snapshot.tasks.running} running")
+    lines.append(f"cells:        {len(snapshot.cells)} present")
     return lines
 
 
-def serve_line(stats: Mapping[str, Any], snapshot: Mapping[str, Any] | None, *, now: float | None = None) -> str:
+def serve_line(stats: Mapping[str, Any], snapshot: BBSStatistics | None, *, now: float | None = None) -> str:
     """One line for `serve`'s stdout: apps, instances, cells, messages."""
     clock = time.strftime("%H:%M:%S", time.localtime(time.time() if now is None else now))
     messages = f"messages {stats.get('delivered', 0):,} delivered, {stats.get('dead_letters', 0):,} dead letters"
@@ -103,7 +104,7 @@ def serve_line(stats: Mapping[str, Any], snapshot: Mapping[str, Any] | None, *, 
     return (
         f"[{clock}] apps {totals['apps']} started, "
         f"instances {totals['running']}/{totals['desired']} running, "
-        f"cells {len(snapshot.get('cells', ()))}, {messages}"
+        f"cells {len(snapshot.cells)}, {messages}"
     )
 
 

@@ -3,15 +3,21 @@
 Public names are re-exported here; see each module for what it owns.
 """
 
-from actors.runtime.actor import AsyncActorRef, AsyncioActor, Deferred
+from actors.runtime.actor import AsyncActorRef, AsyncioActor, Deferred, handles
 from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.delivery import EXTERNAL, DeadLetter, DeliverySeam, Envelope, FaultRule, current_trace
+from actors.runtime.errors import ActorDeadError, AskTimeout, GetOnLoopThread, RuntimeNotRunning
 from actors.runtime.future import AsyncioFuture
 from actors.runtime.supervisor import ChildCrashed, ChildSpec, Supervisor, SupervisorEscalation
 from actors.runtime.system import ActorNameTaken, ActorSystem, current_system
 
 __all__ = [
     "EXTERNAL",
+    "ActorDeadError",
+    "AskTimeout",
+    "GetOnLoopThread",
+    "RuntimeNotRunning",
+    "handles",
     "ActorNameTaken",
     "ActorSystem",
     "AsyncActorRef",

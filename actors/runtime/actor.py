@@ -11,6 +11,12 @@ Everything else of pykka's face is unchanged: `start()`, `ActorRef.tell/ask`,
 hooks. Differences that make sense on a loop: handlers and hooks may be
 `async def` (they are awaited, still one message at a time), every ask has a
 deadline, and messages that reach no actor are counted as dead letters.
+
+One dispatch style for every actor: a method marked `@handles(MessageType)`
+handles that type; the marks of a class and its bases make one table, and
+the default `on_receive` looks the message's type up in it. A handler marked
+`concurrent=True` runs beside the mailbox (its reply is `Deferred`), for
+conversations that wait on something slow without holding up the others.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ import itertools
 import sys
 import threading
 import types
-from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pykka
 import structlog
@@ -35,7 +41,7 @@ if TYPE_CHECKING:
     from actors.runtime.clock import TimerHandle
     from actors.runtime.system import ActorSystem
 
-__all__ = ["ActorCrashed", "AsyncActorRef", "AsyncioActor", "Deferred"]
+__all__ = ["AsyncActorRef", "AsyncioActor", "Deferred", "handles"]
 
 log = structlog.get_logger("minifoundry.runtime")
 
@@ -61,8 +67,17 @@ class Deferred:
         self.awaitable = awaitable
 
 
-class ActorCrashed(Exception):
-    """Carried to a supervisor: the child stopped because of this exception."""
+Handler = Callable[[Any, Any], Any]
+
+
+def handles(*types: type, concurrent: bool = False) -> Callable[[Handler], Handler]:
+    """Mark a method as its actor's handler of these message types."""
+
+    def mark(method: Handler) -> Handler:
+        method.__handles__ = (types, concurrent)  # type: ignore[attr-defined]
+        return method
+
+    return mark
 
 
 class _Killed(Exception):
@@ -192,6 +207,31 @@ class AsyncioActor(pykka.Actor):
 
     #: Used when no `name=` is given: "<default_name>-<n>".
     default_name: str | None = None
+    #: Message type -> (handler, concurrent), from the `@handles` marks.
+    _handlers: ClassVar[dict[type, tuple[Handler, bool]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        table: dict[type, tuple[Handler, bool]] = {}
+        for klass in reversed(cls.__mro__):
+            for name, attr in vars(klass).items():
+                marked = getattr(attr, "__handles__", None)
+                if marked is not None:
+                    types, concurrent = marked
+                    # By name: a subclass that overrides the method overrides the handler.
+                    for kind in types:
+                        table[kind] = (getattr(cls, name), concurrent)
+        cls._handlers = table
+
+    def on_receive(self, message: Any) -> Any:
+        """Dispatch by the message's type through the `@handles` table."""
+        entry = self._handlers.get(type(message))
+        if entry is None:
+            return super().on_receive(message)
+        handler, concurrent = entry
+        if concurrent:
+            return Deferred(handler(self, message))
+        return handler(self, message)
 
     def __init__(self, *args: Any, name: str | None = None, **kwargs: Any) -> None:
         system = current_system()

@@ -398,25 +398,3 @@ class DeliverySeam:
             "delayed": self.delayed,
             "dead_letters": self.dead_letter_count,
         }
-
-
-def tracing_observer(record: Callable[[str, str, str, Any], None] | None = None) -> Observer:
-    """An observer that logs each traced delivery (debug level) and, if given,
-    hands it to `record(trace_id, sender, receiver, message)`."""
-
-    def observe(envelope: Envelope, receiver: str) -> None:
-        trace_id = envelope.trace_id
-        if trace_id is None:
-            return
-        log.debug(
-            "message-delivered",
-            trace_id=trace_id,
-            sender=envelope.sender,
-            receiver=receiver,
-            message=type(envelope.message).__name__,
-        )
-        if record is not None:
-            record(trace_id, envelope.sender, receiver, envelope.message)
-
-    return observe
-

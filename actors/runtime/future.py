@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pykka
 from pykka._future import _Unset
 
-from protocol.errors import AskTimeout, GetOnLoopThread
+from actors.runtime.errors import AskTimeout, GetOnLoopThread
 
 if TYPE_CHECKING:
     from pykka._types import OptExcInfo

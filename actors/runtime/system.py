@@ -26,7 +26,7 @@ from pykka import ActorDeadError, ActorRegistry
 from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.deadlines import Deadlines
 from actors.runtime.delivery import DeliverySeam, Envelope, current_actor_name
-from protocol.errors import RuntimeNotRunning
+from actors.runtime.errors import RuntimeNotRunning
 
 if TYPE_CHECKING:
     from actors.runtime.actor import AsyncActorRef, AsyncioActor

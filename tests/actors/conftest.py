@@ -20,10 +20,37 @@ import pytest
 
 from actors.platform import Platform, PlatformConfig
 from actors.runtime import VirtualClock
+from protocol import blobs, ccdb
 from protocol.lrp import ActualLRP
-from protocol.messages import Blob, Db, GetActualLRPs
+from protocol.messages import GetActualLRPs, ListDesiredLRPs
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _by_label(module: Any, base: type) -> dict[str, type]:
+    return {
+        _snake(name): cls
+        for name in module.__all__
+        if isinstance(cls := getattr(module, name), type) and issubclass(cls, base) and cls is not base
+    }
+
+
+def _snake(name: str) -> str:
+    import re
+
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+# Tests name operations by their store method's name: "find_app" is FindApp.
+_CCDB = {**_by_label(ccdb, ccdb.CCDBOperation), "stats": ccdb.CountRows}
+_BLOBS = {
+    **_by_label(blobs, blobs.BlobOperation),
+    "keys": blobs.ListBlobKeys,
+    "stats": blobs.BlobStats,
+    "delete": blobs.DeleteBlob,
+    "verify": blobs.VerifyBlob,
+    "size": blobs.BlobSize,
+}
 
 
 async def run(platform: Platform, *argv: str, cwd: str | os.PathLike[str] = ".") -> tuple[int, list[str]]:
@@ -33,14 +60,16 @@ async def run(platform: Platform, *argv: str, cwd: str | os.PathLike[str] = ".")
     return code, lines
 
 
-async def db(platform: Platform, op: str, **kwargs: Any) -> Any:
-    """One CC_DB operation through the ccdb actor."""
-    return await platform.system.ask("ccdb", Db(op, kwargs))
+async def db(platform: Platform, op: str | ccdb.CCDBOperation, **kwargs: Any) -> Any:
+    """One CC_DB operation through the ccdb actor (a message, or its store method's name)."""
+    operation = op if isinstance(op, ccdb.CCDBOperation) else _CCDB[op](**kwargs)
+    return await platform.system.ask("ccdb", operation)
 
 
-async def blob(platform: Platform, op: str, **kwargs: Any) -> Any:
+async def blob(platform: Platform, op: str | blobs.BlobOperation, **kwargs: Any) -> Any:
     """One blob store operation through the blobstore actor."""
-    return await platform.system.ask("blobstore", Blob(op, kwargs))
+    operation = op if isinstance(op, blobs.BlobOperation) else _BLOBS[op](**kwargs)
+    return await platform.system.ask("blobstore", operation)
 
 
 async def blob_keys(platform: Platform) -> set[str]:
@@ -56,9 +85,7 @@ async def app_guid(platform: Platform, name: str) -> str:
 async def actual_lrps(platform: Platform, name: str) -> tuple[ActualLRP, ...]:
     """The BBS's actual LRPs of an app's current desired LRP ((), if none)."""
     guid = await app_guid(platform, name)
-    bbs = platform.system.actor("bbs")
-    assert bbs is not None
-    process_guids = [pg for pg, lrp in bbs.desired.items() if lrp.app_guid == guid]  # type: ignore[attr-defined]
+    process_guids = [lrp.process_guid for lrp in await platform.system.ask("bbs", ListDesiredLRPs(guid))]
     assert len(process_guids) <= 1, f"{name} is desired more than once: {process_guids}"
     if not process_guids:
         return ()

@@ -11,7 +11,8 @@ import shutil
 import pytest
 
 from actors.platform import DataDirInUse
-from protocol.messages import BBSSnapshot, BlobInventory, CellInfo
+from protocol import blobs
+from protocol.messages import BBSSnapshot, CellInfo
 from protocol.states import ActualLRPState, AppState
 from tests.actors.conftest import (
     EXAMPLES,
@@ -45,7 +46,7 @@ async def _instances_on_cells(platform) -> int:
     total = 0
     for name in platform.system.names():
         if name.startswith("cell-"):
-            total += (await platform.system.ask(name, CellInfo()))["instances"]
+            total += (await platform.system.ask(name, CellInfo())).instances
     return total
 
 
@@ -230,8 +231,8 @@ async def test_the_blob_store_holds_exactly_the_blobs_cc_db_refers_to_after_a_de
     referenced = await db(platform, "referenced_blob_keys")
     assert referenced and await blob_keys(platform) == referenced
     assert not mine & referenced
-    inventory = await platform.system.ask("blobstore", BlobInventory(frozenset(referenced), verify=True))
-    assert (inventory["orphans"], inventory["missing"], inventory["corrupt"]) == ([], [], [])
+    inventory = await platform.system.ask("blobstore", blobs.TakeInventory(frozenset(referenced), verify=True))
+    assert (inventory.orphans, inventory.missing, inventory.corrupt) == ((), (), ())
     await platform.clock.advance(1)
     assert await _instances_on_cells(platform) == 2  # node-hello's two; hello's are gone
     code, lines = await run(platform, "apps")
@@ -271,7 +272,7 @@ async def test_apps_and_their_running_instances_survive_a_platform_restart(make_
         app = await db(second, "find_app", name="static-hello")
         assert app.state is AppState.STOPPED and app.droplet_guid is not None
         snapshot = await second.system.ask("bbs", BBSSnapshot())
-        assert await app_guid(second, "static-hello") not in snapshot["apps"]
+        assert snapshot.app(await app_guid(second, "static-hello")) is None
     finally:
         await second.stop()
 

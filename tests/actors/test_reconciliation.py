@@ -291,9 +291,9 @@ async def test_pushing_the_same_bits_again_heals_a_damaged_package_and_droplet(p
     code, lines = await run(platform, "scale", "healed", "-m", "80M", "-f")
     assert code == 0, "\n".join(lines)
 
-    from protocol.messages import BlobInventory
+    from protocol import blobs
 
     keys = frozenset(await db(platform, "referenced_blob_keys"))
-    inventory = await platform.system.ask("blobstore", BlobInventory(keys, verify=True))
-    assert inventory["corrupt"] == [] and inventory["missing"] == []
+    inventory = await platform.system.ask("blobstore", blobs.TakeInventory(keys, verify=True))
+    assert inventory.corrupt == () and inventory.missing == ()
     assert package.blob_key in keys and droplet.blob_key in keys

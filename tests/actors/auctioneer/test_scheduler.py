@@ -6,6 +6,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.auctioneer.scheduler import NO_CELLS, schedule, schedule_reference
+from protocol.auction import PlacementError, PlacementErrorKind
+
+
+def no_room(*resources: str) -> PlacementError:
+    return PlacementError(PlacementErrorKind.INSUFFICIENT_RESOURCES, "insufficient resources: " + ", ".join(resources))
 from protocol.auction import (
     AuctionConfig,
     AuctionResults,
@@ -295,7 +300,7 @@ def test_work_too_big_for_every_cell_fails_naming_what_every_cell_lacked(schedul
     results = scheduler(cells, [lrp(memory=128, disk=1024)])
 
     assert results.failed == (
-        PlacementFailure(lrp(memory=128, disk=1024), "insufficient resources: memory"),
+        PlacementFailure(lrp(memory=128, disk=1024), no_room("memory")),
     )
 
 
@@ -675,5 +680,5 @@ def test_fast_results_are_placements_and_failures_of_the_given_work():
 
     assert results.placed == (Placement(lrp("a", memory=5), "c1", results.placed[0].score),)
     assert results.failed == (
-        PlacementFailure(lrp("b", memory=50), "insufficient resources: memory"),
+        PlacementFailure(lrp("b", memory=50), no_room("memory")),
     )

@@ -76,11 +76,11 @@ async def test_a_full_cell_places_exactly_fifty_one_and_fails_thirty_one(system)
     assert counts["failed"] == 31
     placed = cluster.placements()["cell-1"]
     assert placed.get("big") == 1
-    failures = cluster.failures()
+    failures = await cluster.failures()
     assert ("big", 1) in failures and ("big", 0) not in failures
     assert set(failures.values()) == {"insufficient resources: memory"}
     stats = await cluster.auction_stats()
-    assert stats["placed"] == 51 and stats["failed"] == 31
+    assert stats.placed == 51 and stats.failed == 31
 
 
 async def test_each_auction_records_its_wait_time_and_attempts(system):
@@ -88,9 +88,9 @@ async def test_each_auction_records_its_wait_time_and_attempts(system):
     cluster.desire([AppSpec(f"app-{i}", 2, 1) for i in range(10)])
     await cluster.wait_placed(20)
     stats = await cluster.auction_stats()
-    assert stats["rounds"] >= 1
-    assert stats["attempts"]["min"] == 1 and stats["attempts"]["max"] >= 1
-    assert stats["wait"]["max"] >= stats["wait"]["min"] >= 0
+    assert stats.rounds >= 1
+    assert stats.attempts_min == 1 and stats.attempts_max >= 1
+    assert stats.wait_max >= stats.wait_min >= 0
 
 
 async def test_constraints_apply_through_real_rounds_and_failures_carry_diegos_wording(system):
@@ -114,6 +114,6 @@ async def test_constraints_apply_through_real_rounds_and_failures_carry_diegos_w
     placed = cluster.placements()
     assert placed["cell-1"].get("tagged") == 2
     assert placed["cell-2"].get("nfs-app") == 1
-    failures = cluster.failures()
+    failures = await cluster.failures()
     assert failures[("no-such-tag", 0)] == 'found no compatible cell with placement tag(s) "tpu"'
     assert failures[("no-such-driver", 0)].startswith("found no compatible cell with volume drivers")

@@ -9,7 +9,7 @@ from actors.auctioneer.simulation import AppSpec, Cluster
 from actors.bbs.actor import BBSConfig
 from actors.cell.actor import CellActor, CellConfig
 from protocol.lrp import DesiredLRP, TaskDefinition
-from protocol.messages import Converge, DesireLRP, DesireTask, GetActualLRPs, PerformResult
+from protocol.messages import Converge, DesireLRP, DesireTask, GetActualLRPs, ListTasks, PerformResult
 from protocol.states import ActualLRPState, HealthCheckType, TaskState
 
 pytestmark = pytest.mark.anyio
@@ -79,8 +79,7 @@ async def test_a_task_refused_three_times_fails(system):
     task = TaskDefinition("task-1", 256, 256, "cflinuxfs4")
     await system.ask("bbs", DesireTask(task))
     await system.clock.advance(5)
-    bbs = system.actor("bbs")
-    book = bbs.tasks["task-1"]
+    (book,) = [t for t in await system.ask("bbs", ListTasks()) if t.task_guid == "task-1"]
     assert book.state is TaskState.FAILED
     assert book.rejections == 3
     assert "rejected 3 times" in book.failure_reason
@@ -135,4 +134,4 @@ async def test_a_draining_cells_instances_are_replaced_before_they_stop(system):
     after = await actuals(system, "web")
     assert all(a.cell_id != victim and a.state is ActualLRPState.RUNNING for a in after)
     cell = system.actor(victim)
-    assert cell.info()["instances"] == 0
+    assert cell.statistics().instances == 0

@@ -13,6 +13,7 @@ import anyio
 import pytest
 
 from actors.ccdb.schema import LATEST_VERSION, MIGRATIONS
+from protocol.records import AuditEvent
 from actors.ccdb.store import CCDB, OP_READ, OP_WRITE
 from protocol.errors import AppNameTaken, AppNotFound, DatabaseUnavailable
 from protocol.states import AppState, BuildState, DropletState, PackageState
@@ -392,7 +393,7 @@ async def test_update_app_changes_fields_and_records_its_event_together(db: CCDB
         at(5),
         state=AppState.STARTED,
         instances=3,
-        event=("audit.app.start", "user", {"instances": 3}),
+        event=AuditEvent("audit.app.start", "user", {"instances": 3}),
     )
     assert (app.state, app.instances, app.updated_at) == (AppState.STARTED, 3, at(5))
     newest = (await db.list_events("app-1"))[0]
@@ -457,7 +458,7 @@ async def test_update_package_changes_its_state_with_an_optional_event(db: CCDB)
         "pkg-1",
         at(2),
         state=PackageState.FAILED,
-        event=("audit.app.package.fail", "system", {}),
+        event=AuditEvent("audit.app.package.fail", "system", {}),
     )
     assert (package.state, package.updated_at) == (PackageState.FAILED, at(2))
     assert (await db.list_events("app-1"))[0].type == "audit.app.package.fail"
@@ -664,7 +665,7 @@ async def test_expire_old_droplets_never_expires_the_current_droplet(db: CCDB) -
 
 async def test_events_are_listed_newest_first(db: CCDB) -> None:
     await db.create_app("app-1", "hello", now=at(0), actor="user")
-    await db.update_app("app-1", at(5), event=("audit.app.update", "user", {}))
+    await db.update_app("app-1", at(5), event=AuditEvent("audit.app.update", "user", {}))
     # Same instant as the update: the one recorded later still comes first.
     await db.record_event(
         "audit.app.process.crash",
@@ -714,8 +715,8 @@ async def test_a_saved_trace_is_read_back_and_only_the_newest_few_are_kept(tmp_p
                 keep=5,
             )
         latest = await db.latest_trace("app-1")
-        assert latest is not None and latest["trace_id"] == "t6"
-        assert latest["deliveries"][0]["label"] == "m6"
+        assert latest is not None and latest.trace_id == "t6"
+        assert latest.deliveries[0]["label"] == "m6"
         rows = await db._sql("SELECT count(*) FROM traces")
         assert rows[0][0] == 5
         assert await db.latest_trace("nope") is None

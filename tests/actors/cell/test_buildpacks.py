@@ -16,12 +16,12 @@ from actors.cell.buildpacks import (
     Buildpack,
     NodejsBuildpack,
     StagingResult,
-    _semver_pick,
     detect_buildpack,
     find_buildpack,
     parse_procfile,
     stage,
 )
+from actors.cell.buildpacks.semver import semver_pick as _semver_pick
 from actors.cell.droplet import read_staging_info
 from protocol.errors import (
     BuildpackCompileFailed,
@@ -31,7 +31,7 @@ from protocol.errors import (
     UnknownBuildpack,
     UnsafePath,
 )
-from protocol.manifest import load_manifest
+from actors.manifest import load_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 

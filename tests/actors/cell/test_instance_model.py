@@ -7,7 +7,7 @@ import pytest
 
 from actors.cell import instance_model
 from actors.cell.instance_model import KNOBS, InstanceModel, StartPlan, go_duration, unknown_knobs
-from protocol.manifest import load_manifest
+from actors.manifest import load_manifest
 from protocol.states import HealthCheckType
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"

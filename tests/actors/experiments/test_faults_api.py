@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 
 from actors.runtime import EXTERNAL
-from protocol.errors import AskTimeout, BlobCorrupt, BlobStoreUnavailable, DatabaseUnavailable
-from protocol.messages import BBSSnapshot, Blob, BlobInventory, Converge, ListCells
+from actors.runtime.errors import AskTimeout
+from protocol.errors import BlobCorrupt, BlobStoreUnavailable, DatabaseUnavailable
+from protocol import blobs
+from protocol.messages import BBSSnapshot, Converge, ListCells
 from tests.actors.conftest import EXAMPLES, app_guid, blob, db, run
 
 pytestmark = pytest.mark.anyio
@@ -22,7 +24,7 @@ async def running_on_cells(platform) -> dict[str, int]:
     counts = {}
     for name in platform.system.names():
         if name.startswith("cell-"):
-            counts[name] = len(list(platform.system.actor(name).running_instances()))
+            counts[name] = platform.system.actor(name).statistics().running
     return counts
 
 
@@ -42,7 +44,7 @@ async def test_a_drop_fault_loses_matching_messages_until_healed(platform):
     assert any("drop user -> bbs type=BBSSnapshot" in line for line in platform.faults.active())
 
     assert platform.faults.heal()["message_rules"] == 1
-    assert "apps" in await platform.system.ask("bbs", BBSSnapshot(), timeout=2)
+    assert (await platform.system.ask("bbs", BBSSnapshot(), timeout=2)).apps == ()
 
 
 async def test_a_delay_fault_holds_messages_for_platform_time(platform):
@@ -57,13 +59,13 @@ async def test_a_delay_fault_holds_messages_for_platform_time(platform):
 
 async def test_a_duplicate_fault_delivers_twice_and_the_ask_is_answered_once(platform):
     bbs = platform.system.actor("bbs")
-    before = bbs.convergence_runs
+    before = bbs.statistics().convergence_runs
     platform.faults.message_fault("duplicate", receiver="bbs", message_type="Converge")
 
     await platform.system.ask("bbs", Converge("test"))
     await platform.clock.advance(0)
 
-    assert bbs.convergence_runs == before + 2
+    assert bbs.statistics().convergence_runs == before + 2
     assert platform.system.statistics()["duplicated"] == 1
 
 
@@ -81,7 +83,7 @@ async def test_a_reorder_fault_holds_each_message_back_by_part_of_its_window(pla
 async def test_a_timed_message_fault_ends_by_itself(platform):
     platform.faults.message_fault("drop", receiver="bbs", message_type="BBSSnapshot", duration=10)
     await platform.clock.advance(11)
-    assert "apps" in await platform.system.ask("bbs", BBSSnapshot(), timeout=2)
+    assert (await platform.system.ask("bbs", BBSSnapshot(), timeout=2)).apps == ()
 
 
 async def test_a_partition_cuts_a_cell_off_until_healed(platform):
@@ -144,7 +146,7 @@ async def test_a_paused_actor_answers_nothing_until_resumed(platform):
     assert platform.faults.active() == ["paused bbs"]
 
     assert platform.faults.heal()["resumed"] == 1
-    assert "apps" in await pending
+    assert (await pending).apps == ()
 
 
 async def test_draining_a_cell_replaces_its_instances_first_then_empties_it(platform):
@@ -189,7 +191,7 @@ async def test_blob_writes_fail_while_the_fault_lasts(platform):
 async def test_slow_blob_operations_take_platform_time(platform):
     platform.faults.blob_fault("blob.put", delay=7.0, fail=False)
     began = platform.clock.monotonic()
-    await platform.system.ask("blobstore", Blob("put_bytes", {"data": b"hello"}), timeout=30)
+    await platform.system.ask("blobstore", blobs.PutBytes(b"hello"), timeout=30)
     assert platform.clock.monotonic() - began == pytest.approx(7.0)
     assert platform.faults.blob.slowed == 1
 
@@ -227,5 +229,5 @@ async def test_a_corrupted_blob_is_found_on_the_next_read(platform):
     assert key == keys[0] and platform.faults.corrupted == [key]
     with pytest.raises(BlobCorrupt):
         await blob(platform, "get_bytes", key=key)
-    inventory = await platform.system.ask("blobstore", BlobInventory(frozenset(keys), verify=True))
-    assert inventory["corrupt"] == [key]
+    inventory = await platform.system.ask("blobstore", blobs.TakeInventory(frozenset(keys), verify=True))
+    assert inventory.corrupt == (key,)

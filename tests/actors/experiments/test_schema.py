@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from actors.experiments.record import error_of
 from actors.experiments.runner import main
 from actors.experiments.schema import InvalidExperiment, load_experiment
 from actors.experiments.workload import command_argv
@@ -120,21 +119,3 @@ def test_workload_entries_become_cf_command_lines(tmp_path):
     ]
     assert command_argv(exp, scale, "w-1") == ["scale", "w-1", "-i", "5", "-f"]
     assert command_argv(exp, delete, "w-2") == ["delete", "w-2", "-f"]
-
-
-@pytest.mark.parametrize(
-    ("lines", "name"),
-    [
-        (["", "Error staging application: StagingError - Staging error: cell lost", "FAILED"], "StagingError"),
-        (["AskTimeout - no reply to GetApp to cloud_controller within 30 s", "FAILED"], "AskTimeout"),
-        (["Start unsuccessful", "", "TIP: use 'cf logs a --recent' for more information", "FAILED"], "StartUnsuccessful"),
-        (["Start app timeout", "", "TIP: use 'cf logs a --recent' for more information", "FAILED"], "StartAppTimeout"),
-        (["BlobstoreUnavailable - injected fault: blob.put failed", "FAILED"], "BlobstoreUnavailable"),
-        (["App 'a' not found", "FAILED"], "AppNotFound"),
-        (["Unexpected error: KeyError: 'x'", "FAILED"], None),
-    ],
-)
-def test_the_named_error_of_a_failed_command_is_read_from_what_it_printed(lines, name):
-    found, line = error_of(lines)
-    assert found == name
-    assert line

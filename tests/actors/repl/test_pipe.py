@@ -52,15 +52,15 @@ def test_a_raw_send_prints_the_actors_reply(data_dir):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert re.search(r"^AppRecord\(guid='[0-9a-f-]+',\n {10}name='hello',", done.stdout, re.MULTILINE)
-    assert "'cells': ['cell-1', 'cell-2', 'cell-3', 'cell-4']," in done.stdout
-    assert re.search(r"'desired': 1,\s+'running': 1,", done.stdout)
+    assert "cells=('cell-1', 'cell-2', 'cell-3', 'cell-4')," in done.stdout
+    assert re.search(r"desired=1,\s+counts=InstanceCounts\(running=1,", done.stdout)
 
 
 def test_the_py_prompt_awaits_asks_to_running_actors_over_a_pipe(data_dir):
     script = (
         "py\n"
         'snap = await system.ask("bbs", BBSSnapshot())\n'
-        "print(len(snap['cells']), 'cells')\n"
+        "print(len(snap.cells), 'cells')\n"
         "await cell_2.ask_async(CellInfo())\n"
         "exit()\n"
         "apps\n"
@@ -69,7 +69,7 @@ def test_the_py_prompt_awaits_asks_to_running_actors_over_a_pipe(data_dir):
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "4 cells"
-    assert lines[1] == "{'cell_id': 'cell-2',"
+    assert lines[1] == "CellStatistics(cell_id='cell-2',"
     assert "No apps found" in lines  # back at the main prompt after exit()
 
 

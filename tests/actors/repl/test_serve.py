@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from protocol.messages import BlobInventory
+from protocol import blobs
 from protocol.states import BuildState
 from tests.actors.conftest import db
 from tests.actors.repl.conftest import Served, mf, wait_for
@@ -125,11 +125,11 @@ async def test_sigterm_during_pushes_loses_nothing_and_the_next_start_fails_inte
                     interrupted += 1
         assert interrupted >= 1
         referenced = await db(platform, "referenced_blob_keys")
-        inventory = await platform.system.ask("blobstore", BlobInventory(frozenset(referenced), verify=True))
-        assert inventory["missing"] == [] and inventory["corrupt"] == []
+        inventory = await platform.system.ask("blobstore", blobs.TakeInventory(frozenset(referenced), verify=True))
+        assert inventory.missing == () and inventory.corrupt == ()
         assert await platform.settle(timeout=120)
         snapshot = await platform.snapshot()
         first = next(a for a in apps if a.name == "first")
-        assert snapshot["apps"][first.guid]["running"] == 2
+        assert snapshot.app(first.guid).counts.running == 2
     finally:
         await platform.stop()

@@ -7,6 +7,8 @@ import asyncio
 
 import pytest
 
+from protocol.snapshots import CliStatistics
+
 from actors.repl.session import Session
 from tests.actors.conftest import EXAMPLES
 from tests.actors.repl.conftest import ListConsole
@@ -79,7 +81,7 @@ async def test_send_says_clearly_what_went_wrong(platform):
     assert code == 1
     assert con.output[0].startswith("Incorrect Usage: send ACTOR MESSAGE")
     assert con.output[2].startswith("No actor named 'nobody' is running. Running: auctioneer, bbs")
-    assert con.output[4] == "Incorrect Usage: only message types can be called, by their plain name"
+    assert con.output[4] == "Incorrect Usage: only message types can be called, by their name (or ccdb.X, blobs.X)"
     assert con.output[6] == "cloud_controller answered with an error: AppNotFound: App 'ghost' not found"
 
 
@@ -88,7 +90,7 @@ async def test_py_runs_top_level_await_with_the_platform_in_scope(platform):
         platform,
         "py",
         'snap = await system.ask("bbs", BBSSnapshot())',
-        "sorted(snap['cells'])",
+        "sorted(snap.cells)",
         "type(platform).__name__, platform_actor",
         "for name in ('bbs', 'cell_1'):",
         "    print(name, type(globals()[name]).__name__)",
@@ -120,11 +122,11 @@ async def test_ctrl_c_ends_a_logs_tail_and_unsubscribes_it(platform):
     while not con.output:
         await asyncio.sleep(0.01)
     cli = platform.system.actor("cli")
-    assert len(cli._running) == 1
+    assert cli.statistics() == CliStatistics(commands=1, subscriptions=1)
     assert session.interrupt()
     assert await tail == 0
     await asyncio.sleep(0.01)
-    assert cli._running == []
+    assert cli.statistics() == CliStatistics(commands=0, subscriptions=0)
     assert con.output == ["Retrieving logs for app hello in org minifoundry / space dev as admin...", ""]
     assert not session.interrupt()  # nothing left to interrupt
 
@@ -144,4 +146,4 @@ async def test_ctrl_c_abandons_waiting_for_a_push_which_goes_on_in_the_platform(
         await platform.clock.sleep(1)
     assert con.output[seen:] == ["'push hello -p examples/python -i 1' finished in the platform: OK"]
     snapshot = await platform.snapshot()
-    assert [c["running"] for c in snapshot["apps"].values()] == [1]
+    assert [a.counts.running for a in snapshot.apps] == [1]

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from actors.repl.status import format_duration, serve_line, status_lines
+from protocol.snapshots import AppInstances, BBSStatistics, InstanceCounts, TaskCounts
 
 STATS = {"sent": 1200, "delivered": 1190, "dropped": 3, "duplicated": 1, "delayed": 0, "dead_letters": 2, "actors": 14, "uptime": 3725.0}
-SNAPSHOT = {
-    "apps": {
-        "g1": {"desired": 2, "running": 2, "starting": 0, "crashed": 0, "unclaimed": 0},
-        "g2": {"desired": 1, "running": 0, "starting": 0, "crashed": 1, "unclaimed": 0},
-    },
-    "cells": ["cell-1", "cell-2"],
-    "tasks": {"PENDING": 1, "RUNNING": 0, "SUCCEEDED": 4, "FAILED": 0},
-}
+SNAPSHOT = BBSStatistics(
+    apps=(
+        AppInstances("g1", "g1-name", "g1-v1", 2, InstanceCounts(running=2)),
+        AppInstances("g2", "g2-name", "g2-v1", 1, InstanceCounts(crashed=1)),
+    ),
+    cells=("cell-1", "cell-2"),
+    tasks=TaskCounts(pending=1, succeeded=4),
+    convergence_runs=0,
+    auctions_requested=0,
+)
 
 
 def test_status_shows_actors_mailboxes_messages_uptime_and_apps_running_versus_desired():

@@ -14,7 +14,7 @@ import pytest
 
 from actors.runtime import ActorNameTaken, ActorSystem, AsyncioActor, VirtualClock, current_system
 from actors.runtime.delivery import current_trace
-from protocol.errors import ActorDeadError, AskTimeout, GetOnLoopThread
+from actors.runtime.errors import ActorDeadError, AskTimeout, GetOnLoopThread
 
 pytestmark = pytest.mark.anyio
 
@@ -240,7 +240,7 @@ async def test_the_sender_is_known_without_being_passed(system):
 async def test_a_trace_id_follows_a_conversation_across_actors(system):
     from structlog.testing import capture_logs
 
-    from actors.runtime.delivery import tracing_observer
+    from actors.runtime.tracing import tracing_observer
 
     recorded: list[tuple[str, str, str]] = []
     system.seam.add_observer(tracing_observer(lambda t, s, r, m: recorded.append((t, s, r))))

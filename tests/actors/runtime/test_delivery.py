@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.runtime import ActorSystem, FaultRule, VirtualClock
-from protocol.errors import AskTimeout
+from actors.runtime.errors import AskTimeout
 
 from tests.actors.runtime.test_actor import Add, Counter
 

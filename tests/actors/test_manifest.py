@@ -5,17 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from actors.cli.push_spec import apply_flags
+from actors.manifest import load_manifest, parse_manifest
 from protocol.errors import InvalidAppName, InvalidManifest, PathNotFound
-from protocol.manifest import (
-    AppSpec,
-    apply_flags,
-    default_route,
-    default_spec,
-    load_manifest,
-    parse_manifest,
-    parse_size_mb,
-    validate_app_name,
-)
+from protocol.manifest import AppSpec, default_route, parse_size_mb, validate_app_name
 from protocol.states import HealthCheckType
 
 
@@ -46,7 +39,7 @@ def test_a_minimal_manifest_gets_cloud_foundry_defaults():
         health_check_http_endpoint=None,
         timeout_s=60,
         env=(),
-        routes=("hello.apps.internal",),
+        routes=(),  # none listed: Cloud Controller maps the default route
         no_route=False,
         random_route=False,
     )
@@ -323,7 +316,7 @@ def test_a_route_entry_without_a_route_key_is_invalid():
 
 def test_the_default_route_turns_the_name_into_a_hostname():
     assert default_route("My_App.v2") == "my-app-v2.apps.internal"
-    assert one("applications:\n- name: My_App\n").routes == ("my-app.apps.internal",)
+    assert default_route("My_App") == "my-app.apps.internal"
 
 
 # --- paths ------------------------------------------------------------------------------
@@ -355,7 +348,7 @@ def test_a_manifest_that_is_not_utf8_is_invalid(tmp_path: Path):
 
 
 def test_an_oversized_manifest_is_invalid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("protocol.manifest.MAX_MANIFEST_BYTES", 10)
+    monkeypatch.setattr("actors.manifest.MAX_MANIFEST_BYTES", 10)
     manifest = tmp_path / "manifest.yml"
     manifest.write_text("applications:\n- name: a\n")
     with pytest.raises(InvalidManifest, match="larger"):
@@ -374,11 +367,6 @@ def test_valid_app_names_are_accepted(name):
 def test_invalid_app_names_are_refused(name):
     with pytest.raises(InvalidAppName):
         validate_app_name(name)
-
-
-def test_default_spec_gives_the_default_route():
-    assert default_spec("hello").routes == ("hello.apps.internal",)
-    assert default_spec("hello", no_route=True).routes == ()
 
 
 # --- cf push flags ----------------------------------------------------------------------
@@ -422,7 +410,7 @@ def test_no_route_flag_drops_every_route():
 
 
 def test_random_route_flag_replaces_only_the_default_route():
-    assert apply_flags(BASE, random_route=True).needs_random_route
+    assert apply_flags(AppSpec(name="hello"), random_route=True).needs_random_route
     custom = AppSpec(name="hello", routes=("hello.example.com",))
     assert apply_flags(custom, random_route=True).routes == ("hello.example.com",)
 

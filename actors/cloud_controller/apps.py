@@ -1,0 +1,151 @@
+"""Apps: creating and updating them from a push's spec, finding and listing
+them, and what a push may ask for (quota, stack, buildpacks, knobs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actors.cloud_controller.base import ControllerBase
+from actors.runtime import handles
+from protocol import ccdb
+from protocol.buildpacks import buildpack_name
+from protocol.errors import AppNotFound, InvalidManifest, StackNotFound
+from protocol.knobs import InstanceKnobs
+from protocol.lrp import InstanceInfo
+from protocol.manifest import AppSpec, default_route
+from protocol.messages import CreateOrUpdateApp, GetApp, ListApps
+from protocol.records import AppRecord, AuditEvent, freeze
+from protocol.states import AppState
+
+__all__ = ["Apps"]
+
+# Words for a random route, drawn from the platform's seeded generator.
+_WORDS = ("brave", "quiet", "lucky", "sunny", "rapid", "proud", "calm", "bold")
+_ANIMALS = ("otter", "heron", "lynx", "panda", "gecko", "bison", "koala", "zebra")
+
+# AppSpec field -> CC_DB column, for what a push may change on an existing app.
+_COLUMNS = {
+    "memory_mb": "memory_mb",
+    "disk_mb": "disk_mb",
+    "instances": "instances",
+    "buildpacks": "buildpacks",
+    "command": "command",
+    "stack": "stack",
+    "health_check_type": "health_check_type",
+    "health_check_http_endpoint": "health_check_http_endpoint",
+    "timeout_s": "health_check_timeout",
+    "env": "env",
+}
+
+
+class Apps(ControllerBase):
+    @handles(CreateOrUpdateApp, concurrent=True)
+    async def _create_or_update(self, message: CreateOrUpdateApp) -> AppRecord:
+        spec = message.spec
+        for name in spec.buildpacks:
+            buildpack_name(name)  # UnknownBuildpack for a name no cell has
+        try:
+            InstanceKnobs.from_env(spec.env_dict)
+        except ValueError as exc:
+            raise InvalidManifest(f"app {spec.name}: env: {exc}") from None
+        self._check_stack(spec.stack)
+        routes = self._routes(spec)
+        app = await self.db(ccdb.FindApp(spec.name, step=3))
+        # As the push will start it: refused here, before any row is written.
+        memory = spec.memory_mb if app is None or "memory_mb" in message.explicit else app.memory_mb
+        instances = spec.instances if app is None or "instances" in message.explicit else app.instances
+        await self._check_quota(None if app is None else app.guid, memory, instances)
+        if app is None:
+            app = await self.db(
+                ccdb.CreateApp(
+                    guid=self.system.new_guid(),
+                    name=spec.name,
+                    actor=message.actor,
+                    memory_mb=spec.memory_mb,
+                    disk_mb=spec.disk_mb,
+                    instances=spec.instances,
+                    buildpacks=tuple(spec.buildpacks),
+                    command=spec.command,
+                    stack=spec.stack,
+                    health_check_type=spec.health_check_type,
+                    health_check_http_endpoint=spec.health_check_http_endpoint,
+                    health_check_timeout=spec.timeout_s,
+                    env=spec.env_dict,
+                    routes=routes,
+                    step=3,
+                )
+            )
+            self._api_log(app.guid, f"Created app with guid {app.guid}")
+            return app
+        changes = _changes(spec, message.explicit, routes)
+        if not changes:
+            return app
+        request = {"request": {k: _plain(v) for k, v in changes.items()}}
+        app = await self.db(
+            ccdb.UpdateApp(app.guid, freeze(changes), AuditEvent("audit.app.update", message.actor, request), step=3)
+        )
+        self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
+        return app
+
+    def _routes(self, spec: AppSpec) -> tuple[str, ...]:
+        """The app's routes: those asked for, a random one, or the default
+        (the app's name as a host: Cloud Controller is the one place that
+        computes it)."""
+        if spec.no_route:
+            return ()
+        if spec.routes:
+            return tuple(spec.routes)
+        if spec.random_route:
+            return (default_route(f"{spec.name}-{self.rng.choice(_WORDS)}-{self.rng.choice(_ANIMALS)}"),)
+        return (default_route(spec.name),)
+
+    async def _check_quota(self, app_guid: str | None, memory_mb: int, instances: int) -> None:
+        """Refuse what would take the org past its quota, counting its other started apps."""
+        used_memory = used_instances = 0
+        for other in await self.db(ccdb.ListApps()):
+            if other.guid != app_guid and other.state is AppState.STARTED:
+                used_memory += other.memory_mb * other.instances
+                used_instances += other.instances
+        self.config.quota.check(
+            memory_mb=memory_mb, instances=instances, used_memory_mb=used_memory, used_instances=used_instances
+        )
+
+    def _check_stack(self, stack: str) -> None:
+        if stack not in self.config.stacks:
+            raise StackNotFound(f"Stack '{stack}' does not exist")
+
+    @handles(GetApp, concurrent=True)
+    async def _get_app(self, message: GetApp) -> AppRecord:
+        app = await self.db(ccdb.FindApp(message.name))
+        if app is None:
+            raise AppNotFound(message.name)
+        return app
+
+    @handles(ListApps, concurrent=True)
+    async def _list_apps(self, message: ListApps) -> list[tuple[AppRecord, tuple[InstanceInfo, ...]]]:
+        apps = await self.db(ccdb.ListApps())
+        return [(app, await self._instances(app)) for app in apps]
+
+
+def _changes(spec: AppSpec, explicit: frozenset[str], routes: tuple[str, ...]) -> dict[str, Any]:
+    """The app columns a push changes: only what the user set."""
+    changes: dict[str, Any] = {}
+    for field_name, column in _COLUMNS.items():
+        if field_name in explicit:
+            value = getattr(spec, field_name)
+            if field_name == "env":
+                value = dict(value)
+            elif field_name == "buildpacks":
+                value = tuple(value)
+            changes[column] = value
+    if explicit & {"routes", "no_route", "random_route"}:
+        changes["routes"] = routes
+    return changes
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "value"):
+        return value.value
+    return value

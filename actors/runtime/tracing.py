@@ -1,0 +1,110 @@
+"""Tracing at the delivery seam: which deliveries belong to which
+conversation (a push and everything it set off), as data.
+
+`TraceRecorder` is a seam observer that keeps the deliveries of the
+conversations it was asked to open (by trace id); `tracing_observer` logs
+each traced delivery. A message's seed step and arrow label come from its
+`step` / `STEP` and `label` attributes (`step_of`, `label_of`).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from actors.runtime.clock import Clock
+from actors.runtime.delivery import Envelope, Observer
+
+__all__ = ["TraceRecorder", "delivery_record", "label_of", "step_of", "tracing_observer"]
+
+log = structlog.get_logger("minifoundry.delivery")
+
+
+def step_of(message: Any) -> int | None:
+    """The seed step of a delivered message, if it has one."""
+    step = getattr(message, "step", None)
+    if isinstance(step, int):
+        return step
+    return getattr(type(message), "STEP", None)
+
+
+def label_of(message: Any) -> str:
+    label = getattr(message, "label", None)
+    if isinstance(label, str):
+        return label
+    return type(message).__name__
+
+
+def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> dict[str, Any]:
+    """One delivery as a trace keeps it."""
+    message = envelope.message
+    return {
+        "seq": seq,
+        "t": round(t, 6),
+        "sender": envelope.sender,
+        "receiver": receiver,
+        "label": label_of(message),
+        "step": step_of(message),
+        "ask": envelope.reply_to is not None,
+    }
+
+
+class TraceRecorder:
+    """Records the deliveries of open conversations (by trace id).
+
+    A seam observer: only messages whose trace id was opened are kept, so
+    background chatter (heartbeats, convergence) costs a dictionary lookup.
+    """
+
+    def __init__(self, clock: Clock, max_open: int = 256, max_deliveries: int = 20_000) -> None:
+        self.clock = clock
+        self.max_open = max_open
+        self.max_deliveries = max_deliveries
+        self._open: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._seq = 0
+
+    def open(self, trace_id: str) -> None:
+        self._open[trace_id] = []
+        while len(self._open) > self.max_open:
+            self._open.popitem(last=False)
+
+    def close(self, trace_id: str) -> list[dict[str, Any]]:
+        return self._open.pop(trace_id, [])
+
+    def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
+        return list(self._open.get(trace_id, ()))
+
+    def __call__(self, envelope: Envelope, receiver: str) -> None:
+        trace = envelope.trace_id
+        if trace is None:
+            return
+        for tid in trace if isinstance(trace, tuple) else (trace,):
+            book = self._open.get(tid)
+            if book is not None and len(book) < self.max_deliveries:
+                self._seq += 1
+                book.append(delivery_record(self._seq, self.clock.monotonic(), envelope, receiver))
+
+
+def tracing_observer(record: Callable[[str, str, str, Any], None] | None = None) -> Observer:
+    """An observer that logs each traced delivery (debug level) and, if given,
+    hands it to `record(trace_id, sender, receiver, message)`."""
+
+    def observe(envelope: Envelope, receiver: str) -> None:
+        trace_id = envelope.trace_id
+        if trace_id is None:
+            return
+        log.debug(
+            "message-delivered",
+            trace_id=trace_id,
+            sender=envelope.sender,
+            receiver=receiver,
+            message=type(envelope.message).__name__,
+        )
+        if record is not None:
+            record(trace_id, envelope.sender, receiver, envelope.message)
+
+    return observe
+

@@ -1,0 +1,227 @@
+"""What the storage components hand out: CC_DB's rows (apps, packages,
+builds, droplets, events, traces) and the blob store's blobs, as frozen
+snapshots detached from the connection or the disk.
+
+Lists are tuples and JSON objects are `FrozenDict`s, so a record cannot be
+changed behind the database's back. Times are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from protocol.states import (
+    AppState,
+    BuildState,
+    DropletState,
+    HealthCheckType,
+    PackageState,
+)
+
+__all__ = [
+    "AppRecord",
+    "AuditEvent",
+    "BlobInfo",
+    "BlobStoreStats",
+    "BuildRecord",
+    "CCDBStats",
+    "DropletRecord",
+    "EventRecord",
+    "FrozenDict",
+    "PackageRecord",
+    "TraceRecord",
+    "freeze",
+]
+
+
+class FrozenDict(dict):  # type: ignore[type-arg]
+    """A JSON object that cannot change: a dict (so `json.dumps` writes it as
+    one) whose mutators raise, and which hashes by its items."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a FrozenDict cannot be changed")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]
+    __ior__ = _refuse  # type: ignore[assignment]
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(tuple(sorted((k, _hashable(v)) for k, v in self.items())))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({dict.__repr__(self)})"
+
+    def __reduce__(self) -> Any:
+        return (FrozenDict, (dict(self),))
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def freeze(value: Any) -> Any:
+    """JSON-like data with every dict a FrozenDict and every list a tuple."""
+    if isinstance(value, Mapping):
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def _frozen(pairs: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> FrozenDict:
+    return freeze(dict(pairs or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """An audit event to record with a write, in the same transaction:
+    `type` (``audit.app.update``), who did it, and what it was about."""
+
+    type: str
+    actor: str
+    metadata: FrozenDict = FrozenDict()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.metadata, FrozenDict):
+            object.__setattr__(self, "metadata", _frozen(self.metadata))
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """An app and its single `web` process, as CC_DB stores them."""
+
+    guid: str
+    name: str
+    state: AppState
+    memory_mb: int
+    disk_mb: int
+    instances: int
+    buildpacks: tuple[str, ...]
+    command: str | None
+    stack: str
+    health_check_type: HealthCheckType
+    health_check_http_endpoint: str | None
+    # None means the platform's default startup timeout
+    health_check_timeout: int | None
+    env: FrozenDict
+    routes: tuple[str, ...]
+    droplet_guid: str | None
+    created_at: datetime
+    updated_at: datetime
+    last_uploaded_at: datetime | None
+    # The web process's version; None until it is first started.
+    process_version: str | None = None
+
+    @property
+    def process_guid(self) -> str | None:
+        """The process guid of its desired LRP (Diego's name for this version), if started once."""
+        return None if self.process_version is None else f"{self.guid}-{self.process_version}"
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    """An app's uploaded bits; `blob_key` is the sha256 of the package in the blob store."""
+
+    guid: str
+    app_guid: str
+    state: PackageState
+    blob_key: str | None
+    size: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRecord:
+    """One staging of a package; `error` is ``"<code> - <message>"`` when FAILED."""
+
+    guid: str
+    app_guid: str
+    package_guid: str
+    state: BuildState
+    error: str | None
+    droplet_guid: str | None
+    staging_memory_mb: int
+    staging_disk_mb: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DropletRecord:
+    """A staged (or staging) runnable image of an app."""
+
+    guid: str
+    app_guid: str
+    build_guid: str
+    package_guid: str
+    state: DropletState
+    blob_key: str | None
+    size: int
+    buildpacks: tuple[str, ...]
+    detected_buildpack: str | None
+    start_command: str | None
+    process_types: FrozenDict
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An audit event (``audit.app.create``, ...), kept after its app is deleted."""
+
+    guid: str
+    time: datetime
+    type: str
+    actor: str
+    actee_guid: str
+    actee_name: str | None
+    metadata: FrozenDict
+
+
+@dataclass(frozen=True, slots=True)
+class CCDBStats:
+    """Row counts and schema version, for a status line."""
+
+    schema_version: int
+    apps: int
+    packages: int
+    builds: int
+    droplets: int
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One recorded conversation (a push, restart or restage), for `cf trace`."""
+
+    trace_id: str
+    app_name: str
+    kind: str
+    created_at: str
+    deliveries: tuple[FrozenDict, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    """A stored blob: its sha256 key and size in bytes."""
+
+    key: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStoreStats:
+    """Counts and bytes held, for a status line."""
+
+    blobs: int
+    blob_bytes: int
+    resources: int
+    resource_bytes: int
