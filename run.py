@@ -65,7 +65,11 @@ def _global_parser() -> argparse.ArgumentParser:
         description="minifoundry: Cloud Foundry's cf push pipeline as an asyncio actor system.",
         add_help=True,
     )
-    p.add_argument("--data-dir", default=os.environ.get("MINIFOUNDRY_DATA", ".minifoundry"), help="platform state (default ./.minifoundry)")
+    p.add_argument(
+        "--data-dir",
+        default=os.environ.get("MINIFOUNDRY_DATA", ".minifoundry"),
+        help="platform state (default ./.minifoundry)",
+    )
     p.add_argument("--cells", type=int, default=4, help="number of cells (default 4)")
     p.add_argument("--zones", type=int, default=2, help="availability zones (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
@@ -90,7 +94,6 @@ async def one_shot(args: argparse.Namespace) -> int:
     """Boot on the data dir, run one command, let the platform settle, stop."""
     from actors.platform import Platform
     from actors.runtime import RealClock
-
     from actors.stdout import write_line
 
     def out(line: str) -> None:
@@ -151,7 +154,7 @@ def _main(argv: list[str] | None = None) -> int:
         return asyncio.run(one_shot(args))
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:  # noqa: BLE001 - a clear line for the user; the trace with --debug
+    except Exception as exc:
         from protocol.errors import MinifoundryError
 
         if args.debug or not isinstance(exc, MinifoundryError):

@@ -48,13 +48,13 @@ from typing import BinaryIO
 from protocol.errors import BlobCorrupt, FileTooLarge, PathEmpty, PathNotFound, UnsafePath
 
 __all__ = [
-    "AppBits",
-    "AppFile",
-    "CfIgnore",
     "DEFAULT_IGNORES",
     "MAX_APP_BYTES",
     "MAX_APP_FILES",
     "MAX_FILE_BYTES",
+    "AppBits",
+    "AppFile",
+    "CfIgnore",
     "build_package",
     "extract_package",
     "iter_package",
@@ -128,9 +128,7 @@ class CfIgnore:
             return
         line = line.rstrip(" ")
         negate = line.startswith("!")
-        if negate:
-            line = line[1:]
-        elif line.startswith(("\\#", "\\!")):
+        if negate or line.startswith(("\\#", "\\!")):
             line = line[1:]
         dir_only = line.endswith("/")
         line = line.rstrip("/")

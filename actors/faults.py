@@ -175,7 +175,9 @@ class Faults:
 
     async def cells(self) -> list[str]:
         presences = await self.system.ask("bbs", ListCells())
-        return sorted((p.cell_id for p in presences), key=lambda c: int(c.split("-")[-1]) if c.split("-")[-1].isdigit() else 0)
+        return sorted(
+            (p.cell_id for p in presences), key=lambda c: int(c.split("-")[-1]) if c.split("-")[-1].isdigit() else 0
+        )
 
     async def kill_cells(self, *, fraction: float | None = None, count: int | None = None) -> list[str]:
         """Kill a seeded-random set of cells (Cloud Foundry's scale-test fault)."""
@@ -195,7 +197,7 @@ class Faults:
     async def drain(self, cell: str) -> int:
         return await self.system.ask("bbs", EvacuateCell(cell))
 
-    async def crash_storm(self, fraction: float, app_guid: str | None = None) -> int:
+    async def crash_storm(self, fraction: float) -> int:
         total = 0
         for cell in await self.cells():
             try:
@@ -206,12 +208,26 @@ class Faults:
 
     # --- storage -----------------------------------------------------------------------------
 
-    def blob_fault(self, ops: str = "blob.*", *, probability: float = 1.0, delay: float = 0.0,
-                   fail: bool = True, duration: float | None = None) -> StorageRule:
+    def blob_fault(
+        self,
+        ops: str = "blob.*",
+        *,
+        probability: float = 1.0,
+        delay: float = 0.0,
+        fail: bool = True,
+        duration: float | None = None,
+    ) -> StorageRule:
         return self.blob.add(StorageRule(ops, probability, delay, fail, self._until(duration)))
 
-    def db_fault(self, ops: str = "ccdb.*", *, probability: float = 1.0, delay: float = 0.0,
-                 fail: bool = True, duration: float | None = None) -> StorageRule:
+    def db_fault(
+        self,
+        ops: str = "ccdb.*",
+        *,
+        probability: float = 1.0,
+        delay: float = 0.0,
+        fail: bool = True,
+        duration: float | None = None,
+    ) -> StorageRule:
         return self.db.add(StorageRule(ops, probability, delay, fail, self._until(duration)))
 
     async def corrupt_blob(self, key: str | None = None, *, kind: str | None = None) -> str | None:
@@ -295,7 +311,14 @@ def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
         if word in ("--one-way",):
             options[word[2:]] = "1"
         elif word.startswith("-"):
-            key = {"-p": "p", "--from": "from", "--to": "to", "--type": "type", "--for": "for", "--fraction": "fraction"}.get(word)
+            key = {
+                "-p": "p",
+                "--from": "from",
+                "--to": "to",
+                "--type": "type",
+                "--for": "for",
+                "--fraction": "fraction",
+            }.get(word)
             if key is None:
                 raise ValueError(f"unknown option {word}")
             try:
@@ -317,7 +340,11 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
         args, opts = _options(argv[1:])
         p = float(opts.get("p", 1.0))
         duration = float(opts["for"]) if "for" in opts else None
-        match = {"sender": opts.get("from", "*"), "receiver": opts.get("to", "*"), "message_type": opts.get("type", "*")}
+        match = {
+            "sender": opts.get("from", "*"),
+            "receiver": opts.get("to", "*"),
+            "message_type": opts.get("type", "*"),
+        }
         if name == "faults":
             lines = faults.active()
             for line in lines or ["no active faults"]:
@@ -385,4 +412,3 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
         out("FAILED")
         return 1
     return 0
-

@@ -86,7 +86,7 @@ class LoggregatorActor(AsyncioActor):
         await self._forget(message.app_guid)
 
     @handles(_Flush)
-    async def _flush_now(self, message: _Flush) -> None:
+    async def _flush_now(self, _message: _Flush) -> None:
         self._flush_armed = False
         await self._flush()
 
@@ -115,7 +115,7 @@ class LoggregatorActor(AsyncioActor):
         async with self.clock.threaded_io():
             older = await anyio.to_thread.run_sync(_read_lines, path)
         current = list(self._recent.get(app_guid, ()))
-        pending = set(id(x) for x in self._pending.get(app_guid, ()))
+        pending = {id(x) for x in self._pending.get(app_guid, ())}
         # Lines already flushed by this process are in the file too.
         written_here = [x for x in current if id(x) not in pending]
         if written_here:

@@ -94,7 +94,6 @@ _KNOWN_TOP_LEVEL = frozenset({"applications", "version"})
 AUTODETECT = frozenset({"default", "null"})
 
 
-
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and parse the manifest file at `path`."""
     p = Path(path)
@@ -123,9 +122,7 @@ def parse_manifest(
     if not isinstance(doc, Mapping):
         raise InvalidManifest(f"Manifest {source} must be a mapping with an 'applications' list")
     warnings: list[str] = [
-        f"Manifest {source}: unknown top-level key '{k}' ignored"
-        for k in doc
-        if k not in _KNOWN_TOP_LEVEL
+        f"Manifest {source}: unknown top-level key '{k}' ignored" for k in doc if k not in _KNOWN_TOP_LEVEL
     ]
     apps_raw = doc.get("applications")
     if not isinstance(apps_raw, list) or not apps_raw:
@@ -154,9 +151,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
             raise InvalidManifest(f"Application #{index + 1}: key {_show(key)} is not a string")
         canon = key.replace("_", "-")
         if canon in spelled:
-            raise InvalidManifest(
-                f"Application #{index + 1}: '{spelled[canon]}' and '{key}' are the same key"
-            )
+            raise InvalidManifest(f"Application #{index + 1}: '{spelled[canon]}' and '{key}' are the same key")
         spelled[canon] = key
         fields[canon] = value
 
@@ -196,9 +191,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
         spec["instances"] = instances
 
     if "buildpack" in fields and "buildpacks" in fields:
-        raise InvalidManifest(
-            f"Application '{name}' cannot use the combination of properties: buildpack, buildpacks"
-        )
+        raise InvalidManifest(f"Application '{name}' cannot use the combination of properties: buildpack, buildpacks")
     if "buildpack" in fields:
         warnings.append(
             f"Application '{name}': Deprecation warning: Use of 'buildpack' attribute in manifest "
@@ -235,9 +228,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
         if parsed is None:
             raise bad("health-check-type", f"must be port, process or http, got {_show(hc_raw)}")
         if hc_raw.strip().lower() == "none":
-            warnings.append(
-                f"Application '{name}': health-check-type 'none' is deprecated; use 'process'"
-            )
+            warnings.append(f"Application '{name}': health-check-type 'none' is deprecated; use 'process'")
         hc = parsed
     spec["health_check_type"] = hc
     if (endpoint := fields.get("health-check-http-endpoint")) is not None:
@@ -254,7 +245,9 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
 
     if (timeout := fields.get("timeout")) is not None:
         if not is_int(timeout) or not 1 <= timeout <= MAX_HEALTH_CHECK_TIMEOUT_S:
-            raise bad("timeout", f"must be an integer from 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds, got {_show(timeout)}")
+            raise bad(
+                "timeout", f"must be an integer from 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds, got {_show(timeout)}"
+            )
         spec["timeout_s"] = timeout
 
     if (env := fields.get("env")) is not None:
@@ -293,13 +286,9 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
         routes = tuple(collected)
     for flag in ("no-route", "random-route"):
         if spec.get(flag.replace("-", "_")) and routes:
-            raise InvalidManifest(
-                f"Application '{name}' cannot use the combination of properties: {flag}, routes"
-            )
+            raise InvalidManifest(f"Application '{name}' cannot use the combination of properties: {flag}, routes")
     if spec.get("no_route") and spec.get("random_route"):
-        raise InvalidManifest(
-            f"Application '{name}' cannot use the combination of properties: no-route, random-route"
-        )
+        raise InvalidManifest(f"Application '{name}' cannot use the combination of properties: no-route, random-route")
     if routes is not None:
         spec["routes"] = routes  # else none given: Cloud Controller maps the default route
 

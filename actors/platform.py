@@ -38,14 +38,14 @@ from actors.cli.actor import CliActor, CliConfig
 from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
 from actors.runtime import ActorSystem, ChildSpec, Clock, RealClock, Supervisor
-from actors.runtime.tracing import TraceRecorder
 from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError
-from protocol.errors import DataDirUnusable, MinifoundryError, PlatformUnavailable
+from actors.runtime.tracing import TraceRecorder
 from actors.terminal import TerminalActor, Terminals
+from protocol.errors import DataDirUnusable, MinifoundryError, PlatformUnavailable
 from protocol.messages import BBSSnapshot, CliCommand, CommandOutcome
-from protocol.snapshots import BBSStatistics
 from protocol.quota import QuotaDefinition
+from protocol.snapshots import BBSStatistics
 
 __all__ = ["DataDirInUse", "Platform", "PlatformConfig"]
 
@@ -213,7 +213,7 @@ class Platform:
         c = self.config
         d = self.data_dir
         cells = [
-            ChildSpec(f"cell-{i}", (lambda i: lambda n: CellActor.start(c.cell_config(i), name=n))(i))
+            ChildSpec(f"cell-{i}", lambda n, i=i: CellActor.start(c.cell_config(i), name=n))
             for i in range(1, c.cells + 1)
         ]
         return [
@@ -222,9 +222,7 @@ class Platform:
             ChildSpec("loggregator", lambda n: LoggregatorActor.start(d / "logs", name=n)),
             ChildSpec("bbs", lambda n: BBS.start(c.bbs, name=n)),
             ChildSpec("auctioneer", lambda n: AuctioneerActor.start(c.auctioneer, name=n)),
-            ChildSpec(
-                "cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)
-            ),
+            ChildSpec("cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)),
             ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller_config(), name=n)),
             ChildSpec("user", lambda n: TerminalActor.start(self.terminals, name=n)),
             ChildSpec("cli", lambda n: CliActor.start(c.cli, recorder=self.recorder, name=n)),
@@ -372,4 +370,6 @@ def check_ccdb_file(path: Path) -> None:
         finally:
             conn.close()
     except sqlite3.DatabaseError as exc:
-        raise DataDirUnusable(f"{path} is damaged or not CC_DB ({exc}); move it away or choose another --data-dir") from None
+        raise DataDirUnusable(
+            f"{path} is damaged or not CC_DB ({exc}); move it away or choose another --data-dir"
+        ) from None

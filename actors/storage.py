@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from actors.runtime import AsyncioActor
 
-__all__ = ["Store", "StorageActor"]
+__all__ = ["StorageActor", "Store"]
 
 
 class Store(Protocol):

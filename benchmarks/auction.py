@@ -155,15 +155,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", action="store_true", help="run 25k/100, 100k/400 and 250k/1000, one process each")
     p.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
     args = p.parse_args(argv)
-    print(f"Python {sys.version.split()[0]}; {args.zones} zones; seed {args.seed}; instance mix "
-          + ", ".join(f"{m} MB x{w:.0%}" for m, w in MIX), flush=True)
+    print(
+        f"Python {sys.version.split()[0]}; {args.zones} zones; seed {args.seed}; instance mix "
+        + ", ".join(f"{m} MB x{w:.0%}" for m, w in MIX),
+        flush=True,
+    )
     if args.table:
         results = []
         for instances, cells in SIZES:
             # Through run.py, which configures logging (the project's one place for it).
-            cmd = [sys.executable, "run.py", "bench", "auction", "--cells", str(cells), "--instances", str(instances),
-                   "--zones", str(args.zones), "--seed", str(args.seed), "--json", "-"]
-            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False)
+            cmd = [
+                sys.executable,
+                "run.py",
+                "bench",
+                "auction",
+                "--cells",
+                str(cells),
+                "--instances",
+                str(instances),
+                "--zones",
+                str(args.zones),
+                "--seed",
+                str(args.seed),
+                "--json",
+                "-",
+            ]
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, check=False
+            )
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return proc.returncode

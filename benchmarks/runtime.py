@@ -83,7 +83,7 @@ class _PykkaCounter(pykka.ThreadingActor):
         super().__init__()
         self.n = 0
 
-    def on_receive(self, message: Any) -> Any:
+    def on_receive(self, _message: Any) -> Any:
         self.n += 1
         return self.n
 
@@ -176,7 +176,7 @@ def _our_classes() -> tuple[type, type]:
             super().__init__(name=name)
             self.n = 0
 
-        def on_receive(self, message: Any) -> Any:
+        def on_receive(self, _message: Any) -> Any:
             self.n += 1
             return self.n
 
@@ -378,7 +378,7 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
             best = max(values) if higher else min(values)
             results[impl] = {"best": best, "median": statistics.median(values), "runs": values}
 
-        def ratios(key: str) -> tuple[float, float]:
+        def ratios(key: str, results: dict[str, Any] = results, higher: bool = higher) -> tuple[float, float]:
             ours, pk, bare = (results[i][key] for i in IMPLEMENTATIONS)
             if higher:
                 return ours / pk, bare / ours
@@ -497,7 +497,9 @@ def _print_rich(report: dict[str, Any], footer: str) -> None:
             cells.append(f"{_fmt(r['best'], w)}\n[dim]med {_fmt(r['median'], w)}[/dim]")
         cells.append(f"{d['ours_over_pykka']:.1f}x\n[dim]med {d['ours_over_pykka_median']:.1f}x[/dim]")
         cells.append(f"{d['ours_vs_bare']:.2f}x\n[dim]med {d['ours_vs_bare_median']:.2f}x[/dim]")
-        cells.append(f">={t['pykka_min']:g}x {verdict(t['pykka_pass'])}\n<={t['bare_max']:g}x {verdict(t['bare_pass'])}")
+        cells.append(
+            f">={t['pykka_min']:g}x {verdict(t['pykka_pass'])}\n<={t['bare_max']:g}x {verdict(t['bare_pass'])}"
+        )
         table.add_row(*cells)
     Console().print(table)
 

@@ -15,7 +15,6 @@ from protocol.errors import InvalidAppName, InvalidManifest
 from protocol.states import HealthCheckType
 
 __all__ = [
-    "AppSpec",
     "DEFAULT_DISK_MB",
     "DEFAULT_DOMAIN",
     "DEFAULT_HTTP_ENDPOINT",
@@ -28,6 +27,7 @@ __all__ = [
     "MAX_MANIFEST_BYTES",
     "MAX_MANIFEST_DEPTH",
     "MAX_MANIFEST_VALUES",
+    "AppSpec",
     "Manifest",
     "default_route",
     "parse_size_mb",
@@ -57,6 +57,7 @@ MAX_DB_INT = 2**31 - 1
 _APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _SIZE = re.compile(r"(\d+)(M|MB|G|GB|T|TB)", re.IGNORECASE)
 _UNIT_MB = {"M": 1, "MB": 1, "G": 1024, "GB": 1024, "T": 1024 * 1024, "TB": 1024 * 1024}
+
 
 @dataclass(frozen=True, slots=True)
 class AppSpec:
@@ -110,8 +111,7 @@ def validate_app_name(name: object) -> str:
         raise InvalidAppName(f"App name '{name}' is longer than 63 characters")
     if not _APP_NAME.fullmatch(name):
         raise InvalidAppName(
-            f"App name '{name}' is invalid: use letters, digits, '-', '_' and '.', "
-            "starting with a letter or digit"
+            f"App name '{name}' is invalid: use letters, digits, '-', '_' and '.', starting with a letter or digit"
         )
     return name
 
@@ -151,5 +151,3 @@ def parse_size_mb(value: object) -> int:
             if mb > 0:
                 return mb
     raise ValueError(f"must be an integer with a unit of measurement like M, MB, G, or GB (got {show(value)})")
-
-

@@ -37,10 +37,10 @@ from protocol.auction import (
     PlacementErrorKind,
     TaskRequest,
 )
-from protocol.snapshots import AuctionStatistics
 from protocol.messages import AuctioneerStats, AuctionOutcome, FetchCellState, ListCells, Perform, RequestAuctions
+from protocol.snapshots import AuctionStatistics
 
-__all__ = ["AuctioneerActor", "AuctioneerConfig", "AuctionStats"]
+__all__ = ["AuctionStats", "AuctioneerActor", "AuctioneerConfig"]
 
 log = structlog.get_logger("minifoundry.auctioneer")
 
@@ -120,7 +120,7 @@ class AuctioneerActor(AsyncioActor):
         self.stats = AuctionStats()
 
     @handles(AuctioneerStats)
-    def _statistics(self, message: AuctioneerStats) -> AuctionStatistics:
+    def _statistics(self, _message: AuctioneerStats) -> AuctionStatistics:
         return self.statistics()
 
     def statistics(self) -> AuctionStatistics:
@@ -185,7 +185,7 @@ class AuctioneerActor(AsyncioActor):
                 entry[0].append(placement.work)
             else:
                 entry[1].append(placement.work)
-        refused = await self._commit(by_cell, step)
+        refused = await self._commit(by_cell)
         placed_lrps: list[tuple[LRPStartRequest, str]] = []
         placed_tasks: list[tuple[TaskRequest, str]] = []
         failed_lrps: list[tuple[LRPStartRequest, PlacementError]] = []
@@ -277,7 +277,7 @@ class AuctioneerActor(AsyncioActor):
         return await ref.ask(FetchCellState(step=step), block=False, timeout=timeout)
 
     async def _commit(
-        self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]], step: int
+        self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]]
     ) -> dict[int, PlacementError]:
         """Send each winner its work; return refused work (by id) with the error."""
         refused: dict[int, PlacementError] = {}

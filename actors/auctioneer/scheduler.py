@@ -65,6 +65,7 @@ _NO_ROOM = PlacementErrorKind.INSUFFICIENT_RESOURCES
 def _unreachable(work: Work) -> PlacementFailure:
     return PlacementFailure(work, PlacementError(PlacementErrorKind.CELLS_UNREACHABLE, NO_CELLS))
 
+
 _DEFAULT_CONFIG = AuctionConfig()
 
 
@@ -105,9 +106,7 @@ def schedule_reference(
         else:
             winner = _reference_best(state, candidates, work, config)
         if winner is None:
-            problems = (
-                resource_problems(state[i], work.memory_mb, work.disk_mb) for i in candidates
-            )
+            problems = (resource_problems(state[i], work.memory_mb, work.disk_mb) for i in candidates)
             failed.append(PlacementFailure(work, PlacementError(_NO_ROOM, insufficient_resources(problems))))
             continue
         score, i = winner
@@ -138,9 +137,7 @@ def _reference_lrp_winner(
 ) -> tuple[float, int] | None:
     instances: dict[str, int] = {}
     for cell in state:
-        instances[cell.zone] = instances.get(cell.zone, 0) + cell.lrp_counts.get(
-            lrp.process_guid, 0
-        )
+        instances[cell.zone] = instances.get(cell.zone, 0) + cell.lrp_counts.get(lrp.process_guid, 0)
     by_zone: dict[str, list[int]] = {}
     for i in candidates:
         by_zone.setdefault(state[i].zone, []).append(i)
@@ -191,7 +188,7 @@ def _reserve(cell: CellState, work: Work) -> CellState:
 
 
 class _Bucket:
-    __slots__ = ("zone", "sig", "positions", "lrp_entries", "task_entries")
+    __slots__ = ("lrp_entries", "positions", "sig", "task_entries", "zone")
 
     def __init__(self, zone: str, sig: int) -> None:
         self.zone = zone
@@ -204,7 +201,7 @@ class _Bucket:
 class _Compatible:
     """The cells one set of constraints allows, precomputed per round."""
 
-    __slots__ = ("positions", "mismatch", "sigs", "zones", "buckets_by_zone", "buckets")
+    __slots__ = ("buckets", "buckets_by_zone", "mismatch", "positions", "sigs", "zones")
 
     def __init__(self, positions: tuple[int, ...], mismatch: str | None) -> None:
         self.positions = positions
@@ -216,9 +213,7 @@ class _Compatible:
 
 
 _MASK_PROBLEMS = {
-    mask: frozenset(
-        name for bit, name in ((1, "memory"), (2, "disk"), (4, "containers")) if mask & bit
-    )
+    mask: frozenset(name for bit, name in ((1, "memory"), (2, "disk"), (4, "containers")) if mask & bit)
     for mask in range(8)
 }
 
@@ -298,12 +293,7 @@ class _Round:
         n = self.n
         fractions = max(
             (
-                (
-                    abs(self.ma[p]) / self.mt[p]
-                    + abs(self.da[p]) / self.dt[p]
-                    + abs(self.ca[p]) / self.ct[p]
-                )
-                / 3
+                (abs(self.ma[p]) / self.mt[p] + abs(self.da[p]) / self.dt[p] + abs(self.ca[p]) / self.ct[p]) / 3
                 for p in range(n)
             ),
             default=0.0,
@@ -409,9 +399,7 @@ class _Round:
         if memo is not None and memo[0] == self.placements:
             return memo[1]
         ma, da, ca = self.ma, self.da, self.ca
-        masks = {
-            (ma[p] < m) | ((da[p] < d) << 1) | ((ca[p] < 1) << 2) for p in compatible.positions
-        }
+        masks = {(ma[p] < m) | ((da[p] < d) << 1) | ((ca[p] < 1) << 2) for p in compatible.positions}
         reason = insufficient_resources(_MASK_PROBLEMS[mask] for mask in masks)
         self.no_room[memo_key] = (self.placements, reason)
         return reason
@@ -435,9 +423,7 @@ class _Round:
         self._reserve(p, work)
         return Placement(work, self.ids[p], score)
 
-    def _lrp_winner(
-        self, lrp: LRPStartRequest, compatible: _Compatible, m: int, d: int
-    ) -> tuple[float, int]:
+    def _lrp_winner(self, lrp: LRPStartRequest, compatible: _Compatible, m: int, d: int) -> tuple[float, int]:
         if self.task_entry is not None:
             # Tasks come as one run in the order; their index is done with.
             self.task_entry = None
@@ -629,9 +615,7 @@ if __name__ == "__main__":
     parser.add_argument("instances", type=int, nargs="?", default=25_000)
     parser.add_argument("cells", type=int, nargs="?", default=100)
     parser.add_argument("--zones", type=int, default=3)
-    parser.add_argument(
-        "--reference", action="store_true", help="also time schedule_reference and compare"
-    )
+    parser.add_argument("--reference", action="store_true", help="also time schedule_reference and compare")
     args = parser.parse_args()
 
     cells, lrps = _benchmark_cluster(args.instances, args.cells, args.zones)

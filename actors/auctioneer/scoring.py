@@ -63,9 +63,7 @@ def resource_score_from_values(
     ) / 3 + starting_container_weight * starting_containers
 
 
-def lrp_score_from_values(
-    resource: float, instances: int, cell_index: int, bin_pack_first_fit_weight: float
-) -> float:
+def lrp_score_from_values(resource: float, instances: int, cell_index: int, bin_pack_first_fit_weight: float) -> float:
     """An LRP score from its resource score and the cell's instances of the app."""
     return resource + INSTANCE_PENALTY * instances + bin_pack_first_fit_weight * cell_index
 
@@ -75,9 +73,7 @@ def task_score_from_values(resource: float, task_count: int) -> float:
     return resource + INSTANCE_PENALTY * task_count
 
 
-def resource_score(
-    cell: CellState, memory_mb: int, disk_mb: int, starting_container_weight: float
-) -> float:
+def resource_score(cell: CellState, memory_mb: int, disk_mb: int, starting_container_weight: float) -> float:
     """How full `cell` would be after taking the work: the mean used fraction of
     memory, disk and containers, plus a penalty per container still starting."""
     return resource_score_from_values(
@@ -143,9 +139,7 @@ def matches_volume_drivers(cell: CellState, volume_drivers: frozenset[str]) -> b
 def matches_placement_tags(cell: CellState, placement_tags: frozenset[str]) -> bool:
     """Whether the tags fit: the cell's required tags are all requested, and every
     requested tag is one the cell has (required or optional)."""
-    return cell.required_tags <= placement_tags and placement_tags <= (
-        cell.required_tags | cell.optional_tags
-    )
+    return cell.required_tags <= placement_tags and placement_tags <= (cell.required_tags | cell.optional_tags)
 
 
 def _quoted(names: Iterable[str]) -> str:
@@ -174,9 +168,7 @@ def compatible_cells(cells: Sequence[CellState], work: Work) -> tuple[tuple[int,
     with_drivers = [i for i in with_rootfs if matches_volume_drivers(cells[i], work.volume_drivers)]
     if not with_drivers:
         return (), volume_driver_mismatch(work.volume_drivers)
-    with_tags = tuple(
-        i for i in with_drivers if matches_placement_tags(cells[i], work.placement_tags)
-    )
+    with_tags = tuple(i for i in with_drivers if matches_placement_tags(cells[i], work.placement_tags))
     if not with_tags:
         return (), placement_tag_mismatch(work.placement_tags)
     return with_tags, None
@@ -201,9 +193,7 @@ def _by_memory_descending(work: Work) -> int:
     return -work.memory_mb
 
 
-def sort_work(
-    lrps: Iterable[LRPStartRequest], tasks: Iterable[TaskRequest] = ()
-) -> tuple[Work, ...]:
+def sort_work(lrps: Iterable[LRPStartRequest], tasks: Iterable[TaskRequest] = ()) -> tuple[Work, ...]:
     """The order Diego places a batch in: every index-0 LRP (so each app gets one
     instance before any app gets a second), then tasks, then the other LRP
     indexes; larger memory first within each, arrival order among equals.

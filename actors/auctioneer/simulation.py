@@ -95,7 +95,9 @@ class Cluster:
         # Convergence is left on but slow: placement must come from the
         # first bid rounds, not from retries.
         cluster.bbs = BBS.start(bbs or BBSConfig(convergence_interval=3600, presence_ttl=3600), name="bbs")
-        AuctioneerActor.start(AuctioneerConfig(auction=auction or AuctionConfig(), cell_state_timeout=30), name="auctioneer")
+        AuctioneerActor.start(
+            AuctioneerConfig(auction=auction or AuctionConfig(), cell_state_timeout=30), name="auctioneer"
+        )
         for config in configs:
             cell_class.start(config, name=config.cell_id)
         await system.clock.sleep(0)
@@ -201,7 +203,7 @@ class Cluster:
         return await self.system.ask("auctioneer", AuctioneerStats())
 
 
-def _ListCells() -> Any:  # noqa: N802 - a message constructor
+def _ListCells() -> Any:
     from protocol.messages import ListCells
 
     return ListCells()

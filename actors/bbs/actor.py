@@ -165,7 +165,7 @@ class BBS(AsyncioActor):
         )
 
     @handles(BBSSnapshot)
-    def _snapshot(self, message: BBSSnapshot) -> BBSStatistics:
+    def _snapshot(self, _message: BBSSnapshot) -> BBSStatistics:
         return self.statistics()
 
     # --- the books' entries ----------------------------------------------------------------
@@ -277,7 +277,7 @@ class BBS(AsyncioActor):
         return tuple(book[i].snapshot() for i in sorted(book))
 
     @handles(ListActualLRPs)
-    def _list_actuals(self, message: ListActualLRPs) -> tuple[ActualLRP, ...]:
+    def _list_actuals(self, _message: ListActualLRPs) -> tuple[ActualLRP, ...]:
         actuals = self.books.actuals
         return tuple(actuals[pg][i].snapshot() for pg in actuals for i in sorted(actuals[pg]))
 
@@ -537,7 +537,7 @@ class BBS(AsyncioActor):
         return task.definition
 
     @handles(ListTasks)
-    def _list_tasks(self, message: ListTasks) -> tuple[TaskSnapshot, ...]:
+    def _list_tasks(self, _message: ListTasks) -> tuple[TaskSnapshot, ...]:
         return tuple(t.snapshot() for t in self.books.tasks.values())
 
     @handles(CancelTask)
@@ -616,11 +616,11 @@ class BBS(AsyncioActor):
         known.last_seen = now
 
     @handles(ListCells)
-    def _list_cells(self, message: ListCells) -> tuple[CellPresence, ...]:
+    def _list_cells(self, _message: ListCells) -> tuple[CellPresence, ...]:
         return tuple(c.presence for c in self.books.cells.values())
 
     @handles(_Tick)
-    def _tick(self, message: _Tick) -> None:
+    def _tick(self, _message: _Tick) -> None:
         self.tell_self_later(self.config.presence_check_interval, _Tick())
         now = self.clock.monotonic()
         ttl = self.config.presence_ttl
@@ -733,13 +733,13 @@ class BBS(AsyncioActor):
     # --- convergence ------------------------------------------------------------------------
 
     @handles(_ConvergeTick)
-    def _converge_tick(self, message: _ConvergeTick) -> None:
+    def _converge_tick(self, _message: _ConvergeTick) -> None:
         self.tell_self_later(self.config.convergence_interval, _ConvergeTick())
         if self.config.convergence_enabled and not self.recovering:
             self._converge("timer")
 
     @handles(_RecoveryOver)
-    def _recovery_over(self, message: _RecoveryOver) -> None:
+    def _recovery_over(self, _message: _RecoveryOver) -> None:
         """The books are rebuilt: stop what nobody desired again, auction the rest."""
         self.recovering = False
         for (process_guid, index), (cell_id, guid, _) in sorted(self._reported.items()):
@@ -773,7 +773,9 @@ class BBS(AsyncioActor):
 
         to_auction: list[ActualEntry] = []
         for process_guid, index in plan.create:
-            actual = books.actuals.setdefault(process_guid, {})[index] = ActualEntry(process_guid, index, self.clock.now())
+            actual = books.actuals.setdefault(process_guid, {})[index] = ActualEntry(
+                process_guid, index, self.clock.now()
+            )
             to_auction.append(actual)
         to_auction += [entry(key) for key in plan.auction]
         for key in plan.cell_lost:

@@ -18,23 +18,23 @@ class ActualEntry:
     """The BBS's mutable book entry for one instance index."""
 
     __slots__ = (
-        "process_guid",
-        "index",
-        "instance_guid",
         "cell_id",
-        "state",
-        "since",
+        "claimed_at",
         "crash_count",
         "crash_reason",
-        "placement_error",
-        "memory_usage_mb",
         "disk_usage_mb",
-        "requested_at",
-        "claimed_at",
-        "running_since",
-        "next_restart_at",
         "evacuating",
+        "index",
+        "instance_guid",
+        "memory_usage_mb",
+        "next_restart_at",
+        "placement_error",
+        "process_guid",
         "replacement_requested_at",
+        "requested_at",
+        "running_since",
+        "since",
+        "state",
     )
 
     def __init__(self, process_guid: str, index: int, since: float) -> None:
@@ -76,17 +76,17 @@ class ActualEntry:
 
 class TaskEntry:
     __slots__ = (
-        "definition",
-        "state",
         "cell_id",
-        "rejections",
+        "created_at",
+        "definition",
         "failed",
         "failure_reason",
-        "result",
-        "created_at",
-        "updated_at",
+        "rejections",
         "requested_at",
+        "result",
+        "state",
         "trace",
+        "updated_at",
     )
 
     def __init__(self, definition: TaskDefinition, now: float, trace: Any) -> None:
@@ -116,7 +116,7 @@ class TaskEntry:
 
 
 class CellEntry:
-    __slots__ = ("presence", "last_seen", "first_seen")
+    __slots__ = ("first_seen", "last_seen", "presence")
 
     def __init__(self, presence: CellPresence, now: float) -> None:
         self.presence = presence
@@ -164,9 +164,7 @@ class Books:
             counts = InstanceCounts.of(actual.state for actual in book.values())
             apps.append(AppInstances(lrp.app_guid, lrp.app_name, process_guid, lrp.instances, counts))
             if counts.unclaimed:
-                failures += sum(
-                    1 for a in book.values() if a.state is ActualLRPState.UNCLAIMED and a.placement_error
-                )
+                failures += sum(1 for a in book.values() if a.state is ActualLRPState.UNCLAIMED and a.placement_error)
         return BBSStatistics(
             apps=tuple(apps),
             cells=tuple(sorted(self.cells)),

@@ -434,9 +434,7 @@ class BlobStore:
 
     # --- resource pool ----------------------------------------------------
 
-    async def match_resources(
-        self, resources: Iterable[tuple[str, int]]
-    ) -> list[tuple[str, int]]:
+    async def match_resources(self, resources: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
         """Those ``(sha1, size)`` pairs the pool already holds, in the order given.
 
         Entries that are not well-formed sha1s never match (the list comes

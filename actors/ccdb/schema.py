@@ -26,11 +26,7 @@ __all__ = [
 Migration = tuple[int, tuple[str, ...]]
 
 # Created outside any migration because it is how we know which ones ran.
-BOOTSTRAP = (
-    "CREATE TABLE IF NOT EXISTS schema_version ("
-    " version INTEGER PRIMARY KEY"
-    ")"
-)
+BOOTSTRAP = "CREATE TABLE IF NOT EXISTS schema_version ( version INTEGER PRIMARY KEY)"
 
 # State names are spelled out literally rather than generated from
 # protocol.states: a shipped migration must keep meaning the same thing even
@@ -173,16 +169,12 @@ def check_migrations(migrations: Sequence[Migration]) -> None:
     previous = 0
     for version, statements in migrations:
         if version <= previous:
-            raise ValueError(
-                f"migration versions must increase: {version} follows {previous}"
-            )
+            raise ValueError(f"migration versions must increase: {version} follows {previous}")
         if not statements:
             raise ValueError(f"migration {version} has no statements")
         previous = version
 
 
-def pending_migrations(
-    migrations: Sequence[Migration], current: int
-) -> list[Migration]:
+def pending_migrations(migrations: Sequence[Migration], current: int) -> list[Migration]:
     """The migrations newer than `current`, in order."""
     return [m for m in migrations if m[0] > current]

@@ -27,6 +27,7 @@ from actors.cell.buildpacks import stage
 from actors.cell.instance_model import InstanceModel, StartPlan
 from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
+from protocol import blobs
 from protocol.auction import CellState, FrozenCounts, LRPStartRequest, TaskRequest
 from protocol.errors import (
     BuildpackCompileFailed,
@@ -35,7 +36,6 @@ from protocol.errors import (
     PlatformError,
     StagingError,
 )
-from protocol import blobs
 from protocol.lrp import CellPresence, ContainerInfo, DesiredLRP, StagingFailure, StagingResult, TaskDefinition
 from protocol.messages import (
     CancelTask,
@@ -90,19 +90,19 @@ class CellConfig:
 
 class _Instance:
     __slots__ = (
-        "process_guid",
-        "index",
-        "guid",
-        "memory_mb",
-        "disk_mb",
-        "state",
-        "created_at",
-        "running_at",
-        "plan",
         "app_guid",
-        "usage",
-        "trace",
+        "created_at",
+        "disk_mb",
         "droplet_key",
+        "guid",
+        "index",
+        "memory_mb",
+        "plan",
+        "process_guid",
+        "running_at",
+        "state",
+        "trace",
+        "usage",
     )
 
     def __init__(self, work: LRPStartRequest, guid: str, now: float, trace: Any) -> None:
@@ -122,7 +122,7 @@ class _Instance:
 
 
 class _Task:
-    __slots__ = ("guid", "memory_mb", "disk_mb", "trace", "runner")
+    __slots__ = ("disk_mb", "guid", "memory_mb", "runner", "trace")
 
     def __init__(self, work: TaskRequest, trace: Any) -> None:
         self.guid = work.task_guid
@@ -202,7 +202,7 @@ class CellActor(AsyncioActor):
     # --- dispatch ------------------------------------------------------------------------
 
     @handles(FetchCellState)
-    def _fetch_state(self, message: FetchCellState) -> CellState:
+    def _fetch_state(self, _message: FetchCellState) -> CellState:
         return self.state()
 
     @handles(_Healthy)
@@ -214,15 +214,15 @@ class CellActor(AsyncioActor):
         self._crash(message.guid)
 
     @handles(_Beat)
-    def _on_beat(self, message: _Beat) -> None:
+    def _on_beat(self, _message: _Beat) -> None:
         self._beat()
 
     @handles(_Sync)
-    def _on_sync(self, message: _Sync) -> None:
+    def _on_sync(self, _message: _Sync) -> None:
         self._sync()
 
     @handles(SyncNow)
-    def _on_sync_now(self, message: SyncNow) -> None:
+    def _on_sync_now(self, _message: SyncNow) -> None:
         self._report()
 
     @handles(CancelTask)
@@ -234,11 +234,11 @@ class CellActor(AsyncioActor):
         self.draining = message.draining
 
     @handles(CellInfo)
-    def _info(self, message: CellInfo) -> CellStatistics:
+    def _info(self, _message: CellInfo) -> CellStatistics:
         return self.statistics()
 
     @handles(ListContainers)
-    def _list_containers(self, message: ListContainers) -> tuple[ContainerInfo, ...]:
+    def _list_containers(self, _message: ListContainers) -> tuple[ContainerInfo, ...]:
         return self.containers()
 
     # --- bidding ---------------------------------------------------------------------------
@@ -364,7 +364,9 @@ class CellActor(AsyncioActor):
             instance.app_guid = desired.app_guid
             instance.droplet_key = desired.droplet_key
             index = str(instance.index)
-            self._log(desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}")
+            self._log(
+                desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}"
+            )
             self._log(
                 desired.app_guid,
                 "CELL",
@@ -378,7 +380,9 @@ class CellActor(AsyncioActor):
                     if instance.guid in self.instances:
                         self._exit(instance, "Downloading droplet failed", ran_for=0.0)
                     return
-                self._log(desired.app_guid, "CELL", index, f"Downloaded droplet ({format_bytes(droplet.stat().st_size)})")
+                self._log(
+                    desired.app_guid, "CELL", index, f"Downloaded droplet ({format_bytes(droplet.stat().st_size)})"
+                )
             if instance.guid not in self.instances:
                 return
             model = self._model(desired)
@@ -445,7 +449,12 @@ class CellActor(AsyncioActor):
             self.tell(
                 "bbs",
                 InstanceStarted(
-                    instance.process_guid, instance.index, guid, self.cell_id, memory_usage_mb=memory, disk_usage_mb=disk
+                    instance.process_guid,
+                    instance.index,
+                    guid,
+                    self.cell_id,
+                    memory_usage_mb=memory,
+                    disk_usage_mb=disk,
                 ),
             )
         finally:
@@ -466,12 +475,17 @@ class CellActor(AsyncioActor):
                 self._log(instance.app_guid, "APP", index, description or "Exited")
                 self._log(instance.app_guid, "CELL", index, f"Cell {self.cell_id} stopping instance {instance.guid}")
                 self._log(
-                    instance.app_guid, "CELL", index, f"Cell {self.cell_id} destroying container for instance {instance.guid}"
+                    instance.app_guid,
+                    "CELL",
+                    index,
+                    f"Cell {self.cell_id} destroying container for instance {instance.guid}",
                 )
             self._release(instance)
             self.tell(
                 "bbs",
-                InstanceCrashed(instance.process_guid, instance.index, instance.guid, self.cell_id, description, ran_for),
+                InstanceCrashed(
+                    instance.process_guid, instance.index, instance.guid, self.cell_id, description, ran_for
+                ),
             )
         finally:
             current_trace.reset(token)
@@ -506,8 +520,11 @@ class CellActor(AsyncioActor):
     def _crash_storm(self, message: CrashInstances) -> int:
         """Crash a seeded-random share of the running instances (a fault)."""
         running = sorted(
-            (i for i in self.instances.values() if i.state == "running"
-             and (message.process_guid is None or i.process_guid == message.process_guid)),
+            (
+                i
+                for i in self.instances.values()
+                if i.state == "running" and (message.process_guid is None or i.process_guid == message.process_guid)
+            ),
             key=lambda i: i.guid,
         )
         victims = self.rng.sample(running, round(len(running) * max(0.0, min(1.0, message.fraction))))
@@ -537,7 +554,7 @@ class CellActor(AsyncioActor):
                 failure = StagingFailure.of(exc, getattr(exc.__cause__, "code", ""))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - anything else is a StagingError
+            except Exception as exc:
                 log.exception("staging-crashed", cell_id=self.cell_id, task=task.guid)
                 failure = StagingFailure.of(StagingError(f"Staging error: {exc}"))
             self.tell("bbs", TaskCompleted(task.guid, self.cell_id, result, failure, definition))
@@ -688,7 +705,6 @@ class CellActor(AsyncioActor):
             )
             for i in self.instances.values()
         )
-
 
 
 def _fresh_dir(path: Path) -> None:

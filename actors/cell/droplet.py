@@ -33,9 +33,9 @@ import yaml
 from protocol.errors import BlobCorrupt, BlobNotFound, UnsafePath
 
 __all__ = [
-    "DropletFile",
     "MAX_STAGING_INFO_BYTES",
     "STAGING_INFO",
+    "DropletFile",
     "StagingInfo",
     "build_droplet",
     "read_staging_info",
@@ -149,21 +149,21 @@ def build_droplet(
     try:
         with open(tmp, "wb") as raw:
             sink = _HashingWriter(raw)
-            with gzip.GzipFile(
-                filename="", mode="wb", fileobj=sink, mtime=mtime, compresslevel=_COMPRESS_LEVEL
-            ) as gz:
-                with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
-                    data = _staging_info_yaml(info)
-                    si = tarfile.TarInfo(STAGING_INFO)
-                    si.size = len(data)
-                    si.mode = 0o644
-                    si.mtime = mtime
-                    si.uname = si.gname = ""
-                    tf.addfile(si, io.BytesIO(data))
-                    _add_tree(tf, Path(app_dir), "app", mtime)
-                    _add_tree(tf, Path(deps_dir), "deps", mtime)
-                    tf.addfile(_dir_info("logs", mtime))
-                    tf.addfile(_dir_info("tmp", mtime))
+            with (
+                gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=mtime, compresslevel=_COMPRESS_LEVEL) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf,
+            ):
+                data = _staging_info_yaml(info)
+                si = tarfile.TarInfo(STAGING_INFO)
+                si.size = len(data)
+                si.mode = 0o644
+                si.mtime = mtime
+                si.uname = si.gname = ""
+                tf.addfile(si, io.BytesIO(data))
+                _add_tree(tf, Path(app_dir), "app", mtime)
+                _add_tree(tf, Path(deps_dir), "deps", mtime)
+                tf.addfile(_dir_info("logs", mtime))
+                tf.addfile(_dir_info("tmp", mtime))
         os.replace(tmp, dest_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -179,9 +179,9 @@ def read_staging_info(droplet: str | os.PathLike[str] | bytes) -> StagingInfo:
     """
     try:
         if isinstance(droplet, (bytes, bytearray, memoryview)):
-            tf = tarfile.open(fileobj=io.BytesIO(bytes(droplet)), mode="r|*")
+            tf = tarfile.open(fileobj=io.BytesIO(bytes(droplet)), mode="r|*")  # noqa: SIM115 - closed below
         else:
-            tf = tarfile.open(droplet, mode="r|*")
+            tf = tarfile.open(droplet, mode="r|*")  # noqa: SIM115 - closed below
     except FileNotFoundError:
         raise BlobNotFound(f"Droplet {droplet} does not exist") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:

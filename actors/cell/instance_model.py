@@ -59,6 +59,7 @@ __all__ = [
 APP_PORT = 8080
 OOM_EXIT_STATUS = 137
 
+
 @dataclass(frozen=True, slots=True)
 class StartPlan:
     """One start of one instance, decided when it starts. Times are seconds
@@ -148,9 +149,7 @@ class InstanceModel(InstanceKnobs):
             at = delay * rng.random() if delay > 0 else 0.0
             return StartPlan(None, at, self.exit_status, _exited(self.exit_status))
         if self.out_of_memory(memory_quota_mb):
-            return StartPlan(
-                None, delay, OOM_EXIT_STATUS, f"{_exited(OOM_EXIT_STATUS)} (out of memory)"
-            )
+            return StartPlan(None, delay, OOM_EXIT_STATUS, f"{_exited(OOM_EXIT_STATUS)} (out of memory)")
         if check is HealthCheckType.PROCESS:
             healthy_at = 0.0
         elif self.health_check_passes(check) and delay <= timeout_s:

@@ -146,7 +146,7 @@ class CliBase(AsyncioActor):
             return self._failed(run, type(exc).__name__, f"{type(exc).__name__} - {exc}")
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the user sees a message, the log the trace
+        except Exception as exc:
             log.exception("cli-command-crashed", argv=list(message.argv))
             run.out(f"Unexpected error: {type(exc).__name__}: {exc}")
             run.out("FAILED")
@@ -214,4 +214,3 @@ class CliBase(AsyncioActor):
 
     async def _save_trace(self, app: AppRecord, kind: str, *, since: int = 0) -> None:
         raise NotImplementedError  # push.Push
-

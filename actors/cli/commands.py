@@ -109,11 +109,15 @@ COMMANDS: dict[str, _Spec] = {
     "apps": _Spec("apps", "List all apps in the target space", _none),
     "app": _Spec("app APP_NAME [--guid]", "Display health and status for an app", _app_guid),
     "scale": _Spec(
-        "scale APP_NAME [-i INSTANCES] [-m MEMORY] [-k DISK] [-f]", "Change or view the instance count, disk and memory", _scale
+        "scale APP_NAME [-i INSTANCES] [-m MEMORY] [-k DISK] [-f]",
+        "Change or view the instance count, disk and memory",
+        _scale,
     ),
     "start": _Spec("start APP_NAME", "Start an app (staging it first if it has no droplet)", _app_only),
     "stop": _Spec("stop APP_NAME", "Stop an app", _app_only),
-    "restart": _Spec("restart APP_NAME", "Stop all instances of the app, then start them again (no new build)", _app_only),
+    "restart": _Spec(
+        "restart APP_NAME", "Stop all instances of the app, then start them again (no new build)", _app_only
+    ),
     "restage": _Spec("restage APP_NAME", "Stage the app's newest package into a new droplet, then restart", _app_only),
     "delete": _Spec("delete APP_NAME [-f] [-r]", "Delete an app", _delete),
     "logs": _Spec("logs APP_NAME [--recent]", "Tail or show recent logs for an app", _logs),

@@ -108,7 +108,7 @@ def svg(deliveries: Sequence[dict[str, Any]], mermaid_text: str = "") -> str:
             out.append(f'<rect x="0" y="{y}" width="{width}" height="{h}" fill="{_BANDS[band % 2]}"/>')
             out.append(
                 f'<text x="10" y="{y + 16}" style="{_FONT}; font-size: 12px; font-weight: bold" fill="#4b5563">'
-                f'step {rows[start]["step"]}</text>'
+                f"step {rows[start]['step']}</text>"
             )
             band += 1
             start = i
@@ -178,7 +178,9 @@ def html_page(deliveries: Sequence[dict[str, Any]], mermaid_text: str = "") -> s
     )
 
 
-def write_picture(deliveries: Sequence[dict[str, Any]], mermaid_text: str, path: str | os.PathLike[str], kind: str) -> Path:
+def write_picture(
+    deliveries: Sequence[dict[str, Any]], mermaid_text: str, path: str | os.PathLike[str], kind: str
+) -> Path:
     """Write the diagram as `kind` ("svg" or "html") to `path`, whole or not at all."""
     if kind == "svg":
         text = svg(deliveries, mermaid_text)

@@ -94,7 +94,7 @@ class Push(CliBase):
         out("Packaging files to upload...")
         async with self.clock.threaded_io():
             contents = await anyio.to_thread.run_sync(
-                lambda: dict((f.path, data) for f, data in bits.iter_contents([f.path for f in new_files]))
+                lambda: {f.path: data for f, data in bits.iter_contents([f.path for f in new_files])}
             )
             uploaded = await anyio.to_thread.run_sync(
                 lambda: build_package(new_files, contents.__getitem__) if new_files else b""
@@ -111,7 +111,7 @@ class Push(CliBase):
         if no_start:
             if app.state is AppState.STARTED:
                 await self.cc(StopApp(app.guid, c.user))
-            return await self._show_app(app.guid, run, after_push=True)
+            return await self._show_app(app.guid, run)
         await self._stage(app, run, reason="push")
         return await self._start_and_wait(app, run, restart=existed)
 
@@ -196,13 +196,16 @@ class Push(CliBase):
                 last_progress = progress
             if self.clock.monotonic() - started > c.start_timeout:
                 raise CommandFailed(
-                    "StartAppTimeout", "Start app timeout", "", f"TIP: use 'cf logs {app.name} --recent' for more information"
+                    "StartAppTimeout",
+                    "Start app timeout",
+                    "",
+                    f"TIP: use 'cf logs {app.name} --recent' for more information",
                 )
             await self.clock.sleep(c.poll_interval)
         out("")
-        return await self._show_app(app.guid, run, after_push=True)
+        return await self._show_app(app.guid, run)
 
-    async def _show_app(self, app_guid: str, run: Run, *, after_push: bool = False) -> int:
+    async def _show_app(self, app_guid: str, run: Run) -> int:
         app, droplet, instances = await self.cc(GetAppSummary(app_guid))
         for line in render.app_summary(app, droplet, instances):
             run.out(line)

@@ -178,7 +178,9 @@ def apply_flags(
     changes: dict[str, Any] = {}
     if instances is not None:
         if not is_int(instances) or not 0 <= instances <= MAX_DB_INT:
-            raise ValueError(f"invalid argument for flag '-i': {show(instances)} (expected an integer from 0 to {MAX_DB_INT})")
+            raise ValueError(
+                f"invalid argument for flag '-i': {show(instances)} (expected an integer from 0 to {MAX_DB_INT})"
+            )
         changes["instances"] = instances
     for flag, field, value in (("-m", "memory_mb", memory), ("-k", "disk_mb", disk)):
         if value is None:
@@ -227,8 +229,7 @@ def apply_flags(
     if timeout is not None:
         if not is_int(timeout) or not 1 <= timeout <= MAX_HEALTH_CHECK_TIMEOUT_S:
             raise ValueError(
-                f"invalid argument for flag '-t': {show(timeout)} "
-                f"(expected 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds)"
+                f"invalid argument for flag '-t': {show(timeout)} (expected 1 to {MAX_HEALTH_CHECK_TIMEOUT_S} seconds)"
             )
         changes["timeout_s"] = timeout
     if no_route:
@@ -239,8 +240,6 @@ def apply_flags(
         changes["random_route"] = True  # routes the user listed stay
         changes["no_route"] = False
     return dataclasses.replace(spec, **changes)
-
-
 
 
 def default_spec(name: str, **overrides: Any) -> AppSpec:

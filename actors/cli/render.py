@@ -63,8 +63,7 @@ def _instance_rows(instances: Sequence[InstanceInfo]) -> list[list[str]]:
         state = inst.state.lower()
         memory = f"{format_mb(inst.memory_usage_mb)} of {format_mb(inst.memory_quota_mb)}"
         disk = f"{format_mb(inst.disk_usage_mb)} of {format_mb(inst.disk_quota_mb)}"
-        cpu = "0.0%" if state == "running" else "0.0%"
-        rows.append([f"#{inst.index}", state, iso(inst.since), cpu, memory, disk, inst.details])
+        rows.append([f"#{inst.index}", state, iso(inst.since), "0.0%", memory, disk, inst.details])
     return rows
 
 

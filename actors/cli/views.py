@@ -30,7 +30,7 @@ class NoTrace(PlatformError):
 
 class Views(Lifecycle):
     @runs("apps")
-    async def cmd_apps(self, command: Command, run: Run) -> int:
+    async def cmd_apps(self, _command: Command, run: Run) -> int:
         out = run.out
         out(self._header("Getting apps"))
         out("")
@@ -86,7 +86,7 @@ class Views(Lifecycle):
         return 0
 
     @runs("cells")
-    async def cmd_cells(self, command: Command, run: Run) -> int:
+    async def cmd_cells(self, _command: Command, run: Run) -> int:
         out = run.out
         out("Getting cells...")
         out("")

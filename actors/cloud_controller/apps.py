@@ -122,7 +122,7 @@ class Apps(ControllerBase):
         return app
 
     @handles(ListApps, concurrent=True)
-    async def _list_apps(self, message: ListApps) -> list[tuple[AppRecord, tuple[InstanceInfo, ...]]]:
+    async def _list_apps(self, _message: ListApps) -> list[tuple[AppRecord, tuple[InstanceInfo, ...]]]:
         apps = await self.db(ccdb.ListApps())
         return [(app, await self._instances(app)) for app in apps]
 

@@ -45,9 +45,7 @@ class Bits(ControllerBase):
             except Exception:
                 await self.db(ccdb.UpdatePackage(package.guid, {"state": PackageState.FAILED}, step=5))
                 raise
-            package = await self.db(
-                ccdb.FinishPackageUpload(package.guid, info.key, info.size, message.actor, step=5)
-            )
+            package = await self.db(ccdb.FinishPackageUpload(package.guid, info.key, info.size, message.actor, step=5))
         freed = await self.db(ccdb.ExpireOldPackages(app.guid, keep=self.config.packages_kept))
         await self._delete_blobs(freed)
         return package
@@ -109,7 +107,7 @@ class Bits(ControllerBase):
         return failed
 
     @handles(Reap, concurrent=True)
-    async def _reap(self, message: Reap) -> None:
+    async def _reap(self, _message: Reap) -> None:
         self.tell_self_later(self.config.reap_interval, Reap())
         token = current_trace.set(None)
         try:

@@ -187,7 +187,7 @@ class Processes(ControllerBase):
             await self.db(ccdb.RecordEvent("audit.app.process.crash", app.name, app.guid, app.name, metadata))
             self._api_log(
                 app.guid,
-                f"Process has crashed with type: \"web\" (index: {message.index}, reason: CRASHED, "
+                f'Process has crashed with type: "web" (index: {message.index}, reason: CRASHED, '
                 f"exit_description: {message.exit_description})",
             )
         finally:
@@ -196,16 +196,16 @@ class Processes(ControllerBase):
     # --- the sync with Diego (ProcessesSync, TasksSync) ---------------------------------------
 
     @handles(SyncTick, concurrent=True)
-    async def _sync_tick(self, message: SyncTick) -> None:
+    async def _sync_tick(self, _message: SyncTick) -> None:
         self.tell_self_later(self.config.sync_interval, SyncTick())
         await self._sync("timer")
 
     @handles(BBSStarted, concurrent=True)
-    async def _bbs_started(self, message: BBSStarted) -> None:
+    async def _bbs_started(self, _message: BBSStarted) -> None:
         await self._sync("bbs-restarted")
 
     @handles(SyncProcesses, concurrent=True)
-    async def _sync_now(self, message: SyncProcesses) -> list[dict[str, Any]]:
+    async def _sync_now(self, _message: SyncProcesses) -> list[dict[str, Any]]:
         return await self._sync("asked")
 
     async def _sync(self, reason: str) -> list[dict[str, Any]]:
@@ -272,7 +272,9 @@ class Processes(ControllerBase):
             for repair in repairs:
                 log.warning("processes-sync-repaired", app_guid=app_guid, app=name, **repair)
                 try:
-                    await self.db(ccdb.RecordEvent("audit.app.process.sync", "cloud_controller", app_guid, name, repair))
+                    await self.db(
+                        ccdb.RecordEvent("audit.app.process.sync", "cloud_controller", app_guid, name, repair)
+                    )
                 except Exception as exc:  # noqa: BLE001 - the repair stands; only its record is lost
                     log.warning("sync-event-not-recorded", app_guid=app_guid, error=repr(exc))
             return repairs

@@ -186,5 +186,3 @@ class Staging(ControllerBase):
             repairs.append({"repair": "desire-task", "build_guid": build_guid})
             log.warning("tasks-sync-repaired", build_guid=build_guid)
         return repairs
-
-

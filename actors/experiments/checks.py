@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from actors.bbs.backoff import restart_delay
-from protocol.lrp import ActualLRP, ContainerInfo, DesiredLRP
-from protocol.states import ActualLRPState
 from actors.experiments.record import CommandRecord, Sample
 from actors.experiments.schema import BackoffCheck, Checks
+from protocol.lrp import ActualLRP, ContainerInfo, DesiredLRP
+from protocol.states import ActualLRPState
 
 __all__ = [
     "CheckResult",
+    "Views",
     "check_apps_intact",
     "check_blobs",
     "check_crash_backoff",
@@ -33,7 +35,6 @@ __all__ = [
     "check_views_agree",
     "disagreements",
     "verdict",
-    "Views",
 ]
 
 PASS, FAIL, UNKNOWN = "pass", "fail", "unknown"
@@ -88,9 +89,8 @@ def check_pushes_end(records: Sequence[CommandRecord], checks: Checks) -> CheckR
         "success_rate": round(rate, 3),
     }
     failures = ", ".join(f"{n} {name}" for name, n in sorted(by_error.items())) or "none"
-    summary = (
-        f"{total} commands: {len(succeeded)} succeeded, failed: {failures}; {len(hung)} hung"
-        + (f", {len(interrupted)} interrupted by the kill" if interrupted else "")
+    summary = f"{total} commands: {len(succeeded)} succeeded, failed: {failures}; {len(hung)} hung" + (
+        f", {len(interrupted)} interrupted by the kill" if interrupted else ""
     )
     if total == 0:
         return CheckResult("pushes_end", UNKNOWN, "no commands ran", details)
@@ -100,7 +100,9 @@ def check_pushes_end(records: Sequence[CommandRecord], checks: Checks) -> CheckR
     if unnamed:
         problems.append(f"{len(unnamed)} failed without a named error (first: {details['unnamed'][0]})")
     if unexpected:
-        problems.append(f"{len(unexpected)} failed with an error not in expect_failures (first: {details['unexpected'][0]})")
+        problems.append(
+            f"{len(unexpected)} failed with an error not in expect_failures (first: {details['unexpected'][0]})"
+        )
     if rate < checks.min_succeeded:
         problems.append(f"only {rate:.0%} succeeded, below min_succeeded {checks.min_succeeded:.0%}")
     if problems:
@@ -122,7 +124,10 @@ def check_succeeded(records: Sequence[CommandRecord], checks: Checks) -> CheckRe
         return CheckResult("min_succeeded", PASS, summary, details)
     if succeeded == 0:
         return CheckResult(
-            "min_succeeded", UNKNOWN, summary + ": nothing the workload did succeeded, so the other checks judged nothing", details
+            "min_succeeded",
+            UNKNOWN,
+            summary + ": nothing the workload did succeeded, so the other checks judged nothing",
+            details,
         )
     return CheckResult("min_succeeded", FAIL, summary, details)
 
@@ -133,14 +138,20 @@ def check_retries(records: Sequence[CommandRecord]) -> CheckResult:
     interrupted = [r for r in records if r.outcome == "interrupted"]
     details = {
         "interrupted": len(interrupted),
-        "retried": [f"{r.action} {r.app}: {r.outcome}" + (f" ({r.error_line})" if r.error_line else "") for r in retries],
+        "retried": [
+            f"{r.action} {r.app}: {r.outcome}" + (f" ({r.error_line})" if r.error_line else "") for r in retries
+        ],
     }
     if not interrupted:
         return CheckResult("retry_interrupted", UNKNOWN, "the kill interrupted no command: nothing to retry", details)
     bad = [r for r in retries if r.outcome != "succeeded"]
     summary = f"{len(retries)} interrupted commands run again after the restart: {len(retries) - len(bad)} succeeded"
     if bad or len(retries) < len(interrupted):
-        why = f"first failure: {bad[0].app}: {bad[0].error_line}" if bad else f"{len(interrupted) - len(retries)} not retried"
+        why = (
+            f"first failure: {bad[0].app}: {bad[0].error_line}"
+            if bad
+            else f"{len(interrupted) - len(retries)} not retried"
+        )
         return CheckResult("retry_interrupted", FAIL, f"{summary}; {why}", details)
     return CheckResult("retry_interrupted", PASS, summary, details)
 
@@ -196,7 +207,9 @@ def check_recovery(
 # --- blobs -------------------------------------------------------------------------------------
 
 
-def check_blobs(inventory: Mapping[str, Any], *, orphans_swept_at: float | None, orphans_first: int, within: float) -> CheckResult:
+def check_blobs(
+    inventory: Mapping[str, Any], *, orphans_swept_at: float | None, orphans_first: int, within: float
+) -> CheckResult:
     """CC_DB's blobs are all there and verify; no orphan outlives the reaper's bound."""
     missing = list(inventory.get("missing", ()))
     corrupt = list(inventory.get("corrupt", ()))
@@ -240,7 +253,10 @@ def check_apps_intact(apps: Sequence[Mapping[str, Any]]) -> CheckResult:
     if broken:
         first = broken[0]
         return CheckResult(
-            "apps_intact", FAIL, f"{summary}; {len(broken)} not intact (first: {first['name']}: {first['problems'][0]})", details
+            "apps_intact",
+            FAIL,
+            f"{summary}; {len(broken)} not intact (first: {first['name']}: {first['problems'][0]})",
+            details,
         )
     return CheckResult("apps_intact", PASS, summary + "; every one intact", details)
 
@@ -271,7 +287,7 @@ def check_crash_backoff(crashes: Mapping[str, Sequence[Mapping[str, Any]]], spec
             seen = max(seen, len(series))
             gaps = [
                 (a["crash_count"], b["crash_timestamp"] - a["crash_timestamp"], b["crash_count"])
-                for a, b in zip(series, series[1:])
+                for a, b in itertools.pairwise(series)
             ]
             immediate = [gap for count, gap, _ in gaps if restart_delay(count) == 0]
             if not immediate:
@@ -304,7 +320,10 @@ def check_crash_backoff(crashes: Mapping[str, Sequence[Mapping[str, Any]]], spec
     details = {"gaps": rows, "tolerance": spec.tolerance, "crashes_seen": seen}
     if seen < spec.min_crashes:
         return CheckResult(
-            "crash_backoff", UNKNOWN, f"saw {seen} crashes of one instance, fewer than min_crashes {spec.min_crashes}", details
+            "crash_backoff",
+            UNKNOWN,
+            f"saw {seen} crashes of one instance, fewer than min_crashes {spec.min_crashes}",
+            details,
         )
     schedule = ", ".join(f"{r['gap']:g}" for r in rows[:8])
     if problems:
@@ -362,11 +381,16 @@ def check_drain_capacity(
     if below:
         app, (d, r, t) = sorted(below.items())[0]
         return CheckResult(
-            "drain_capacity", FAIL, f"{len(below)} apps fell below desired - 1 during the drain (first: {app} {r}/{d} at t={t:g})", details
+            "drain_capacity",
+            FAIL,
+            f"{len(below)} apps fell below desired - 1 during the drain (first: {app} {r}/{d} at t={t:g})",
+            details,
         )
     if stranded:
         cell, n = sorted(stranded.items())[0]
-        return CheckResult("drain_capacity", FAIL, f"the evacuation never finished: {cell} still runs {n} instances", details)
+        return CheckResult(
+            "drain_capacity", FAIL, f"the evacuation never finished: {cell} still runs {n} instances", details
+        )
     dips = sum(1 for d, r, _ in worst.values() if r < d)
     emptied = ", ".join(f"{c} empty at t={t:g}" for c, t in details["emptied_at"].items() if t is not None)
     return CheckResult(
@@ -409,10 +433,14 @@ def disagreements(views: Views) -> list[str]:
             problems.append(f"{name}: started in CC_DB, but the BBS desires no LRP for it")
             continue
         if len(have) > 1:
-            problems.append(f"{name}: the BBS desires {len(have)} LRPs for it ({', '.join(l.process_guid for l in have)})")
-        lrp = next((l for l in have if l.process_guid == want.process_guid), None)
+            problems.append(
+                f"{name}: the BBS desires {len(have)} LRPs for it ({', '.join(x.process_guid for x in have)})"
+            )
+        lrp = next((x for x in have if x.process_guid == want.process_guid), None)
         if lrp is None:
-            problems.append(f"{name}: the BBS runs an old version ({have[0].process_guid}, CC_DB's is {want.process_guid})")
+            problems.append(
+                f"{name}: the BBS runs an old version ({have[0].process_guid}, CC_DB's is {want.process_guid})"
+            )
             lrp = have[0]
         for field, what in (
             ("instances", "instances"),
@@ -422,8 +450,17 @@ def disagreements(views: Views) -> list[str]:
             if getattr(lrp, field) != getattr(want, field):
                 problems.append(f"{name}: CC_DB wants {getattr(want, field)} {what}, the BBS {getattr(lrp, field)}")
         if lrp.droplet_key != want.droplet_key:
-            problems.append(f"{name}: the BBS runs droplet {_short(lrp.droplet_key)}, CC_DB's current one is {_short(want.droplet_key)}")
-        for field in ("start_command", "health_check_type", "health_check_http_endpoint", "health_check_timeout_s", "env", "rootfs"):
+            problems.append(
+                f"{name}: the BBS runs droplet {_short(lrp.droplet_key)}, CC_DB's current one is {_short(want.droplet_key)}"
+            )
+        for field in (
+            "start_command",
+            "health_check_type",
+            "health_check_http_endpoint",
+            "health_check_timeout_s",
+            "env",
+            "rootfs",
+        ):
             if getattr(lrp, field) != getattr(want, field):
                 problems.append(f"{name}: the BBS's {field} differs from CC_DB's")
     for app_guid, have in sorted(by_app.items(), key=lambda kv: kv[1][0].app_name):
@@ -454,7 +491,9 @@ def disagreements(views: Views) -> list[str]:
             if not here:
                 problems.append(f"{name}#{a.index}: the BBS says it runs on {a.cell_id}, which holds no such container")
             elif a.state is ActualLRPState.RUNNING and a.instance_guid and here[0].instance_guid != a.instance_guid:
-                problems.append(f"{name}#{a.index}: {a.cell_id} runs instance {here[0].instance_guid}, the BBS knows {a.instance_guid}")
+                problems.append(
+                    f"{name}#{a.index}: {a.cell_id} runs instance {here[0].instance_guid}, the BBS knows {a.instance_guid}"
+                )
     for (process_guid, index), held in sorted(on_cells.items()):
         lrp = lrps.get(process_guid)
         name = lrp.app_name if lrp is not None else process_guid
@@ -470,9 +509,13 @@ def disagreements(views: Views) -> list[str]:
                 if len(held) == 1:
                     problems.append(f"{name}#{index}: {c.cell_id} runs it, but the BBS does not know it there")
             if c.droplet_key is not None and c.droplet_key != lrp.droplet_key:
-                problems.append(f"{name}#{index}: {c.cell_id} runs droplet {_short(c.droplet_key)}, the LRP's is {_short(lrp.droplet_key)}")
+                problems.append(
+                    f"{name}#{index}: {c.cell_id} runs droplet {_short(c.droplet_key)}, the LRP's is {_short(lrp.droplet_key)}"
+                )
             if c.memory_mb != lrp.memory_mb:
-                problems.append(f"{name}#{index}: {c.cell_id}'s container has {c.memory_mb} MB, the LRP {lrp.memory_mb} MB")
+                problems.append(
+                    f"{name}#{index}: {c.cell_id}'s container has {c.memory_mb} MB, the LRP {lrp.memory_mb} MB"
+                )
     return problems
 
 

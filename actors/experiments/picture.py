@@ -41,7 +41,7 @@ def timeline_svg(report: dict[str, Any]) -> str:
     heal = report.get("recovery", {}).get("healed_at")
     end_t = max([s["t"] for s in samples] + [e["t"] for e in timeline] + [1.0])
     top_y = max([max(s["desired"], s["running"], s.get("bbs_running", 0)) for s in samples] + [1])
-    top_y = int(math.ceil(top_y * 1.15)) or 1
+    top_y = math.ceil(top_y * 1.15) or 1
     plot_w = WIDTH - LEFT - RIGHT
     plot_h = HEIGHT - TOP - BOTTOM
 
@@ -56,7 +56,7 @@ def timeline_svg(report: dict[str, Any]) -> str:
         'font-family="Helvetica, Arial, sans-serif" font-size="11">',
         f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#ffffff"/>',
         f'<text x="{LEFT}" y="18" font-size="14" font-weight="bold">{escape(report.get("experiment", ""))} '
-        f'(seed {report.get("seed")}): {escape(report.get("verdict", "").upper())}</text>',
+        f"(seed {report.get('seed')}): {escape(report.get('verdict', '').upper())}</text>",
     ]
     # Fault bands and instants, labels staggered over three rows.
     for n, f in enumerate(faults):
@@ -146,7 +146,9 @@ def timeline_svg(report: dict[str, Any]) -> str:
                 f'<polyline fill="none" stroke="#9d4edd" stroke-width="1.5" points="{" ".join(points)}">'
                 f"<title>instances running on {escape(cell)}</title></polyline>"
             )
-            parts.append(f'<text x="{LEFT + plot_w - 4}" y="{y(points and last or 0) - 4:.1f}" text-anchor="end" fill="#9d4edd">on {escape(cell)}</text>')
+            parts.append(
+                f'<text x="{LEFT + plot_w - 4}" y="{y((points and last) or 0) - 4:.1f}" text-anchor="end" fill="#9d4edd">on {escape(cell)}</text>'
+            )
     legend = (
         ("#1d3557", "desired (BBS)", "6 4"),
         ("#2a9d8f", "running on cells", ""),
@@ -165,4 +167,3 @@ def timeline_svg(report: dict[str, Any]) -> str:
     )
     parts.append("</svg>")
     return "\n".join(parts)
-

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 __all__ = ["CommandRecord", "Recording", "Sample"]
 
+
 @dataclasses.dataclass(slots=True)
 class CommandRecord:
     """One workload command and how it ended."""

@@ -130,9 +130,7 @@ def build_report(
         "deepest_mailboxes": _deepest_mailboxes(samples),
         "faults": recording.faults,
         "timeline": recording.timeline,
-        "samples": [
-            {k: v for k, v in s.as_dict().items() if k not in ("apps",)} for s in samples
-        ],
+        "samples": [{k: v for k, v in s.as_dict().items() if k not in ("apps",)} for s in samples],
         "app_series": _app_series(samples),
     }
 
@@ -165,7 +163,10 @@ def print_summary(report: dict[str, Any], out: Callable[[str], None]) -> None:
     )
     queues = report.get("deepest_mailboxes") or {}
     if queues:
-        out("deepest mailboxes: " + ", ".join(f"{a} {q['depth']:g} at t={q['t']:g}" for a, q in list(queues.items())[:3]))
+        out(
+            "deepest mailboxes: "
+            + ", ".join(f"{a} {q['depth']:g} at t={q['t']:g}" for a, q in list(queues.items())[:3])
+        )
     gap = report["recovery"].get("largest_shortfall")
     if gap:
         back = f"made good at t={gap['restored_at']:g}" if gap["restored_at"] is not None else "never made good"
@@ -200,7 +201,11 @@ def _html(report: dict[str, Any], svg: str) -> str:
     v = report["verdict"]
     checks = _table(
         [
-            (escape(c["name"]), f'<span class="{c["status"] if c["status"] != "unknown" else "unknown-s"}">{c["status"]}</span>', escape(c["summary"]))
+            (
+                escape(c["name"]),
+                f'<span class="{c["status"] if c["status"] != "unknown" else "unknown-s"}">{c["status"]}</span>',
+                escape(c["summary"]),
+            )
             for c in report["checks"]
         ],
         ("check", "result", "what it found"),
@@ -212,7 +217,14 @@ def _html(report: dict[str, Any], svg: str) -> str:
         f"{p['hung']} hung; {p['interrupted']} interrupted.</p>"
     )
     problem_rows = [
-        (escape(r["action"]), escape(r["app"]), f"{r['started']:g}", "" if r["ended"] is None else f"{r['ended']:g}", escape(r["outcome"]), escape(r["error_line"]))
+        (
+            escape(r["action"]),
+            escape(r["app"]),
+            f"{r['started']:g}",
+            "" if r["ended"] is None else f"{r['ended']:g}",
+            escape(r["outcome"]),
+            escape(r["error_line"]),
+        )
         for r in p["records"]
         if r["outcome"] != "succeeded"
     ]
@@ -221,7 +233,10 @@ def _html(report: dict[str, Any], svg: str) -> str:
     apps = report.get("apps") or []
     apps_html = (
         _table(
-            [(escape(a["name"]), a["desired"], a["running"], a.get("bbs_running", ""), "yes" if a["ok"] else "no") for a in apps],
+            [
+                (escape(a["name"]), a["desired"], a["running"], a.get("bbs_running", ""), "yes" if a["ok"] else "no")
+                for a in apps
+            ],
             ("app", "desired", "running on cells", "running per BBS", "whole"),
         )
         if apps
@@ -240,14 +255,15 @@ def _html(report: dict[str, Any], svg: str) -> str:
         + (
             f"recovered at {rec['recovered_at']:g} s ({rec['time_to_recover']:g} s after healing; bound {rec['bound']:g} s).</p>"
             if rec.get("recovered_at") is not None
-            else "not recovered within the bound.</p>" if rec.get("bound") is not None else "recovery not checked.</p>"
+            else "not recovered within the bound.</p>"
+            if rec.get("bound") is not None
+            else "recovery not checked.</p>"
         )
     )
     series = report.get("app_series") or {}
     if series:
         rows = [
-            (escape(name), " &nbsp; ".join(f"{t:g}s: {r}/{d}" for t, d, r in points))
-            for name, points in series.items()
+            (escape(name), " &nbsp; ".join(f"{t:g}s: {r}/{d}" for t, d, r in points)) for name, points in series.items()
         ]
         apps_html += (
             "<details><summary>Running / desired per app over time (at each change)</summary>"
@@ -266,20 +282,22 @@ def _html(report: dict[str, Any], svg: str) -> str:
     stats = _table([[s[k] for k in STAT_KEYS]], [k.replace("_", " ") for k in STAT_KEYS])
     queues = report.get("deepest_mailboxes") or {}
     if queues:
-        stats += "<p>Deepest mailboxes seen: " + ", ".join(
-            f"{escape(a)} {q['depth']:g} at {q['t']:g} s" for a, q in queues.items()
-        ) + ".</p>"
+        stats += (
+            "<p>Deepest mailboxes seen: "
+            + ", ".join(f"{escape(a)} {q['depth']:g} at {q['t']:g} s" for a, q in queues.items())
+            + ".</p>"
+        )
     timeline = _table(
         [(f"{e['t']:g}", escape(e["kind"]), escape(e["text"])) for e in report["timeline"]],
         ("t (s)", "kind", "event"),
     )
     return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>{escape(report['experiment'])} (seed {report['seed']}): {v}</title>
+<html><head><meta charset="utf-8"><title>{escape(report["experiment"])} (seed {report["seed"]}): {v}</title>
 <style>{_CSS}</style></head><body>
-<h1>{escape(report['experiment'])} <span class="verdict {v}">{v.upper()}</span></h1>
-<p>{escape(report['description'])}</p>
-<p>Seed {report['seed']}; repeat it with <code>{escape(report['reproduce'])}</code>.
-Platform time {report['platform_seconds']:g} s.</p>
+<h1>{escape(report["experiment"])} <span class="verdict {v}">{v.upper()}</span></h1>
+<p>{escape(report["description"])}</p>
+<p>Seed {report["seed"]}; repeat it with <code>{escape(report["reproduce"])}</code>.
+Platform time {report["platform_seconds"]:g} s.</p>
 {svg}
 <h2>Checks</h2>{checks}
 <h2>Commands</h2>{pushes}

@@ -111,7 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None, help="override the file's seed")
     p.add_argument("--results", default="results", help="folder for results (default ./results)")
     p.add_argument(
-        "--wall-limit", type=float, default=WALL_LIMIT, help=f"stop a run after this many real seconds (default {WALL_LIMIT:g})"
+        "--wall-limit",
+        type=float,
+        default=WALL_LIMIT,
+        help=f"stop a run after this many real seconds (default {WALL_LIMIT:g})",
     )
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -192,7 +195,7 @@ async def _run_locked(
         await asyncio.wait_for(body, wall_limit)
     except TimeoutError:
         run.results.append(CheckResult("run", "unknown", f"stopped after {wall_limit:g} s of wall time, unfinished"))
-    except Exception as exc:  # noqa: BLE001 - the run itself broke: say so, verdict unknown
+    except Exception as exc:
         log.exception("experiment-crashed", experiment=exp.name)
         run.results.append(CheckResult("run", "unknown", f"the run broke: {type(exc).__name__}: {exc}"))
     report = build_report(
@@ -260,9 +263,11 @@ class _Run:
         self.platform = platform
         self.workload = Workload(platform, self.recording, deadline=self.exp.checks.push_deadline)
         if "convergence" in self.exp.platform.breaks:
-            self.recording.event(self.now(), "break", "convergence switched off (break = \"convergence\")")
+            self.recording.event(self.now(), "break", 'convergence switched off (break = "convergence")')
         if "sync" in self.exp.platform.breaks:
-            self.recording.event(self.now(), "break", "Cloud Controller's sync with the BBS switched off (break = \"sync\")")
+            self.recording.event(
+                self.now(), "break", 'Cloud Controller\'s sync with the BBS switched off (break = "sync")'
+            )
         return platform
 
     def now(self) -> float:
@@ -294,7 +299,7 @@ class _Run:
         platform = await self.boot()
         try:
             self.spawn(self.sampler(), "experiment:sampler")
-            self.schedule(lambda t: True)
+            self.schedule(lambda _t: True)
             await self.finish()
         finally:
             await self.stop_tasks()
@@ -474,7 +479,7 @@ class _Run:
         for app in sorted(apps, key=lambda a: a.name):
             if app.state is not AppState.STARTED or app.droplet_guid is None:
                 continue
-            desired, running = (sample.apps.get(app.name, (0, 0)) if sample is not None else (0, 0))
+            desired, running = sample.apps.get(app.name, (0, 0)) if sample is not None else (0, 0)
             ok = desired == app.instances and running == app.instances and bbs_running.get(app.name, 0) == app.instances
             states.append(
                 {
@@ -538,7 +543,9 @@ class _Run:
             if states is not None and all(s["ok"] for s in states if fnmatch.fnmatchcase(s["name"], pattern)):
                 self.recovered_at = round(self.now(), 3)
                 self.recording.event(
-                    self.now(), "recovered", f"every started app runs its desired instances ({self.now() - healed_at:.1f} s after healing)"
+                    self.now(),
+                    "recovered",
+                    f"every started app runs its desired instances ({self.now() - healed_at:.1f} s after healing)",
                 )
                 return
             if self.now() >= deadline:
@@ -587,7 +594,9 @@ class _Run:
                 self.recording.event(self.now(), "orphans-swept", f"{first} orphan blobs swept by Cloud Controller")
             inv = await self.inventory(verify=True)
         except Exception as exc:  # noqa: BLE001 - no inventory, no verdict on blobs
-            return check_blobs({"error": f"{type(exc).__name__}: {exc}"}, orphans_swept_at=None, orphans_first=0, within=within)
+            return check_blobs(
+                {"error": f"{type(exc).__name__}: {exc}"}, orphans_swept_at=None, orphans_first=0, within=within
+            )
         self.extra["blobs"] = inv
         return check_blobs(inv, orphans_swept_at=swept_at, orphans_first=first, within=within)
 
@@ -642,11 +651,17 @@ class _Run:
         child_info["samples"] = len(child.samples)
         self.recording = child
         if not killed:
-            self.recording.event(kill_at, "platform", f"the child never reached the kill point: {child_info.get('problem')}")
-            self.results.append(CheckResult("kill-platform", "unknown", f"the platform was not killed: {child_info.get('problem')}"))
+            self.recording.event(
+                kill_at, "platform", f"the child never reached the kill point: {child_info.get('problem')}"
+            )
+            self.results.append(
+                CheckResult("kill-platform", "unknown", f"the platform was not killed: {child_info.get('problem')}")
+            )
             return
         self.recording.event(kill_at, "kill-platform", "platform process killed (SIGKILL)", pid=child_info.get("pid"))
-        self.recording.fault({"t": kill_at, "action": "kill-platform", "label": "SIGKILL the platform", "duration": None})
+        self.recording.fault(
+            {"t": kill_at, "action": "kill-platform", "label": "SIGKILL the platform", "duration": None}
+        )
         for record in self.recording.commands:
             if record.outcome == "running":
                 record.outcome = "interrupted"

@@ -87,9 +87,7 @@ def _expand(exp: Experiment, names: tuple[str, ...] | list[str]) -> list[str]:
 def _platform_actors(platform: Platform) -> frozenset[str]:
     """The components: every named actor but the user and the supervisors."""
     system = platform.system
-    return frozenset(
-        n for n in system.names() if n != EXTERNAL and not isinstance(system.actor(n), Supervisor)
-    )
+    return frozenset(n for n in system.names() if n != EXTERNAL and not isinstance(system.actor(n), Supervisor))
 
 
 def running_by_cell(platform: Platform) -> dict[str, int]:
@@ -103,7 +101,9 @@ def running_by_cell(platform: Platform) -> dict[str, int]:
     return counts
 
 
-async def apply_fault(platform: Platform, exp: Experiment, step: FaultStep, recording: Recording, t: float) -> dict[str, Any]:
+async def apply_fault(
+    platform: Platform, exp: Experiment, step: FaultStep, recording: Recording, t: float
+) -> dict[str, Any]:
     """Inject one fault now; return what was done (also recorded)."""
     faults = platform.faults
     o = step.options
@@ -169,5 +169,7 @@ async def apply_fault(platform: Platform, exp: Experiment, step: FaultStep, reco
         raise ValueError(f"apply_fault cannot do {a}")
     recording.fault(entry)
     details = {k: v for k, v in entry.items() if k not in ("t", "action", "label", "duration")}
-    recording.event(t, "fault", entry["label"], action=a, until=(t + step.duration) if step.duration else None, **details)
+    recording.event(
+        t, "fault", entry["label"], action=a, until=(t + step.duration) if step.duration else None, **details
+    )
     return entry

@@ -249,7 +249,9 @@ async def _attach(args: argparse.Namespace) -> int:
 
 
 class _Client:
-    def __init__(self, args: argparse.Namespace, data_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, args: argparse.Namespace, data_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.args = args
         self.data_dir = data_dir
         self.reader = reader
@@ -304,7 +306,9 @@ class _Client:
                 except ConnectionError:
                     raw = b""
                 if not raw:
-                    self.console.write(f"The minifoundry process serving {self.data_dir} went away; the session has ended.")
+                    self.console.write(
+                        f"The minifoundry process serving {self.data_dir} went away; the session has ended."
+                    )
                     return 1
                 message = json.loads(raw)
                 if "out" in message:

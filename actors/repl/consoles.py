@@ -205,7 +205,6 @@ class LineConsole:
         return line
 
 
-
 class ScriptConsole:
     """Lines given up front (`run.py --attach COMMAND`), then end of input."""
 

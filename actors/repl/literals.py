@@ -70,7 +70,7 @@ def parse_message(text: str) -> Any:
     """Build the message `text` spells (see the module docstring)."""
     source = text.strip()
     if not source:
-        raise MessageSyntaxError("no message given: e.g. GetApp(name=\"hello\")")
+        raise MessageSyntaxError('no message given: e.g. GetApp(name="hello")')
     try:
         tree = ast.parse(source, mode="eval")
     except SyntaxError as exc:

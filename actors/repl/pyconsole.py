@@ -115,7 +115,9 @@ class PythonConsole:
         return names
 
     def banner(self) -> list[str]:
-        cells = sorted((n for n in self._actor_names if n.startswith("cell_")), key=lambda n: int(n[5:]) if n[5:].isdigit() else 0)
+        cells = sorted(
+            (n for n in self._actor_names if n.startswith("cell_")), key=lambda n: int(n[5:]) if n[5:].isdigit() else 0
+        )
         others = sorted(n for n in self._actor_names if not n.startswith("cell_"))
         actors = ", ".join(others + ([f"{cells[0]}..{cells[-1]}" if len(cells) > 1 else cells[0]] if cells else []))
         version = ".".join(map(str, sys.version_info[:3]))
@@ -196,7 +198,9 @@ class PythonConsole:
 
     # --- output -----------------------------------------------------------------------------
 
-    def _print(self, *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False) -> None:
+    def _print(
+        self, *args: Any, sep: str | None = " ", end: str | None = "\n", file: Any = None, flush: bool = False
+    ) -> None:
         if file is not None and file not in (sys.stdout, sys.stderr):
             print(*args, sep=sep, end=end, file=file, flush=flush)
             return
@@ -214,7 +218,9 @@ class PythonConsole:
 
     def _help(self, thing: Any = None) -> None:
         if thing is None:
-            self._print("help(obj) shows an object's documentation; the platform's commands are listed by `help` at the minifoundry prompt.")
+            self._print(
+                "help(obj) shows an object's documentation; the platform's commands are listed by `help` at the minifoundry prompt."
+            )
             return
         self._print(pydoc.render_doc(thing, renderer=pydoc.plaintext).rstrip())
 

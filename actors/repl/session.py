@@ -47,7 +47,7 @@ PY_MORE = "... "
 REPL_COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("status", "Show actors, mailbox depths, message counts, uptime and apps running vs desired"),
     "send": (
-        "send ACTOR MESSAGE   e.g. send cloud_controller GetApp(name=\"hello\")",
+        'send ACTOR MESSAGE   e.g. send cloud_controller GetApp(name="hello")',
         "Send a protocol message to a named actor and print its reply",
     ),
     "py": ("py", "Open an asyncio Python prompt with the platform and its actors in scope"),
@@ -152,7 +152,7 @@ class Session:
                 code = await run_fault_command(self.platform.faults, argv, self.console.write)
             else:
                 code = await self._cf(argv)
-        except Exception as exc:  # noqa: BLE001 - the prompt goes on; the trace only with --debug
+        except Exception as exc:
             log.exception("repl-command-crashed", line=text)
             if self.debug:
                 import traceback
@@ -238,7 +238,7 @@ class Session:
         if command is not None and command.name == "delete" and not command.args.force and self.console.terminal:
             # Asked here, not inside the cli: a question must not hold the loop.
             answer = await self._confirm(f"Really delete the app {command.args.app}?")
-            confirm = lambda question: answer  # noqa: E731
+            confirm = lambda _question: answer  # noqa: E731
         sink = _Sink(self.console.write)
         command_id = self.platform.new_command_id()
         job = asyncio.ensure_future(

@@ -132,4 +132,3 @@ async def gather(platform: Any, *, with_names: bool = True, timeout: float = 5.0
         "snapshot": snapshot,
         "names": names,
     }
-

@@ -47,9 +47,7 @@ log = structlog.get_logger("minifoundry.runtime")
 
 _CoroutineType = types.CoroutineType
 _get_ident = threading.get_ident
-_PYKKA_MESSAGES = frozenset(
-    {messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr}
-)
+_PYKKA_MESSAGES = frozenset({messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr})
 _names = itertools.count(1)
 
 
@@ -233,7 +231,7 @@ class AsyncioActor(pykka.Actor):
             return Deferred(handler(self, message))
         return handler(self, message)
 
-    def __init__(self, *args: Any, name: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, name: str | None = None) -> None:
         system = current_system()
         self._system: ActorSystem = system
         base = self.default_name or type(self).__name__.lower()
@@ -300,7 +298,7 @@ class AsyncioActor(pykka.Actor):
                 result = self.on_start()
                 if type(result) is _CoroutineType:
                     await result
-            except Exception:
+            except Exception:  # noqa: BLE001 - a failed on_start crashes the actor, for its supervisor
                 self._actor_crash(sys.exc_info())
                 return
             await self._actor_loop_running()
@@ -351,7 +349,7 @@ class AsyncioActor(pykka.Actor):
                     # Our refs only ever attach AsyncioFutures, and this is
                     # the loop thread: skip the public set()'s checks.
                     reply_to._finish_on_loop(result, None)
-            except Exception:
+            except Exception:  # noqa: BLE001 - pykka's rule: to the asker, or the actor crashes
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker
                     # and the actor lives on.
@@ -503,10 +501,6 @@ class AsyncioActor(pykka.Actor):
             exc = task.exception()
             log.error("actor-task-failed", actor=self.actor_name, task=task.get_name(), error=repr(exc))
 
-    def on_child_crashed(self, child: AsyncioActor, reason: BaseException | None) -> Any:
-        """Called (via the mailbox) when an actor this one started crashes."""
-        return None
-
     @classmethod
     def start(cls, *args: Any, **kwargs: Any) -> AsyncActorRef:  # type: ignore[override]
         return super().start(*args, **kwargs)  # type: ignore[return-value]
@@ -531,5 +525,3 @@ async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any] | None, acto
     else:
         if reply_to is not None:
             reply_to._finish_on_loop(result, None)
-
-

@@ -148,7 +148,7 @@ class RealClock(_ClockBase):
 
 
 class _VirtualTimer:
-    __slots__ = ("when", "seq", "callback", "args", "cancelled")
+    __slots__ = ("args", "callback", "cancelled", "seq", "when")
 
     def __init__(self, when: float, seq: int, callback: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.when = when

@@ -17,10 +17,10 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import fnmatch
-from operator import itemgetter as _itemgetter
 import threading
 from collections import deque
 from collections.abc import Callable
+from operator import itemgetter as _itemgetter
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -84,7 +84,9 @@ class Envelope(tuple):  # type: ignore[type-arg]
     def from_pykka(cls, envelope: _PykkaEnvelope[Any]) -> Envelope:
         """An envelope built by pykka's own ActorRef: sender and trace unknown."""
         actor = _current_actor.get()
-        return cls(envelope.message, envelope.reply_to, EXTERNAL if actor is None else actor.actor_name, current_trace.get())
+        return cls(
+            envelope.message, envelope.reply_to, EXTERNAL if actor is None else actor.actor_name, current_trace.get()
+        )
 
     def __repr__(self) -> str:
         return f"Envelope({self[2]} -> message={self[0]!r}, trace={self[3]!r})"
@@ -167,7 +169,7 @@ class Mailbox:
     own code paths keep working.
     """
 
-    __slots__ = ("_queue", "_waiter", "_seam", "_loop", "_loop_thread", "actor_name", "paused")
+    __slots__ = ("_loop", "_loop_thread", "_queue", "_seam", "_waiter", "actor_name", "paused")
 
     def __init__(self, seam: DeliverySeam, loop: asyncio.AbstractEventLoop, loop_thread: int) -> None:
         self._queue: deque[Envelope] = deque()

@@ -227,4 +227,3 @@ class AsyncioFuture(pykka.Future[T]):
             finally:
                 _awaiting_hook.reset(token)
             yield from waiting_on.__await__()
-

@@ -22,12 +22,12 @@ from __future__ import annotations
 import dataclasses
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 import structlog
 from pykka import ActorDeadError
 
-from actors.runtime.actor import AsyncActorRef, AsyncioActor
+from actors.runtime.actor import AsyncActorRef, AsyncioActor, handles
 
 __all__ = ["ChildCrashed", "ChildSpec", "Supervisor", "SupervisorEscalation"]
 
@@ -139,16 +139,13 @@ class Supervisor(AsyncioActor):
 
     # --- crashes -------------------------------------------------------------------
 
-    def on_receive(self, message: Any) -> Any:
-        if isinstance(message, ChildCrashed):
-            return self._on_child_crashed(message)
-        if isinstance(message, _RestartChild):
-            spec = self._specs.get(message.name)
-            if spec is not None and not self._alive(message.name):
-                self._start_child(spec)
-            return None
-        return super().on_receive(message)
+    @handles(_RestartChild)
+    def _restart_child(self, message: _RestartChild) -> None:
+        spec = self._specs.get(message.name)
+        if spec is not None and not self._alive(message.name):
+            self._start_child(spec)
 
+    @handles(ChildCrashed)
     async def _on_child_crashed(self, crashed: ChildCrashed) -> None:
         ref = self._children.get(crashed.name)
         spec = self._specs.get(crashed.name)

@@ -300,4 +300,3 @@ def _stop_message() -> Any:
     from pykka import messages
 
     return messages._ActorStop()
-

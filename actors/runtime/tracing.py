@@ -107,4 +107,3 @@ def tracing_observer(record: Callable[[str, str, str, Any], None] | None = None)
             record(trace_id, envelope.sender, receiver, envelope.message)
 
     return observe
-

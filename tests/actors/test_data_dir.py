@@ -82,7 +82,10 @@ def test_one_shot_commands_say_what_is_wrong_with_the_data_dir_and_exit_1(tmp_pa
 
     done = subprocess.run(
         [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "apps"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
     assert done.returncode == 1
@@ -123,7 +126,9 @@ async def test_a_data_dir_too_long_for_a_unix_socket_gets_a_short_one(tmp_path):
 def test_a_closed_pipe_on_stdout_ends_a_command_quietly(tmp_path, argv):
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "run.py"), "--data-dir", str(tmp_path / "d"), *argv],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
     )
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()

@@ -320,7 +320,10 @@ def _deep_tree(tmp: Path) -> list[str]:
 
 
 _ALIAS_BOMB = "applications:\n- name: bomb\n  env:\n    X: *j\n"
-_LAUGHS = "".join(f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 10 if i else ["lol"] * 10) + "]\n" for i in range(10))
+_LAUGHS = "".join(
+    f"{chr(97 + i)}: &{chr(97 + i)} [" + ",".join([f"*{chr(96 + i)}"] * 10 if i else ["lol"] * 10) + "]\n"
+    for i in range(10)
+)
 
 
 def _too_large(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:

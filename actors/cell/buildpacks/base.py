@@ -13,7 +13,17 @@ import yaml
 
 from protocol.errors import BuildpackCompileFailed
 
-__all__ = ["INDENT", "MAX_CONFIG_FILE_BYTES", "Buildpack", "Out", "pick_line", "pseudo_version", "read_text", "stub", "write"]
+__all__ = [
+    "INDENT",
+    "MAX_CONFIG_FILE_BYTES",
+    "Buildpack",
+    "Out",
+    "pick_line",
+    "pseudo_version",
+    "read_text",
+    "stub",
+    "write",
+]
 
 Out = Callable[[str], None]
 
@@ -56,17 +66,14 @@ def pseudo_version(name: str) -> str:
     return f"{1 + h[0] % 5}.{h[1] % 20}.{h[2] % 10}"
 
 
-def pick_line(
-    requested: str | None, available: Mapping[str, str], default: str, what: str
-) -> tuple[str, str | None]:
+def pick_line(requested: str | None, available: Mapping[str, str], default: str, what: str) -> tuple[str, str | None]:
     """(version to install, warning or None) for a requested ``X.Y[.Z|.x]``."""
     if not requested:
         return default, None
     m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.(\d+|x|\*))?", requested.strip())
     if not m or f"{m[1]}.{m[2]}" not in available:
         raise BuildpackCompileFailed(
-            f"Unable to install {what}: no match found for {requested.strip()} in "
-            f"[{' '.join(available.values())}]"
+            f"Unable to install {what}: no match found for {requested.strip()} in [{' '.join(available.values())}]"
         )
     chosen = available[f"{m[1]}.{m[2]}"]
     if m[3] and m[3].isdigit() and chosen != f"{m[1]}.{m[2]}.{m[3]}":

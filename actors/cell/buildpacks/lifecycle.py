@@ -25,6 +25,7 @@ from protocol.errors import (
 
 __all__ = ["StagingResult", "parse_procfile", "stage"]
 
+
 def parse_procfile(text: str) -> dict[str, str]:
     """``type: command`` lines → process types. `BuildpackReleaseFailed` if malformed."""
     types: dict[str, str] = {}
@@ -33,9 +34,7 @@ def parse_procfile(text: str) -> dict[str, str]:
             continue
         m = re.fullmatch(r"\s*([A-Za-z0-9_-]+)\s*:\s*(\S.*?)\s*", line)
         if not m:
-            raise BuildpackReleaseFailed(
-                f"Failed to read command from Procfile: line {number} is not 'type: command'"
-            )
+            raise BuildpackReleaseFailed(f"Failed to read command from Procfile: line {number} is not 'type: command'")
         types[m[1]] = m[2]
     return types
 
@@ -131,7 +130,7 @@ def stage(
         for index, bp in enumerate(chosen):
             deps_dir = deps / str(index)
             deps_dir.mkdir(parents=True)
-            _phase(BuildpackCompileFailed, bp, lambda: bp.supply(build, deps_dir, out))
+            _phase(BuildpackCompileFailed, bp, lambda bp=bp, deps_dir=deps_dir: bp.supply(build, deps_dir, out))
         last = chosen[-1]
         last_deps = deps / str(len(chosen) - 1)
         _phase(BuildpackCompileFailed, last, lambda: last.finalize(build, last_deps, out))
@@ -148,8 +147,7 @@ def stage(
             out("No start command specified by buildpack or via Procfile.")
             out("App will not start unless a command is provided at runtime.")
             raise BuildpackReleaseFailed(
-                f"No start command detected by {last.name}: add a Procfile with a 'web:' line, "
-                "or push with -c COMMAND"
+                f"No start command detected by {last.name}: add a Procfile with a 'web:' line, or push with -c COMMAND"
             )
         info = StagingInfo(
             detected_buildpack=last.detect_output,

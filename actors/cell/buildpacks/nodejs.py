@@ -42,9 +42,7 @@ class NodejsBuildpack(Buildpack):
             raise BuildpackCompileFailed("Unable to parse package.json: expected a JSON object")
         for key in ("dependencies", "scripts", "engines"):
             value = doc.get(key)
-            if value is not None and not (
-                isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
-            ):
+            if value is not None and not (isinstance(value, dict) and all(isinstance(v, str) for v in value.values())):
                 raise BuildpackCompileFailed(f"Unable to parse package.json: '{key}' must map names to strings")
         return doc
 

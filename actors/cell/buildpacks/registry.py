@@ -38,6 +38,7 @@ def find_buildpack(name: str, registry: Iterable[Buildpack] = BUILDPACKS) -> Bui
             return bp
     raise AssertionError(f"{wanted} is named in protocol.buildpacks but not installed")
 
+
 def detect_buildpack(app_dir: Path, registry: Iterable[Buildpack] = BUILDPACKS) -> Buildpack | None:
     """The first buildpack, in priority order, whose detect passes."""
     for bp in registry:

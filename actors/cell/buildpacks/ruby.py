@@ -84,4 +84,3 @@ class RubyBuildpack(Buildpack):
         if (app_dir / "config.ru").is_file():
             return {"web": "bundle exec rackup config.ru -p $PORT"}
         return {}
-

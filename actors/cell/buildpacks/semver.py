@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 __all__ = ["exact_version", "semver_pick", "version_tuple"]
 
+
 def semver_pick(spec: str, versions: Sequence[str]) -> str | None:
     """The highest of `versions` satisfying an npm-style range (a useful subset:
     ``||``, hyphen ranges, ``^ ~ >= > <= < =``, ``x``/``*`` wildcards)."""
@@ -46,15 +47,15 @@ def _satisfies(version: str, alternative: str) -> bool:
             keep = 2 if len(nums) >= 2 else 1
             if v[:keep] != nums[:keep] or v < low:
                 return False
-        elif op == ">=" and v < low:
-            return False
-        elif op == ">" and (v <= low if len(nums) == 3 else v[: len(nums)] <= nums):
-            return False
-        elif op == "<" and v >= low:
-            return False
-        elif op == "<=" and (v > low if len(nums) == 3 else v[: len(nums)] > nums):
+        elif (
+            (op == ">=" and v < low)
+            or (op == ">" and (v <= low if len(nums) == 3 else v[: len(nums)] <= nums))
+            or (op == "<" and v >= low)
+            or (op == "<=" and (v > low if len(nums) == 3 else v[: len(nums)] > nums))
+        ):
             return False
     return True
+
 
 def exact_version(constraint: str | None) -> str | None:
     if not constraint:

@@ -82,7 +82,7 @@ class StaticfileBuildpack(Buildpack):
             "events { worker_connections 1024; }\n"
             "http {\n"
             "  server {\n"
-            "    listen <%= ENV[\"PORT\"] %>;\n"
+            '    listen <%= ENV["PORT"] %>;\n'
             f"    root {served};\n"
             "    index index.html index.htm;\n"
             "  }\n"

@@ -6,24 +6,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from actors.auctioneer.scheduler import NO_CELLS, schedule, schedule_reference
-from protocol.auction import PlacementError, PlacementErrorKind
-
-
-def no_room(*resources: str) -> PlacementError:
-    return PlacementError(PlacementErrorKind.INSUFFICIENT_RESOURCES, "insufficient resources: " + ", ".join(resources))
 from protocol.auction import (
     AuctionConfig,
     AuctionResults,
     CellState,
     LRPStartRequest,
     Placement,
+    PlacementError,
+    PlacementErrorKind,
     PlacementFailure,
     TaskRequest,
 )
 
-both_schedulers = pytest.mark.parametrize(
-    "scheduler", [schedule, schedule_reference], ids=["fast", "reference"]
-)
+both_schedulers = pytest.mark.parametrize("scheduler", [schedule, schedule_reference], ids=["fast", "reference"])
+
+
+def no_room(*resources: str) -> PlacementError:
+    return PlacementError(PlacementErrorKind.INSUFFICIENT_RESOURCES, "insufficient resources: " + ", ".join(resources))
 
 
 def cell(
@@ -69,9 +68,7 @@ def cell(
     )
 
 
-def lrp(
-    guid: str = "app", index: int = 0, memory: int = 1, disk: int = 1, **kwargs
-) -> LRPStartRequest:
+def lrp(guid: str = "app", index: int = 0, memory: int = 1, disk: int = 1, **kwargs) -> LRPStartRequest:
     return LRPStartRequest(guid, index, memory, disk, **kwargs)
 
 
@@ -268,24 +265,16 @@ def test_starting_containers_on_evacuating_cells_do_not_count_toward_the_maximum
 @both_schedulers
 def test_cells_scoring_alike_up_to_rounding_tie_on_their_real_scores(scheduler):
     # Exactly equal scores whose cheaper, request-free keys differ in the last bit.
-    first = cell(
-        "first", memory=10, disk=10, containers=10, used_memory=9, used_disk=2, used_containers=6
-    )
-    second = cell(
-        "second", memory=10, disk=10, containers=10, used_memory=2, used_disk=6, used_containers=9
-    )
+    first = cell("first", memory=10, disk=10, containers=10, used_memory=9, used_disk=2, used_containers=6)
+    second = cell("second", memory=10, disk=10, containers=10, used_memory=2, used_disk=6, used_containers=9)
 
     assert winners(scheduler([first, second], [lrp(memory=0, disk=0)])) == ["first"]
 
 
 @both_schedulers
 def test_the_lower_real_score_wins_even_when_rounding_orders_cells_the_other_way(scheduler):
-    x = cell(
-        "x", memory=96, disk=96, containers=96, used_memory=22, used_disk=26, used_containers=83
-    )
-    y = cell(
-        "y", memory=96, disk=96, containers=96, used_memory=83, used_disk=22, used_containers=26
-    )
+    x = cell("x", memory=96, disk=96, containers=96, used_memory=22, used_disk=26, used_containers=83)
+    y = cell("y", memory=96, disk=96, containers=96, used_memory=83, used_disk=22, used_containers=26)
 
     assert winners(scheduler([x, y], [lrp(memory=8, disk=0)])) == ["y"]
 
@@ -299,9 +288,7 @@ def test_work_too_big_for_every_cell_fails_naming_what_every_cell_lacked(schedul
 
     results = scheduler(cells, [lrp(memory=128, disk=1024)])
 
-    assert results.failed == (
-        PlacementFailure(lrp(memory=128, disk=1024), no_room("memory")),
-    )
+    assert results.failed == (PlacementFailure(lrp(memory=128, disk=1024), no_room("memory")),)
 
 
 @both_schedulers
@@ -330,9 +317,7 @@ def test_a_failure_names_what_the_cells_lacked_when_it_was_attempted(scheduler):
 def test_constraint_failures_come_before_resource_checks(scheduler):
     cells = [cell("c1", memory=10)]
 
-    results = scheduler(
-        cells, [lrp(memory=500, rootfs="cflinuxfs3"), lrp("tagged", placement_tags={"gpu"})]
-    )
+    results = scheduler(cells, [lrp(memory=500, rootfs="cflinuxfs3"), lrp("tagged", placement_tags={"gpu"})])
 
     assert [f.reason for f in results.failed] == [
         "found no compatible cell for required rootfs",
@@ -403,9 +388,7 @@ def test_a_deploy_onto_mostly_full_cells_spreads_within_one_of_the_mean(schedule
 
 @both_schedulers
 def test_one_app_splits_equally_across_zones_when_one_zone_is_busy_with_other_apps(scheduler):
-    cluster = [
-        cell(f"a{i}", zone="a", used_memory=70, lrp_counts={f"old-{i}": 1}) for i in range(5)
-    ]
+    cluster = [cell(f"a{i}", zone="a", used_memory=70, lrp_counts={f"old-{i}": 1}) for i in range(5)]
     cluster += [cell(f"b{i}", zone="b") for i in range(5)]
 
     results = scheduler(cluster, app("web", 40))
@@ -454,19 +437,14 @@ def clusters(draw) -> list[CellState]:
     # A few shapes shared by several cells, so that ties and shared buckets happen.
     shapes = draw(
         st.lists(
-            st.tuples(
-                st.sampled_from([64, 100, 128]), st.sampled_from([100, 256]), st.integers(1, 6)
-            ),
+            st.tuples(st.sampled_from([64, 100, 128]), st.sampled_from([100, 256]), st.integers(1, 6)),
             min_size=1,
             max_size=3,
         )
     )
     # Cells that differ only by which resource is used score alike in exact
     # arithmetic and a rounding error apart in floats.
-    permuted = draw(
-        st.none()
-        | st.tuples(st.sampled_from([10, 96, 100]), st.integers(1, 10), st.integers(1, 10))
-    )
+    permuted = draw(st.none() | st.tuples(st.sampled_from([10, 96, 100]), st.integers(1, 10), st.integers(1, 10)))
     cells = []
     for i in range(count):
         memory, disk, containers = draw(st.sampled_from(shapes))
@@ -477,11 +455,7 @@ def clusters(draw) -> list[CellState]:
         else:
             available = [
                 draw(st.one_of(st.just(memory), st.integers(0, memory).map(lambda v: v - v % 8))),
-                draw(
-                    st.one_of(
-                        st.just(disk), st.just(disk), st.integers(0, disk).map(lambda v: v - v % 16)
-                    )
-                ),
+                draw(st.one_of(st.just(disk), st.just(disk), st.integers(0, disk).map(lambda v: v - v % 16))),
                 draw(st.one_of(st.just(containers), st.integers(0, containers))),
             ]
         cells.append(
@@ -495,9 +469,7 @@ def clusters(draw) -> list[CellState]:
                     )
                 ),
                 volume_drivers=draw(
-                    st.sampled_from(
-                        [frozenset({"nfs"})] * 3 + [frozenset(), frozenset({"nfs", "smb"})]
-                    )
+                    st.sampled_from([frozenset({"nfs"})] * 3 + [frozenset(), frozenset({"nfs", "smb"})])
                 ),
                 required_tags=draw(subsets(TAGS, weight_empty=8)),
                 optional_tags=draw(subsets(TAGS, weight_empty=2)),
@@ -508,9 +480,7 @@ def clusters(draw) -> list[CellState]:
                 available_disk_mb=available[1],
                 available_containers=available[2],
                 starting_containers=draw(st.integers(0, 3)),
-                lrp_counts=draw(
-                    st.dictionaries(st.sampled_from(GUIDS), st.integers(0, 3), max_size=2)
-                ),
+                lrp_counts=draw(st.dictionaries(st.sampled_from(GUIDS), st.integers(0, 3), max_size=2)),
                 task_count=draw(st.integers(0, 2)),
                 evacuating=draw(st.sampled_from([False] * 7 + [True])),
                 cell_index=draw(st.integers(0, 3)),
@@ -567,19 +537,14 @@ def test_the_fast_scheduler_places_exactly_like_the_reference(cells, lrps, tasks
 @given(
     shape=st.tuples(st.sampled_from([48, 96, 100]), st.sampled_from([48, 100]), st.integers(2, 8)),
     cell_count=st.integers(1, 12),
-    apps=st.lists(
-        st.tuples(st.integers(1, 6), st.sampled_from([8, 16, 48])), min_size=1, max_size=8
-    ),
+    apps=st.lists(st.tuples(st.integers(1, 6), st.sampled_from([8, 16, 48])), min_size=1, max_size=8),
     config=configs,
     seed=st.integers(0, 2**16),
 )
-def test_the_fast_scheduler_agrees_when_identical_cells_fill_up(
-    shape, cell_count, apps, config, seed
-):
+def test_the_fast_scheduler_agrees_when_identical_cells_fill_up(shape, cell_count, apps, config, seed):
     memory, disk, containers = shape
     cluster = [
-        cell(f"cell-{i}", zone=ZONES[i % 2], memory=memory, disk=disk, containers=containers)
-        for i in range(cell_count)
+        cell(f"cell-{i}", zone=ZONES[i % 2], memory=memory, disk=disk, containers=containers) for i in range(cell_count)
     ]
     lrps = [
         LRPStartRequest(f"app-{n}", index, app_memory, 16)
@@ -588,9 +553,7 @@ def test_the_fast_scheduler_agrees_when_identical_cells_fill_up(
     ]
     random.Random(seed).shuffle(lrps)
 
-    assert schedule(cluster, lrps, config=config) == schedule_reference(
-        cluster, lrps, config=config
-    )
+    assert schedule(cluster, lrps, config=config) == schedule_reference(cluster, lrps, config=config)
 
 
 @agreement
@@ -632,9 +595,7 @@ def test_the_fast_scheduler_agrees_when_cells_differ_only_by_which_resource_is_u
             )
         )
 
-    assert schedule(cluster, lrps, config=config) == schedule_reference(
-        cluster, lrps, config=config
-    )
+    assert schedule(cluster, lrps, config=config) == schedule_reference(cluster, lrps, config=config)
 
 
 def test_the_fast_scheduler_agrees_on_a_crowded_mixed_round():
@@ -649,9 +610,7 @@ def test_the_fast_scheduler_agrees_on_a_crowded_mixed_round():
             used_memory=rng.choice([0, 512, 1024]),
             required=("gpu",) if i % 10 == 0 else (),
             optional=("ssd",) if i % 4 == 0 else (),
-            lrp_counts={
-                f"app-{rng.randrange(50)}": rng.randint(1, 3) for _ in range(rng.randint(0, 4))
-            },
+            lrp_counts={f"app-{rng.randrange(50)}": rng.randint(1, 3) for _ in range(rng.randint(0, 4))},
             index=i // 3,
         )
         for i in range(30)
@@ -660,10 +619,7 @@ def test_the_fast_scheduler_agrees_on_a_crowded_mixed_round():
     for n in range(120):
         memory = rng.choice([32, 128, 1024])
         tags = rng.choice([frozenset(), frozenset(), frozenset({"ssd"}), frozenset({"gpu"})])
-        lrps += [
-            LRPStartRequest(f"app-{n}", i, memory, 256, placement_tags=tags)
-            for i in range(rng.randint(1, 25))
-        ]
+        lrps += [LRPStartRequest(f"app-{n}", i, memory, 256, placement_tags=tags) for i in range(rng.randint(1, 25))]
     tasks = [TaskRequest(f"task-{n}", rng.choice([256, 1024]), 512) for n in range(40)]
     config = AuctionConfig(bin_pack_first_fit_weight=0.01)
 
@@ -679,6 +635,4 @@ def test_fast_results_are_placements_and_failures_of_the_given_work():
     results = schedule(cells, [lrp("a", memory=5), lrp("b", memory=50)])
 
     assert results.placed == (Placement(lrp("a", memory=5), "c1", results.placed[0].score),)
-    assert results.failed == (
-        PlacementFailure(lrp("b", memory=50), no_room("memory")),
-    )
+    assert results.failed == (PlacementFailure(lrp("b", memory=50), no_room("memory")),)

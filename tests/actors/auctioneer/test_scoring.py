@@ -55,9 +55,7 @@ def cell(
     )
 
 
-def lrp(
-    guid: str = "app", index: int = 0, memory: int = 10, disk: int = 10, **kwargs
-) -> LRPStartRequest:
+def lrp(guid: str = "app", index: int = 0, memory: int = 10, disk: int = 10, **kwargs) -> LRPStartRequest:
     return LRPStartRequest(guid, index, memory, disk, **kwargs)
 
 
@@ -69,9 +67,7 @@ def task(guid: str = "task", memory: int = 10, disk: int = 10, **kwargs) -> Task
 
 
 def test_resource_score_is_the_mean_used_fraction_after_placement():
-    c = cell(
-        memory=1000, disk=2000, containers=100, used_memory=500, used_disk=1000, used_containers=49
-    )
+    c = cell(memory=1000, disk=2000, containers=100, used_memory=500, used_disk=1000, used_containers=49)
 
     # after placing 100 MB / 200 MB / 1 container: 0.6, 0.6 and 0.5 used
     assert resource_score(c, 100, 200, 0.25) == pytest.approx((0.6 + 0.6 + 0.5) / 3)
@@ -81,16 +77,12 @@ def test_each_starting_container_adds_the_starting_container_weight():
     idle = cell(starting=0)
     busy = cell(starting=3)
 
-    assert resource_score(busy, 10, 10, 0.25) - resource_score(idle, 10, 10, 0.25) == pytest.approx(
-        0.75
-    )
+    assert resource_score(busy, 10, 10, 0.25) - resource_score(idle, 10, 10, 0.25) == pytest.approx(0.75)
     assert resource_score(busy, 10, 10, 0.0) == resource_score(idle, 10, 10, 0.0)
 
 
 def test_an_emptier_cell_scores_lower():
-    assert resource_score(cell(used_memory=100), 10, 10, 0.25) < resource_score(
-        cell(used_memory=600), 10, 10, 0.25
-    )
+    assert resource_score(cell(used_memory=100), 10, 10, 0.25) < resource_score(cell(used_memory=600), 10, 10, 0.25)
 
 
 def test_lrp_score_adds_a_thousand_per_instance_of_the_same_app_on_the_cell():
@@ -98,9 +90,7 @@ def test_lrp_score_adds_a_thousand_per_instance_of_the_same_app_on_the_cell():
     empty = cell()
     with_two = cell(lrp_counts={"app": 2, "other": 5})
 
-    assert lrp_score(with_two, lrp("app"), config) - lrp_score(
-        empty, lrp("app"), config
-    ) == pytest.approx(2000)
+    assert lrp_score(with_two, lrp("app"), config) - lrp_score(empty, lrp("app"), config) == pytest.approx(2000)
     assert lrp_score(with_two, lrp("new"), config) == lrp_score(empty, lrp("new"), config)
 
 
@@ -116,12 +106,8 @@ def test_lrp_score_adds_the_bin_pack_weight_times_the_cell_index():
 def test_task_score_adds_a_thousand_per_task_on_the_cell():
     config = AuctionConfig()
 
-    assert task_score(cell(tasks=1), task(), config) - task_score(
-        cell(), task(), config
-    ) == pytest.approx(1000)
-    assert task_score(cell(lrp_counts={"app": 3}), task(), config) == task_score(
-        cell(), task(), config
-    )
+    assert task_score(cell(tasks=1), task(), config) - task_score(cell(), task(), config) == pytest.approx(1000)
+    assert task_score(cell(lrp_counts={"app": 3}), task(), config) == task_score(cell(), task(), config)
 
 
 # --- what does not fit -------------------------------------------------------
@@ -147,9 +133,7 @@ def test_insufficient_resources_names_what_every_cell_lacked():
 
 
 def test_insufficient_resources_names_everything_lacked_when_cells_lacked_different_things():
-    reason = insufficient_resources(
-        [frozenset({"memory"}), frozenset({"disk"}), frozenset({"containers"})]
-    )
+    reason = insufficient_resources([frozenset({"memory"}), frozenset({"disk"}), frozenset({"containers"})])
 
     assert reason == "insufficient resources: containers, disk, memory"
 

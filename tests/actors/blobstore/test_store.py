@@ -89,9 +89,7 @@ async def test_a_blob_lives_under_its_sha256_fanned_out_by_prefix(store: BlobSto
     assert (store.root / "blobs" / k[:2] / k[2:4] / k).read_bytes() == b"a package"
 
 
-async def test_put_file_streams_a_file_in_and_round_trips(
-    store: BlobStore, tmp_path: Path
-) -> None:
+async def test_put_file_streams_a_file_in_and_round_trips(store: BlobStore, tmp_path: Path) -> None:
     data = bytes(range(256)) * 3  # many chunks of 7 bytes, and a short last one
     source = tmp_path / "package.zip"
     source.write_bytes(data)
@@ -136,9 +134,7 @@ async def test_copy_to_writes_a_verified_copy(store: BlobStore, tmp_path: Path) 
     assert dest.read_bytes() == b"droplet contents, longer than a chunk"
 
 
-async def test_copy_to_of_a_corrupt_blob_leaves_nothing_at_the_destination(
-    store: BlobStore, tmp_path: Path
-) -> None:
+async def test_copy_to_of_a_corrupt_blob_leaves_nothing_at_the_destination(store: BlobStore, tmp_path: Path) -> None:
     info = await store.put_bytes(b"droplet contents, longer than a chunk")
     flip_a_byte(store.root / "blobs" / info.key[:2] / info.key[2:4] / info.key)
     cell = tmp_path / "cell"
@@ -226,9 +222,7 @@ async def test_size_and_stats_count_what_is_held(store: BlobStore) -> None:
     await store.put_bytes(b"1234567890")
     await store.add_resources([(sha1(b"abc"), b"abc")])
     assert await store.size(a.key) == 5
-    assert await store.stats() == BlobStoreStats(
-        blobs=2, blob_bytes=15, resources=1, resource_bytes=3
-    )
+    assert await store.stats() == BlobStoreStats(blobs=2, blob_bytes=15, resources=1, resource_bytes=3)
 
 
 # --- resource pool --------------------------------------------------------------
@@ -335,9 +329,7 @@ async def test_a_raising_fault_hook_propagates_its_error_and_changes_nothing(
         assert await store.stats() == BlobStoreStats(1, 4, 0, 0)
 
 
-async def test_the_fault_hook_is_told_which_kind_of_operation_runs(
-    tmp_path: Path, anyio_backend: str
-) -> None:
+async def test_the_fault_hook_is_told_which_kind_of_operation_runs(tmp_path: Path, anyio_backend: str) -> None:
     fault = SwitchableFault()
     async with BlobStore(tmp_path / "store", fault=fault) as store:
         info = await store.put_bytes(b"x")

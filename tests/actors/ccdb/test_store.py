@@ -13,9 +13,9 @@ import anyio
 import pytest
 
 from actors.ccdb.schema import LATEST_VERSION, MIGRATIONS
-from protocol.records import AuditEvent
 from actors.ccdb.store import CCDB, OP_READ, OP_WRITE
 from protocol.errors import AppNameTaken, AppNotFound, DatabaseUnavailable
+from protocol.records import AuditEvent
 from protocol.states import AppState, BuildState, DropletState, PackageState
 
 pytestmark = pytest.mark.anyio
@@ -143,14 +143,10 @@ async def staging_build(db: CCDB) -> None:
 
 async def test_opening_a_new_file_applies_every_migration(db: CCDB, db_path: Path) -> None:
     assert db.schema_version == LATEST_VERSION
-    assert raw(db_path, "SELECT version FROM schema_version ORDER BY version") == [
-        (v,) for v, _ in MIGRATIONS
-    ]
+    assert raw(db_path, "SELECT version FROM schema_version ORDER BY version") == [(v,) for v, _ in MIGRATIONS]
 
 
-async def test_reopening_applies_no_migration_twice_and_keeps_data(
-    db_path: Path, anyio_backend: str
-) -> None:
+async def test_reopening_applies_no_migration_twice_and_keeps_data(db_path: Path, anyio_backend: str) -> None:
     async with CCDB(db_path) as db:
         await db.create_app("app-1", "hello", now=at(0), actor="user")
     async with CCDB(db_path) as db:
@@ -159,9 +155,7 @@ async def test_reopening_applies_no_migration_twice_and_keeps_data(
     assert raw(db_path, "SELECT count(*) FROM schema_version") == [(len(MIGRATIONS),)]
 
 
-async def test_upgrading_from_version_1_keeps_data_and_adds_the_indexes(
-    db_path: Path, anyio_backend: str
-) -> None:
+async def test_upgrading_from_version_1_keeps_data_and_adds_the_indexes(db_path: Path, anyio_backend: str) -> None:
     async with CCDB(db_path, migrations=MIGRATIONS[:1]) as db:
         assert db.schema_version == 1
         await db.create_app("app-1", "hello", now=at(0), actor="user")
@@ -177,9 +171,7 @@ async def test_upgrading_from_version_1_keeps_data_and_adds_the_indexes(
     assert raw(db_path, indexes) == [("packages_by_app",)]
 
 
-async def test_a_database_newer_than_the_code_is_refused(
-    db_path: Path, anyio_backend: str
-) -> None:
+async def test_a_database_newer_than_the_code_is_refused(db_path: Path, anyio_backend: str) -> None:
     async with CCDB(db_path):
         pass
     old_code = CCDB(db_path, migrations=MIGRATIONS[:1])
@@ -188,9 +180,7 @@ async def test_a_database_newer_than_the_code_is_refused(
     assert not old_code.is_open
 
 
-async def test_the_database_runs_in_wal_mode_with_foreign_keys_enforced(
-    db: CCDB, db_path: Path
-) -> None:
+async def test_the_database_runs_in_wal_mode_with_foreign_keys_enforced(db: CCDB, db_path: Path) -> None:
     assert raw(db_path, "PRAGMA journal_mode") == [("wal",)]
     with pytest.raises(sqlite3.IntegrityError):
         async with db._write():
@@ -277,9 +267,7 @@ async def test_finish_build_staged_is_atomic_when_interrupted_mid_transaction(
     assert await db.list_events("app-1") == events_before
 
 
-async def test_a_raising_fault_hook_propagates_its_error_and_changes_nothing(
-    db_path: Path, anyio_backend: str
-) -> None:
+async def test_a_raising_fault_hook_propagates_its_error_and_changes_nothing(db_path: Path, anyio_backend: str) -> None:
     fault = SwitchableFault()
     async with CCDB(db_path, fault=fault) as db:
         fault.failing = {OP_WRITE}
@@ -290,9 +278,7 @@ async def test_a_raising_fault_hook_propagates_its_error_and_changes_nothing(
         assert (await db.stats()).events == 0
 
 
-async def test_the_fault_hook_is_told_whether_each_operation_reads_or_writes(
-    db_path: Path, anyio_backend: str
-) -> None:
+async def test_the_fault_hook_is_told_whether_each_operation_reads_or_writes(db_path: Path, anyio_backend: str) -> None:
     fault = SwitchableFault()
     async with CCDB(db_path, fault=fault) as db:
         await db.create_app("app-1", "hello", now=at(0), actor="user")
@@ -426,9 +412,7 @@ async def test_finish_package_upload_readies_the_package_and_stamps_the_app_once
 ) -> None:
     await db.create_app("app-1", "hello", now=at(0), actor="user")
     await db.create_package("pkg-1", "app-1", now=at(1))
-    package = await db.finish_package_upload(
-        "pkg-1", blob_key=key("p"), size=42, now=at(2), actor="user"
-    )
+    package = await db.finish_package_upload("pkg-1", blob_key=key("p"), size=42, now=at(2), actor="user")
     await db.finish_package_upload("pkg-1", blob_key=key("p"), size=42, now=at(3), actor="user")
     assert (package.state, package.blob_key, package.size) == (PackageState.READY, key("p"), 42)
     assert (await db.get_app("app-1")).last_uploaded_at == at(2)
@@ -489,8 +473,13 @@ async def test_a_build_of_another_apps_package_is_refused(db: CCDB) -> None:
     await db.create_app("app-2", "world", now=at(0), actor="user")
     with pytest.raises(LookupError):
         await db.create_build(
-            "build-2", "app-2", "pkg-1", now=at(3), actor="u",
-            staging_memory_mb=1, staging_disk_mb=1,
+            "build-2",
+            "app-2",
+            "pkg-1",
+            now=at(3),
+            actor="u",
+            staging_memory_mb=1,
+            staging_disk_mb=1,
         )
     assert await db.list_builds("app-2") == []
 
@@ -681,9 +670,7 @@ async def test_events_are_listed_newest_first(db: CCDB) -> None:
         "audit.app.update",
         "audit.app.create",
     ]
-    assert [e.type for e in await db.list_events("app-1", limit=1)] == [
-        "audit.app.process.crash"
-    ]
+    assert [e.type for e in await db.list_events("app-1", limit=1)] == ["audit.app.process.crash"]
 
 
 async def test_stats_count_rows_and_report_the_schema_version(db: CCDB) -> None:

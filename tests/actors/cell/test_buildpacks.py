@@ -23,6 +23,7 @@ from actors.cell.buildpacks import (
 )
 from actors.cell.buildpacks.semver import semver_pick as _semver_pick
 from actors.cell.droplet import read_staging_info
+from actors.manifest import load_manifest
 from protocol.errors import (
     BuildpackCompileFailed,
     BuildpackReleaseFailed,
@@ -31,7 +32,6 @@ from protocol.errors import (
     UnknownBuildpack,
     UnsafePath,
 )
-from actors.manifest import load_manifest
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -91,9 +91,7 @@ def test_every_example_app_stages_with_its_buildpack_and_start_command(tmp_path,
 def test_the_undetectable_example_fails_with_no_app_detected(tmp_path):
     with pytest.raises(NoAppDetectedError) as info:
         push_example("undetectable", tmp_path)
-    assert str(info.value) == (
-        "NoAppDetectedError - An app was not successfully detected by any available buildpack"
-    )
+    assert str(info.value) == ("NoAppDetectedError - An app was not successfully detected by any available buildpack")
 
 
 def test_the_binary_example_keeps_its_executable_in_the_droplet(tmp_path):
@@ -171,7 +169,13 @@ def test_the_binary_buildpack_never_detects(tmp_path):
 
 def test_the_default_priority_order_is_cloud_foundrys():
     assert [bp.short_name for bp in BUILDPACKS] == [
-        "staticfile", "java", "ruby", "nodejs", "go", "python", "binary",
+        "staticfile",
+        "java",
+        "ruby",
+        "nodejs",
+        "go",
+        "python",
+        "binary",
     ]
 
 

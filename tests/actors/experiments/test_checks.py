@@ -20,7 +20,9 @@ from actors.experiments.schema import BackoffCheck, Checks
 
 
 def cmd(seq: int, outcome: str, error: str | None = None, line: str = "", retry_of: int | None = None) -> CommandRecord:
-    return CommandRecord(seq, "push", f"app-{seq}", ["push", f"app-{seq}"], 0.0, 5.0, None, outcome, error, line, retry_of)
+    return CommandRecord(
+        seq, "push", f"app-{seq}", ["push", f"app-{seq}"], 0.0, 5.0, None, outcome, error, line, retry_of
+    )
 
 
 def sample(t: float, apps: dict[str, tuple[int, int]], cells: dict[str, int] | None = None) -> Sample:

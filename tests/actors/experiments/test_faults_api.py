@@ -7,8 +7,8 @@ import pytest
 
 from actors.runtime import EXTERNAL
 from actors.runtime.errors import AskTimeout
-from protocol.errors import BlobCorrupt, BlobStoreUnavailable, DatabaseUnavailable
 from protocol import blobs
+from protocol.errors import BlobCorrupt, BlobStoreUnavailable, DatabaseUnavailable
 from protocol.messages import BBSSnapshot, Converge, ListCells
 from tests.actors.conftest import EXAMPLES, app_guid, blob, db, run
 

@@ -83,7 +83,7 @@ duration = 20
 at = 5
 action = "push"
 app = "web"
-path = "{ROOT / 'examples' / 'static'}"
+path = "{ROOT / "examples" / "static"}"
 [[faults]]
 at = 1
 action = "pause"
@@ -146,7 +146,9 @@ def test_main_prints_the_verdict_and_the_seed_that_repeats_it(tmp_path, capsys):
     assert code == 0
     assert out.startswith("experiment drain-cell (seed 5): VALID")
     assert "drain_capacity" in out and "messages: sent " in out
-    assert out.rstrip().endswith("reproduce: python run.py experiment " + str(ROOT / "experiments" / "drain-cell.toml") + " --seed 5")
+    assert out.rstrip().endswith(
+        "reproduce: python run.py experiment " + str(ROOT / "experiments" / "drain-cell.toml") + " --seed 5"
+    )
     assert (tmp_path / "drain-cell-5" / "report.json").is_file()
 
 

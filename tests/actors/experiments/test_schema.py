@@ -55,7 +55,7 @@ checks: {pushes_end: true, recover_within: 30}
     ("text", "says"),
     [
         (MINIMAL + "colour = 'red'\n", "the file: unknown key 'colour'"),
-        ('duration = 10\n', "the file: name is required"),
+        ("duration = 10\n", "the file: name is required"),
         ('name = "x"\nduration = "long"\n', "duration must be a number, not the string 'long'"),
         (MINIMAL + "[platform]\ncells = 0\n", "[platform]: cells must be at least 1"),
         (MINIMAL + "[platform]\nbreak = 'gravity'\n", "unknown break 'gravity'"),
@@ -115,7 +115,17 @@ def test_workload_entries_become_cf_command_lines(tmp_path):
     )
     push, scale, delete = exp.workload
     assert command_argv(exp, push, "w-2") == [
-        "push", "w-2", "-p", str(tmp_path / "apps" / "py"), "-i", "3", "-m", "128M", "-b", "python", "--no-route",
+        "push",
+        "w-2",
+        "-p",
+        str(tmp_path / "apps" / "py"),
+        "-i",
+        "3",
+        "-m",
+        "128M",
+        "-b",
+        "python",
+        "--no-route",
     ]
     assert command_argv(exp, scale, "w-1") == ["scale", "w-1", "-i", "5", "-f"]
     assert command_argv(exp, delete, "w-2") == ["delete", "w-2", "-f"]

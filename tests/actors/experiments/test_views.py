@@ -28,8 +28,14 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def lrp(app: str = "a", version: str = "v1", **kw) -> DesiredLRP:
     fields = dict(
-        process_guid=f"{app}-{version}", app_guid=app, app_name=f"app-{app}", instances=2, memory_mb=64,
-        disk_mb=1024, droplet_key="d" * 64, start_command="python app.py",
+        process_guid=f"{app}-{version}",
+        app_guid=app,
+        app_name=f"app-{app}",
+        instances=2,
+        memory_mb=64,
+        disk_mb=1024,
+        droplet_key="d" * 64,
+        start_command="python app.py",
     )
     fields.update(kw)
     return DesiredLRP(**fields)
@@ -40,8 +46,16 @@ def actual(index: int, cell: str, process_guid: str = "a-v1") -> ActualLRP:
 
 
 def container(index: int, cell: str, process_guid: str = "a-v1", **kw) -> ContainerInfo:
-    fields = dict(cell_id=cell, process_guid=process_guid, index=index, instance_guid=f"i{index}", state="running",
-                  memory_mb=64, disk_mb=1024, droplet_key="d" * 64)
+    fields = dict(
+        cell_id=cell,
+        process_guid=process_guid,
+        index=index,
+        instance_guid=f"i{index}",
+        state="running",
+        memory_mb=64,
+        disk_mb=1024,
+        droplet_key="d" * 64,
+    )
     fields.update(kw)
     return ContainerInfo(**fields)
 
@@ -82,14 +96,19 @@ def test_views_that_agree_have_no_disagreement():
             "z-v9#0: a container on cell-3 that nobody desires",
         ),
         (
-            lambda v: dataclasses.replace(v, containers=[container(0, "cell-1", droplet_key="f" * 64), container(1, "cell-2")]),
+            lambda v: dataclasses.replace(
+                v, containers=[container(0, "cell-1", droplet_key="f" * 64), container(1, "cell-2")]
+            ),
             "cell-1 runs droplet ffffffffffff",
         ),
         (
             lambda v: dataclasses.replace(v, containers=[container(0, "cell-1", memory_mb=32), container(1, "cell-2")]),
             "cell-1's container has 32 MB, the LRP 64 MB",
         ),
-        (lambda v: dataclasses.replace(v, containers=[container(0, "cell-1")]), "runs on cell-2, which holds no such container"),
+        (
+            lambda v: dataclasses.replace(v, containers=[container(0, "cell-1")]),
+            "runs on cell-2, which holds no such container",
+        ),
     ],
 )
 def test_each_kind_of_disagreement_is_named(change, words):
@@ -187,9 +206,23 @@ def test_the_same_seed_gives_the_same_report_bytes_under_any_hash_seed(tmp_path)
     for hash_seed in ("1", "2"):
         results = tmp_path / f"h{hash_seed}"
         done = subprocess.run(
-            [sys.executable, str(ROOT / "run.py"), "--data-dir", str(tmp_path / "log"), "experiment",
-             str(ROOT / "experiments" / "combined-faults.toml"), "--seed", "2", "--results", str(tmp_path / "same")],
-            capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONHASHSEED": hash_seed}, cwd=ROOT,
+            [
+                sys.executable,
+                str(ROOT / "run.py"),
+                "--data-dir",
+                str(tmp_path / "log"),
+                "experiment",
+                str(ROOT / "experiments" / "combined-faults.toml"),
+                "--seed",
+                "2",
+                "--results",
+                str(tmp_path / "same"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            cwd=ROOT,
         )
         assert done.returncode == 0, done.stdout + done.stderr
         reports.append((tmp_path / "same" / "combined-faults-2" / "report.json").read_bytes())

@@ -27,7 +27,9 @@ class ListConsole:
 
     terminal = False
 
-    def __init__(self, lines: list[str] | None = None, *, terminal: bool = False, answers: list[str] | None = None) -> None:
+    def __init__(
+        self, lines: list[str] | None = None, *, terminal: bool = False, answers: list[str] | None = None
+    ) -> None:
         self.lines = list(lines or [])
         self.answers = list(answers or [])
         self.terminal = terminal
@@ -56,7 +58,9 @@ def mf_env() -> dict[str, str]:
     return env
 
 
-def mf(data_dir: Path, *argv: str, stdin: str = "", timeout: float = 30, speed: str = SPEED) -> subprocess.CompletedProcess[str]:
+def mf(
+    data_dir: Path, *argv: str, stdin: str = "", timeout: float = 30, speed: str = SPEED
+) -> subprocess.CompletedProcess[str]:
     """`python run.py --data-dir DATA --speed N ARGV...` with `stdin` piped in."""
     return subprocess.run(
         [sys.executable, str(RUN), "--data-dir", str(data_dir), "--speed", speed, *argv],
@@ -94,7 +98,11 @@ class Served:
             cwd=ROOT,
             env=mf_env(),
         )
-        wait_for(lambda: "minifoundry serving" in self.output() or self.process.poll() is not None, 15, what="serve to listen")
+        wait_for(
+            lambda: "minifoundry serving" in self.output() or self.process.poll() is not None,
+            15,
+            what="serve to listen",
+        )
         assert self.process.poll() is None, self.output()
 
     def output(self) -> str:

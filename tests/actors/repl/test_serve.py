@@ -27,7 +27,9 @@ def test_serve_prints_status_serves_an_owner_only_socket_and_stops_cleanly_on_si
         served.kill()
     out = served.output()
     assert f"minifoundry serving {data_dir}" in out and f"--data-dir {data_dir} --attach" in out
-    assert re.search(r"^\[\d\d:\d\d:\d\d\] apps 0 started, instances 0/0 running, cells 4, messages [\d,]+ delivered", out, re.M)
+    assert re.search(
+        r"^\[\d\d:\d\d:\d\d\] apps 0 started, instances 0/0 running, cells 4, messages [\d,]+ delivered", out, re.M
+    )
     assert out.rstrip().endswith("stopping (SIGINT)...\nstopped")
     assert not served.socket.exists()
     assert "platform-stopped" in (data_dir / "minifoundry.log").read_text()

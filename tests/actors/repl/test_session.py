@@ -7,9 +7,8 @@ import asyncio
 
 import pytest
 
-from protocol.snapshots import CliStatistics
-
 from actors.repl.session import Session
+from protocol.snapshots import CliStatistics
 from tests.actors.conftest import EXAMPLES
 from tests.actors.repl.conftest import ListConsole
 
@@ -63,7 +62,9 @@ async def test_status_reports_actors_messages_and_apps(platform):
 
 
 async def test_send_asks_an_actor_and_prints_its_reply(platform):
-    code, con = await _session(platform, "push hello -p examples/python -i 1", 'send cloud_controller GetApp(name="hello")')
+    code, con = await _session(
+        platform, "push hello -p examples/python -i 1", 'send cloud_controller GetApp(name="hello")'
+    )
     assert code == 0
     reply = con.output[con.output.index("start command:   python app.py") + 3 :]
     assert reply[0].startswith("AppRecord(guid=")
@@ -109,7 +110,9 @@ async def test_py_runs_top_level_await_with_the_platform_in_scope(platform):
 
 
 async def test_delete_asks_at_a_terminal_before_the_cli_runs(platform):
-    _, con = await _session(platform, "push hello -p examples/python -i 1", "delete hello", terminal=True, answers=["n"])
+    _, con = await _session(
+        platform, "push hello -p examples/python -i 1", "delete hello", terminal=True, answers=["n"]
+    )
     assert ("Really delete the app hello? [yN]: ", "confirm") in con.prompts
     assert con.output[-1] == "Delete cancelled"
 

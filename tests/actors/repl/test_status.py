@@ -5,7 +5,16 @@ from __future__ import annotations
 from actors.repl.status import format_duration, serve_line, status_lines
 from protocol.snapshots import AppInstances, BBSStatistics, InstanceCounts, TaskCounts
 
-STATS = {"sent": 1200, "delivered": 1190, "dropped": 3, "duplicated": 1, "delayed": 0, "dead_letters": 2, "actors": 14, "uptime": 3725.0}
+STATS = {
+    "sent": 1200,
+    "delivered": 1190,
+    "dropped": 3,
+    "duplicated": 1,
+    "delayed": 0,
+    "dead_letters": 2,
+    "actors": 14,
+    "uptime": 3725.0,
+}
 SNAPSHOT = BBSStatistics(
     apps=(
         AppInstances("g1", "g1-name", "g1-v1", 2, InstanceCounts(running=2)),

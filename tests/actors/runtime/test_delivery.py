@@ -6,7 +6,6 @@ import pytest
 
 from actors.runtime import ActorSystem, FaultRule, VirtualClock
 from actors.runtime.errors import AskTimeout
-
 from tests.actors.runtime.test_actor import Add, Counter
 
 pytestmark = pytest.mark.anyio

@@ -123,7 +123,9 @@ async def test_restart_backoff_spaces_restarts_out_while_crashes_keep_coming(sys
 
 
 async def test_a_subtree_past_its_intensity_is_restarted_whole_by_a_root_that_never_gives_up(system):
-    inner = ChildSpec("components", lambda n: Supervisor.start([spec("ccdb"), spec("bbs")], name=n, max_restarts=2, within=60))
+    inner = ChildSpec(
+        "components", lambda n: Supervisor.start([spec("ccdb"), spec("bbs")], name=n, max_restarts=2, within=60)
+    )
     Supervisor.start([inner], name="root", max_restarts=None)
     await system.clock.advance(0)
     assert await system.ask("bbs", Add(7)) == 7

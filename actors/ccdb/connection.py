@@ -1,0 +1,251 @@
+"""CC_DB's connection: one aiosqlite connection for its owner's life (WAL,
+foreign keys on), the migrations, and the plumbing every table's
+operations use (statements under the I/O guard, one transaction at a time,
+the fault hook before each operation)."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from os import PathLike
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiosqlite
+import anyio
+
+from actors.ccdb.codec import _json
+from actors.ccdb.schema import BOOTSTRAP, MIGRATIONS, Migration, check_migrations, pending_migrations
+from protocol.errors import AppNotFound, DatabaseUnavailable, ResourceNotFound
+from protocol.records import AuditEvent
+
+__all__ = ["OP_READ", "OP_WRITE", "Connection", "EventSpec"]
+
+OP_READ = "ccdb.read"
+OP_WRITE = "ccdb.write"
+
+IoGuard = Callable[[], AbstractAsyncContextManager[object]]
+Fault = Callable[[str], Awaitable[None]]
+EventSpec = AuditEvent
+
+
+def _new_uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class Connection:
+    """The one connection, its transactions, and the helpers the tables share."""
+
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        io_guard: IoGuard | None = None,
+        fault: Fault | None = None,
+        new_guid: Callable[[], str] | None = None,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        check_migrations(migrations)
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise ValueError(f"unknown synchronous level {synchronous!r}")
+        self._path = Path(path)
+        self._io_guard: IoGuard = io_guard or contextlib.nullcontext
+        self._fault = fault
+        self._new_guid = new_guid or _new_uuid
+        self._migrations = tuple(migrations)
+        # NORMAL in WAL mode survives a process crash; only a power cut can
+        # lose the last commits. FULL trades speed for that too.
+        self._synchronous = synchronous.upper()
+        self._conn: aiosqlite.Connection | None = None
+        self._version = 0
+        # One connection, one transaction at a time: without this, a second
+        # task's statements would land inside the first task's transaction.
+        self._lock = anyio.Lock()
+
+    # --- lifecycle --------------------------------------------------------
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
+
+    @property
+    def schema_version(self) -> int:
+        """The highest migration applied to the open database."""
+        return self._version
+
+    async def open(self) -> None:
+        """Connect, set the pragmas, and apply any migrations not yet applied."""
+        if self._conn is not None:
+            raise RuntimeError("ccdb is already open")
+        async with self._io_guard():
+            conn = await aiosqlite.connect(self._path, isolation_level=None)
+        self._conn = conn
+        try:
+            async with self._lock:
+                conn.row_factory = sqlite3.Row
+                (mode,) = (await self._sql("PRAGMA journal_mode = WAL"))[0]
+                if str(mode).lower() != "wal":
+                    raise DatabaseUnavailable(f"cannot put {self._path} in WAL mode ({mode})")
+                await self._sql("PRAGMA foreign_keys = ON")
+                await self._sql(f"PRAGMA synchronous = {self._synchronous}")
+                await self._sql("PRAGMA busy_timeout = 5000")
+                await self._migrate()
+        except BaseException:
+            await self._disconnect()
+            raise
+
+    async def close(self) -> None:
+        """Close the connection; a second close does nothing."""
+        if self._conn is None:
+            return
+        with anyio.CancelScope(shield=True):
+            async with self._lock:
+                await self._disconnect()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):
+                async with self._io_guard():
+                    await conn.close()
+
+    async def _migrate(self) -> None:
+        await self._sql(BOOTSTRAP)
+        rows = await self._sql("SELECT coalesce(max(version), 0) FROM schema_version")
+        current = rows[0][0]
+        known = self._migrations[-1][0] if self._migrations else 0
+        if current > known:
+            # Running old code on a newer file would write rows the newer
+            # schema's constraints never expected.
+            raise DatabaseUnavailable(f"{self._path} is at schema version {current}, newer than this code ({known})")
+        for version, statements in pending_migrations(self._migrations, current):
+            async with self._transaction():
+                for statement in statements:
+                    await self._sql(statement)
+                await self._sql("INSERT INTO schema_version (version) VALUES (?)", (version,))
+            current = version
+        self._version = current
+
+    # --- plumbing ---------------------------------------------------------
+
+    async def _sql(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self._conn is None:
+            raise RuntimeError("ccdb is not open")
+        async with self._io_guard():
+            return list(await self._conn.execute_fetchall(sql, params))
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        rows = await self._sql(sql, params)
+        return rows[0] if rows else None
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """BEGIN IMMEDIATE ... COMMIT; any exception (or cancellation) rolls back."""
+        try:
+            # Inside the try: if we are cancelled while BEGIN is queued, it
+            # still runs on the worker thread, and the ROLLBACK queued behind
+            # it must undo it.
+            await self._sql("BEGIN IMMEDIATE")
+            yield
+            # Shielded: once COMMIT is queued on the worker thread it runs
+            # anyway, and the caller must not be told it failed when it did not.
+            with anyio.CancelScope(shield=True):
+                await self._sql("COMMIT")
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                # A failed COMMIT may already have ended the transaction.
+                with contextlib.suppress(sqlite3.OperationalError, RuntimeError):
+                    await self._sql("ROLLBACK")
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[None]:
+        if self._conn is None:
+            raise RuntimeError("ccdb is not open")
+        if self._fault is not None:
+            await self._fault(OP_WRITE)
+        async with self._lock, self._transaction():
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[None]:
+        if self._conn is None:
+            raise RuntimeError("ccdb is not open")
+        if self._fault is not None:
+            await self._fault(OP_READ)
+        async with self._lock:
+            yield
+
+    async def _insert_event(
+        self,
+        type: str,
+        actor: str,
+        actee_guid: str,
+        actee_name: str | None,
+        metadata: dict[str, Any] | None,
+        ts: str,
+    ) -> str:
+        guid = self._new_guid()
+        await self._sql(
+            "INSERT INTO events (guid, time, type, actor, actee_guid, actee_name, metadata)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (guid, ts, type, actor, actee_guid, actee_name, _json(metadata or {})),
+        )
+        return guid
+
+    async def _app_row(self, guid: str) -> sqlite3.Row:
+        row = await self._one("SELECT * FROM apps WHERE guid = ?", (guid,))
+        if row is None:
+            raise AppNotFound(guid)
+        return row
+
+    async def _row(self, table: str, guid: str) -> sqlite3.Row:
+        row = await self._one(f"SELECT * FROM {table} WHERE guid = ?", (guid,))
+        if row is None:
+            raise ResourceNotFound(f"{table[:-1]} {guid} not found")
+        return row
+
+    async def _name_taken(self, name: str) -> bool:
+        return bool(await self._sql("SELECT 1 FROM apps WHERE name = ?", (name,)))
+
+    async def _still_referenced(self, keys: Iterable[str]) -> set[str]:
+        wanted = _json(sorted(set(keys)))
+        rows = await self._sql(
+            "SELECT blob_key FROM packages WHERE blob_key IN (SELECT value FROM json_each(?))"
+            " UNION"
+            " SELECT blob_key FROM droplets WHERE blob_key IN (SELECT value FROM json_each(?))",
+            (wanted, wanted),
+        )
+        return {row[0] for row in rows}
+
+    async def _expire(self, table: str, expired: str, rows: list[sqlite3.Row], ts: str) -> set[str]:
+        if not rows:
+            return set()
+        await self._sql(
+            f"UPDATE {table} SET state = ?, blob_key = NULL, updated_at = ?"
+            " WHERE guid IN (SELECT value FROM json_each(?))",
+            (expired, ts, _json([row["guid"] for row in rows])),
+        )
+        keys = {row["blob_key"] for row in rows if row["blob_key"] is not None}
+        return keys - await self._still_referenced(keys)
