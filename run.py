@@ -19,8 +19,12 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
+
+if TYPE_CHECKING:
+    from actors.platform import PlatformConfig
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,7 +84,7 @@ def _global_parser() -> argparse.ArgumentParser:
     return p
 
 
-def platform_config(args: argparse.Namespace) -> object:
+def platform_config(args: argparse.Namespace) -> PlatformConfig:
     from actors.platform import PlatformConfig
 
     if args.cells < 1:

@@ -43,7 +43,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO
 
 from protocol.errors import BlobCorrupt, FileTooLarge, PathEmpty, PathNotFound, UnsafePath
 
@@ -319,9 +319,9 @@ class AppBits:
                 try:
                     for member in tf:
                         if member.name in by_member and member.isreg():
-                            fh = tf.extractfile(member)
-                            assert fh is not None
-                            data = _bounded(fh.read, member.name)
+                            member_fh = tf.extractfile(member)
+                            assert member_fh is not None
+                            data = _bounded(member_fh.read, member.name)
                             found.extend((f, data) for f in by_member.pop(member.name))
                 except _READ_ERRORS as exc:
                     raise UnsafePath(f"{self.source} is not a readable archive: {exc}") from None
@@ -706,7 +706,7 @@ def _open_package(package: str | os.PathLike[str] | bytes) -> tarfile.TarFile:
             return tarfile.open(fileobj=io.BytesIO(bytes(package)), mode="r:*", encoding="utf-8", errors="strict")
         return tarfile.open(package, mode="r:*", encoding="utf-8", errors="strict")
     except FileNotFoundError:
-        raise PathNotFound(f"Package {package} does not exist") from None
+        raise PathNotFound(f"Package {package!s} does not exist") from None
     except _READ_ERRORS as exc:
         raise BlobCorrupt(f"Package is not a readable tar archive: {exc}") from None
 
@@ -793,7 +793,7 @@ def extract_package(package: str | os.PathLike[str] | bytes, dest_dir: str | os.
     return files
 
 
-def _read_package_chunk(fh: BinaryIO, name: str) -> bytes:
+def _read_package_chunk(fh: IO[bytes], name: str) -> bytes:
     # Kept apart from the writes so a full disk is not reported as corruption.
     try:
         return fh.read(_CHUNK)

@@ -22,7 +22,7 @@ import fnmatch
 import itertools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import structlog
 
@@ -330,6 +330,14 @@ def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     return positional, options
 
 
+class _MessageMatch(TypedDict):
+    """Which messages a `drop`/`delay`/... command matches (`message_fault`'s patterns)."""
+
+    sender: str
+    receiver: str
+    message_type: str
+
+
 async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str], None]) -> int:
     """Run one fault command from the REPL; returns an exit code."""
     if not argv or argv[0] not in FAULT_COMMANDS:
@@ -340,7 +348,7 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
         args, opts = _options(argv[1:])
         p = float(opts.get("p", 1.0))
         duration = float(opts["for"]) if "for" in opts else None
-        match = {
+        match: _MessageMatch = {
             "sender": opts.get("from", "*"),
             "receiver": opts.get("to", "*"),
             "message_type": opts.get("type", "*"),
@@ -383,15 +391,15 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
         elif name in ("blob-fail", "db-fail"):
             ops = args[0] if args else ("blob.*" if name == "blob-fail" else "ccdb.*")
             add = faults.blob_fault if name == "blob-fail" else faults.db_fault
-            rule = add(ops, probability=p, duration=duration)
-            out(rule.describe("blobstore" if name == "blob-fail" else "ccdb"))
+            storage_rule = add(ops, probability=p, duration=duration)
+            out(storage_rule.describe("blobstore" if name == "blob-fail" else "ccdb"))
         elif name in ("blob-slow", "db-slow"):
             if not args:
                 raise ValueError(f"usage: {FAULT_COMMANDS[name][0]}")
             ops = args[1] if len(args) > 1 else ("blob.*" if name == "blob-slow" else "ccdb.*")
             add = faults.blob_fault if name == "blob-slow" else faults.db_fault
-            rule = add(ops, delay=float(args[0]), fail=False, duration=duration)
-            out(rule.describe("blobstore" if name == "blob-slow" else "ccdb"))
+            storage_rule = add(ops, delay=float(args[0]), fail=False, duration=duration)
+            out(storage_rule.describe("blobstore" if name == "blob-slow" else "ccdb"))
         elif name == "corrupt-blob":
             what = args[0] if args else None
             if what in ("package", "droplet"):

@@ -62,7 +62,7 @@ class LoggregatorActor(AsyncioActor):
         self._flush_armed = False
         self.lines_seen = 0
 
-    async def on_stop(self) -> None:
+    async def on_stop(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         await self._flush()
 
     @handles(Subscribe)

@@ -45,7 +45,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -298,7 +298,7 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
 # --- helpers -----------------------------------------------------------------
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     # YAML `true` is a bool, and bool is an int subclass: refuse it explicitly.
     return isinstance(value, int) and not isinstance(value, bool)
 

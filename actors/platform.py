@@ -37,7 +37,7 @@ from actors.cell.actor import CellActor, CellConfig
 from actors.cli.actor import CliActor, CliConfig
 from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
-from actors.runtime import ActorSystem, ChildSpec, Clock, RealClock, Supervisor
+from actors.runtime import ActorSystem, AsyncActorRef, ChildSpec, Clock, RealClock, Supervisor
 from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError
 from actors.runtime.tracing import TraceRecorder
@@ -212,10 +212,11 @@ class Platform:
     def _children(self) -> list[ChildSpec]:
         c = self.config
         d = self.data_dir
-        cells = [
-            ChildSpec(f"cell-{i}", lambda n, i=i: CellActor.start(c.cell_config(i), name=n))
-            for i in range(1, c.cells + 1)
-        ]
+
+        def start_cell(i: int) -> Callable[[str], AsyncActorRef]:
+            return lambda n: CellActor.start(c.cell_config(i), name=n)
+
+        cells = [ChildSpec(f"cell-{i}", start_cell(i)) for i in range(1, c.cells + 1)]
         return [
             ChildSpec("ccdb", lambda n: CCDBActor.start(d / "ccdb.sqlite3", name=n, fault=self.faults.db)),
             ChildSpec("blobstore", lambda n: BlobStoreActor.start(d / "blobstore", name=n, fault=self.faults.blob)),

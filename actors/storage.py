@@ -44,11 +44,11 @@ class StorageActor(AsyncioActor):
     def open_store(self) -> Store:
         raise NotImplementedError
 
-    async def on_start(self) -> None:
+    async def on_start(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         self.store = self.open_store()
         await self.store.open()
 
-    async def on_stop(self) -> None:
+    async def on_stop(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         if self.store is not None:
             await self.store.close()
 

@@ -37,9 +37,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pykka
+
+if TYPE_CHECKING:
+    from actors.runtime import AsyncioActor
 
 __all__ = ["IMPLEMENTATIONS", "WORKLOADS", "main"]
 
@@ -133,7 +136,7 @@ def _pykka_bid(p: Params, frees: list[int]) -> float:
         gc.collect()
         t = time.perf_counter()
         for _ in range(p.rounds):
-            bids = pykka.get_all([r.ask(512, block=False) for r in refs])
+            bids = list(pykka.get_all([r.ask(512, block=False) for r in refs]))
         dt = (time.perf_counter() - t) / p.rounds
         assert len(bids) == len(refs)
     finally:
@@ -168,7 +171,7 @@ def _join_pykka_threads(timeout: float = 10.0) -> None:
 # --- (a) ours and (c) bare asyncio --------------------------------------------------
 
 
-def _our_classes() -> tuple[type, type]:
+def _our_classes() -> tuple[type[AsyncioActor], type[AsyncioActor]]:
     from actors.runtime import AsyncioActor
 
     class Counter(AsyncioActor):
@@ -191,7 +194,7 @@ def _our_classes() -> tuple[type, type]:
     return Counter, Cell
 
 
-async def _ours_tell(p: Params, counter: type) -> float:
+async def _ours_tell(p: Params, counter: type[AsyncioActor]) -> float:
     from actors.runtime import ActorSystem
 
     async with ActorSystem(default_ask_timeout=120.0):
@@ -207,7 +210,7 @@ async def _ours_tell(p: Params, counter: type) -> float:
     return n / dt
 
 
-async def _ours_ask(p: Params, counter: type) -> float:
+async def _ours_ask(p: Params, counter: type[AsyncioActor]) -> float:
     from actors.runtime import ActorSystem
 
     async with ActorSystem():
@@ -222,7 +225,7 @@ async def _ours_ask(p: Params, counter: type) -> float:
     return n / dt
 
 
-async def _ours_bid(p: Params, cell: type, frees: list[int]) -> float:
+async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int]) -> float:
     from actors.runtime import ActorSystem
 
     async with ActorSystem(default_ask_timeout=60.0):

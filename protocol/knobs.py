@@ -42,7 +42,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Self
+from typing import Any, Self
 
 __all__ = ["KNOBS", "InstanceKnobs", "unknown_knobs"]
 
@@ -88,7 +88,7 @@ class InstanceKnobs:
                 return None
             return str(value).strip()
 
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}
         for name, field, low in (
             ("MF_STARTUP_SECONDS", "startup_seconds", 0.0),
             ("MF_STARTUP_JITTER_SECONDS", "startup_jitter_seconds", 0.0),

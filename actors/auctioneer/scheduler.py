@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from actors.auctioneer.scoring import (
     INSTANCE_PENALTY,
@@ -157,6 +158,7 @@ def _reference_lrp_winner(
 
 
 def _reserve(cell: CellState, work: Work) -> CellState:
+    extra: dict[str, Any]
     if isinstance(work, LRPStartRequest):
         counts = cell.lrp_counts
         assert isinstance(counts, FrozenCounts)
@@ -565,7 +567,9 @@ def schedule(
     return AuctionResults(tuple(placed), tuple(failed), deferred)
 
 
-def _benchmark_cluster(instances: int, cell_count: int, zones: int, seed: int = 1):
+def _benchmark_cluster(
+    instances: int, cell_count: int, zones: int, seed: int = 1
+) -> tuple[list[CellState], list[LRPStartRequest]]:
     """A deploy like Cloud Foundry's 2016 scale test: apps of 1-25 instances of
     32 MB, 128 MB or 1 GB (1 GB disk each) onto empty, identical cells."""
     import random

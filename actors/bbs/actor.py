@@ -367,15 +367,15 @@ class BBS(AsyncioActor):
                 log.info(
                     "lrp-placement-failed", process_guid=request.process_guid, index=request.index, reason=error.message
                 )
-        for request, cell_id in message.placed_tasks:
-            task = self.books.tasks.get(request.task_guid)
+        for task_request, cell_id in message.placed_tasks:
+            task = self.books.tasks.get(task_request.task_guid)
             if task is not None and task.state is TaskState.PENDING:
                 task.state = TaskState.RUNNING
                 task.cell_id = cell_id
                 task.updated_at = now
                 task.requested_at = None
-        for request, error in message.failed_tasks:
-            task = self.books.tasks.get(request.task_guid)
+        for task_request, error in message.failed_tasks:
+            task = self.books.tasks.get(task_request.task_guid)
             if task is None or task.state is not TaskState.PENDING:
                 continue
             task.requested_at = None

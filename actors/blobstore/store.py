@@ -89,7 +89,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_atomic(final: Path, write: Callable[[BinaryIO], None], *, durable: bool = True) -> None:
+def _write_atomic(final: Path, write: Callable[[BinaryIO], object], *, durable: bool = True) -> None:
     """Write through `write` into a temp file beside `final`, fsync, rename into place.
 
     `durable=False` skips the fsyncs: for the resource pool, a cache whose
@@ -485,7 +485,11 @@ class BlobStore:
                 final = _fanned(self._pool, sha1)
                 if _verifies(final, sha1, "sha1", self._chunk):
                     continue
-                _write_atomic(final, lambda out, data=data: out.write(data), durable=False)
+
+                def write(out: BinaryIO, data: bytes = data) -> int:
+                    return out.write(data)
+
+                _write_atomic(final, write, durable=False)
                 added.append(sha1)
             return added
 

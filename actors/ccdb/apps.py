@@ -56,7 +56,7 @@ class AppsTable(Connection):
     ) -> AppRecord:
         """Create an app and its `audit.app.create` event; `AppNameTaken` if the name is used."""
         ts = _ts(now)
-        fields = {
+        fields: dict[str, Any] = {
             "state": state,
             "memory_mb": memory_mb,
             "disk_mb": disk_mb,

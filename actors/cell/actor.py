@@ -290,11 +290,15 @@ class CellActor(AsyncioActor):
             instance = _Instance(work, self.system.new_guid(), now, trace)
             self._reserve(instance)
             reserved.append(instance)
-        for work in message.tasks:
-            if self.draining or work.task_guid in self.tasks or not self._fits(work.memory_mb, work.disk_mb):
-                rejected_tasks.append(work)
+        for task_request in message.tasks:
+            if (
+                self.draining
+                or task_request.task_guid in self.tasks
+                or not self._fits(task_request.memory_mb, task_request.disk_mb)
+            ):
+                rejected_tasks.append(task_request)
                 continue
-            task = _Task(work, trace)
+            task = _Task(task_request, trace)
             self.tasks[task.guid] = task
             self._used_memory += task.memory_mb
             self._used_disk += task.disk_mb

@@ -183,7 +183,7 @@ def read_staging_info(droplet: str | os.PathLike[str] | bytes) -> StagingInfo:
         else:
             tf = tarfile.open(droplet, mode="r|*")  # noqa: SIM115 - closed below
     except FileNotFoundError:
-        raise BlobNotFound(f"Droplet {droplet} does not exist") from None
+        raise BlobNotFound(f"Droplet {droplet!s} does not exist") from None
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise BlobCorrupt(f"Droplet is not a readable tar archive: {exc}") from None
     try:

@@ -184,16 +184,16 @@ def mermaid(deliveries: Sequence[dict[str, Any]], *, title: str = "") -> str:
     for name in sorted(names, key=order):
         lines.append(f"    participant {_mermaid_id(name)} as {name}")
     step = 1
-    folded: list[tuple[str, str, str, int, bool]] = []
+    folded: list[tuple[str, str, str, int, bool, int]] = []
     for d in deliveries:
         if d["step"] is not None:
             step = max(1, int(d["step"]))
         key = (d["sender"], d["receiver"], d["label"], step, bool(d.get("ask")))
         if folded and folded[-1][:5] == key:
-            folded[-1] = (*key, folded[-1][5] + 1)  # type: ignore[assignment]
+            folded[-1] = (*key, folded[-1][5] + 1)
         else:
-            folded.append((*key, 1))  # type: ignore[arg-type]
-    for sender, receiver, label, s, ask, count in folded:  # type: ignore[misc]
+            folded.append((*key, 1))
+    for sender, receiver, label, s, ask, count in folded:
         arrow = "->>" if ask else "-)"
         times = f" x{count}" if count > 1 else ""
         lines.append(f"    {_mermaid_id(sender)}{arrow}{_mermaid_id(receiver)}: {s}. {label}{times}")

@@ -11,6 +11,7 @@ from actors.cloud_controller.staging import Staging
 from actors.cloud_controller.views import Views
 from protocol import ccdb
 from protocol.errors import StagingError
+from protocol.records import FrozenDict
 from protocol.states import BuildState, PackageState
 
 __all__ = ["CloudController"]
@@ -21,7 +22,7 @@ log = structlog.get_logger("minifoundry.cloud_controller")
 class CloudController(Apps, Bits, Staging, Processes, Views):
     """Cloud Controller: apps, packages, builds, droplets and the web process."""
 
-    async def on_start(self) -> None:
+    async def on_start(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         """Pick up where the last process stopped: fail orphaned builds and
         uploads, sweep orphan blobs, and sync the BBS with CC_DB."""
         apps = await self.db(ccdb.ListApps())
@@ -32,7 +33,7 @@ class CloudController(Apps, Bits, Staging, Processes, Views):
                     await self.db(ccdb.FailBuild(build.guid, interrupted))
             for package in await self.db(ccdb.ListPackages(app.guid)):
                 if package.state in (PackageState.AWAITING_UPLOAD, PackageState.PROCESSING_UPLOAD):
-                    await self.db(ccdb.UpdatePackage(package.guid, {"state": PackageState.FAILED}))
+                    await self.db(ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.FAILED})))
         # Nothing is in flight at boot, so every blob CC_DB does not point to
         # is an orphan a crash left behind (a write whose row never committed).
         swept = await self._sweep_orphans(grace=0.0)

@@ -70,7 +70,7 @@ class Apps(ControllerBase):
                     health_check_type=spec.health_check_type,
                     health_check_http_endpoint=spec.health_check_http_endpoint,
                     health_check_timeout=spec.timeout_s,
-                    env=spec.env_dict,
+                    env=freeze(spec.env_dict),
                     routes=routes,
                     step=3,
                 )
@@ -82,7 +82,9 @@ class Apps(ControllerBase):
             return app
         request = {"request": {k: _plain(v) for k, v in changes.items()}}
         app = await self.db(
-            ccdb.UpdateApp(app.guid, freeze(changes), AuditEvent("audit.app.update", message.actor, request), step=3)
+            ccdb.UpdateApp(
+                app.guid, freeze(changes), AuditEvent("audit.app.update", message.actor, freeze(request)), step=3
+            )
         )
         self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
         return app

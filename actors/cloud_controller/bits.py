@@ -14,7 +14,7 @@ from actors.runtime.delivery import current_trace
 from protocol import blobs, ccdb
 from protocol.errors import StagingTimeExpired
 from protocol.messages import MatchResources, UploadBits
-from protocol.records import PackageRecord
+from protocol.records import FrozenDict, PackageRecord
 from protocol.states import BuildState, PackageState
 
 __all__ = ["Bits", "Reap"]
@@ -35,7 +35,7 @@ class Bits(ControllerBase):
     async def _upload(self, message: UploadBits) -> PackageRecord:
         app = await self._app(message.app_guid)
         package = await self.db(ccdb.CreatePackage(self.system.new_guid(), app.guid, step=5))
-        await self.db(ccdb.UpdatePackage(package.guid, {"state": PackageState.PROCESSING_UPLOAD}, step=5))
+        await self.db(ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.PROCESSING_UPLOAD}), step=5))
         # Storing the bits and recording the row happen under the blob lock,
         # so a concurrent delete cannot free the key in between (identical
         # bits dedupe onto one content-addressed blob).
@@ -43,7 +43,7 @@ class Bits(ControllerBase):
             try:
                 info = await self.blob(blobs.AssemblePackage(message.files, message.uploaded))
             except Exception:
-                await self.db(ccdb.UpdatePackage(package.guid, {"state": PackageState.FAILED}, step=5))
+                await self.db(ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.FAILED}), step=5))
                 raise
             package = await self.db(ccdb.FinishPackageUpload(package.guid, info.key, info.size, message.actor, step=5))
         freed = await self.db(ccdb.ExpireOldPackages(app.guid, keep=self.config.packages_kept))
@@ -96,7 +96,7 @@ class Bits(ControllerBase):
             for package in await self.db(ccdb.ListPackages(app.guid)):
                 if package.state in (PackageState.AWAITING_UPLOAD, PackageState.PROCESSING_UPLOAD):
                     if now - package.updated_at.timestamp() > self.config.max_pending_package_age:
-                        await self.db(ccdb.UpdatePackage(package.guid, {"state": PackageState.FAILED}))
+                        await self.db(ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.FAILED})))
                         failed += 1
             for build in await self.db(ccdb.ListBuilds(app.guid)):
                 if build.state is BuildState.STAGING and build.guid not in self._builds:

@@ -31,7 +31,7 @@ from protocol.messages import (
     SyncProcesses,
     UpdateDesiredLRP,
 )
-from protocol.records import AppRecord, AuditEvent, DropletRecord
+from protocol.records import AppRecord, AuditEvent, DropletRecord, FrozenDict, freeze
 from protocol.states import AppState
 
 __all__ = ["Processes", "SyncTick", "desired_lrp"]
@@ -97,7 +97,7 @@ class Processes(ControllerBase):
             version = f"{self.rng.getrandbits(32):08x}"
             event = None if audit is None else AuditEvent(audit[0], audit[1])
             app = await self.db(
-                ccdb.UpdateApp(app.guid, {"state": AppState.STARTED, "process_version": version}, event)
+                ccdb.UpdateApp(app.guid, FrozenDict({"state": AppState.STARTED, "process_version": version}), event)
             )
             if audit is not None:
                 self._api_log(app.guid, f"{'Restarting' if restart else 'Starting'} app with guid {app.guid}")
@@ -110,7 +110,9 @@ class Processes(ControllerBase):
             app = await self._app(message.app_guid)
             if app.state is not AppState.STOPPED:
                 app = await self.db(
-                    ccdb.UpdateApp(app.guid, {"state": AppState.STOPPED}, AuditEvent("audit.app.stop", message.actor))
+                    ccdb.UpdateApp(
+                        app.guid, FrozenDict({"state": AppState.STOPPED}), AuditEvent("audit.app.stop", message.actor)
+                    )
                 )
                 self._api_log(app.guid, f"Stopping app with guid {app.guid}")
             if app.process_guid is not None:
@@ -140,8 +142,8 @@ class Processes(ControllerBase):
                 # New quotas need new containers: a new version of the process.
                 changes["process_version"] = f"{self.rng.getrandbits(32):08x}"
             request = {"instances": message.instances, "memory_in_mb": message.memory_mb, "disk_in_mb": message.disk_mb}
-            event = AuditEvent("audit.app.process.scale", message.actor, {"request": request})
-            app = await self.db(ccdb.UpdateApp(app.guid, changes, event))
+            event = AuditEvent("audit.app.process.scale", message.actor, freeze({"request": request}))
+            app = await self.db(ccdb.UpdateApp(app.guid, FrozenDict(changes), event))
             shown = sorted(c for c in changes if c != "process_version")
             self._api_log(app.guid, f"Scaling app with guid {app.guid} ({', '.join(shown)})")
             if new_containers:
@@ -184,7 +186,7 @@ class Processes(ControllerBase):
                 "crash_count": message.crash_count,
                 "crash_timestamp": message.crash_timestamp,
             }
-            await self.db(ccdb.RecordEvent("audit.app.process.crash", app.name, app.guid, app.name, metadata))
+            await self.db(ccdb.RecordEvent("audit.app.process.crash", app.name, app.guid, app.name, freeze(metadata)))
             self._api_log(
                 app.guid,
                 f'Process has crashed with type: "web" (index: {message.index}, reason: CRASHED, '
@@ -273,7 +275,7 @@ class Processes(ControllerBase):
                 log.warning("processes-sync-repaired", app_guid=app_guid, app=name, **repair)
                 try:
                     await self.db(
-                        ccdb.RecordEvent("audit.app.process.sync", "cloud_controller", app_guid, name, repair)
+                        ccdb.RecordEvent("audit.app.process.sync", "cloud_controller", app_guid, name, freeze(repair))
                     )
                 except Exception as exc:  # noqa: BLE001 - the repair stands; only its record is lost
                     log.warning("sync-event-not-recorded", app_guid=app_guid, error=repr(exc))

@@ -17,7 +17,7 @@ from protocol import blobs, ccdb
 from protocol.errors import NotStaged, StagingError, StagingTimeExpired
 from protocol.lrp import StagingFailure, StagingRequest, TaskDefinition
 from protocol.messages import CancelTask, DesireTask, ListTasks, StageApp, StagingCompleted
-from protocol.records import BuildRecord
+from protocol.records import BuildRecord, FrozenDict, freeze
 from protocol.states import BuildState, PackageState
 
 __all__ = ["Staging", "StagingExpired"]
@@ -119,7 +119,7 @@ class Staging(ControllerBase):
                                 buildpacks=tuple(name for name, _ in r.buildpacks),
                                 detected_buildpack=r.detected_buildpack,
                                 start_command=r.start_command,
-                                process_types=dict(r.process_types),
+                                process_types=freeze(dict(r.process_types)),
                                 set_current=True,
                                 step=10,
                             )
@@ -150,7 +150,7 @@ class Staging(ControllerBase):
         package = await self.db(ccdb.GetPackage(package_guid))
         if package.state is not PackageState.READY:
             return
-        await self.db(ccdb.UpdatePackage(package_guid, {"state": PackageState.FAILED, "blob_key": None}))
+        await self.db(ccdb.UpdatePackage(package_guid, FrozenDict({"state": PackageState.FAILED, "blob_key": None})))
         log.warning("package-corrupt", package_guid=package_guid, key=package.blob_key)
         if package.blob_key is not None:
             await self._delete_blobs([package.blob_key])

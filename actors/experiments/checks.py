@@ -78,7 +78,7 @@ def check_pushes_end(records: Sequence[CommandRecord], checks: Checks) -> CheckR
     unexpected = [r for r in failed if r.error and allowed is not None and r.error not in allowed]
     finished = total - len(interrupted)
     rate = len(succeeded) / finished if finished else 1.0
-    details = {
+    details: dict[str, Any] = {
         "total": total,
         "succeeded": len(succeeded),
         "failed": dict(sorted(by_error.items())),
@@ -170,7 +170,7 @@ def check_recovery(
     """After healing, every started app runs its desired instances within the bound (and still does at the end)."""
     apps = [a for a in final if fnmatch.fnmatchcase(a["name"], pattern)]
     short = [a for a in apps if not a["ok"]]
-    details = {
+    details: dict[str, Any] = {
         "healed_at": healed_at,
         "bound": within,
         "recovered_at": recovered_at,
@@ -363,7 +363,7 @@ def check_drain_capacity(
                     worst[app] = (desired, running, s.t)
     below = {app: w for app, w in worst.items() if w[1] < w[0] - 1}
     moved = sum(int(d.get("moving", 0)) for d in drains)
-    details = {
+    details: dict[str, Any] = {
         "drained": [d.get("cell") for d in drains],
         "instances_moved": moved,
         "apps_watched": len(full),
@@ -422,6 +422,7 @@ def disagreements(views: Views) -> list[str]:
     """Every way the three views differ, in words (empty: they agree)."""
     problems: list[str] = []
     by_app: dict[str, list[DesiredLRP]] = {}
+    lrp: DesiredLRP | None
     for lrp in views.desired:
         by_app.setdefault(lrp.app_guid, []).append(lrp)
     lrps = {lrp.process_guid: lrp for lrp in views.desired}

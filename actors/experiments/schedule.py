@@ -157,10 +157,10 @@ async def apply_fault(
         add = faults.blob_fault if store == "blob" else faults.db_fault
         ops = o.get("ops", "blob.*" if store == "blob" else "ccdb.*")
         if a.endswith("fail"):
-            rule = add(ops, probability=o.get("probability", 1.0), duration=step.duration)
+            storage_rule = add(ops, probability=o.get("probability", 1.0), duration=step.duration)
         else:
-            rule = add(ops, delay=o["seconds"], fail=False, duration=step.duration)
-        entry["rule"] = rule.rule_id
+            storage_rule = add(ops, delay=o["seconds"], fail=False, duration=step.duration)
+        entry["rule"] = storage_rule.rule_id
     elif a == "corrupt-blob":
         entry["key"] = await faults.corrupt_blob(o.get("key"), kind=o.get("kind"))
     elif a == "crash-storm":

@@ -21,7 +21,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -528,7 +528,7 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, where: str, problem: str) -> Any:
+    def fail(self, where: str, problem: str) -> NoReturn:
         raise InvalidExperiment(f"{self.path}: {where}: {problem}")
 
     def table(self, raw: Any, where: str, allowed: frozenset[str], what: str = "key") -> Mapping[str, Any]:

@@ -127,7 +127,7 @@ def _call(node: ast.Call) -> Any:
     if any(isinstance(a, ast.Starred) for a in node.args) or any(k.arg is None for k in node.keywords):
         raise MessageSyntaxError("'*' and '**' arguments are not allowed in a message")
     args = [_build(a) for a in node.args]
-    kwargs = {k.arg: _build(k.value) for k in node.keywords}
+    kwargs = {k.arg: _build(k.value) for k in node.keywords if k.arg is not None}  # no `**`: refused above
     if name == "frozenset" and not kwargs and len(args) <= 1:
         return frozenset(*args)
     cls = MESSAGE_TYPES.get(name)

@@ -222,7 +222,7 @@ class PythonConsole:
                 "help(obj) shows an object's documentation; the platform's commands are listed by `help` at the minifoundry prompt."
             )
             return
-        self._print(pydoc.render_doc(thing, renderer=pydoc.plaintext).rstrip())
+        self._print(pydoc.render_doc(thing, renderer=pydoc.plaintext).rstrip())  # type: ignore[attr-defined]
 
     def _write_exception(self, exc: BaseException, *, strip: bool) -> None:
         if strip:

@@ -335,13 +335,13 @@ class Session:
             return 130
         if job.cancelled():
             return self._fail(f"The ask to {actor} was cancelled")
-        exc = job.exception()
-        if isinstance(exc, AskTimeout):
-            return self._fail(f"No reply from {actor}: {exc}")
-        if isinstance(exc, ActorDeadError):
-            return self._fail(f"{actor} stopped before it answered: {exc}")
-        if exc is not None:
-            return self._fail(f"{actor} answered with an error: {type(exc).__name__}: {exc}")
+        error = job.exception()
+        if isinstance(error, AskTimeout):
+            return self._fail(f"No reply from {actor}: {error}")
+        if isinstance(error, ActorDeadError):
+            return self._fail(f"{actor} stopped before it answered: {error}")
+        if error is not None:
+            return self._fail(f"{actor} answered with an error: {type(error).__name__}: {error}")
         for line in pprint.pformat(job.result(), width=100, sort_dicts=False).split("\n"):
             self.console.write(line)
         return 0
@@ -356,8 +356,8 @@ class Session:
         python = self._python
         python.refresh_actors()
         if self.console.terminal:
-            for line in python.banner():
-                self.console.write(line)
+            for banner_line in python.banner():
+                self.console.write(banner_line)
         words = {"commands": [], "apps": list(self._app_names), "actors": [], "messages": []}
         while True:
             prompt = PY_MORE if python.continuing else PY_PROMPT

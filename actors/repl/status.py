@@ -87,8 +87,8 @@ def status_lines(
                 detail.append(f"{getattr(app.counts, key)} {word}")
         rows.append((name, ", ".join(detail)))
     width = max((len(name) for name, _ in rows), default=0)
-    for name, detail in sorted(rows):
-        lines.append(f"   {name.ljust(width)}   {detail}")
+    for name, shown in sorted(rows):
+        lines.append(f"   {name.ljust(width)}   {shown}")
     lines.append(f"tasks:        {snapshot.tasks.pending} pending, {snapshot.tasks.running} running")
     lines.append(f"cells:        {len(snapshot.cells)} present")
     return lines

@@ -88,6 +88,10 @@ class _Killed(Exception):
 class AsyncActorRef(ActorRef[Any]):
     """pykka's ActorRef, with ask deadlines, dead letters and the actor's name."""
 
+    # Our actors' inbox is a `Mailbox`, which pykka's ActorInbox protocol
+    # (typed with pykka's own Envelope) does not describe.
+    actor_inbox: Mailbox  # type: ignore[assignment]
+
     def __init__(self, actor: AsyncioActor) -> None:
         super().__init__(actor)
         self.actor_name = actor.actor_name
@@ -95,9 +99,9 @@ class AsyncActorRef(ActorRef[Any]):
         self._actor = actor  # for the cheap liveness flag on the hot path
         # The mailbox's parts the tell fast path touches, looked up once.
         mailbox = actor.actor_inbox
-        self._seam = mailbox._seam  # type: ignore[attr-defined]
-        self._loop_thread = mailbox._loop_thread  # type: ignore[attr-defined]
-        self._queue_append = mailbox._queue.append  # type: ignore[attr-defined]
+        self._seam = mailbox._seam
+        self._loop_thread = mailbox._loop_thread
+        self._queue_append = mailbox._queue.append
 
     def is_alive(self) -> bool:
         return self._actor._actor_running
@@ -139,7 +143,7 @@ class AsyncActorRef(ActorRef[Any]):
         awaited on the loop (`await ref.ask(msg, block=False)`).
         """
         system = self._system
-        future = AsyncioFuture(system.loop, system.loop_thread)
+        future: AsyncioFuture[Any] = AsyncioFuture(system.loop, system.loop_thread)
         actor = _current_actor.get()
         sender = "user" if actor is None else actor.actor_name
         deadline = system.default_ask_timeout if timeout is None else timeout
@@ -188,7 +192,7 @@ class AsyncActorRef(ActorRef[Any]):
                 return False
             return True
 
-        stopped = AsyncioFuture(system.loop, system.loop_thread)
+        stopped: AsyncioFuture[bool] = AsyncioFuture(system.loop, system.loop_thread)
         stopped.set_get_hook(converter)
         if block and threading.get_ident() != system.loop_thread:
             return stopped.get(timeout=deadline + 1.0)
@@ -207,6 +211,23 @@ class AsyncioActor(pykka.Actor):
     default_name: str | None = None
     #: Message type -> (handler, concurrent), from the `@handles` marks.
     _handlers: ClassVar[dict[type, tuple[Handler, bool]]] = {}
+
+    # Narrower than pykka's declarations: the inbox is a `Mailbox` (which
+    # pykka's ActorInbox protocol, typed with pykka's Envelope, does not
+    # describe) and the ref an `AsyncActorRef`.
+    actor_inbox: Mailbox  # type: ignore[assignment]
+    _actor_ref: AsyncActorRef
+
+    if TYPE_CHECKING:
+        # pykka's hooks return None; ours may also be `async def` (awaited).
+        def on_start(self) -> Any: ...
+        def on_stop(self) -> Any: ...
+        def on_failure(
+            self,
+            exception_type: type[BaseException] | None,
+            exception_value: BaseException | None,
+            traceback: types.TracebackType | None,
+        ) -> Any: ...
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -237,7 +258,7 @@ class AsyncioActor(pykka.Actor):
         base = self.default_name or type(self).__name__.lower()
         self.actor_name = name if name is not None else f"{base}-{next(_names)}"
         super().__init__()
-        self.actor_inbox.actor_name = self.actor_name  # type: ignore[attr-defined]
+        self.actor_inbox.actor_name = self.actor_name
         self._actor_ref = AsyncActorRef(self)
         self._actor_parent: AsyncioActor | None = _current_actor.get()
         self._actor_task: asyncio.Task[None] | None = None
@@ -263,7 +284,7 @@ class AsyncioActor(pykka.Actor):
     # --- pykka's three hooks ----------------------------------------------------
 
     @staticmethod
-    def _create_actor_inbox() -> Mailbox:
+    def _create_actor_inbox() -> Mailbox:  # type: ignore[override]
         system = current_system()
         return Mailbox(system.seam, system.loop, system.loop_thread)
 
@@ -312,8 +333,8 @@ class AsyncioActor(pykka.Actor):
         finally:
             self._actor_loop_teardown()
 
-    async def _actor_loop_running(self) -> None:
-        mailbox: Mailbox = self.actor_inbox  # type: ignore[assignment]
+    async def _actor_loop_running(self) -> None:  # type: ignore[override]  # pykka's is sync
+        mailbox = self.actor_inbox
         queue = mailbox._queue
         popleft = queue.popleft
         create_future = self._system.loop.create_future
@@ -417,7 +438,7 @@ class AsyncioActor(pykka.Actor):
 
     def _actor_loop_teardown(self) -> None:
         self._actor_mark_stopped()
-        queue = self.actor_inbox._queue  # type: ignore[attr-defined]
+        queue = self.actor_inbox._queue
         while queue:
             # Plain 4-tuples (the tell fast path) or Envelopes: unpack either.
             message, reply_to, sender, _ = queue.popleft()
@@ -465,7 +486,7 @@ class AsyncioActor(pykka.Actor):
             # tick would end a periodic loop for good), with the actor as sender.
             timers.discard(handle)
             if self._actor_running:
-                mailbox.deliver_local(Envelope(message, None, name, None))  # type: ignore[attr-defined]
+                mailbox.deliver_local(Envelope(message, None, name, None))
 
         handle = self._system.clock.call_later(delay, fire)
         timers.add(handle)
@@ -502,7 +523,7 @@ class AsyncioActor(pykka.Actor):
             log.error("actor-task-failed", actor=self.actor_name, task=task.get_name(), error=repr(exc))
 
     @classmethod
-    def start(cls, *args: Any, **kwargs: Any) -> AsyncActorRef:  # type: ignore[override]
+    def start(cls, *args: Any, **kwargs: Any) -> AsyncActorRef:
         return super().start(*args, **kwargs)  # type: ignore[return-value]
 
     def __repr__(self) -> str:

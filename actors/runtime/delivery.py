@@ -21,7 +21,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from operator import itemgetter as _itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import structlog
 from pykka._envelope import Envelope as _PykkaEnvelope
@@ -62,7 +62,7 @@ def current_actor_name() -> str:
     return EXTERNAL if actor is None else actor.actor_name
 
 
-class Envelope(tuple):  # type: ignore[type-arg]
+class Envelope(tuple):
     """pykka's envelope (`message`, `reply_to`) plus who sent it and which
     conversation it is part of.
 
@@ -172,7 +172,9 @@ class Mailbox:
     __slots__ = ("_loop", "_loop_thread", "_queue", "_seam", "_waiter", "actor_name", "paused")
 
     def __init__(self, seam: DeliverySeam, loop: asyncio.AbstractEventLoop, loop_thread: int) -> None:
-        self._queue: deque[Envelope] = deque()
+        # Envelopes, or plain (message, reply_to, sender, trace) tuples from
+        # the tell fast path (`AsyncActorRef.tell`).
+        self._queue: deque[tuple[Any, Any, str, str | None]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._seam = seam
         self._loop = loop
@@ -180,9 +182,10 @@ class Mailbox:
         self.actor_name = "?"
         self.paused = False
 
-    def put(self, envelope: Envelope, /) -> None:
+    def put(self, envelope: Envelope | _PykkaEnvelope[Any], /) -> None:
         if type(envelope) is not Envelope:
-            envelope = Envelope.from_pykka(envelope)
+            # One built by pykka's own code paths (a pykka Envelope).
+            envelope = Envelope.from_pykka(cast("_PykkaEnvelope[Any]", envelope))
         if _get_ident() != self._loop_thread:
             # From another thread (the REPL): hop onto the loop, keep order.
             self._loop.call_soon_threadsafe(self.put, envelope)

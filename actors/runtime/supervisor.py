@@ -202,5 +202,5 @@ class Supervisor(AsyncioActor):
                 except ActorDeadError:
                     pass
 
-    async def on_stop(self) -> None:
+    async def on_stop(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         await self._stop_all_children()

@@ -208,7 +208,7 @@ class ActorSystem:
         actor = self.actor(name)
         if actor is None:
             return False
-        actor.actor_inbox.paused = True  # type: ignore[attr-defined]
+        actor.actor_inbox.paused = True
         log.warning("actor-paused", actor=name)
         return True
 
@@ -217,13 +217,13 @@ class ActorSystem:
         if actor is None:
             return False
         mailbox = actor.actor_inbox
-        mailbox.paused = False  # type: ignore[attr-defined]
-        mailbox.wake()  # type: ignore[attr-defined]
+        mailbox.paused = False
+        mailbox.wake()
         log.info("actor-resumed", actor=name)
         return True
 
     def paused(self) -> list[str]:
-        return [a.actor_name for a in self._actors.values() if a.actor_inbox.paused]  # type: ignore[attr-defined]
+        return [a.actor_name for a in self._actors.values() if a.actor_inbox.paused]
 
     # --- sending by name ---------------------------------------------------------
 
@@ -267,7 +267,7 @@ class ActorSystem:
             # Supervision is the runtime's own signal, not platform traffic:
             # it bypasses the delivery seam's fault rules (a partition must not
             # keep a supervisor from restarting its child).
-            parent.actor_inbox.deliver_local(  # type: ignore[attr-defined]
+            parent.actor_inbox.deliver_local(
                 Envelope(ChildCrashed(actor.actor_name, actor.actor_urn, reason), None, actor.actor_name, None)
             )
         elif parent is None:
@@ -293,7 +293,7 @@ class ActorSystem:
         return stats
 
     def mailbox_depths(self) -> dict[str, int]:
-        return {a.actor_name: len(a.actor_inbox) for a in self._actors.values()}  # type: ignore[arg-type]
+        return {a.actor_name: len(a.actor_inbox) for a in self._actors.values()}
 
 
 def _stop_message() -> Any:

@@ -130,7 +130,11 @@ def stage(
         for index, bp in enumerate(chosen):
             deps_dir = deps / str(index)
             deps_dir.mkdir(parents=True)
-            _phase(BuildpackCompileFailed, bp, lambda bp=bp, deps_dir=deps_dir: bp.supply(build, deps_dir, out))
+
+            def supply(bp: Buildpack = bp, deps_dir: Path = deps_dir) -> None:
+                bp.supply(build, deps_dir, out)
+
+            _phase(BuildpackCompileFailed, bp, supply)
         last = chosen[-1]
         last_deps = deps / str(len(chosen) - 1)
         _phase(BuildpackCompileFailed, last, lambda: last.finalize(build, last_deps, out))
