@@ -19,17 +19,18 @@ class Lifecycle(Push):
     async def cmd_scale(self, command: Command, run: Run) -> int:
         out = run.out
         args = command.args
+        # Flags are checked before the app is looked up, as cf's parser does.
+        try:
+            spec = apply_flags(
+                default_spec(args.app), instances=number(args.instances, "-i"), memory=args.memory, disk=args.disk
+            )
+        except ValueError as exc:
+            raise IncorrectUsage(f"Incorrect Usage: {exc}") from None
         app = await self._app(args.app)
         if args.instances is None and args.memory is None and args.disk is None:
             out(self._header("Showing current scale of", app.name))
             out("")
             return await self._show_app(app.guid, run)
-        try:
-            spec = apply_flags(
-                default_spec(app.name), instances=number(args.instances, "-i"), memory=args.memory, disk=args.disk
-            )
-        except ValueError as exc:
-            raise IncorrectUsage(f"Incorrect Usage: {exc}") from None
         out(self._header("Scaling", app.name))
         changed = await self.cc(
             ScaleApp(
