@@ -1,36 +1,9 @@
 """Simulated app instances: how an instance behaves once a cell starts it.
 
-Instances never execute their start command. What an instance does — how
-long it takes to become healthy, how much memory it uses, whether and when it
-crashes — is a model chosen by the app's environment variables, so a user
-sets it in ``manifest.yml`` (``env:``) or with ``cf set-env``:
-
-===========================  ========  ====================================================
-knob                         default   meaning
-===========================  ========  ====================================================
-MF_STARTUP_SECONDS           1.0       seconds from start until the app answers its health
-                                       check (port/http checks; a process check passes at
-                                       once)
-MF_STARTUP_JITTER_SECONDS    0         up to this many seconds more, drawn per start
-MF_MEMORY_MB                 32        memory used while running; over the app's memory
-                                       quota the instance is killed at startup (exit 137,
-                                       out of memory)
-MF_DISK_MB                   60        disk used (shown capped at the disk quota)
-MF_CRASH_AFTER_SECONDS       unset     crash after running (healthy) this long; unset:
-                                       never crashes on its own
-MF_CRASH_JITTER_SECONDS      0         up to this many seconds more, drawn per start
-MF_EXIT_STATUS               1         exit status reported when it crashes (0-255)
-MF_HEALTHY                   true      false: the health check never passes, so the
-                                       instance is killed at the health-check timeout and
-                                       counts as a crash (no effect with a process check)
-MF_HTTP_STATUS               200       status the app answers an http health check with;
-                                       anything but 200 fails the check
-MF_CRASH_PROBABILITY         0         chance (0-1), per start, of crashing while starting
-===========================  ========  ====================================================
-
-Booleans accept true/false, yes/no, on/off, 1/0. An empty value means unset.
-Other ``MF_*`` names are not knobs: `unknown_knobs` lists them so the platform
-can warn about typos.
+Instances never execute their start command: what an instance does is a
+model chosen by the app's `MF_*` environment variables, the knobs
+`protocol.knobs` lists and documents (Cloud Controller checks them at push;
+this module plans each start from them).
 
 Randomness comes only from the `random.Random` passed in, and a draw is made
 only when a knob makes it matter (a jitter above 0, a probability strictly
