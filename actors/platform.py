@@ -76,6 +76,9 @@ class PlatformConfig:
     # four times what the cells hold (operators overcommit; a push past it
     # is refused, one within it may still wait for room as DOWN instances).
     quota: QuotaDefinition | None = None
+    # Cloud Controller's HTTP API on 127.0.0.1: a port (0: any free one), or
+    # None for none (the in-process tests and experiments need none).
+    api_port: int | None = None
 
     def controller_config(self) -> ControllerConfig:
         quota = self.quota or QuotaDefinition(memory_limit_mb=4 * self.cells * self.cell_memory_mb)
@@ -114,6 +117,7 @@ class Platform:
         self._umask: int | None = None
         self._commands = 0
         self.started = False
+        self.api: Any = None  # the ApiServer, when config.api_port is set
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -200,8 +204,12 @@ class Platform:
                 if self.system.lookup("cli") is not None and self.system.lookup("cloud_controller") is not None:
                     break
                 await asyncio.sleep(0)
+            if self.config.api_port is not None:
+                from actors.api.server import ApiServer
+
+                self.api = await ApiServer(self, self.config.api_port).start()
             self.started = True
-            log.info("platform-started", data_dir=str(self.data_dir), cells=self.config.cells)
+            log.info("platform-started", data_dir=str(self.data_dir), cells=self.config.cells, api=self.api_url)
         except BaseException:
             await self.system.shutdown()
             self._release_lock()
@@ -229,8 +237,16 @@ class Platform:
             ChildSpec("cli", lambda n: CliActor.start(c.cli, recorder=self.recorder, name=n)),
         ]
 
+    @property
+    def api_url(self) -> str | None:
+        """Where the HTTP API answers (http://127.0.0.1:PORT), or None."""
+        return self.api.url if self.api is not None else None
+
     async def stop(self) -> None:
         try:
+            if self.api is not None:
+                api, self.api = self.api, None
+                await api.close()  # no request is in flight when the actors stop
             await self.system.shutdown()
         finally:
             self._release_lock()
@@ -261,9 +277,12 @@ class Platform:
         confirm: Callable[[str], Any] | None = None,
         timeout: float = 3600.0,
         command_id: str | None = None,
+        err: Callable[[str], None] | None = None,
     ) -> int:
         """Run one cf command through the `cli` actor; return its exit code."""
-        outcome = await self.run_command(argv, out, cwd=cwd, confirm=confirm, timeout=timeout, command_id=command_id)
+        outcome = await self.run_command(
+            argv, out, cwd=cwd, confirm=confirm, timeout=timeout, command_id=command_id, err=err
+        )
         return outcome.exit_code
 
     async def run_command(
@@ -275,14 +294,16 @@ class Platform:
         confirm: Callable[[str], Any] | None = None,
         timeout: float = 3600.0,
         command_id: str | None = None,
+        err: Callable[[str], None] | None = None,
     ) -> CommandOutcome:
-        """Run one cf command; `out` gets its lines, `confirm` (if any) its
-        questions; the reply says how it ended and by which named error."""
+        """Run one cf command; `out` gets its lines (and its standard error
+        lines too, unless `err` is given), `confirm` (if any) its questions;
+        the reply says how it ended and by which named error."""
         command_id = command_id or self.new_command_id()
         cli = await self._cli()
         if cli is None:
             return _unavailable(out, "its cli did not come back within 30 s")
-        self.terminals.open(command_id, out, confirm)
+        self.terminals.open(command_id, out, confirm, err)
         self.recorder.open(command_id)
         token = current_trace.set(command_id)
         try:

@@ -32,6 +32,7 @@ Ask = Callable[[str], bool | Awaitable[bool]]
 class _Open:
     write: Write
     ask: Ask | None
+    write_err: Write | None = None
     seen: int = 0
     waiting: list[tuple[int, asyncio.Future[None]]] = field(default_factory=list)
 
@@ -42,8 +43,10 @@ class Terminals:
     def __init__(self) -> None:
         self._open: dict[str, _Open] = {}
 
-    def open(self, command_id: str, write: Write, ask: Ask | None = None) -> None:
-        self._open[command_id] = _Open(write, ask)
+    def open(self, command_id: str, write: Write, ask: Ask | None = None, write_err: Write | None = None) -> None:
+        """Hand command `command_id`'s lines to `write` (its standard error
+        lines to `write_err`, when given) and its questions to `ask`."""
+        self._open[command_id] = _Open(write, ask, write_err)
 
     def close(self, command_id: str) -> None:
         entry = self._open.pop(command_id, None)
@@ -58,7 +61,10 @@ class Terminals:
             return  # nobody waits for it any more
         entry.seen = max(entry.seen, message.seq)
         try:
-            entry.write(message.text)
+            if message.stream == "err" and entry.write_err is not None:
+                entry.write_err(message.text)
+            else:
+                entry.write(message.text)
         except Exception as exc:  # noqa: BLE001 - a broken writer must not stop the platform
             log.warning("terminal-write-failed", command_id=message.command_id, error=repr(exc))
         for n, waiter in list(entry.waiting):

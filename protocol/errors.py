@@ -6,6 +6,7 @@ errors, such as `AskTimeout`, live with the runtime: `actors.runtime.errors`.)
 from __future__ import annotations
 
 __all__ = [
+    "ApiPortInUse",
     "AppMemoryQuotaExceeded",
     "AppNameTaken",
     "AppNotFound",
@@ -277,6 +278,12 @@ class DataDirUnusable(PlatformError):
     is not what minifoundry keeps there; raised at boot, naming the file."""
 
     code = "DataDirUnusable"
+
+
+class ApiPortInUse(PlatformError):
+    """The API's port (`--api-port`) is taken by another process (raised at boot)."""
+
+    code = "ApiPortInUse"
 
 
 class DatabaseUnavailable(PlatformError):

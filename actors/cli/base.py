@@ -85,10 +85,17 @@ class Run:
 
     def out(self, text: str) -> None:
         """Print one line (to the command's terminal, as an `Output` message)."""
+        self._send(text, "out")
+
+    def err(self, text: str) -> None:
+        """Print one line to the command's standard error (errors, warnings)."""
+        self._send(text, "err")
+
+    def _send(self, text: str, stream: str) -> None:
         self.lines += 1
         token = current_trace.set(None)  # output is not part of the picture of a push
         try:
-            self.cli.tell(self.message.terminal, Output(self.command_id, self.lines, text))
+            self.cli.tell(self.message.terminal, Output(self.command_id, self.lines, text, stream))
         finally:
             current_trace.reset(token)
 
