@@ -31,6 +31,7 @@ Always skipped (as cf does; these win over ``!`` rules in ``.cfignore``):
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from protocol.errors import BlobCorrupt, FileTooLarge, PathEmpty, PathNotFound, UnsafePath
+from protocol.records import AppFile
 
 __all__ = [
     "DEFAULT_IGNORES",
@@ -59,7 +61,9 @@ __all__ = [
     "extract_package",
     "iter_package",
     "scan_app",
+    "scan_upload",
     "write_package",
+    "write_package_from",
 ]
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -86,16 +90,6 @@ _CHUNK = 1024 * 1024
 _READ_ERRORS = (tarfile.TarError, zipfile.BadZipFile, zlib.error, EOFError, OSError, UnicodeDecodeError)
 # As many hops as Linux follows before ELOOP.
 _MAX_LINK_HOPS = 40
-
-
-@dataclass(frozen=True, slots=True)
-class AppFile:
-    """One file of an app: what resource matching and packages speak of."""
-
-    path: str
-    sha1: str
-    size: int
-    mode: int
 
 
 def _normal_mode(mode: int) -> int:
@@ -294,6 +288,44 @@ class AppBits:
             return data
         raise PathNotFound(path)  # pragma: no cover - iter_contents yields it
 
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[Callable[[AppFile], contextlib.AbstractContextManager[IO[bytes]]]]:
+        """While open, a function that opens one gathered file's content as a
+        stream (for `write_package_from`): zip members and directory files
+        are read in chunks; a tar's members are read whole (tar has no index)."""
+        if self.kind == "zip":
+            with _open_zip(self.source) as zf:
+
+                @contextlib.contextmanager
+                def member(f: AppFile) -> Iterator[IO[bytes]]:
+                    try:
+                        with zf.open(self._origin[f.path]) as fh:
+                            yield fh
+                    except _READ_ERRORS as exc:
+                        raise UnsafePath(f"{self.source} is not a readable archive: {exc}") from None
+
+                yield member
+        elif self.kind == "directory":
+
+            @contextlib.contextmanager
+            def regular(f: AppFile) -> Iterator[IO[bytes]]:
+                try:
+                    fd = os.open(self._origin[f.path], os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+                except FileNotFoundError:
+                    raise PathNotFound(f"{f.path} was removed while pushing") from None
+                except OSError as exc:
+                    raise PathNotFound(f"Cannot read {f.path}: {exc.strerror}") from None
+                with os.fdopen(fd, "rb") as fh:
+                    yield fh
+
+            yield regular
+        else:
+
+            def whole(f: AppFile) -> contextlib.AbstractContextManager[IO[bytes]]:
+                return contextlib.nullcontext(io.BytesIO(self.read(f.path)))
+
+            yield whole
+
     def iter_contents(self, paths: Iterable[str] | None = None) -> Iterator[tuple[AppFile, bytes]]:
         """(file, bytes) for `paths` (default: all), in one pass over the source."""
         wanted = [self._by_path[p] for p in paths] if paths is not None else list(self.files)
@@ -378,6 +410,16 @@ def scan_app(path: str | os.PathLike[str]) -> AppBits:
     if not bits.files:
         raise PathEmpty(f"No app files found in '{source}'")
     return bits
+
+
+def scan_upload(path: str | os.PathLike[str]) -> AppBits:
+    """Gather an uploaded zip (the `bits` of a package upload): the same
+    safety rules as `scan_app`, zip only, and an empty one is allowed (every
+    file may have matched the resource pool)."""
+    source = Path(path)
+    if not zipfile.is_zipfile(source):
+        raise UnsafePath("The app upload is invalid: the bits must be a zip archive")
+    return _scan_zip(source)
 
 
 def _scan_directory(source: Path, root: Path) -> AppBits:
@@ -540,16 +582,23 @@ def _finish_archive(
     source: Path,
     kind: str,
     entries: list[_Entry],
-    read_all: Callable[[set[str]], Iterator[tuple[str, bytes]]],
+    read_all: Callable[[set[str]], Iterator[tuple[str, Callable[[int], bytes]]]],
 ) -> AppBits:
-    """Shared tail of zip and tar gathering: ignore rules, links, limits, hashes."""
+    """Shared tail of zip and tar gathering: ignore rules, links, limits, hashes.
+
+    `read_all(members)` yields each member with a `read(n)` of its content
+    (valid until the next is yielded), so hashing streams: a big file is
+    never held in memory."""
     _check_conflicts(e.name for e in entries if e.kind != "dir")
     by_name = {e.name: e for e in entries}
     ignore = CfIgnore()
     cfignore = by_name.get(".cfignore")
     if cfignore is not None and cfignore.kind == "file":
-        for _, data in read_all({cfignore.member}):
-            ignore = CfIgnore.from_text(data.decode("utf-8", errors="replace"))
+        try:
+            for _, read in read_all({cfignore.member}):
+                ignore = CfIgnore.from_text(_bounded(read, ".cfignore").decode("utf-8", errors="replace"))
+        except _READ_ERRORS as exc:
+            raise UnsafePath(f"{source} is not a readable archive: {exc}") from None
     kept = [e for e in entries if e.kind != "dir" and not ignore.ignored(e.name)]
     resolved = _resolve_links(entries)
     budget = _Budget()
@@ -557,8 +606,11 @@ def _finish_archive(
         budget.add(e.name, resolved[e.name].size)
     wanted = {resolved[e.name].member for e in kept}
     hashes: dict[str, tuple[str, int]] = {}
-    for member, data in read_all(wanted):
-        hashes[member] = (hashlib.sha1(data, usedforsecurity=False).hexdigest(), len(data))
+    try:
+        for member, read in read_all(wanted):
+            hashes[member] = _hash_stream(read, member)
+    except _READ_ERRORS as exc:
+        raise UnsafePath(f"{source} is not a readable archive: {exc}") from None
     files: list[AppFile] = []
     origin: dict[str, str] = {}
     for e in sorted(kept, key=lambda e: e.name):
@@ -596,11 +648,11 @@ def _scan_zip(path: Path) -> AppBits:
             else:
                 raise UnsafePath(f"Entry {name} is not a regular file (device, FIFO or socket)")
 
-        def read_all(members: set[str]) -> Iterator[tuple[str, bytes]]:
+        def read_all(members: set[str]) -> Iterator[tuple[str, Callable[[int], bytes]]]:
             for m in sorted(members):
                 try:
                     with zf.open(m) as fh:
-                        yield m, _bounded(fh.read, m)
+                        yield m, fh.read
                 except _READ_ERRORS as exc:
                     raise UnsafePath(f"{path} is not a readable archive: {exc}") from None
 
@@ -638,13 +690,13 @@ def _scan_tar(path: Path) -> AppBits:
         # the cleaned name ("./a" vs "a"): map cleaned names to member names.
         members = {e.member: e for e in entries}
 
-        def read_all(wanted: set[str]) -> Iterator[tuple[str, bytes]]:
+        def read_all(wanted: set[str]) -> Iterator[tuple[str, Callable[[int], bytes]]]:
             try:
                 for m in tf.getmembers():
                     if m.name in wanted and m.name in members and m.isreg():
                         fh = tf.extractfile(m)
                         assert fh is not None
-                        yield m.name, _bounded(fh.read, m.name)
+                        yield m.name, fh.read
             except _READ_ERRORS as exc:
                 raise UnsafePath(f"{path} is not a readable archive: {exc}") from None
 
@@ -661,13 +713,47 @@ def write_package(
     *,
     mtime: int = 0,
 ) -> None:
-    """Write the package (a gzipped tar) of `files` to `fileobj`.
+    """Write the package (a gzipped tar) of `files` to `fileobj`; `read(path)`
+    supplies each file's bytes (see `write_package_from`)."""
 
-    `read(path)` supplies each file's bytes (from an upload or the resource
-    pool); bytes that do not match the file's SHA1 and size raise
-    `BlobCorrupt`, so a package never disagrees with the metadata kept about
-    it. Entries are sorted, with fixed mtime and owner: the same files always
-    give the same bytes.
+    def open_file(f: AppFile) -> contextlib.AbstractContextManager[IO[bytes]]:
+        return contextlib.nullcontext(io.BytesIO(read(f.path)))
+
+    write_package_from(files, open_file, fileobj, mtime=mtime)
+
+
+class _Verifying(io.RawIOBase):
+    """Reads a source through, hashing what passes (for `write_package_from`)."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.digest = hashlib.sha1(usedforsecurity=False)
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.source.read(n if n is not None and n >= 0 else _CHUNK)
+        self.digest.update(data)
+        self.size += len(data)
+        return data
+
+
+def write_package_from(
+    files: Iterable[AppFile],
+    open_file: Callable[[AppFile], contextlib.AbstractContextManager[IO[bytes]]],
+    fileobj: BinaryIO,
+    *,
+    mtime: int = 0,
+) -> None:
+    """Write the package (a gzipped tar) of `files` to `fileobj`, streaming.
+
+    `open_file(f)` opens each file's content (an upload's member, a resource
+    pool file); it is copied in chunks, never held whole. Content that does
+    not match the file's SHA1 and size raises `BlobCorrupt`, so a package
+    never disagrees with the metadata kept about it. Entries are sorted, with
+    fixed mtime and owner: the same files always give the same bytes.
     """
     ordered = sorted(files, key=lambda f: f.path)
     for f in ordered:
@@ -681,16 +767,23 @@ def write_package(
     with gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=mtime, compresslevel=6) as gz:
         with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
             for f in ordered:
-                data = read(f.path)
-                if len(data) != f.size or hashlib.sha1(data, usedforsecurity=False).hexdigest() != f.sha1:
-                    raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
                 info = tarfile.TarInfo(f.path)
                 info.size = f.size
                 info.mode = _normal_mode(f.mode)
                 info.mtime = mtime
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
-                tf.addfile(info, io.BytesIO(data))
+                with open_file(f) as source:
+                    check = _Verifying(source)
+                    try:
+                        tf.addfile(info, check)  # copies exactly f.size bytes, in chunks
+                    except OSError as exc:
+                        if "unexpected end of data" not in str(exc):
+                            raise
+                        raise BlobCorrupt(f"Content for {f.path} is shorter than its size {f.size}") from None
+                    longer = bool(source.read(1))
+                if longer or check.size != f.size or check.digest.hexdigest() != f.sha1:
+                    raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
 
 
 def build_package(files: Iterable[AppFile], read: Callable[[str], bytes], *, mtime: int = 0) -> bytes:

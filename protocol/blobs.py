@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from protocol.records import AppFile
+
 __all__ = [
     "AddResources",
     "AssemblePackage",
@@ -24,6 +26,7 @@ __all__ = [
     "MatchResources",
     "PutBytes",
     "PutFile",
+    "StorePackage",
     "TakeInventory",
     "VerifyBlob",
 ]
@@ -130,8 +133,19 @@ class AssemblePackage(BlobOperation):
     (step 5); `files` are the app's `AppFile`s, all of them."""
 
     STEP: ClassVar[int | None] = 5
-    files: tuple[Any, ...]
+    files: tuple[AppFile, ...]
     uploaded: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StorePackage(BlobOperation):
+    """Build the package blob from an uploaded zip on disk (`archive`, None
+    when every file matched) plus the resource-pool files it matched
+    (`matched`), streaming both; the reply is its `BlobInfo`."""
+
+    STEP: ClassVar[int | None] = 5
+    archive: str | None
+    matched: tuple[AppFile, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,14 @@ __all__ = [
     "IncorrectUsage",
     "InsufficientResources",
     "InvalidAppName",
+    "InvalidDroplet",
     "InvalidManifest",
     "MinifoundryError",
     "NoAppDetectedError",
     "NoCompatibleCell",
     "NotStaged",
+    "PackageBitsAlreadyUploaded",
+    "PackageNotReady",
     "PathEmpty",
     "PathNotFound",
     "PlatformError",
@@ -35,6 +38,7 @@ __all__ = [
     "ResourceNotFound",
     "StackNotFound",
     "StagingError",
+    "StagingInProgress",
     "StagingTimeExpired",
     "StartUnsuccessful",
     "UnknownBuildpack",
@@ -238,6 +242,34 @@ class IncorrectUsage(PlatformError):
 
     def __str__(self) -> str:
         return self.message  # cf prints "Incorrect Usage: ..." with no name before it
+
+
+class PackageBitsAlreadyUploaded(PlatformError):
+    """An upload to a package that is no longer AWAITING_UPLOAD (CC code 150004)."""
+
+    code = "PackageBitsAlreadyUploaded"
+    default_message = "Bits may be uploaded only once. Create a new package to upload different bits."
+
+
+class PackageNotReady(PlatformError):
+    """A build asked of a package that is not READY (CC's BadRequest, 1004)."""
+
+    code = "PackageNotReady"
+    default_message = "Cannot stage package whose state is not ready."
+
+
+class StagingInProgress(PlatformError):
+    """A build asked while another of the app's builds is STAGING (CC code 170017)."""
+
+    code = "StagingInProgress"
+    default_message = "Only one build can be STAGING at a time per application."
+
+
+class InvalidDroplet(PlatformError):
+    """A current droplet that is not a STAGED droplet of the app."""
+
+    code = "InvalidDroplet"
+    default_message = "Unable to assign current droplet. Ensure the droplet exists and belongs to this app."
 
 
 class ResourceNotFound(PlatformError, LookupError):

@@ -9,12 +9,12 @@ field instead, set by its sender. `label` is what a trace arrow says.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from protocol.auction import LRPStartRequest, PlacementError, TaskRequest
 from protocol.lrp import CellPresence, DesiredLRP, StagingFailure, StagingResult, TaskDefinition
 from protocol.manifest import AppSpec
-from protocol.records import FrozenDict, freeze
+from protocol.records import AppFile, FrozenDict, freeze
 
 
 class _Msg:
@@ -132,9 +132,109 @@ class UploadBits(_Msg):
 
     STEP = 4
     app_guid: str
-    files: tuple[Any, ...]  # tuple[AppFile, ...]
+    files: tuple[AppFile, ...]
     uploaded: bytes = field(repr=False)
     actor: str = "admin"
+
+
+# The API's steps and reads (`actors.api`): Cloud Foundry's V3 resources one
+# call at a time, where the cli's push takes them in one conversation.
+
+
+@dataclass(frozen=True, slots=True)
+class ShowApp(_Msg):
+    """The app with this guid (AppNotFound if absent)."""
+
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreatePackage(_Msg):
+    """A bits package for the app, AWAITING_UPLOAD."""
+
+    STEP = 5
+    app_guid: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadPackage(_Msg):
+    """The package's bits: an uploaded zip on disk (`archive`; None when
+    every file matched) and the resource-pool files it `matched`. The reply
+    is the package, READY."""
+
+    STEP = 5
+    package_guid: str
+    archive: str | None
+    matched: tuple[AppFile, ...] = ()
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ShowPackage(_Msg):
+    package_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListAppPackages(_Msg):
+    """An app's packages, newest first."""
+
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateBuild(_Msg):
+    """Stage this READY package; the reply is the build, STAGING (staging
+    goes on, and ends it STAGED or FAILED)."""
+
+    STEP = 6
+    package_guid: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ShowBuild(_Msg):
+    build_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListAppBuilds(_Msg):
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowDroplet(_Msg):
+    droplet_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListAppDroplets(_Msg):
+    app_guid: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetCurrentDroplet(_Msg):
+    """Make a STAGED droplet of the app its current one (what it runs at its next start)."""
+
+    app_guid: str
+    droplet_guid: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordJob(_Msg):
+    """Keep an operation's outcome as a job the API's clients poll; the reply is its `JobRecord`."""
+
+    operation: str
+    resource_type: str
+    resource_guid: str
+    errors: tuple[tuple[int, str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ShowJob(_Msg):
+    job_guid: str
 
 
 @dataclass(frozen=True, slots=True)

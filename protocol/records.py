@@ -22,6 +22,7 @@ from protocol.states import (
 )
 
 __all__ = [
+    "AppFile",
     "AppRecord",
     "AuditEvent",
     "BlobInfo",
@@ -31,6 +32,7 @@ __all__ = [
     "DropletRecord",
     "EventRecord",
     "FrozenDict",
+    "JobRecord",
     "PackageRecord",
     "TraceRecord",
     "freeze",
@@ -76,6 +78,17 @@ def freeze(value: Any) -> Any:
 
 def _frozen(pairs: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> FrozenDict:
     return freeze(dict(pairs or ()))
+
+
+@dataclass(frozen=True, slots=True)
+class AppFile:
+    """One file of an app: what resource matching and packages speak of
+    (relative POSIX path, SHA1, size, mode)."""
+
+    path: str
+    sha1: str
+    size: int
+    mode: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +220,23 @@ class TraceRecord:
     kind: str
     created_at: str
     deliveries: tuple[FrozenDict, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """An asynchronous operation as Cloud Controller's API reports it
+    (``space.apply_manifest``, ``app.delete``): its state (PROCESSING,
+    COMPLETE, FAILED) and, when failed, its errors as (code, title, detail)."""
+
+    guid: str
+    operation: str
+    state: str
+    resource_type: str
+    resource_guid: str
+    errors: tuple[tuple[int, str, str], ...]
+    warnings: tuple[str, ...]
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from actors.appfiles import build_package, iter_package
+from actors.appfiles import build_package, iter_package, scan_upload
 from actors.blobstore.store import BlobStore
 from actors.runtime import handles
 from actors.storage import StorageActor
@@ -80,6 +80,15 @@ class BlobStoreActor(StorageActor):
             # Distinct sha1s only; the pool verifies each before storing.
             await store.add_resources(list(new_resources.items()))
         return info
+
+    @handles(blobs.StorePackage)
+    async def _store_package(self, message: blobs.StorePackage) -> BlobInfo:
+        uploaded = None
+        if message.archive is not None:
+            archive = message.archive
+            async with self.clock.threaded_io():
+                uploaded = await anyio.to_thread.run_sync(scan_upload, archive)
+        return await self.store.put_package(uploaded, message.matched)
 
     @handles(blobs.TakeInventory)
     async def _inventory(self, message: blobs.TakeInventory) -> BlobInventoryReport:

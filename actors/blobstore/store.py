@@ -24,18 +24,20 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Self, TypeVar
+from typing import IO, Any, BinaryIO, Self, TypeVar
 
 import anyio.to_thread
 
+from actors.appfiles import AppBits, AppFile, write_package_from
 from protocol.errors import BlobCorrupt, BlobNotFound, BlobStoreUnavailable
 from protocol.records import BlobInfo, BlobStoreStats
 
@@ -157,6 +159,47 @@ def _walk(base: Path, pattern: re.Pattern[str]) -> Iterator[tuple[str, Path]]:
                                 and entry.is_file(follow_symlinks=False)
                             ):
                                 yield name, Path(entry.path)
+
+
+class _Hashing(io.RawIOBase):
+    """A write-through to `raw` that hashes (sha256) and counts what passes."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        self.size += len(view)
+        with _store_disk("writing blob"):
+            self.raw.write(view)
+        return len(view)
+
+
+@contextlib.contextmanager
+def _pool_file(path: Path, f: AppFile) -> Iterator[IO[bytes]]:
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        raise BlobNotFound(f"resource {f.sha1} for {f.path} is not in the resource pool") from None
+    with fh:
+        yield fh
+
+
+def _copy_verified(src: IO[bytes], out: BinaryIO, f: AppFile) -> None:
+    digest = hashlib.sha1(usedforsecurity=False)
+    size = 0
+    while chunk := src.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        out.write(chunk)
+    if size != f.size or digest.hexdigest() != f.sha1:
+        raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
 
 
 class BlobStore:
@@ -495,6 +538,79 @@ class BlobStore:
 
         with _store_disk("adding resources"):
             return await self._thread(add)
+
+    async def put_package(self, uploaded: AppBits | None, matched: Sequence[AppFile]) -> BlobInfo:
+        """Build a package from an upload's files and the pooled files it
+        matched, streaming (nothing is held whole, so memory stays flat for
+        any size), store it under its sha256, and add the uploaded files to
+        the resource pool. A pooled file that no longer matches its sha1 is
+        dropped from the pool and the whole package fails (`BlobCorrupt`)."""
+        for f in matched:
+            self._resource_path(f.sha1)
+        await self._before(OP_PUT)
+        files = [*(uploaded.files if uploaded is not None else ()), *matched]
+        pooled = {f.path for f in matched}
+
+        def put() -> BlobInfo:
+            current: list[AppFile] = []
+            with contextlib.ExitStack() as stack:
+                open_upload = stack.enter_context(uploaded.opened()) if uploaded is not None else None
+
+                def open_file(f: AppFile) -> contextlib.AbstractContextManager[IO[bytes]]:
+                    current[:] = [f]
+                    if f.path not in pooled:
+                        assert open_upload is not None
+                        return open_upload(f)
+                    return _pool_file(_fanned(self._pool, f.sha1), f)
+
+                try:
+                    info = self._put_stream(lambda out: write_package_from(files, open_file, out, mtime=0))
+                except BlobCorrupt:
+                    if current and current[0].path in pooled:
+                        with contextlib.suppress(OSError):
+                            _fanned(self._pool, current[0].sha1).unlink()
+                    raise
+                if uploaded is not None and open_upload is not None:
+                    for f in uploaded.files:
+                        final = _fanned(self._pool, f.sha1)
+                        if f.size == 0 or final.exists():
+                            continue
+                        with open_upload(f) as src, _store_disk("adding resources"):
+
+                            def copy(out: BinaryIO, src: IO[bytes] = src, f: AppFile = f) -> None:
+                                _copy_verified(src, out, f)
+
+                            _write_atomic(final, copy, durable=False)
+            return info
+
+        return await self._thread(put)
+
+    def _put_stream(self, write: Callable[[BinaryIO], object]) -> BlobInfo:
+        """Store what `write` writes under its sha256 (in the calling thread)."""
+        with _store_disk("writing blob"):
+            self._blobs.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX, dir=self._blobs)
+        try:
+            with os.fdopen(fd, "wb") as raw:
+                out = _Hashing(raw)
+                write(out)  # type: ignore[arg-type]  # a writable binary stream
+                with _store_disk("writing blob"):
+                    raw.flush()
+                    os.fsync(raw.fileno())
+            key = out.digest.hexdigest()
+            final = _fanned(self._blobs, key)
+            with _store_disk(f"writing blob {key}"):
+                if _verifies(final, key, "sha256", self._chunk):
+                    os.unlink(tmp)
+                else:
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp, final)
+                    _fsync_dir(final.parent)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return BlobInfo(key, out.size)
 
     async def get_resource(self, sha1: str) -> bytes:
         """A pooled file's content, verified.

@@ -7,6 +7,7 @@ import structlog
 from actors.cloud_controller.apps import Apps
 from actors.cloud_controller.bits import Bits, Reap
 from actors.cloud_controller.processes import Processes, SyncTick
+from actors.cloud_controller.resources import Resources
 from actors.cloud_controller.staging import Staging
 from actors.cloud_controller.views import Views
 from protocol import ccdb
@@ -19,7 +20,7 @@ __all__ = ["CloudController"]
 log = structlog.get_logger("minifoundry.cloud_controller")
 
 
-class CloudController(Apps, Bits, Staging, Processes, Views):
+class CloudController(Apps, Bits, Staging, Processes, Views, Resources):
     """Cloud Controller: apps, packages, builds, droplets and the web process."""
 
     async def on_start(self) -> None:  # type: ignore[override]  # pykka types hooks -> None

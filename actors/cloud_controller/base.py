@@ -4,6 +4,7 @@ to CC_DB, the blob store and the app's log stream."""
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from typing import Any
 
 from actors.cloud_controller.config import ControllerConfig
@@ -15,7 +16,7 @@ from protocol.ccdb import CCDBOperation
 from protocol.errors import AppNotFound
 from protocol.lrp import InstanceInfo, TaskDefinition
 from protocol.messages import LogLine
-from protocol.records import AppRecord
+from protocol.records import AppRecord, JobRecord
 
 __all__ = ["ControllerBase"]
 
@@ -40,6 +41,7 @@ class ControllerBase(AsyncioActor):
         # Held while bits are stored and recorded, and while freed blobs are
         # deleted: the two must not interleave (see Bits._delete_blobs).
         self._blob_lock = asyncio.Lock()
+        self._jobs: OrderedDict[str, JobRecord] = OrderedDict()  # the API's jobs, newest last
 
     async def db(self, operation: CCDBOperation) -> Any:
         """One CC_DB operation. A read is safe to repeat, so a lost request or

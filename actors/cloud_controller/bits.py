@@ -12,9 +12,9 @@ from actors.cloud_controller.base import ControllerBase
 from actors.runtime import handles
 from actors.runtime.delivery import current_trace
 from protocol import blobs, ccdb
-from protocol.errors import StagingTimeExpired
-from protocol.messages import MatchResources, UploadBits
-from protocol.records import FrozenDict, PackageRecord
+from protocol.errors import PackageBitsAlreadyUploaded, StagingTimeExpired
+from protocol.messages import CreatePackage, MatchResources, UploadBits, UploadPackage
+from protocol.records import AuditEvent, FrozenDict, PackageRecord, freeze
 from protocol.states import BuildState, PackageState
 
 __all__ = ["Bits", "Reap"]
@@ -36,17 +36,42 @@ class Bits(ControllerBase):
         app = await self._app(message.app_guid)
         package = await self.db(ccdb.CreatePackage(self.system.new_guid(), app.guid, step=5))
         await self.db(ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.PROCESSING_UPLOAD}), step=5))
+        return await self._fill(package, blobs.AssemblePackage(message.files, message.uploaded), message.actor)
+
+    @handles(CreatePackage, concurrent=True)
+    async def _create_package(self, message: CreatePackage) -> PackageRecord:
+        app = await self._app(message.app_guid)
+        event = AuditEvent("audit.app.package.create", message.actor, freeze({"request": {"type": "bits"}}))
+        return await self.db(ccdb.CreatePackage(self.system.new_guid(), app.guid, event=event, step=5))
+
+    @handles(UploadPackage, concurrent=True)
+    async def _upload_package(self, message: UploadPackage) -> PackageRecord:
+        package = await self.db(ccdb.GetPackage(message.package_guid))
+        # Check and claim under the app's lock: of two uploads to one
+        # package, exactly one finds it AWAITING_UPLOAD.
+        async with self._app_lock(package.app_guid):
+            package = await self.db(ccdb.GetPackage(message.package_guid))
+            if package.state is not PackageState.AWAITING_UPLOAD:
+                raise PackageBitsAlreadyUploaded()
+            await self.db(
+                ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.PROCESSING_UPLOAD}), step=5)
+            )
+        return await self._fill(package, blobs.StorePackage(message.archive, message.matched), message.actor)
+
+    async def _fill(self, package: PackageRecord, store: blobs.BlobOperation, actor: str) -> PackageRecord:
+        """Store a PROCESSING_UPLOAD package's bits and make it READY (FAILED,
+        if they cannot be stored), then expire the app's old packages."""
         # Storing the bits and recording the row happen under the blob lock,
         # so a concurrent delete cannot free the key in between (identical
         # bits dedupe onto one content-addressed blob).
         async with self._blob_lock:
             try:
-                info = await self.blob(blobs.AssemblePackage(message.files, message.uploaded))
+                info = await self.blob(store)
             except Exception:
                 await self.db(ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.FAILED}), step=5))
                 raise
-            package = await self.db(ccdb.FinishPackageUpload(package.guid, info.key, info.size, message.actor, step=5))
-        freed = await self.db(ccdb.ExpireOldPackages(app.guid, keep=self.config.packages_kept))
+            package = await self.db(ccdb.FinishPackageUpload(package.guid, info.key, info.size, actor, step=5))
+        freed = await self.db(ccdb.ExpireOldPackages(package.app_guid, keep=self.config.packages_kept))
         await self._delete_blobs(freed)
         return package
 

@@ -14,10 +14,10 @@ from actors.cloud_controller.base import ControllerBase
 from actors.runtime import handles
 from actors.runtime.errors import ActorDeadError, AskTimeout
 from protocol import blobs, ccdb
-from protocol.errors import NotStaged, StagingError, StagingTimeExpired
+from protocol.errors import NotStaged, PackageNotReady, StagingError, StagingInProgress, StagingTimeExpired
 from protocol.lrp import StagingFailure, StagingRequest, TaskDefinition
-from protocol.messages import CancelTask, DesireTask, ListTasks, StageApp, StagingCompleted
-from protocol.records import BuildRecord, FrozenDict, freeze
+from protocol.messages import CancelTask, CreateBuild, DesireTask, ListTasks, StageApp, StagingCompleted
+from protocol.records import AppRecord, BuildRecord, FrozenDict, PackageRecord, freeze
 from protocol.states import BuildState, PackageState
 
 __all__ = ["Staging", "StagingExpired"]
@@ -42,12 +42,34 @@ class Staging(ControllerBase):
             raise NotStaged(f"App {app.name} has no uploaded package to stage")
         if message.reason == "restage":
             await self.db(ccdb.RecordEvent("audit.app.restage", message.actor, app.guid, app.name, step=6))
+        _build, done = await self._begin_build(app, package, message.actor)
+        return await done
+
+    @handles(CreateBuild, concurrent=True)
+    async def _create_build(self, message: CreateBuild) -> BuildRecord:
+        """A build of this package, STAGING; staging goes on without the asker."""
+        package = await self.db(ccdb.GetPackage(message.package_guid, step=6))
+        if package.state is not PackageState.READY:
+            raise PackageNotReady()
+        app = await self._app(package.app_guid)
+        async with self._app_lock(app.guid):
+            builds = await self.db(ccdb.ListBuilds(app.guid))
+            if any(b.state is BuildState.STAGING for b in builds):
+                raise StagingInProgress()
+            build, _done = await self._begin_build(app, package, message.actor)
+        return build
+
+    async def _begin_build(
+        self, app: AppRecord, package: PackageRecord, actor: str
+    ) -> tuple[BuildRecord, asyncio.Future[BuildRecord]]:
+        """Create the build and hand its staging task to the BBS; the future
+        ends with the build, STAGED or FAILED."""
         build = await self.db(
             ccdb.CreateBuild(
                 build_guid=self.system.new_guid(),
                 app_guid=app.guid,
                 package_guid=package.guid,
-                actor=message.actor,
+                actor=actor,
                 staging_memory_mb=self.config.staging_memory_mb,
                 staging_disk_mb=self.config.staging_disk_mb,
                 step=6,
@@ -70,6 +92,7 @@ class Staging(ControllerBase):
             ),
         )
         done: asyncio.Future[BuildRecord] = asyncio.get_running_loop().create_future()
+        done.add_done_callback(lambda _: self._staging_tasks.pop(build.guid, None))
         self._builds[build.guid] = done
         self._api_log(app.guid, f"Creating build for app with guid {app.guid}")
         # The deadline is armed first: whatever is lost from here on, the
@@ -84,10 +107,7 @@ class Staging(ControllerBase):
             error = StagingError(f"Staging error: could not hand the staging task to Diego: {exc}")
             await self.db(ccdb.FailBuild(build.guid, str(error)))
             raise
-        try:
-            return await done
-        finally:
-            self._staging_tasks.pop(build.guid, None)
+        return build, done
 
     async def _desire_task(self, task: TaskDefinition) -> None:
         # Desiring a task is idempotent (by its guid): a lost request or
