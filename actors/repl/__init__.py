@@ -3,6 +3,8 @@
 
 Modules: `session` (one REPL session: cf commands, `status`, `send`, `py`),
 `consoles` (terminal and pipe input/output), `attach` (the socket server and
-client), `serve`, `status` (what status prints), `literals` (reading a typed
+the REPL's client), `serve`, `daemon` (`up`, `down`: serve in the background,
+and the state it leaves in the data dir), `client` (one cf command, carried to
+the serving process), `status` (what status prints), `literals` (reading a typed
 protocol message without eval), `pyconsole` (the asyncio Python prompt).
 """

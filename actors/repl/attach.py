@@ -7,7 +7,10 @@ process: commands run there, and their output streams back line by line.
 The client only reads lines (with the same prompt, history, completion and
 colour as the local REPL) and forwards Ctrl-C.
 
-The protocol is JSON, one object per line:
+The protocol is JSON, one object per line. A connection is one of three
+things, told by its first line:
+
+A REPL session (`--attach`):
 
     client -> server   {"hello": {"cwd": "...", "terminal": true}}   first, once
                        {"line": "push hello"} / {"line": null}        answer to a read (null: end of input)
@@ -16,6 +19,23 @@ The protocol is JSON, one object per line:
     server -> client   {"out": "..."}                                 one line of output
                        {"read": "minifoundry> ", "mode": "cf", "words": {...}}
                        {"exit": 0}                                    the session ended; the client exits with it
+
+One cf command (`python run.py apps`; the client is `client`):
+
+    client -> server   {"hello": {...}, "run": ["apps"], "cwd": "...", "interactive": false}
+                       {"answer": true}                               the user's y/N to a confirm
+                       {"cancel": true}                               Ctrl-C: the command is cancelled
+    server -> client   {"out": "..."} / {"err": "..."}                a line of its standard output / error
+                       {"confirm": "Really delete the app hello?"}    only when interactive
+                       {"exit": 1}                                    how it ended (130: cancelled)
+
+A question about the serving process (`up`, `down`):
+
+    client -> server   {"hello": {...}, "info": true}
+    server -> client   {"info": {"pid": 1234, "api_url": "http://127.0.0.1:9022", ...}}
+
+A connection that sends nothing (a probe: does anything serve here?) is
+closed without a word.
 """
 
 from __future__ import annotations
@@ -28,37 +48,21 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from actors.repl.daemon import socket_path
 from actors.repl.session import Session
+from protocol.messages import CancelCommand
 
 __all__ = ["AttachServer", "RemoteConsole", "attach", "socket_path"]
 
 log = structlog.get_logger("minifoundry.repl")
 
 _LIMIT = 16 * 1024 * 1024  # longest line either side accepts
-
-
-# A unix socket's path must fit in sun_path (108 bytes on Linux, 104 on macOS).
-_MAX_SOCKET_PATH = 100
-
-
-def socket_path(data_dir: Path | str) -> Path:
-    """`<data-dir>/repl.sock`; for a data dir whose path is too long for a
-    socket, a short one in an owner-only temp folder, named by the data dir."""
-    path = Path(data_dir) / "repl.sock"
-    if len(os.fsencode(os.path.abspath(path))) <= _MAX_SOCKET_PATH:
-        return path
-    import hashlib
-    import tempfile
-
-    real = os.path.realpath(data_dir)
-    folder = Path(tempfile.gettempdir()) / f"minifoundry-{os.getuid()}"
-    folder.mkdir(mode=0o700, exist_ok=True)
-    return folder / f"{hashlib.sha256(real.encode()).hexdigest()[:24]}.sock"
 
 
 def _encode(message: dict[str, Any]) -> bytes:
@@ -114,12 +118,20 @@ class RemoteConsole:
 class AttachServer:
     """Serves sessions on `<data-dir>/repl.sock` for `--attach` clients."""
 
-    def __init__(self, platform: Any, path: Path, *, debug: bool = False) -> None:
+    def __init__(
+        self, platform: Any, path: Path, *, debug: bool = False, info: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.platform = platform
         self.path = Path(path)
         self.debug = debug
+        self.info = info or (lambda: {"pid": os.getpid()})
+        #: One-shot commands wait for this: set once the platform has settled
+        #: after its start (apps re-desired at boot come up first), as the
+        #: old one-shot commands, which booted their own platform, did.
+        self.settled = asyncio.Event()
+        self.settled.set()
         self._server: asyncio.AbstractServer | None = None
-        self._clients: dict[asyncio.Task[Any], RemoteConsole | None] = {}
+        self._clients: dict[asyncio.Task[Any], RemoteConsole | _CommandConsole | None] = {}
 
     async def start(self) -> None:
         # The data dir's lock is ours, so a socket file left here is stale.
@@ -159,7 +171,18 @@ class AttachServer:
         run: asyncio.Future[int] | None = None
         pump: asyncio.Future[None] | None = None
         try:
-            hello = json.loads(await reader.readline() or b"{}").get("hello")
+            first_line = await reader.readline()
+            if not first_line:
+                return  # a probe: is anything serving here?
+            first = json.loads(first_line)
+            hello = first.get("hello") if isinstance(first, dict) else None
+            if isinstance(hello, dict) and first.get("info"):
+                writer.write(_encode({"info": self.info()}))
+                await writer.drain()
+                return
+            if isinstance(hello, dict) and "run" in first:
+                await self._run_one(first, hello, reader, writer, task)
+                return
             if not isinstance(hello, dict):
                 writer.write(_encode({"out": "not a minifoundry attach client"}))
                 writer.write(_encode({"exit": 2}))
@@ -193,7 +216,142 @@ class AttachServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 2)
             self._clients.pop(task, None)
-            log.info("attach-session-closed")
+            if session is not None:
+                log.info("attach-session-closed")
+
+    # --- one command, for `python run.py COMMAND` -------------------------------------------
+
+    async def _run_one(
+        self,
+        request: dict[str, Any],
+        hello: dict[str, Any],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        task: asyncio.Task[Any],
+    ) -> None:
+        """Run `request["run"]` as `platform.run_command` does, its lines
+        streamed back; Ctrl-C (a `cancel`) or the client going away cancels it."""
+        console = _CommandConsole(writer)
+        self._clients[task] = console
+        argv = request.get("run")
+        if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+            console.send({"err": "not a command: 'run' must be a list of strings"})
+            console.send({"exit": 2})
+            await console.drain()
+            return
+        cwd = request.get("cwd") if isinstance(request.get("cwd"), str) else hello.get("cwd")
+        cwd = cwd if isinstance(cwd, str) else "/"
+        interactive = bool(request.get("interactive"))
+        platform = self.platform
+        command_id = platform.new_command_id()
+        log.info("one-shot-command", argv=argv, command_id=command_id, client_pid=hello.get("pid"))
+
+        async def confirm(question: str) -> bool:
+            return await console.confirm(question)
+
+        pump = asyncio.ensure_future(_pump_one(reader, console))
+        job: asyncio.Future[Any] | None = None
+        try:
+            if not self.settled.is_set():
+                settled = asyncio.ensure_future(self.settled.wait())
+                await asyncio.wait({settled, pump}, return_when=asyncio.FIRST_COMPLETED)
+                settled.cancel()
+            if not pump.done():
+                job = asyncio.ensure_future(
+                    platform.run_command(
+                        argv,
+                        console.out,
+                        cwd=cwd,
+                        confirm=confirm if interactive else None,
+                        command_id=command_id,
+                        err=console.err,
+                    )
+                )
+                await asyncio.wait({job, pump}, return_when=asyncio.FIRST_COMPLETED)
+            if job is not None and job.done():
+                code = self._code_of(job, console)
+            else:  # cancelled by the client (Ctrl-C), or it went away
+                code = 130
+                if job is not None:
+                    platform.system.tell("cli", CancelCommand(command_id))
+                    job.cancel()
+                    await asyncio.gather(job, return_exceptions=True)
+            log.info("one-shot-command-ended", command_id=command_id, exit_code=code, cancelled=pump.done())
+            console.send({"exit": code})
+            await console.drain()
+        finally:
+            pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
+            if job is not None and not job.done():
+                job.cancel()
+                await asyncio.gather(job, return_exceptions=True)
+
+    def _code_of(self, job: asyncio.Future[Any], console: _CommandConsole) -> int:
+        if job.cancelled():
+            console.err("The command was cancelled in the platform")
+            console.err("FAILED")
+            return 1
+        exc = job.exception()
+        if exc is None:
+            return int(job.result().exit_code)
+        # What an old one-shot command printed when the platform failed it.
+        log.error("one-shot-command-failed", error=repr(exc))
+        console.err(f"{exc}")
+        console.err("FAILED")
+        return 1
+
+
+class _CommandConsole:
+    """The far end of one `run` request: lines, questions, the exit code."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._answer: asyncio.Future[bool] | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        if not self._writer.is_closing():
+            self._writer.write(_encode(message))
+
+    async def drain(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._writer.drain()
+
+    def out(self, line: str) -> None:
+        self.send({"out": line})
+
+    def err(self, line: str) -> None:
+        self.send({"err": line})
+
+    def write(self, line: str) -> None:  # what `AttachServer.close` says to every client
+        self.err(line)
+
+    async def confirm(self, question: str) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._answer = future
+        self.send({"confirm": question})
+        await self.drain()
+        try:
+            return await future
+        finally:
+            self._answer = None
+
+    def answer(self, value: bool) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(value)
+
+
+async def _pump_one(reader: asyncio.StreamReader, console: _CommandConsole) -> None:
+    """What the client of one command sends; returns at a cancel or when it goes away."""
+    while True:
+        try:
+            raw = await reader.readline()
+            message = json.loads(raw) if raw else None
+        except (ConnectionError, ValueError):
+            message = None
+        if not isinstance(message, dict) or message.get("cancel"):
+            return
+        if "answer" in message:
+            console.answer(bool(message["answer"]))
 
 
 async def _pump(reader: asyncio.StreamReader, console: RemoteConsole, session: Session) -> None:
@@ -234,7 +392,11 @@ async def _attach(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         why = "does not exist" if isinstance(exc, FileNotFoundError) else "is left from a serve that stopped"
         print(f"No minifoundry serves {data_dir}: {path} {why}.", file=sys.stderr)
-        print(f"Start one with: python run.py --data-dir {shlex.quote(str(data_dir))} serve", file=sys.stderr)
+        quoted = shlex.quote(str(data_dir))
+        print(
+            f"Start one with: python run.py --data-dir {quoted} up (or serve, in the foreground)",
+            file=sys.stderr,
+        )
         return 1
     except PermissionError:
         print(f"Not allowed to attach to {path}: it belongs to another user.", file=sys.stderr)

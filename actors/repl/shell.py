@@ -27,6 +27,7 @@ import os
 import shlex
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -50,39 +51,54 @@ def run_repl(args: argparse.Namespace) -> int:
         return 130
 
 
-def boot_platform(args: argparse.Namespace) -> object:
-    """The platform that `args` describes (not yet started)."""
+def boot_platform(args: argparse.Namespace, *, api_port: int | None = None) -> object:
+    """The platform that `args` describes (not yet started); with an HTTP API
+    on `api_port` (0: any free port), or none."""
     from actors.platform import Platform, PlatformConfig
     from actors.runtime import RealClock
 
     if args.cells < 1 or args.zones < 1:
         raise SystemExit("run.py: --cells and --zones must be at least 1")
-    config = PlatformConfig(data_dir=Path(args.data_dir), cells=args.cells, zones=args.zones, seed=args.seed)
+    config = PlatformConfig(
+        data_dir=Path(args.data_dir), cells=args.cells, zones=args.zones, seed=args.seed, api_port=api_port
+    )
     return Platform(config, clock=RealClock(speed=args.speed))
 
 
-async def start_platform(args: argparse.Namespace) -> object | None:
-    """Start the platform on the data dir; None (after saying why on stderr)
-    if another process serves it."""
-    from actors.platform import DataDirInUse
-    from protocol.errors import DataDirUnusable
+#: Told why a start failed: the error's name and the lines printed for it.
+Report = Callable[[str, list[str]], None]
 
-    platform = boot_platform(args)
+
+async def start_platform(
+    args: argparse.Namespace, *, api_port: int | None = None, report: Report | None = None
+) -> object | None:
+    """Start the platform on the data dir; None (after saying why on stderr,
+    and to `report`) if another process serves it, the data dir is unusable
+    or the API's port is taken."""
+    from actors.platform import DataDirInUse
+    from protocol.errors import ApiPortInUse, DataDirUnusable
+
+    platform = boot_platform(args, api_port=api_port)
     try:
         await platform.start()  # type: ignore[attr-defined]
     except DataDirInUse as exc:
-        print(str(exc), file=sys.stderr, flush=True)
-        print(f"  python run.py --data-dir {shlex.quote(str(args.data_dir))} --attach", file=sys.stderr, flush=True)
-        return None
+        lines = [str(exc), f"  python run.py --data-dir {shlex.quote(str(args.data_dir))} --attach"]
+        code = "DataDirInUse"
     except DataDirUnusable as exc:
-        print(str(exc), file=sys.stderr, flush=True)
-        print("FAILED", file=sys.stderr, flush=True)
-        return None
-    return platform
+        lines, code = [str(exc), "FAILED"], exc.code
+    except ApiPortInUse as exc:
+        lines, code = [str(exc)], exc.code
+    else:
+        return platform
+    for line in lines:
+        print(line, file=sys.stderr, flush=True)
+    if report is not None:
+        report(code, lines)
+    return None
 
 
 async def _repl(args: argparse.Namespace) -> int:
-    platform = await start_platform(args)
+    platform = await start_platform(args, api_port=getattr(args, "api_port", None))
     if platform is None:
         return 1
     loop = asyncio.get_running_loop()
