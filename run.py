@@ -1,30 +1,26 @@
 #!/usr/bin/env python3
 """minifoundry's front door.
 
-    python run.py [OPTIONS]                      the REPL on a running platform
-    python run.py [OPTIONS] COMMAND [ARGS...]    one cf command, then exit
-    python run.py [OPTIONS] serve                the platform, headless, until SIGINT/SIGTERM
+    python run.py [OPTIONS]                      the REPL (attached to the platform serving the data dir, if one does)
+    python run.py [OPTIONS] COMMAND [ARGS...]    one cf command on the platform serving the data dir
+    python run.py [OPTIONS] up                   start serving the data dir in the background
+    python run.py [OPTIONS] down                 stop it
+    python run.py [OPTIONS] serve                the platform in the foreground, until SIGINT/SIGTERM
     python run.py bench runtime|auction [...]    benchmarks
     python run.py experiment FILE [--seed N]     a fault-injection experiment
 
-Parses the command line, configures logging once, boots the platform and
-hands over. Everything else lives in `actors/`.
+Parses the command line, configures logging once, and hands over. A cf
+command is only carried to the serving process (started in the background
+when none serves the data dir yet), so that path imports next to nothing:
+no platform, no asyncio, no structlog. Everything else lives in `actors/`.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
-
-import structlog
-
-if TYPE_CHECKING:
-    from actors.platform import PlatformConfig
 
 HERE = Path(__file__).resolve().parent
 
@@ -32,6 +28,10 @@ HERE = Path(__file__).resolve().parent
 def configure_logging(*, debug: bool = False, log_file: Path | None = None, json_to_stderr: bool = False) -> None:
     """structlog, configured once: JSON lines to `log_file` (INFO and up), and
     to stderr only with --debug (DEBUG and up, readable)."""
+    import logging
+
+    import structlog
+
     level = logging.DEBUG if debug else logging.INFO
     processors: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -63,6 +63,16 @@ def configure_logging(*, debug: bool = False, log_file: Path | None = None, json
     logging.basicConfig(level=logging.DEBUG if debug else logging.ERROR, stream=sys.stderr)
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is between 0 and 65535, not {port}")
+    return port
+
+
 def _global_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run.py",
@@ -78,46 +88,16 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--zones", type=int, default=2, help="availability zones (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
     p.add_argument("--speed", type=float, default=1.0, help="platform seconds per real second (default 1)")
+    p.add_argument(
+        "--api-port",
+        type=_port,
+        default=None,
+        help="the HTTP API's port for serve and up (default: $MINIFOUNDRY_API_PORT, else 9022; 0: any free port)",
+    )
     p.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
-    p.add_argument("--attach", action="store_true", help="open a REPL on a running `serve` of --data-dir")
-    p.add_argument("command", nargs=argparse.REMAINDER, help="a cf command, serve, bench or experiment")
+    p.add_argument("--attach", action="store_true", help="open a REPL on the platform serving --data-dir")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="a cf command, up, down, serve, bench or experiment")
     return p
-
-
-def platform_config(args: argparse.Namespace) -> PlatformConfig:
-    from actors.platform import PlatformConfig
-
-    if args.cells < 1:
-        raise SystemExit("run.py: --cells must be at least 1")
-    if args.zones < 1:
-        raise SystemExit("run.py: --zones must be at least 1")
-    return PlatformConfig(data_dir=Path(args.data_dir), cells=args.cells, zones=args.zones, seed=args.seed)
-
-
-async def one_shot(args: argparse.Namespace) -> int:
-    """Boot on the data dir, run one command, let the platform settle, stop."""
-    from actors.platform import Platform
-    from actors.runtime import RealClock
-    from actors.stdout import write_line
-
-    def out(line: str) -> None:
-        write_line(line)
-
-    async def ask_user(question: str) -> bool:
-        # On a thread: the question must not hold up the platform's loop.
-        answer = await asyncio.to_thread(input, f"{question} [yN]: ")
-        return answer.strip().lower() in ("y", "yes")
-
-    confirm = ask_user if sys.stdin.isatty() else None
-
-    async with Platform(platform_config(args), clock=RealClock(speed=args.speed)) as platform:
-        await platform.settle(timeout=30)  # apps re-desired at boot come up first
-        try:
-            code = await platform.command(args.command, out, cwd=os.getcwd(), confirm=confirm)
-        except asyncio.CancelledError:
-            code = 130
-        await platform.settle(timeout=10)
-        return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,44 +109,53 @@ def main(argv: list[str] | None = None) -> int:
 
         silence_stdout()
         return 0
+    except KeyboardInterrupt:
+        return 130  # Ctrl-C before a command ran (say, while the platform was starting)
 
 
 def _main(argv: list[str] | None = None) -> int:
     args = _global_parser().parse_args(argv)
     command = args.command
     data_dir = Path(args.data_dir)
-    if command[:1] == ["bench"]:
+    if args.cells < 1 or args.zones < 1:
+        raise SystemExit("run.py: --cells and --zones must be at least 1")
+    first = command[0] if command else None
+    if first == "bench":
         configure_logging(debug=args.debug)
         return _bench(command[1:])
-    if command[:1] == ["experiment"]:
+    if first == "experiment":
         configure_logging(debug=args.debug, log_file=data_dir / "experiment.log")
         from actors.experiments.runner import main as experiment_main
 
         return experiment_main(command[1:])
-    if command[:1] == ["serve"]:
+    if first == "serve":
         configure_logging(debug=args.debug, log_file=data_dir / "minifoundry.log")
         from actors.repl.serve import serve
 
         return serve(args)
-    if not command or args.attach:
-        configure_logging(debug=args.debug, log_file=data_dir / "minifoundry.log")
-        from actors.repl.shell import run_repl
+    if first in ("up", "down"):
+        from actors.repl import daemon
 
-        return run_repl(args)
+        return daemon.up(args) if first == "up" else daemon.down(args)
+    if command and not args.attach:
+        # One cf command, run by the platform serving the data dir.
+        from actors.repl.client import run_one
+
+        return run_one(args)
+    if not args.attach:
+        from actors.repl.daemon import connect
+
+        try:
+            probe = connect(data_dir)
+        except PermissionError:
+            probe = None  # another user's: the data dir's lock says so
+        if probe is not None:  # a platform serves the data dir: the REPL is its
+            probe.close()
+            args.attach = True
     configure_logging(debug=args.debug, log_file=data_dir / "minifoundry.log")
-    try:
-        return asyncio.run(one_shot(args))
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:
-        from protocol.errors import MinifoundryError
+    from actors.repl.shell import run_repl
 
-        if args.debug or not isinstance(exc, MinifoundryError):
-            if args.debug:
-                raise
-        print(f"{exc}", file=sys.stderr)
-        print("FAILED", file=sys.stderr)
-        return 1
+    return run_repl(args)
 
 
 def _bench(argv: list[str]) -> int:

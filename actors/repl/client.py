@@ -1,0 +1,121 @@
+"""One cf command on the platform that serves the data dir: `python run.py apps`.
+
+The command runs in the serving process (started in the background first,
+when none serves the data dir yet); this process only carries it there over
+the attach socket and prints what comes back, so it imports next to nothing:
+a blocking socket and `json`.
+
+    client -> server   {"hello": {...}, "run": ["apps"], "cwd": "...", "interactive": false}
+                       {"answer": true}      the user's y/N to a confirmation
+                       {"cancel": true}      Ctrl-C: the command is cancelled in the platform
+    server -> client   {"out": "..."} / {"err": "..."}   a line of standard output / error
+                       {"confirm": "Really delete the app hello?"}
+                       {"exit": 0}           the command's exit code (130 after a cancel)
+
+Ctrl-C exits 130 at once. Output lines are printed as they arrive; when
+standard output's reader goes away (`| head`), the rest is dropped quietly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from typing import Any
+
+from actors.repl import daemon
+from actors.stdout import write_line
+
+__all__ = ["run_one"]
+
+
+def run_one(args: Any) -> int:
+    """Run `args.command` on the platform serving `args.data_dir`; its exit code."""
+    data_dir = args.data_dir
+    try:
+        sock = daemon.connect(data_dir)
+    except PermissionError:
+        print(f"Not allowed to use {daemon.socket_path(data_dir)}: it belongs to another user.", file=sys.stderr)
+        return 1
+    if sock is None:
+        try:
+            info, started = daemon.start_in_background(args, implicit=True)
+        except daemon.StartFailed as exc:
+            for line in exc.lines:
+                print(line, file=sys.stderr)
+            return 1
+        if started:
+            print(
+                f"Started minifoundry in the background for {data_dir} "
+                f"(pid {info.get('pid')}, API {info.get('api_url') or 'none'}); "
+                f"stop it with: {daemon.stop_hint(data_dir)}",
+                file=sys.stderr,
+                flush=True,
+            )
+        sock = daemon.connect(data_dir)
+        if sock is None:
+            print(f"The minifoundry process serving {data_dir} went away before the command ran.", file=sys.stderr)
+            return 1
+    with sock:
+        return _converse(sock, args)
+
+
+def _converse(sock: socket.socket, args: Any) -> int:
+    try:
+        interactive = sys.stdin.isatty()
+    except (ValueError, AttributeError):  # no standard input at all
+        interactive = False
+    cwd = os.getcwd()
+    request = {"hello": daemon.hello(), "run": list(args.command), "cwd": cwd, "interactive": interactive}
+    try:
+        sock.sendall(daemon.encode(request))
+        with sock.makefile("rb") as reader:
+            while True:
+                try:
+                    raw = reader.readline()
+                except ConnectionError:
+                    raw = b""
+                if not raw:
+                    print(
+                        f"The minifoundry process serving {args.data_dir} went away before the command ended.",
+                        file=sys.stderr,
+                    )
+                    return 1
+                message = json.loads(raw)
+                if "out" in message:
+                    write_line(message["out"])
+                elif "err" in message:
+                    write_line(message["err"], sys.stderr)
+                elif "confirm" in message:
+                    sock.sendall(daemon.encode({"answer": _ask(message["confirm"])}))
+                elif "exit" in message:
+                    return int(message["exit"])
+                elif "read" in message:
+                    # A serve from before one-shot commands: it offers a REPL session.
+                    print(
+                        f"The minifoundry serving {args.data_dir} is too old to run one command; "
+                        f"restart it: {daemon.stop_hint(args.data_dir)}",
+                        file=sys.stderr,
+                    )
+                    return 1
+    except KeyboardInterrupt:
+        try:
+            sock.sendall(daemon.encode({"cancel": True}))
+        except OSError:
+            pass  # it went away: nothing left to cancel
+        return 130
+    except ValueError:
+        print(f"The minifoundry serving {args.data_dir} answered something this client cannot read.", file=sys.stderr)
+        return 1
+    except OSError:  # the socket, not our standard output (write_line sees to that)
+        print(f"The minifoundry process serving {args.data_dir} went away before the command ended.", file=sys.stderr)
+        return 1
+
+
+def _ask(question: str) -> bool:
+    try:
+        answer = input(f"{question} [yN]: ")
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
