@@ -19,6 +19,7 @@ from actors.repl.attach import AttachServer, socket_path
 from actors.runtime import VirtualClock
 from protocol.errors import DataDirUnusable
 from tests.actors.conftest import EXAMPLES, run
+from tests.actors.repl.background import stop_background
 
 pytestmark = pytest.mark.anyio
 
@@ -91,6 +92,7 @@ def test_one_shot_commands_say_what_is_wrong_with_the_data_dir_and_exit_1(tmp_pa
     assert done.returncode == 1
     assert "DataDirUnusable - " in done.stderr and "ccdb.sqlite3" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+    assert not (data / "platform.json").exists()  # the platform it tried to start is not serving
 
 
 async def test_everything_the_platform_writes_is_owner_only(make_platform, tmp_path):
@@ -124,19 +126,23 @@ async def test_a_data_dir_too_long_for_a_unix_socket_gets_a_short_one(tmp_path):
 
 @pytest.mark.parametrize("argv", [["help"], ["apps"]])
 def test_a_closed_pipe_on_stdout_ends_a_command_quietly(tmp_path, argv):
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "run.py"), "--data-dir", str(tmp_path / "d"), *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=ROOT,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.readline()
-    proc.stdout.close()  # as `| head -1` does
-    err = proc.stderr.read().decode()
-    proc.stderr.close()
-    assert proc.wait(timeout=60) == 0
-    assert "Traceback" not in err and "BrokenPipe" not in err
+    data = tmp_path / "d"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "--api-port", "0", *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=ROOT,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.readline()
+        proc.stdout.close()  # as `| head -1` does
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        assert proc.wait(timeout=60) == 0
+        assert "Traceback" not in err and "BrokenPipe" not in err
+    finally:
+        stop_background(data)  # the command started the platform in the background
 
 
 def test_fifty_thousand_small_files_are_gathered_without_reserving_the_size_limit_for_each(tmp_path):

@@ -53,6 +53,7 @@ class ListConsole:
 def mf_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("MINIFOUNDRY_DATA", None)
+    env.pop("MINIFOUNDRY_API_PORT", None)
     env["PYTHONUNBUFFERED"] = "1"
     env["PROMPT_TOOLKIT_NO_CPR"] = "1"
     return env
@@ -91,7 +92,18 @@ class Served:
         self.log = data_dir.parent / f"{data_dir.name}-serve.out"
         self._out = self.log.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, str(RUN), "--data-dir", str(data_dir), "--speed", speed, *extra, "serve"],
+            [
+                sys.executable,
+                str(RUN),
+                "--data-dir",
+                str(data_dir),
+                "--speed",
+                speed,
+                "--api-port",
+                "0",
+                *extra,
+                "serve",
+            ],
             stdout=self._out,
             stderr=subprocess.STDOUT,
             text=True,

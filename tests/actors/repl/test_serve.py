@@ -3,6 +3,7 @@ single-process lock, and a graceful shutdown under load."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -33,7 +34,9 @@ def test_serve_prints_status_serves_an_owner_only_socket_and_stops_cleanly_on_si
     assert out.rstrip().endswith("stopping (SIGINT)...\nstopped")
     assert not served.socket.exists()
     assert "platform-stopped" in (data_dir / "minifoundry.log").read_text()
-    assert mf(data_dir, "apps").returncode == 0  # the lock went with it
+    assert not (data_dir / "platform.json").exists()
+    # The lock went with it: a REPL boots its own platform on the data dir.
+    assert mf(data_dir, stdin="apps\n").returncode == 0
 
 
 def test_an_attached_prompt_pushes_and_the_serving_process_runs_it(served):
@@ -65,14 +68,21 @@ def test_ctrl_c_on_an_attached_client_ends_a_logs_tail_in_the_serving_process(se
     assert any(re.match(r"hello\s+started\s+web:1/1", line) for line in client.lines), client.lines
 
 
-def test_a_second_process_on_a_served_data_dir_says_it_is_in_use_and_suggests_attach(served):
+def test_a_served_data_dir_runs_commands_and_repls_there_and_a_second_serve_is_refused(served):
     pid = served.process.pid
-    for argv, stdin in ((["apps"], ""), ([], "apps\n"), (["serve"], "")):
+    state = json.loads((served.data_dir / "platform.json").read_text())
+    assert state["pid"] == pid and state["api_url"].startswith("http://127.0.0.1:")
+    done = mf(served.data_dir, "serve")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert f"{served.data_dir} is in use by minifoundry process {pid}" in done.stderr
+    assert "--attach" in done.stderr and "Traceback" not in done.stderr
+    # One command, and a REPL, run on the serving process, not on a platform of their own.
+    for argv, stdin in ((["apps"], ""), ([], "apps\n")):
         done = mf(served.data_dir, *argv, stdin=stdin)
-        assert done.returncode == 1, (argv, done.stdout, done.stderr)
-        assert f"{served.data_dir} is in use by minifoundry process {pid}" in done.stderr
-        assert "--attach" in done.stderr
-        assert "Traceback" not in done.stderr
+        assert done.returncode == 0, (argv, done.stdout, done.stderr)
+        assert "No apps found" in done.stdout and done.stderr == ""
+    up = mf(served.data_dir, "up")
+    assert up.returncode == 0 and up.stdout.startswith(f"minifoundry already serves {served.data_dir} (pid {pid},")
     assert served.process.poll() is None
 
 
@@ -80,7 +90,7 @@ def test_attaching_where_nothing_serves_says_how_to_start_it(data_dir):
     done = mf(data_dir, "--attach", stdin="apps\n")
     assert done.returncode == 1
     assert f"No minifoundry serves {data_dir}" in done.stderr
-    assert f"python run.py --data-dir {data_dir} serve" in done.stderr
+    assert f"python run.py --data-dir {data_dir} up (or serve, in the foreground)" in done.stderr
 
 
 @pytest.mark.anyio
