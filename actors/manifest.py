@@ -87,8 +87,40 @@ _KNOWN_KEYS = frozenset(
         "routes",
         "no-route",
         "random-route",
+        "default-route",
+        "processes",
     }
 )
+# The keys a `processes:` entry of type web may set for the app's web process.
+_PROCESS_KEYS = frozenset(
+    {
+        "type",
+        "memory",
+        "disk-quota",
+        "instances",
+        "command",
+        "health-check-type",
+        "health-check-http-endpoint",
+        "timeout",
+    }
+)
+# Manifest key -> the AppSpec field it sets (what a push changes on an existing app).
+_FIELD_OF = {
+    "memory": "memory_mb",
+    "disk-quota": "disk_mb",
+    "instances": "instances",
+    "buildpacks": "buildpacks",
+    "buildpack": "buildpacks",
+    "command": "command",
+    "stack": "stack",
+    "health-check-type": "health_check_type",
+    "health-check-http-endpoint": "health_check_http_endpoint",
+    "timeout": "timeout_s",
+    "env": "env",
+    "routes": "routes",
+    "no-route": "no_route",
+    "random-route": "random_route",
+}
 _KNOWN_TOP_LEVEL = frozenset({"applications", "version"})
 # `default` and `null` ask Cloud Foundry to auto-detect (as on `cf push -b`).
 AUTODETECT = frozenset({"default", "null"})
@@ -128,20 +160,22 @@ def parse_manifest(
     if not isinstance(apps_raw, list) or not apps_raw:
         raise InvalidManifest(f"Manifest {source} must have a non-empty 'applications' list")
     apps: list[AppSpec] = []
+    explicit: list[frozenset[str]] = []
     seen: set[str] = set()
     for index, raw in enumerate(apps_raw):
-        spec = _parse_app(raw, index, base_dir, warnings)
+        spec, given = _parse_app(raw, index, base_dir, warnings)
         if spec.name in seen:
             raise InvalidManifest(f"Application '{spec.name}' appears more than once in {source}")
         seen.add(spec.name)
         apps.append(spec)
-    return Manifest(apps=tuple(apps), warnings=tuple(warnings))
+        explicit.append(given)
+    return Manifest(apps=tuple(apps), warnings=tuple(warnings), explicit=tuple(explicit))
 
 
 # --- parsing one application -------------------------------------------------
 
 
-def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> AppSpec:
+def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> tuple[AppSpec, frozenset[str]]:
     if not isinstance(raw, Mapping):
         raise InvalidManifest(f"Application #{index + 1} must be a mapping of keys to values")
     fields: dict[str, Any] = {}
@@ -168,6 +202,9 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
     for key in fields:
         if key not in _KNOWN_KEYS:
             warnings.append(f"Application '{name}': unknown key '{spelled[key]}' ignored")
+    if (default_route := fields.get("default-route")) is not None and not isinstance(default_route, bool):
+        raise bad("default-route", f"must be true or false, got {_show(default_route)}")
+    _merge_web_process(fields, spelled, name, warnings)
 
     spec: dict[str, Any] = {"name": name}
 
@@ -292,7 +329,31 @@ def _parse_app(raw: object, index: int, base_dir: Any, warnings: list[str]) -> A
     if routes is not None:
         spec["routes"] = routes  # else none given: Cloud Controller maps the default route
 
-    return AppSpec(**spec)
+    given = frozenset(_FIELD_OF[k] for k in fields if k in _FIELD_OF)
+    return AppSpec(**spec), given
+
+
+def _merge_web_process(fields: dict[str, Any], spelled: dict[str, str], name: str, warnings: list[str]) -> None:
+    """A `processes:` entry of type web sets the app's web process: its keys
+    win over the app-level ones (the only process type this platform runs)."""
+    processes = fields.pop("processes", None)
+    if processes is None:
+        return
+    if not isinstance(processes, list):
+        raise InvalidManifest(f"Application '{name}': processes: must be a list, got {_show(processes)}")
+    for entry in processes:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("type"), str):
+            raise InvalidManifest(f"Application '{name}': processes: each entry needs a 'type', got {_show(entry)}")
+        if entry["type"] != "web":
+            warnings.append(f"Application '{name}': process type '{entry['type']}' ignored (only web runs)")
+            continue
+        for key, value in entry.items():
+            canon = str(key).replace("_", "-")
+            if canon not in _PROCESS_KEYS:
+                warnings.append(f"Application '{name}': unknown process key '{key}' ignored")
+            elif canon != "type":
+                fields[canon] = value
+                spelled[canon] = f"processes.web.{key}"
 
 
 # --- helpers -----------------------------------------------------------------

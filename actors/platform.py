@@ -42,6 +42,7 @@ from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError
 from actors.runtime.tracing import TraceRecorder
 from actors.terminal import TerminalActor, Terminals
+from actors.uaa import UaaActor, UaaConfig
 from protocol.errors import DataDirUnusable, MinifoundryError, PlatformUnavailable
 from protocol.messages import BBSSnapshot, CliCommand, CommandOutcome
 from protocol.quota import QuotaDefinition
@@ -71,6 +72,7 @@ class PlatformConfig:
     auctioneer: AuctioneerConfig = AuctioneerConfig()
     controller: ControllerConfig = ControllerConfig()
     cli: CliConfig = CliConfig()
+    uaa: UaaConfig = UaaConfig()
     placement_tags: tuple[tuple[str, frozenset[str]], ...] = ()  # cell_id -> required tags
     # The org's quota; None: the `default` quota, its memory limit sized to
     # four times what the cells hold (operators overcommit; a push past it
@@ -232,6 +234,7 @@ class Platform:
             ChildSpec("bbs", lambda n: BBS.start(c.bbs, name=n)),
             ChildSpec("auctioneer", lambda n: AuctioneerActor.start(c.auctioneer, name=n)),
             ChildSpec("cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)),
+            ChildSpec("uaa", lambda n: UaaActor.start(d / "uaa", c.uaa, name=n)),
             ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller_config(), name=n)),
             ChildSpec("user", lambda n: TerminalActor.start(self.terminals, name=n)),
             ChildSpec("cli", lambda n: CliActor.start(c.cli, recorder=self.recorder, name=n)),

@@ -10,6 +10,7 @@ __all__ = [
     "AppMemoryQuotaExceeded",
     "AppNameTaken",
     "AppNotFound",
+    "BadCredentials",
     "BlobCorrupt",
     "BlobNotFound",
     "BlobStoreUnavailable",
@@ -23,6 +24,7 @@ __all__ = [
     "InvalidAppName",
     "InvalidDroplet",
     "InvalidManifest",
+    "InvalidToken",
     "MinifoundryError",
     "NoAppDetectedError",
     "NoCompatibleCell",
@@ -310,6 +312,22 @@ class DataDirUnusable(PlatformError):
     is not what minifoundry keeps there; raised at boot, naming the file."""
 
     code = "DataDirUnusable"
+
+
+class BadCredentials(PlatformError):
+    """UAA refused a user name and password (or the OAuth client)."""
+
+    code = "BadCredentials"
+    default_message = "Bad credentials"
+
+
+class InvalidToken(PlatformError):
+    """A token UAA did not issue, or that expired: forged, tampered, unsigned
+    (`alg: none`), past its `exp`, or the wrong kind (a refresh token used as
+    an access token)."""
+
+    code = "InvalidToken"
+    default_message = "Invalid Auth Token"
 
 
 class ApiPortInUse(PlatformError):

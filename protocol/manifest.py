@@ -95,6 +95,8 @@ class Manifest:
 
     apps: tuple[AppSpec, ...]
     warnings: tuple[str, ...] = ()
+    # For each app, the AppSpec fields its entry set (what an update changes).
+    explicit: tuple[frozenset[str], ...] = ()
 
     def app(self, name: str) -> AppSpec:
         for spec in self.apps:

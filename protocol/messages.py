@@ -238,6 +238,41 @@ class ShowJob(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class StageAndStart(_Msg):
+    """Start the app as Cloud Controller's V2 does: first stage its newest
+    READY package if its current droplet is not of it. The reply is the
+    build when it staged (None when nothing needed staging)."""
+
+    app_guid: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class ListRoutes(_Msg):
+    """Every route (``host.domain[/path]``) with the guids of the apps mapped
+    to it, sorted by route: the mapped ones and those made and not mapped."""
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRoute(_Msg):
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class MapRoute(_Msg):
+    app_guid: str
+    url: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class UnmapRoute(_Msg):
+    app_guid: str
+    url: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
 class StageApp(_Msg):
     """Build a droplet from the app's newest package; reply when it ends."""
 
@@ -619,6 +654,48 @@ class SyncNow(_Msg):
 @dataclass(frozen=True, slots=True)
 class SetDraining(_Msg):
     draining: bool = True
+
+
+# --- -> uaa ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IssueToken(_Msg):
+    """UAA's token endpoint: a `password` grant (`username`, `password`) or a
+    `refresh_token` grant, for OAuth client `client_id` with `client_secret`.
+    The reply is a `TokenGrant`; `BadCredentials` or `InvalidToken` if refused."""
+
+    grant_type: str
+    client_id: str
+    client_secret: str
+    username: str = field(default="", repr=False)
+    password: str = field(default="", repr=False)
+    refresh_token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGrant(_Msg):
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
+    expires_in: int
+    scope: str
+    jti: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyToken(_Msg):
+    """Check an access token (signature, expiry, kind); the reply is its
+    `TokenClaims`, or `InvalidToken`."""
+
+    token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims(_Msg):
+    user_name: str
+    user_id: str
+    scopes: tuple[str, ...]
+    expires_at: float
 
 
 # --- -> loggregator ------------------------------------------------------------------------

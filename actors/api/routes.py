@@ -1,24 +1,95 @@
-"""The API's application: routes, and the middlewares every request passes."""
+"""The API's application: its routes, and the middlewares every request
+passes (authentication against the `uaa` actor, and errors in Cloud
+Controller's shapes)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 
-__all__ = ["build_application"]
+from actors.api import logcache, login, v2, v3
+from actors.api.errors import INVALID_TOKEN, NOT_AUTHENTICATED, UNKNOWN_REQUEST, ApiError, from_exception
+from protocol.errors import InvalidToken
+from protocol.messages import TokenClaims, VerifyToken
+
+__all__ = ["PUBLIC_PATHS", "V2_VERSION", "V3_VERSION", "build_application"]
+
+log = structlog.get_logger("minifoundry.api")
 
 V3_VERSION = "3.180.0"  # >= 3.99.0 (cf v8's minimum), < 3.211.0 (no embedded process instances)
 V2_VERSION = "2.180.0"
+#: What answers without a token (as in Cloud Foundry: the root, the info
+#: documents, and UAA's own login endpoints).
+PUBLIC_PATHS = frozenset({"/", "/v2/info", "/v3", "/v3/info", "/login", "/oauth/token", "/api/v1/info"})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_application(platform: Any, base_url: Callable[[], str]) -> web.Application:
-    app = web.Application()
+    app = web.Application(middlewares=[_errors, _authenticate], client_max_size=1024 * 1024)
     app["platform"] = platform
     app["base_url"] = base_url
     app.router.add_get("/", _root)
+    login.add_routes(app)
+    v3.add_routes(app)
+    v2.add_routes(app)
+    logcache.add_routes(app)
     return app
+
+
+def _render(request: web.Request, error: ApiError) -> web.Response:
+    body = error.v2() if request.path.startswith("/v2") else error.v3()
+    return web.json_response(body, status=error.status)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except ApiError as exc:
+        response = _render(request, exc)
+    except web.HTTPNotFound:
+        response = _render(request, UNKNOWN_REQUEST)
+    except web.HTTPMethodNotAllowed:
+        response = _render(request, UNKNOWN_REQUEST)
+    except web.HTTPRequestEntityTooLarge:
+        response = _render(request, ApiError(413, 10004, "CF-InvalidRequest", "The request body is too large"))
+    except web.HTTPException:
+        raise
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure is answered in Cloud Controller's shape
+        error = from_exception(exc)
+        if error.status >= 500:
+            log.warning("api-request-failed", method=request.method, path=request.path, error=repr(exc))
+        response = _render(request, error)
+    log.debug("api-request", method=request.method, path=request.path, status=response.status)
+    return response
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every call but the public ones needs a valid, unexpired token from
+    UAA: none is CF-NotAuthenticated, a bad one CF-InvalidAuthToken."""
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.strip().partition(" ")
+    if not header.strip():
+        raise NOT_AUTHENTICATED
+    if scheme.lower() != "bearer" or not token.strip():
+        raise INVALID_TOKEN
+    platform = request.app["platform"]
+    try:
+        claims: TokenClaims = await platform.system.ask("uaa", VerifyToken(token.strip()), timeout=10.0)
+    except InvalidToken:
+        raise INVALID_TOKEN from None
+    request["user"] = claims.user_name
+    return await handler(request)
 
 
 async def _root(request: web.Request) -> web.Response:

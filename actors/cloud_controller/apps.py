@@ -3,6 +3,7 @@ them, and what a push may ask for (quota, stack, buildpacks, knobs)."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from actors.cloud_controller.base import ControllerBase
@@ -12,8 +13,8 @@ from protocol.buildpacks import buildpack_name
 from protocol.errors import AppNotFound, InvalidManifest, StackNotFound
 from protocol.knobs import InstanceKnobs
 from protocol.lrp import InstanceInfo
-from protocol.manifest import AppSpec, default_route
-from protocol.messages import CreateOrUpdateApp, GetApp, ListApps
+from protocol.manifest import AppSpec, default_route, show
+from protocol.messages import CreateOrUpdateApp, CreateRoute, GetApp, ListApps, ListRoutes, MapRoute, UnmapRoute
 from protocol.records import AppRecord, AuditEvent, freeze
 from protocol.states import AppState
 
@@ -123,10 +124,58 @@ class Apps(ControllerBase):
             raise AppNotFound(message.name)
         return app
 
+    @handles(ListRoutes, concurrent=True)
+    async def _list_routes(self, _message: ListRoutes) -> list[tuple[str, tuple[str, ...]]]:
+        mapped: dict[str, list[str]] = {url: [] for url in self._created_routes}
+        for app in await self.db(ccdb.ListApps()):
+            for url in app.routes:
+                mapped.setdefault(url, []).append(app.guid)
+        return [(url, tuple(guids)) for url, guids in sorted(mapped.items())]
+
+    @handles(CreateRoute)
+    def _create_route(self, message: CreateRoute) -> str:
+        url = _check_route(message.url)
+        self._created_routes.add(url)
+        return url
+
+    @handles(MapRoute, concurrent=True)
+    async def _map_route(self, message: MapRoute) -> AppRecord:
+        url = _check_route(message.url)
+        async with self._app_lock(message.app_guid):
+            app = await self._app(message.app_guid)
+            if url in app.routes:
+                return app
+            event = AuditEvent("audit.app.map-route", message.actor, freeze({"route": url}))
+            app = await self.db(ccdb.UpdateApp(app.guid, freeze({"routes": (*app.routes, url)}), event))
+        self._created_routes.discard(url)
+        return app
+
+    @handles(UnmapRoute, concurrent=True)
+    async def _unmap_route(self, message: UnmapRoute) -> AppRecord:
+        async with self._app_lock(message.app_guid):
+            app = await self._app(message.app_guid)
+            if message.url not in app.routes:
+                return app
+            event = AuditEvent("audit.app.unmap-route", message.actor, freeze({"route": message.url}))
+            routes = tuple(r for r in app.routes if r != message.url)
+            app = await self.db(ccdb.UpdateApp(app.guid, freeze({"routes": routes}), event))
+        self._created_routes.add(message.url)  # the route outlives its mapping, as in Cloud Foundry
+        return app
+
     @handles(ListApps, concurrent=True)
     async def _list_apps(self, _message: ListApps) -> list[tuple[AppRecord, tuple[InstanceInfo, ...]]]:
         apps = await self.db(ccdb.ListApps())
         return [(app, await self._instances(app)) for app in apps]
+
+
+_ROUTE = re.compile(r"[a-z0-9*]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))+(/[^\s?#]*)?")
+
+
+def _check_route(url: object) -> str:
+    """A route as Cloud Controller keeps it: ``host.domain[/path]``, lower case."""
+    if not isinstance(url, str) or len(url) > 255 or not _ROUTE.fullmatch(url.lower()):
+        raise InvalidManifest(f"Route {show(url)} is not a valid route (host.domain[/path])")
+    return url.lower()
 
 
 def _changes(spec: AppSpec, explicit: frozenset[str], routes: tuple[str, ...]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from protocol.blobs import BlobOperation
 from protocol.ccdb import CCDBOperation
 from protocol.errors import AppNotFound
 from protocol.lrp import InstanceInfo, TaskDefinition
-from protocol.messages import LogLine
+from protocol.messages import LogLine, StartApp
 from protocol.records import AppRecord, JobRecord
 
 __all__ = ["ControllerBase"]
@@ -42,6 +42,8 @@ class ControllerBase(AsyncioActor):
         # deleted: the two must not interleave (see Bits._delete_blobs).
         self._blob_lock = asyncio.Lock()
         self._jobs: OrderedDict[str, JobRecord] = OrderedDict()  # the API's jobs, newest last
+        self._uploading: set[str] = set()  # packages whose bits are being stored now
+        self._created_routes: set[str] = set()  # routes made by the API and not (yet) mapped
 
     async def db(self, operation: CCDBOperation) -> Any:
         """One CC_DB operation. A read is safe to repeat, so a lost request or
@@ -86,6 +88,9 @@ class ControllerBase(AsyncioActor):
 
     async def _sweep_orphans(self, grace: float) -> int:
         raise NotImplementedError  # bits.Bits
+
+    async def _start_app(self, message: StartApp) -> str | None:
+        raise NotImplementedError  # processes.Processes
 
     def _app_lock(self, app_guid: str) -> asyncio.Lock:
         lock = self._app_locks.get(app_guid)

@@ -46,17 +46,26 @@ class Bits(ControllerBase):
 
     @handles(UploadPackage, concurrent=True)
     async def _upload_package(self, message: UploadPackage) -> PackageRecord:
-        package = await self.db(ccdb.GetPackage(message.package_guid))
-        # Check and claim under the app's lock: of two uploads to one
-        # package, exactly one finds it AWAITING_UPLOAD.
-        async with self._app_lock(package.app_guid):
-            package = await self.db(ccdb.GetPackage(message.package_guid))
-            if package.state is not PackageState.AWAITING_UPLOAD:
-                raise PackageBitsAlreadyUploaded()
-            await self.db(
-                ccdb.UpdatePackage(package.guid, FrozenDict({"state": PackageState.PROCESSING_UPLOAD}), step=5)
-            )
-        return await self._fill(package, blobs.StorePackage(message.archive, message.matched), message.actor)
+        """Store an upload's bits, then make the package READY. Bits that
+        cannot be stored (a hostile or broken zip, a pool file gone) leave
+        the package AWAITING_UPLOAD, as if the upload never came."""
+        package = await self.db(ccdb.GetPackage(message.package_guid, step=5))
+        # Claimed with no await between check and claim: of two uploads to
+        # one package, exactly one goes on.
+        if package.state is not PackageState.AWAITING_UPLOAD or package.guid in self._uploading:
+            raise PackageBitsAlreadyUploaded()
+        self._uploading.add(package.guid)
+        try:
+            async with self._blob_lock:
+                info = await self.blob(blobs.StorePackage(message.archive, message.matched))
+                package = await self.db(
+                    ccdb.FinishPackageUpload(package.guid, info.key, info.size, message.actor, step=5)
+                )
+        finally:
+            self._uploading.discard(package.guid)
+        freed = await self.db(ccdb.ExpireOldPackages(package.app_guid, keep=self.config.packages_kept))
+        await self._delete_blobs(freed)
+        return package
 
     async def _fill(self, package: PackageRecord, store: blobs.BlobOperation, actor: str) -> PackageRecord:
         """Store a PROCESSING_UPLOAD package's bits and make it READY (FAILED,

@@ -16,7 +16,16 @@ from actors.runtime.errors import ActorDeadError, AskTimeout
 from protocol import blobs, ccdb
 from protocol.errors import NotStaged, PackageNotReady, StagingError, StagingInProgress, StagingTimeExpired
 from protocol.lrp import StagingFailure, StagingRequest, TaskDefinition
-from protocol.messages import CancelTask, CreateBuild, DesireTask, ListTasks, StageApp, StagingCompleted
+from protocol.messages import (
+    CancelTask,
+    CreateBuild,
+    DesireTask,
+    ListTasks,
+    StageAndStart,
+    StageApp,
+    StagingCompleted,
+    StartApp,
+)
 from protocol.records import AppRecord, BuildRecord, FrozenDict, PackageRecord, freeze
 from protocol.states import BuildState, PackageState
 
@@ -44,6 +53,21 @@ class Staging(ControllerBase):
             await self.db(ccdb.RecordEvent("audit.app.restage", message.actor, app.guid, app.name, step=6))
         _build, done = await self._begin_build(app, package, message.actor)
         return await done
+
+    @handles(StageAndStart, concurrent=True)
+    async def _stage_and_start(self, message: StageAndStart) -> BuildRecord | None:
+        app = await self._app(message.app_guid)
+        package = await self.db(ccdb.LatestReadyPackage(app.guid))
+        build = None
+        if package is not None:
+            current = await self.db(ccdb.CurrentDroplet(app.guid)) if app.droplet_guid else None
+            if current is None or current.package_guid != package.guid:
+                _build, done = await self._begin_build(app, package, message.actor)
+                build = await done
+                if build.state is not BuildState.STAGED:
+                    return build
+        await self._start_app(StartApp(app.guid, message.actor))
+        return build
 
     @handles(CreateBuild, concurrent=True)
     async def _create_build(self, message: CreateBuild) -> BuildRecord:
