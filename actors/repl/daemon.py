@@ -101,14 +101,23 @@ def stop_hint(data_dir: Path | str) -> str:
     return f"python run.py --data-dir {_q(data_dir)} down"
 
 
-def login_lines(api_url: str | None) -> list[str]:
-    """How to reach the platform from cf: the one place these lines are made.
-
-    (When the platform has a UAA, the login belongs here too:
-    `cf api URL`, `cf login -u admin`, and where the admin password is.)"""
-    if api_url is None:
+def login_lines(info: dict[str, Any]) -> list[str]:
+    """How to reach the serving platform (`info`, as it describes itself)
+    from the cf CLI: the one place these lines are made."""
+    api_url = info.get("api_url")
+    if not api_url:
         return ["API endpoint: none (this platform serves no HTTP API)"]
-    return [f"API endpoint: {api_url}"]
+    password_file = info.get("admin_password_file")
+    if password_file:
+        where = f"password: in {password_file}"
+    else:
+        where = "password: the one MINIFOUNDRY_ADMIN_PASSWORD gave at its first start"
+    return [
+        f"API endpoint: {api_url}",
+        "Log in with cf:",
+        f"  cf api {api_url}",
+        f"  cf login -u admin        ({where})",
+    ]
 
 
 # --- the state file -----------------------------------------------------------------------------
@@ -451,7 +460,7 @@ def up(args: Any) -> int:
         )
     else:
         print(f"minifoundry already serves {data_dir} ({_describe(info)}).")
-    for line in login_lines(info.get("api_url")):
+    for line in login_lines(info):
         print(line)
     print(f"Stop it with: {stop_hint(data_dir)}")
     return 0

@@ -111,6 +111,9 @@ async def _serve(args: argparse.Namespace, reporter: _Reporter) -> int:
         loop.add_signal_handler(signum, on_signal, signum)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     path = socket_path(data_dir)
+    from actors.uaa import password_file
+
+    admin_password = password_file(os.path.join(data_dir, "uaa"))  # written at the first start, unless given
 
     def info() -> dict[str, Any]:
         return {
@@ -122,6 +125,7 @@ async def _serve(args: argparse.Namespace, reporter: _Reporter) -> int:
             "zones": args.zones,
             "started_at": started_at,
             "log": os.path.abspath(os.path.join(data_dir, "minifoundry.log")),
+            "admin_password_file": os.path.abspath(admin_password) if admin_password.exists() else None,
             "protocol": daemon.PROTOCOL,
         }
 

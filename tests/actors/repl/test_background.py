@@ -49,13 +49,16 @@ def test_up_serves_in_the_background_and_one_shot_commands_run_there_until_down(
     done = run_py(data, "up")
 
     assert done.returncode == 0, done.stderr
-    first, api, stop_line = done.stdout.splitlines()
+    first, api, *login, stop_line = done.stdout.splitlines()
     pid = serving_pid(data)
     assert pid is not None and alive(pid)
     assert first.startswith(f"minifoundry serves {data} in the background (pid {pid}, 4 cells in 2 zones, API http://")
     assert first.endswith(f"its output: {data / 'serve.log'}")
     url = re.fullmatch(r"API endpoint: (http://127\.0\.0\.1:\d+)", api).group(1)
     assert stop_line == f"Stop it with: python run.py --data-dir {data} down"
+    password = data / "uaa" / "admin-password"
+    assert login == ["Log in with cf:", f"  cf api {url}", f"  cf login -u admin        (password: in {password})"]
+    assert password.is_file()
     with urllib.request.urlopen(url + "/", timeout=5) as reply:
         assert reply.status == 200
     state = json.loads((data / "platform.json").read_text())
