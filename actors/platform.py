@@ -19,6 +19,7 @@ One data directory is used by one process at a time (an exclusive lock on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import errno
 import fcntl
@@ -43,8 +44,8 @@ from actors.runtime.errors import ActorDeadError
 from actors.runtime.tracing import TraceRecorder
 from actors.terminal import TerminalActor, Terminals
 from actors.uaa import UaaActor, UaaConfig
-from protocol.errors import DataDirUnusable, MinifoundryError, PlatformUnavailable
-from protocol.messages import BBSSnapshot, CliCommand, CommandOutcome
+from protocol.errors import DataDirUnusable, InvalidToken, MinifoundryError, PlatformUnavailable
+from protocol.messages import BBSSnapshot, CliCommand, CommandOutcome, VerifyToken
 from protocol.quota import QuotaDefinition
 from protocol.snapshots import BBSStatistics
 
@@ -208,6 +209,11 @@ class Platform:
                 await asyncio.sleep(0)
             if self.config.api_port is not None:
                 from actors.api.server import ApiServer
+
+                # The API answers once UAA holds its keys (and the admin
+                # password file a first boot writes is there to read).
+                with contextlib.suppress(InvalidToken):
+                    await self.system.ask("uaa", VerifyToken(""), timeout=30.0)
 
                 self.api = await ApiServer(self, self.config.api_port).start()
             self.started = True

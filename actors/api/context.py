@@ -5,6 +5,7 @@ component) the way the cli does."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -12,9 +13,14 @@ from aiohttp import web
 from actors.api.errors import from_exception, parse_error
 from actors.api.present import Names
 
-__all__ = ["MAX_BODY_BYTES", "Edge", "json_body", "read_body"]
+__all__ = ["BASE_URL", "MAX_BODY_BYTES", "PLATFORM", "USER", "Edge", "json_body", "read_body"]
 
 MAX_BODY_BYTES = 1024 * 1024  # JSON and YAML bodies; uploads stream apart
+#: The application's platform, and the function giving its base URL.
+PLATFORM: web.AppKey[Any] = web.AppKey("platform", object)
+BASE_URL: web.AppKey[Callable[[], str]] = web.AppKey("base_url")
+#: The user a request's token names.
+USER: web.RequestKey[str] = web.RequestKey("user", str)
 
 
 class Edge:
@@ -22,12 +28,12 @@ class Edge:
 
     def __init__(self, request: web.Request) -> None:
         self.request = request
-        self.platform = request.app["platform"]
-        self.base: str = request.app["base_url"]()
+        self.platform = request.app[PLATFORM]
+        self.base: str = request.app[BASE_URL]()
         cc = self.platform.config.controller_config()
         cli = self.platform.config.cli
         self.names = Names(self.base, cli.org, cli.space, cc.stacks)
-        self.user: str = request.get("user", "admin")
+        self.user: str = request.get(USER, "admin")
         self.clock = self.platform.clock
 
     async def ask(self, component: str, message: Any, *, timeout: float | None = None) -> Any:

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, unquote
 
 from aiohttp import web
 
-from actors.api.context import read_body
+from actors.api.context import BASE_URL, PLATFORM, read_body
 from protocol.errors import BadCredentials, InvalidToken
 from protocol.messages import IssueToken, TokenGrant
 
@@ -28,7 +28,7 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
 
 
 async def _login_info(request: web.Request) -> web.Response:
-    base = request.app["base_url"]()
+    base = request.app[BASE_URL]()
     return web.json_response(
         {
             "app": {"version": "77.0.0"},
@@ -78,7 +78,7 @@ async def _token(request: web.Request) -> web.Response:
     grant_type = form.get("grant_type", "")
     if grant_type not in ("password", "refresh_token"):
         return _oauth_error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
-    platform = request.app["platform"]
+    platform = request.app[PLATFORM]
     message = IssueToken(
         grant_type=grant_type,
         client_id=client[0],

@@ -12,6 +12,7 @@ import structlog
 from aiohttp import web
 
 from actors.api import logcache, login, v2, v3
+from actors.api.context import BASE_URL, PLATFORM, USER
 from actors.api.errors import INVALID_TOKEN, NOT_AUTHENTICATED, UNKNOWN_REQUEST, ApiError, from_exception
 from protocol.errors import InvalidToken
 from protocol.messages import TokenClaims, VerifyToken
@@ -31,8 +32,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def build_application(platform: Any, base_url: Callable[[], str]) -> web.Application:
     app = web.Application(middlewares=[_errors, _authenticate], client_max_size=1024 * 1024)
-    app["platform"] = platform
-    app["base_url"] = base_url
+    app[PLATFORM] = platform
+    app[BASE_URL] = base_url
     app.router.add_get("/", _root)
     login.add_routes(app)
     v3.add_routes(app)
@@ -83,17 +84,17 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
         raise NOT_AUTHENTICATED
     if scheme.lower() != "bearer" or not token.strip():
         raise INVALID_TOKEN
-    platform = request.app["platform"]
+    platform = request.app[PLATFORM]
     try:
         claims: TokenClaims = await platform.system.ask("uaa", VerifyToken(token.strip()), timeout=10.0)
     except InvalidToken:
         raise INVALID_TOKEN from None
-    request["user"] = claims.user_name
+    request[USER] = claims.user_name
     return await handler(request)
 
 
 async def _root(request: web.Request) -> web.Response:
-    base = request.app["base_url"]()
+    base = request.app[BASE_URL]()
     return web.json_response(
         {
             "links": {

@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from actors.api.context import Edge, json_body, read_body
+from actors.api.context import BASE_URL, Edge, json_body, read_body
 from actors.api.errors import ApiError, unprocessable
 from actors.api.present import DOMAIN_GUID, EPOCH, iso, named_guid, route_guid, split_route
 from actors.api.v3 import receive_upload
@@ -198,7 +198,7 @@ async def _empty(request: web.Request) -> web.Response:
 
 
 async def _info(request: web.Request) -> web.Response:
-    base = request.app["base_url"]()
+    base = request.app[BASE_URL]()
     return _json(
         {
             "name": "minifoundry",

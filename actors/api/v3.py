@@ -17,10 +17,11 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, web
 
-from actors.api.context import Edge, json_body, read_body
+from actors.api.context import BASE_URL, Edge, json_body, read_body
 from actors.api.errors import (
     ApiError,
     bad_request,
@@ -150,7 +151,7 @@ def _list(edge: Edge, items: list[Any], render: Callable[[Any], Any]) -> web.Res
 
 
 async def _v3_root(request: web.Request) -> web.Response:
-    base = request.app["base_url"]()
+    base = request.app[BASE_URL]()
     names = ("apps", "builds", "deployments", "domains", "droplets", "info", "organizations", "packages")
     more = ("processes", "resource_matches", "routes", "spaces", "stacks", "audit_events")
     links = {"self": {"href": f"{base}/v3"}}
@@ -159,7 +160,7 @@ async def _v3_root(request: web.Request) -> web.Response:
 
 
 async def _info(request: web.Request) -> web.Response:
-    base = request.app["base_url"]()
+    base = request.app[BASE_URL]()
     return _json(
         {
             "build": "minifoundry",
@@ -814,6 +815,14 @@ async def receive_upload(edge: Edge, bits_field: str, *, v2: bool = False) -> tu
     `bits_field` written to a temp file in the data directory in chunks
     (memory stays flat whatever its size; over `MAX_UPLOAD_BYTES` it is refused)."""
     request = edge.request
+    if request.content_type == "application/x-www-form-urlencoded":
+        # Nothing to upload, sent as a plain form: the resources alone.
+        raw = await read_body(request, 64 * 1024 * 1024)
+        form = dict(parse_qsl((raw or b"").decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            return resources_of(json.loads(form.get("resources") or "[]"), v2=v2), None
+        except ValueError:
+            raise unprocessable("Resources must be valid JSON.") from None
     if not (request.content_type or "").startswith("multipart/"):
         raise upload_invalid("the upload must be multipart/form-data with resources and bits")
     tmp_dir = Path(edge.platform.data_dir) / "tmp"
