@@ -12,8 +12,22 @@ from aiohttp import web
 
 from actors.api.errors import from_exception, parse_error
 from actors.api.present import Names
+from actors.runtime.delivery import current_trace
+from protocol.messages import SaveTrace
 
-__all__ = ["BASE_URL", "MAX_BODY_BYTES", "PLATFORM", "USER", "Edge", "json_body", "read_body"]
+__all__ = [
+    "BASE_URL",
+    "MAX_BODY_BYTES",
+    "PLATFORM",
+    "STARTS",
+    "STEPS",
+    "TRACE",
+    "USER",
+    "Edge",
+    "RequestTrace",
+    "json_body",
+    "read_body",
+]
 
 MAX_BODY_BYTES = 1024 * 1024  # JSON and YAML bodies; uploads stream apart
 #: The application's platform, and the function giving its base URL.
@@ -21,6 +35,41 @@ PLATFORM: web.AppKey[Any] = web.AppKey("platform", object)
 BASE_URL: web.AppKey[Callable[[], str]] = web.AppKey("base_url")
 #: The user a request's token names.
 USER: web.RequestKey[str] = web.RequestKey("user", str)
+
+
+class RequestTrace:
+    """Which conversation a request's messages join: its own (``http:N``)
+    until it is known to be about an app, then the app's API push trace
+    (``api:<guid>``), which `cf trace APP` shows once the app runs."""
+
+    def __init__(self, request_id: str, trace_id: str) -> None:
+        self.request_id = request_id
+        self.trace_id = trace_id
+
+
+TRACE: web.RequestKey[RequestTrace] = web.RequestKey("trace", RequestTrace)
+#: The steps of the seed (DESIGN.md section 3) an API call takes part in.
+STEPS = {
+    "POST /v3/spaces/{guid}/actions/apply_manifest": 2,
+    "POST /v3/apps": 2,
+    "POST /v2/apps": 2,
+    "PUT /v2/apps/{guid}": 2,
+    "POST /v3/resource_matches": 4,
+    "PUT /v2/resource_match": 4,
+    "POST /v3/packages": 4,
+    "POST /v3/packages/{guid}/upload": 4,
+    "PUT /v2/apps/{guid}/bits": 4,
+    "POST /v3/builds": 6,
+    "PATCH /v3/apps/{guid}/relationships/current_droplet": 10,
+    "POST /v3/apps/{guid}/actions/start": 11,
+    "POST /v3/apps/{guid}/actions/restart": 11,
+    "GET /v3/processes/{guid}/stats": 12,
+    "GET /v2/apps/{guid}/instances": 12,
+}
+#: The calls that start an app's instances: a push through the API ends with them.
+STARTS = frozenset(
+    {"POST /v3/apps/{guid}/actions/start", "POST /v3/apps/{guid}/actions/restart", "PUT /v2/apps/{guid}"}
+)
 
 
 class Edge:
@@ -35,6 +84,33 @@ class Edge:
         self.names = Names(self.base, cli.org, cli.space, cc.stacks)
         self.user: str = request.get(USER, "admin")
         self.clock = self.platform.clock
+
+    def trace_app(self, app_guid: str) -> None:
+        """From here on, this request is part of the app's API push trace."""
+        trace = self.request.get(TRACE)
+        recorder = self.platform.recorder
+        if trace is None or trace.trace_id != trace.request_id:
+            return
+        trace.trace_id = f"api:{app_guid}"
+        recorder.ensure_open(trace.trace_id)
+        recorder.move(trace.request_id, trace.trace_id)
+        current_trace.set(trace.trace_id)
+
+    async def save_push_trace(self, app: Any) -> None:
+        """The app runs: keep its API push trace for `cf trace APP` (when it
+        holds a start), and end it."""
+        recorder = self.platform.recorder
+        trace_id = f"api:{app.guid}"
+        deliveries = recorder.snapshot(trace_id)
+        if not any(d.get("label") in STARTS for d in deliveries):
+            return
+        recorder.close(trace_id)
+        token = current_trace.set(None)
+        try:
+            key = f"{trace_id}:{deliveries[0]['seq']}"
+            await self.ask("cloud_controller", SaveTrace(app.guid, app.name, key, "push", tuple(deliveries)))
+        finally:
+            current_trace.reset(token)
 
     async def ask(self, component: str, message: Any, *, timeout: float | None = None) -> Any:
         return await self.platform.system.ask(component, message, timeout=timeout)

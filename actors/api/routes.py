@@ -5,6 +5,7 @@ Controller's shapes)."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,8 +13,9 @@ import structlog
 from aiohttp import web
 
 from actors.api import logcache, login, v2, v3
-from actors.api.context import BASE_URL, PLATFORM, USER
+from actors.api.context import BASE_URL, PLATFORM, STEPS, TRACE, USER, RequestTrace
 from actors.api.errors import INVALID_TOKEN, NOT_AUTHENTICATED, UNKNOWN_REQUEST, ApiError, from_exception
+from actors.runtime.delivery import current_trace, external_sender
 from protocol.errors import InvalidToken
 from protocol.messages import TokenClaims, VerifyToken
 
@@ -31,7 +33,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_application(platform: Any, base_url: Callable[[], str]) -> web.Application:
-    app = web.Application(middlewares=[_errors, _authenticate], client_max_size=1024 * 1024)
+    app = web.Application(middlewares=[_errors, _authenticate, _trace], client_max_size=1024 * 1024)
     app[PLATFORM] = platform
     app[BASE_URL] = base_url
     app.router.add_get("/", _root)
@@ -91,6 +93,44 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
         raise INVALID_TOKEN from None
     request[USER] = claims.user_name
     return await handler(request)
+
+
+_APP_PATH = re.compile(r"/v[23]/(?:apps|processes)/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+@web.middleware
+async def _trace(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Each call joins a conversation the trace recorder keeps, as the `cli`
+    participant (cf is the cli of a push through the API), labelled with
+    its method and route: the app's push trace when the path names the app
+    and the call changes it (or that trace is open), else its own."""
+    if request.path in PUBLIC_PATHS:
+        return await handler(request)
+    platform = request.app[PLATFORM]
+    recorder = platform.recorder
+    resource = request.match_info.route.resource
+    label = f"{request.method} {resource.canonical if resource is not None else request.path}"
+    request_id = f"http:{platform.new_command_id()}"
+    trace_id = request_id
+    match = _APP_PATH.match(request.path)
+    if match is not None:
+        app_trace = f"api:{match.group(1)}"
+        if request.method != "GET" or recorder.is_open(app_trace):
+            trace_id = app_trace
+    if trace_id == request_id:
+        recorder.open(request_id)
+    else:
+        recorder.ensure_open(trace_id)
+    recorder.note(trace_id, "cli", "cloud_controller", label, STEPS.get(label))
+    request[TRACE] = RequestTrace(request_id, trace_id)
+    tokens = current_trace.set(trace_id), external_sender.set("cli")
+    try:
+        return await handler(request)
+    finally:
+        current_trace.reset(tokens[0])
+        external_sender.reset(tokens[1])
+        if request[TRACE].trace_id == request_id:
+            recorder.close(request_id)
 
 
 async def _root(request: web.Request) -> web.Response:

@@ -498,6 +498,7 @@ async def _create_app(request: web.Request) -> web.Response:
     spec, given = _spec_of(edge, {k: v for k, v in body.items() if k not in ("name", "space_guid", "state")}, str(name))
     spec = dataclasses.replace(spec, no_route=True)  # V2 clients map routes themselves
     app = await edge.cc(CreateOrUpdateApp(spec, frozenset(given | {"no_route"}), actor=edge.user))
+    edge.trace_app(app.guid)
     if body.get("state") == "STARTED":
         edge.platform.system.tell("cloud_controller", StageAndStart(app.guid, edge.user))
     return _json(_app_entity(edge, app), status=201)
@@ -577,7 +578,10 @@ async def _instances(request: web.Request) -> web.Response:
         raise ApiError(400, 170002, "CF-NotStaged", "App has not finished staging")
     now = edge.clock.now()
     out = {}
-    for info in await edge.cc(GetAppInstances(app.guid)):
+    instances = await edge.cc(GetAppInstances(app.guid))
+    if instances and all(i.state == "RUNNING" for i in instances):
+        await edge.save_push_trace(app)
+    for info in instances:
         out[str(info.index)] = {"state": info.state, "since": info.since, "uptime": max(0, int(now - info.since))}
     for index in range(app.instances):
         out.setdefault(str(index), {"state": "DOWN", "since": now, "uptime": 0})

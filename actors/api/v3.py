@@ -328,7 +328,9 @@ async def _apply_manifest(request: web.Request) -> web.Response:
     errors: list[tuple[int, str, str]] = []
     for spec, given in zip(manifest.apps, manifest.explicit, strict=True):
         try:
-            await edge.cc(CreateOrUpdateApp(spec, given, actor=edge.user), timeout=60.0)
+            app = await edge.cc(CreateOrUpdateApp(spec, given, actor=edge.user), timeout=60.0)
+            if len(manifest.apps) == 1:
+                edge.trace_app(app.guid)  # the push of this app starts here
         except ApiError as exc:
             errors.append((exc.code, exc.title, f"For application '{spec.name}': {exc.detail}"))
             break  # Cloud Controller stops at the first app that fails
@@ -535,6 +537,8 @@ async def _process(request: web.Request) -> web.Response:
 
 async def _stats_of(edge: Edge, app: AppRecord) -> web.Response:
     instances = await edge.cc(GetAppInstances(app.guid))
+    if any(i.state == "RUNNING" for i in instances):
+        await edge.save_push_trace(app)  # where cf stops waiting: the push is done
     return _json(edge.names.stats(app, instances, edge.clock.now()))
 
 
@@ -766,6 +770,7 @@ async def _create_package(request: web.Request) -> web.Response:
     guid = ((((body.get("relationships") or {}).get("app") or {}).get("data")) or {}).get("guid")
     if not isinstance(guid, str):
         raise unprocessable("App is invalid. Ensure it exists and you have access to it.")
+    edge.trace_app(guid)
     try:
         package = await edge.cc(CreatePackage(guid, edge.user))
     except ApiError as exc:
@@ -883,6 +888,7 @@ async def _upload(request: web.Request) -> web.Response:
         raise not_found("Package") from None
     if package.state.value != "AWAITING_UPLOAD":
         raise from_exception(PackageBitsAlreadyUploaded())
+    edge.trace_app(package.app_guid)
     matched, archive = await receive_upload(edge, "bits")
     try:
         package = await edge.cc(
@@ -940,11 +946,12 @@ async def _create_build(request: web.Request) -> web.Response:
     if not isinstance(guid, str):
         raise unprocessable("Unable to use package. Ensure that the package exists and you have access to it.")
     try:
-        await edge.cc(ShowPackage(guid))
+        package = await edge.cc(ShowPackage(guid))
     except ApiError:
         raise unprocessable(
             "Unable to use package. Ensure that the package exists and you have access to it."
         ) from None
+    edge.trace_app(package.app_guid)
     build = await edge.cc(CreateBuild(guid, edge.user), timeout=60.0)
     app = await _app_record(edge, build.app_guid)
     return _json(edge.names.build(build, app, shown_state=BuildState.STAGING), status=201)

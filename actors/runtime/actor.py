@@ -33,7 +33,7 @@ import pykka
 import structlog
 from pykka import ActorDeadError, ActorRef, ActorRegistry, messages
 
-from actors.runtime.delivery import Envelope, Mailbox, _current_actor, current_trace
+from actors.runtime.delivery import Envelope, Mailbox, _current_actor, current_trace, external_sender
 from actors.runtime.future import AsyncioFuture
 from actors.runtime.system import current_system
 
@@ -114,7 +114,7 @@ class AsyncActorRef(ActorRef[Any]):
 
     def tell(self, message: Any) -> None:
         actor = _current_actor.get()
-        sender = "user" if actor is None else actor.actor_name
+        sender = external_sender.get() if actor is None else actor.actor_name
         if not self._actor._actor_running:
             self._system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             raise ActorDeadError(f"{self.actor_name} not found")
@@ -145,7 +145,7 @@ class AsyncActorRef(ActorRef[Any]):
         system = self._system
         future: AsyncioFuture[Any] = AsyncioFuture(system.loop, system.loop_thread)
         actor = _current_actor.get()
-        sender = "user" if actor is None else actor.actor_name
+        sender = external_sender.get() if actor is None else actor.actor_name
         deadline = system.default_ask_timeout if timeout is None else timeout
         if not self._actor._actor_running:
             system.seam.dead_letter(sender, self.actor_name, message, "stopped")

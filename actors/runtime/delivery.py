@@ -41,6 +41,7 @@ __all__ = [
     "Mailbox",
     "current_actor_name",
     "current_trace",
+    "external_sender",
 ]
 
 log = structlog.get_logger("minifoundry.delivery")
@@ -55,11 +56,14 @@ EXTERNAL = "user"
 _current_actor: contextvars.ContextVar[Any] = contextvars.ContextVar("current_actor", default=None)
 # The conversation a message belongs to; follows replies and onward sends.
 current_trace: contextvars.ContextVar[str | None] = contextvars.ContextVar("current_trace", default=None)
+# Who a message sent from outside every actor is from: the user by default;
+# the HTTP API names its client the `cli` participant, as cf is.
+external_sender: contextvars.ContextVar[str] = contextvars.ContextVar("external_sender", default=EXTERNAL)
 
 
 def current_actor_name() -> str:
     actor = _current_actor.get()
-    return EXTERNAL if actor is None else actor.actor_name
+    return external_sender.get() if actor is None else actor.actor_name
 
 
 class Envelope(tuple):
@@ -84,9 +88,8 @@ class Envelope(tuple):
     def from_pykka(cls, envelope: _PykkaEnvelope[Any]) -> Envelope:
         """An envelope built by pykka's own ActorRef: sender and trace unknown."""
         actor = _current_actor.get()
-        return cls(
-            envelope.message, envelope.reply_to, EXTERNAL if actor is None else actor.actor_name, current_trace.get()
-        )
+        sender = external_sender.get() if actor is None else actor.actor_name
+        return cls(envelope.message, envelope.reply_to, sender, current_trace.get())
 
     def __repr__(self) -> str:
         return f"Envelope({self[2]} -> message={self[0]!r}, trace={self[3]!r})"

@@ -74,6 +74,40 @@ class TraceRecorder:
     def close(self, trace_id: str) -> list[dict[str, Any]]:
         return self._open.pop(trace_id, [])
 
+    def is_open(self, trace_id: str) -> bool:
+        return trace_id in self._open
+
+    def ensure_open(self, trace_id: str) -> None:
+        """Open the conversation unless it already is (keeping what it holds)."""
+        if trace_id not in self._open:
+            self.open(trace_id)
+
+    def note(self, trace_id: str, sender: str, receiver: str, label: str, step: int | None) -> None:
+        """Record an exchange the seam does not carry (an HTTP request to the
+        platform's edge), as an ask from `sender` to `receiver`."""
+        book = self._open.get(trace_id)
+        if book is not None and len(book) < self.max_deliveries:
+            self._seq += 1
+            t = round(self.clock.monotonic(), 6)
+            book.append(
+                {
+                    "seq": self._seq,
+                    "t": t,
+                    "sender": sender,
+                    "receiver": receiver,
+                    "label": label,
+                    "step": step,
+                    "ask": True,
+                }
+            )
+
+    def move(self, source: str, target: str) -> None:
+        """Append what `source` recorded to `target` (open), and close `source`."""
+        moved = self._open.pop(source, [])
+        book = self._open.get(target)
+        if book is not None:
+            book.extend(moved[: max(0, self.max_deliveries - len(book))])
+
     def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
         return list(self._open.get(trace_id, ()))
 

@@ -134,6 +134,25 @@ async def test_cf_v8_push_sequence_runs_the_app_and_shows_its_staging_logs(api):
     assert [i["index"] for i in stats["resources"]] == [0, 1]
 
 
+async def test_a_push_through_the_api_is_traced_with_the_client_as_the_cli_participant(api):
+    _, space = await _target(api)
+    await _push(api, space)
+    lines: list[str] = []
+    outcome = await api.platform.run_command(["trace", "hello"], lines.append)
+    text = "\n".join(lines)
+    assert outcome.exit_code == 0, text
+    assert "    participant cli as cli" in lines
+    for arrow in (
+        "cli->>cloud_controller: 2. POST /v3/spaces/{guid}/actions/apply_manifest",
+        "cli->>cloud_controller: 4. POST /v3/packages/{guid}/upload",
+        "cli->>cloud_controller: 6. POST /v3/builds",
+        "cli->>cloud_controller: 11. POST /v3/apps/{guid}/actions/restart",
+        "cloud_controller->>blobstore: 5. blob.store_package",
+        "cloud_controller->>bbs: 6. DesireTask",
+    ):
+        assert f"    {arrow}" in lines, arrow
+
+
 async def test_a_second_push_of_the_same_bits_matches_every_file_and_uploads_nothing(api):
     _, space = await _target(api)
     await _push(api, space)
