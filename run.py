@@ -160,13 +160,15 @@ def _main(argv: list[str] | None = None) -> int:
 
 def _bench(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
-    if not argv or argv[0] not in ("runtime", "auction"):
-        print("usage: run.py bench runtime|auction [options]", file=sys.stderr)
+    if not argv or argv[0] not in ("runtime", "auction", "api"):
+        print("usage: run.py bench runtime|auction|api [options]", file=sys.stderr)
         return 2
     if argv[0] == "runtime":
         from benchmarks.runtime import main as bench_main
-    else:
+    elif argv[0] == "auction":
         from benchmarks.auction import main as bench_main
+    else:
+        from benchmarks.api import main as bench_main
     return bench_main(argv[1:])
 
 

@@ -118,6 +118,11 @@ class ListApps(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class ListAppRecords(_Msg):
+    """Every app, by name (no instances: one CC_DB read)."""
+
+
+@dataclass(frozen=True, slots=True)
 class MatchResources(_Msg):
     """Which of these (sha1, size) files does the platform already hold?"""
 

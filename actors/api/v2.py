@@ -33,7 +33,7 @@ from protocol.messages import (
     DeleteApp,
     GetAppInstances,
     ListAppBuilds,
-    ListApps,
+    ListAppRecords,
     ListRoutes,
     MapRoute,
     MatchResources,
@@ -381,7 +381,7 @@ async def _apps(request: web.Request) -> web.Response:
     if "guid" in request.match_info:
         _check_space(edge, request.match_info["guid"])
     filters = _filters(request)
-    apps = [a for a, _ in await edge.cc(ListApps())]
+    apps = await edge.cc(ListAppRecords())
     space = edge.names.space_guid
     apps = [
         a
@@ -493,7 +493,7 @@ async def _create_app(request: web.Request) -> web.Response:
     except Exception as exc:  # noqa: BLE001 - an invalid name is the client's error
         raise ApiError(400, 100001, "CF-AppInvalid", f"The app is invalid: {exc}") from None
     _check_space(edge, str(body.get("space_guid")))
-    if [a for a, _ in await edge.cc(ListApps()) if a.name == name]:
+    if [a for a in await edge.cc(ListAppRecords()) if a.name == name]:
         raise ApiError(400, 100002, "CF-AppNameTaken", f"The app name is taken: {name}")
     spec, given = _spec_of(edge, {k: v for k, v in body.items() if k not in ("name", "space_guid", "state")}, str(name))
     spec = dataclasses.replace(spec, no_route=True)  # V2 clients map routes themselves

@@ -46,7 +46,7 @@ from protocol.messages import (
     ListAppBuilds,
     ListAppDroplets,
     ListAppPackages,
-    ListApps,
+    ListAppRecords,
     ListRoutes,
     MapRoute,
     MatchResources,
@@ -353,7 +353,7 @@ async def _job(request: web.Request) -> web.Response:
 
 
 async def _all_apps(edge: Edge) -> list[AppRecord]:
-    return [app for app, _instances in await edge.cc(ListApps())]
+    return await edge.cc(ListAppRecords())
 
 
 def _space_matches(edge: Edge) -> bool:

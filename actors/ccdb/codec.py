@@ -45,7 +45,9 @@ def _ts(moment: datetime) -> str:
 
 
 def _dt(text: str) -> datetime:
-    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
+    # fromisoformat reads what _ts writes (…Z is UTC), in C: strptime costs
+    # 15 us a timestamp, and a listing reads three per row.
+    return datetime.fromisoformat(text)
 
 
 def _dt_or_none(text: str | None) -> datetime | None:

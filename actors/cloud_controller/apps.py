@@ -14,7 +14,16 @@ from protocol.errors import AppNotFound, InvalidManifest, StackNotFound
 from protocol.knobs import InstanceKnobs
 from protocol.lrp import InstanceInfo
 from protocol.manifest import AppSpec, default_route, show
-from protocol.messages import CreateOrUpdateApp, CreateRoute, GetApp, ListApps, ListRoutes, MapRoute, UnmapRoute
+from protocol.messages import (
+    CreateOrUpdateApp,
+    CreateRoute,
+    GetApp,
+    ListAppRecords,
+    ListApps,
+    ListRoutes,
+    MapRoute,
+    UnmapRoute,
+)
 from protocol.records import AppRecord, AuditEvent, freeze
 from protocol.states import AppState
 
@@ -161,6 +170,10 @@ class Apps(ControllerBase):
             app = await self.db(ccdb.UpdateApp(app.guid, freeze({"routes": routes}), event))
         self._created_routes.add(message.url)  # the route outlives its mapping, as in Cloud Foundry
         return app
+
+    @handles(ListAppRecords, concurrent=True)
+    async def _list_app_records(self, _message: ListAppRecords) -> list[AppRecord]:
+        return await self.db(ccdb.ListApps())
 
     @handles(ListApps, concurrent=True)
     async def _list_apps(self, _message: ListApps) -> list[tuple[AppRecord, tuple[InstanceInfo, ...]]]:
