@@ -157,8 +157,9 @@ class Platform:
             os.close(fd)
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise DataDirInUse(
-                    f"{self.data_dir} is in use by minifoundry process {holder}; "
-                    "attach to it (python run.py --attach) or choose another --data-dir"
+                    f"{self.data_dir} is in use by minifoundry process {holder}; when it serves "
+                    "(up, serve), commands run on it and 'python run.py down' stops it; "
+                    "else choose another --data-dir"
                 ) from None
             raise
         os.ftruncate(fd, 0)
