@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from protocol.errors import UnknownBuildpack
 
-__all__ = ["BUILDPACK_NAMES", "buildpack_name"]
+__all__ = ["BUILDPACK_NAMES", "BUILDPACK_VERSIONS", "buildpack_name"]
 
 BUILDPACK_NAMES = (
     "staticfile_buildpack",
@@ -17,6 +17,18 @@ BUILDPACK_NAMES = (
     "python_buildpack",
     "binary_buildpack",
 )
+
+#: The version of each installed buildpack (as `cf buildpacks` and the
+#: droplet's buildpack table show it; the cells' buildpacks carry these).
+BUILDPACK_VERSIONS = {
+    "staticfile_buildpack": "1.6.14",
+    "java_buildpack": "4.69.0",
+    "ruby_buildpack": "1.10.16",
+    "nodejs_buildpack": "1.8.30",
+    "go_buildpack": "1.10.22",
+    "python_buildpack": "1.8.23",
+    "binary_buildpack": "1.1.11",
+}
 
 
 def buildpack_name(name: str) -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 from actors.cell.buildpacks.base import (
     Buildpack,
 )
+from protocol.buildpacks import BUILDPACK_VERSIONS
 
 # --- binary -----------------------------------------------------------------------------------
 
@@ -14,7 +15,7 @@ from actors.cell.buildpacks.base import (
 class BinaryBuildpack(Buildpack):
     name = "binary_buildpack"
     short_name = "binary"
-    version = "1.1.11"
+    version = BUILDPACK_VERSIONS["binary_buildpack"]
     language = "Binary"
 
     def detect(self, app_dir: Path) -> bool:

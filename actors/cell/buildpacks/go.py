@@ -13,6 +13,7 @@ from actors.cell.buildpacks.base import (
     stub,
 )
 from actors.cell.buildpacks.semver import version_tuple
+from protocol.buildpacks import BUILDPACK_VERSIONS
 from protocol.errors import BuildpackCompileFailed
 
 # --- go -------------------------------------------------------------------------------
@@ -21,7 +22,7 @@ from protocol.errors import BuildpackCompileFailed
 class GoBuildpack(Buildpack):
     name = "go_buildpack"
     short_name = "go"
-    version = "1.10.22"
+    version = BUILDPACK_VERSIONS["go_buildpack"]
     language = "Go"
     gos = {"1.21": "1.21.13", "1.22": "1.22.7", "1.23": "1.23.1"}
     default_go = "1.22.7"

@@ -13,6 +13,7 @@ from actors.cell.buildpacks.base import (
     read_text,
     stub,
 )
+from protocol.buildpacks import BUILDPACK_VERSIONS
 from protocol.errors import BuildpackCompileFailed
 
 # --- java -------------------------------------------------------------------------
@@ -21,7 +22,7 @@ from protocol.errors import BuildpackCompileFailed
 class JavaBuildpack(Buildpack):
     name = "java_buildpack"
     short_name = "java"
-    version = "4.69.0"
+    version = BUILDPACK_VERSIONS["java_buildpack"]
     language = "Java"
     supports_supply = False
     jre = "17.0.12_7"

@@ -16,6 +16,7 @@ from actors.cell.buildpacks.base import (
     write,
 )
 from actors.cell.buildpacks.semver import exact_version, semver_pick
+from protocol.buildpacks import BUILDPACK_VERSIONS
 from protocol.errors import BuildpackCompileFailed
 
 # --- nodejs -------------------------------------------------------------------------
@@ -24,7 +25,7 @@ from protocol.errors import BuildpackCompileFailed
 class NodejsBuildpack(Buildpack):
     name = "nodejs_buildpack"
     short_name = "nodejs"
-    version = "1.8.30"
+    version = BUILDPACK_VERSIONS["nodejs_buildpack"]
     language = "Nodejs"
     nodes = ("18.20.4", "20.17.0", "22.9.0")
     default_node = "20.17.0"

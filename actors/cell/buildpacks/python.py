@@ -21,13 +21,14 @@ from actors.cell.buildpacks.requirements import (
     read_requirements,
     requirement,
 )
+from protocol.buildpacks import BUILDPACK_VERSIONS
 from protocol.errors import BuildpackCompileFailed
 
 
 class PythonBuildpack(Buildpack):
     name = "python_buildpack"
     short_name = "python"
-    version = "1.8.23"
+    version = BUILDPACK_VERSIONS["python_buildpack"]
     language = "Python"
     pythons = {"3.9": "3.9.19", "3.10": "3.10.14", "3.11": "3.11.9", "3.12": "3.12.4"}
     default_python = "3.11.9"

@@ -16,6 +16,7 @@ from actors.cell.buildpacks.base import (
     write,
 )
 from actors.cell.buildpacks.semver import exact_version
+from protocol.buildpacks import BUILDPACK_VERSIONS
 from protocol.errors import BuildpackCompileFailed
 
 # --- ruby -------------------------------------------------------------------------
@@ -24,7 +25,7 @@ from protocol.errors import BuildpackCompileFailed
 class RubyBuildpack(Buildpack):
     name = "ruby_buildpack"
     short_name = "ruby"
-    version = "1.10.16"
+    version = BUILDPACK_VERSIONS["ruby_buildpack"]
     language = "Ruby"
     rubies = {"3.1": "3.1.6", "3.2": "3.2.5", "3.3": "3.3.5"}
     default_ruby = "3.3.5"

@@ -14,6 +14,7 @@ from actors.cell.buildpacks.base import (
     stub,
     write,
 )
+from protocol.buildpacks import BUILDPACK_VERSIONS
 from protocol.errors import BuildpackCompileFailed
 
 # --- staticfile -------------------------------------------------------------------
@@ -22,7 +23,7 @@ from protocol.errors import BuildpackCompileFailed
 class StaticfileBuildpack(Buildpack):
     name = "staticfile_buildpack"
     short_name = "staticfile"
-    version = "1.6.14"
+    version = BUILDPACK_VERSIONS["staticfile_buildpack"]
     language = "Staticfile"
     nginx = "1.25.5"
 
