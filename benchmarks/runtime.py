@@ -1,6 +1,6 @@
-"""The runtime against pykka's threads and a bare asyncio queue, side by side.
+"""The runtime as the platform runs it, against two floors and pykka's threads.
 
-Three workloads, three implementations, one process, one run:
+Three workloads, one process, one run:
 
 1. tell throughput: N tells to one actor, then one ask to wait for the drain;
 2. sequential ask round trips (one ask in flight at a time);
@@ -8,34 +8,40 @@ Three workloads, three implementations, one process, one run:
 
 Implementations:
 
-- ours: `AsyncioActor` under `ActorSystem` (default RealClock, no observers
-  or faults installed, so the seam is on its fast path);
-- pykka threads: `pykka.ThreadingActor`, pykka's own runtime, as in the
-  baseline scripts in DESIGN.md section 2 (plain `ask` + `pykka.get_all` for
-  the bid round, the same message shape as the other two);
-- bare asyncio: an `asyncio.Queue` consumer task (the limit).
+- ours, bare: `AsyncioActor` under `ActorSystem` (RealClock), nothing on the
+  delivery seam;
+- ours, as the platform runs it: the same, with the platform's
+  `TraceRecorder` installed on the seam (as `Platform.start` installs it)
+  and every message sent inside a conversation the recorder has open (as a
+  push's are), the recorder at the platform's own limits;
+- deque floor: a deque mailbox with one waiter future, the shape of ours with
+  nothing else (the floor the targets are measured against);
+- asyncio.Queue: a bare `asyncio.Queue` consumer task;
+- pykka threads: `pykka.ThreadingActor`, context only: its figures swing
+  3-10x with the cores the kernel gives its threads.
 
 Every measurement runs `--repeat` times (best and median are reported);
-ratios use the best figures. The pykka part runs first and ends with
-`pykka.ActorRegistry.stop_all()`, because our runtime registers its actors in
-pykka's global registry too. The targets are printed as PASS/MISS: this is a
-report, not an assertion.
+ratios use the best figures, taken side by side in one run. The pykka part
+runs first and ends with `pykka.ActorRegistry.stop_all()`, because our
+runtime registers its actors in pykka's global registry too. Targets are
+printed as PASS/MISS: this is a report, not an assertion.
 
-    python -m benchmarks.runtime [--quick] [--repeat N] [--json PATH]
+    python run.py [--loop uvloop] bench runtime [--quick] [--repeat N] [--json [PATH]]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
-import json
 import os
 import platform
 import random
 import statistics
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,22 +52,27 @@ if TYPE_CHECKING:
 
 __all__ = ["IMPLEMENTATIONS", "WORKLOADS", "main"]
 
-OURS, PYKKA, BARE = "ours", "pykka_threads", "bare_asyncio"
-IMPLEMENTATIONS = (OURS, PYKKA, BARE)
+OURS, PLATFORM, DEQUE, BARE, PYKKA = "ours", "ours_platform", "deque_floor", "bare_asyncio", "pykka_threads"
+IMPLEMENTATIONS = (OURS, PLATFORM, DEQUE, BARE, PYKKA)
+NAMES = {
+    OURS: "ours, bare",
+    PLATFORM: "ours, as the platform runs it",
+    DEQUE: "deque + waiter (floor)",
+    BARE: "asyncio.Queue",
+    PYKKA: "pykka threads",
+}
 TELL, ASK, BID = "tell", "ask", "bid_round"
 WORKLOADS = (TELL, ASK, BID)
 
 LABELS = {
     TELL: "tell throughput (msg/s)",
     ASK: "sequential ask (round trips/s)",
-    BID: "bid round (ms/round)",
+    BID: "bid round, 1,000 actors (ms/round)",
 }
-SHORT_LABELS = {TELL: "tell\nmsg/s", ASK: "ask\nround trips/s", BID: "bid round\nms/round"}
 UNITS = {TELL: "msg/s", ASK: "round trips/s", BID: "ms/round"}
 HIGHER_IS_BETTER = {TELL: True, ASK: True, BID: False}
-# From the issue: ours at least this many times pykka, and within 2.5x of bare.
-PYKKA_TARGET = {TELL: 5.0, ASK: 8.0, BID: 8.0}
-BARE_TARGET = 2.5
+# From the issue: as the platform runs it, within 1.25x of the deque floor.
+FLOOR_TARGET = 1.25
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class Params:
 QUICK = Params(tells=5_000, pykka_asks=300, asyncio_asks=2_000, cells=50, rounds=3, repeat=2)
 
 
-# --- (b) pykka's ThreadingActor ---------------------------------------------------
+# --- pykka's ThreadingActor ---------------------------------------------------------
 
 
 class _PykkaCounter(pykka.ThreadingActor):
@@ -168,7 +179,7 @@ def _join_pykka_threads(timeout: float = 10.0) -> None:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-# --- (a) ours and (c) bare asyncio --------------------------------------------------
+# --- ours, bare and as the platform runs it ---------------------------------------------
 
 
 def _our_classes() -> tuple[type[AsyncioActor], type[AsyncioActor]]:
@@ -194,10 +205,30 @@ def _our_classes() -> tuple[type[AsyncioActor], type[AsyncioActor]]:
     return Counter, Cell
 
 
-async def _ours_tell(p: Params, counter: type[AsyncioActor]) -> float:
+@contextlib.asynccontextmanager
+async def _our_system(as_platform: bool, ask_timeout: float) -> Any:
+    """An ActorSystem; `as_platform`: with the platform's trace recorder on
+    the seam and the sends inside a conversation it records."""
     from actors.runtime import ActorSystem
+    from actors.runtime.delivery import current_trace
+    from actors.runtime.tracing import TraceRecorder
 
-    async with ActorSystem(default_ask_timeout=120.0):
+    async with ActorSystem(default_ask_timeout=ask_timeout) as system:
+        if not as_platform:
+            yield system
+            return
+        recorder = TraceRecorder(system.clock)  # the platform's own defaults
+        system.seam.add_observer(recorder)
+        recorder.open("cmd-1")
+        token = current_trace.set("cmd-1")
+        try:
+            yield system
+        finally:
+            current_trace.reset(token)
+
+
+async def _ours_tell(p: Params, counter: type[AsyncioActor], as_platform: bool) -> float:
+    async with _our_system(as_platform, 120.0):
         ref = counter.start(name="bench-counter")
         await ref.ask(0, block=False)  # started and warm
         n = p.tells
@@ -210,10 +241,8 @@ async def _ours_tell(p: Params, counter: type[AsyncioActor]) -> float:
     return n / dt
 
 
-async def _ours_ask(p: Params, counter: type[AsyncioActor]) -> float:
-    from actors.runtime import ActorSystem
-
-    async with ActorSystem():
+async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool) -> float:
+    async with _our_system(as_platform, 5.0):
         ref = counter.start(name="bench-counter")
         await ref.ask(0, block=False)
         n = p.asyncio_asks
@@ -225,10 +254,8 @@ async def _ours_ask(p: Params, counter: type[AsyncioActor]) -> float:
     return n / dt
 
 
-async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int]) -> float:
-    from actors.runtime import ActorSystem
-
-    async with ActorSystem(default_ask_timeout=60.0):
+async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int], as_platform: bool) -> float:
+    async with _our_system(as_platform, 60.0):
         refs = [cell.start(free, name=f"bench-cell-{i}") for i, free in enumerate(frees)]
         await asyncio.gather(*[r.ask(512, block=False) for r in refs])  # warm-up round
         gc.collect()
@@ -238,6 +265,120 @@ async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int]) -> fl
         dt = (time.perf_counter() - t) / p.rounds
         assert len(bids) == len(refs)
     return dt * 1000.0
+
+
+# --- the deque floor: our mailbox's shape and nothing else ---------------------------------
+
+
+class _DequeActor:
+    """A deque of (message, reply future) and one waiter future."""
+
+    __slots__ = ("create_future", "handler", "queue", "waiter")
+
+    def __init__(self, handler: Any) -> None:
+        self.queue: deque[tuple[Any, Any]] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+        self.create_future = asyncio.get_running_loop().create_future
+        self.handler = handler
+
+    def tell(self, message: Any) -> None:
+        self.queue.append((message, None))
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set_result(None)
+
+    def ask(self, message: Any) -> asyncio.Future[Any]:
+        future = self.create_future()
+        self.queue.append((message, future))
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            waiter.set_result(None)
+        return future
+
+    async def run(self) -> None:
+        queue = self.queue
+        popleft = queue.popleft
+        create_future = self.create_future
+        handler = self.handler
+        while True:
+            if not queue:
+                waiter = self.waiter = create_future()
+                await waiter
+                continue
+            message, future = popleft()
+            if message is None:
+                return
+            result = handler(message)
+            if future is not None:
+                future.set_result(result)
+
+
+def _counting() -> Any:
+    count = [0]
+
+    def handler(_message: Any) -> int:
+        count[0] += 1
+        return count[0]
+
+    return handler
+
+
+@contextlib.asynccontextmanager
+async def _deque_actors(handlers: list[Any]) -> Any:
+    actors = [_DequeActor(h) for h in handlers]
+    tasks = [asyncio.create_task(a.run()) for a in actors]
+    await asyncio.sleep(0)
+    try:
+        yield actors
+    finally:
+        for a in actors:
+            a.tell(None)
+        await asyncio.gather(*tasks)
+
+
+async def _deque_tell(p: Params) -> float:
+    async with _deque_actors([_counting()]) as (actor,):
+        await actor.ask(0)
+        n = p.tells
+        gc.collect()
+        t = time.perf_counter()
+        for _ in range(n):
+            actor.tell(1)
+        await actor.ask(0)
+        dt = time.perf_counter() - t
+    return n / dt
+
+
+async def _deque_ask(p: Params) -> float:
+    async with _deque_actors([_counting()]) as (actor,):
+        await actor.ask(0)
+        n = p.asyncio_asks
+        gc.collect()
+        t = time.perf_counter()
+        for i in range(n):
+            await actor.ask(i)
+        dt = time.perf_counter() - t
+    return n / dt
+
+
+async def _deque_bid(p: Params, frees: list[int]) -> float:
+    def bidder(free: int) -> Any:
+        return lambda mem: (free - mem) / 32000.0 if free >= mem else None
+
+    async with _deque_actors([bidder(free) for free in frees]) as actors:
+        await asyncio.gather(*[a.ask(512) for a in actors])  # warm-up round
+        gc.collect()
+        t = time.perf_counter()
+        for _ in range(p.rounds):
+            bids = await asyncio.gather(*[a.ask(512) for a in actors])
+        dt = (time.perf_counter() - t) / p.rounds
+        assert len(bids) == len(actors)
+    return dt * 1000.0
+
+
+# --- a bare asyncio.Queue --------------------------------------------------------------------
 
 
 async def _bare_tell(p: Params) -> float:
@@ -336,15 +477,24 @@ async def _bare_bid(p: Params, frees: list[int]) -> float:
     return dt * 1000.0
 
 
-async def run_asyncio(p: Params, frees: list[int], runs: dict[str, dict[str, list[float]]]) -> None:
+async def run_asyncio(p: Params, frees: list[int], runs: dict[str, dict[str, list[float]]], progress: Any) -> None:
     counter, cell = _our_classes()
-    # Interleave ours and bare so drifting machine load hits both alike.
-    for _ in range(p.repeat):
-        runs[TELL][OURS].append(await _ours_tell(p, counter))
+    # Interleaved, so drifting machine load hits every implementation alike.
+    for r in range(p.repeat):
+        progress(f"run {r + 1}/{p.repeat}: tell")
+        runs[TELL][OURS].append(await _ours_tell(p, counter, False))
+        runs[TELL][PLATFORM].append(await _ours_tell(p, counter, True))
+        runs[TELL][DEQUE].append(await _deque_tell(p))
         runs[TELL][BARE].append(await _bare_tell(p))
-        runs[ASK][OURS].append(await _ours_ask(p, counter))
+        progress(f"run {r + 1}/{p.repeat}: ask")
+        runs[ASK][OURS].append(await _ours_ask(p, counter, False))
+        runs[ASK][PLATFORM].append(await _ours_ask(p, counter, True))
+        runs[ASK][DEQUE].append(await _deque_ask(p))
         runs[ASK][BARE].append(await _bare_ask(p))
-        runs[BID][OURS].append(await _ours_bid(p, cell, frees))
+        progress(f"run {r + 1}/{p.repeat}: bid round")
+        runs[BID][OURS].append(await _ours_bid(p, cell, frees, False))
+        runs[BID][PLATFORM].append(await _ours_bid(p, cell, frees, True))
+        runs[BID][DEQUE].append(await _deque_bid(p, frees))
         runs[BID][BARE].append(await _bare_bid(p, frees))
 
 
@@ -352,6 +502,8 @@ async def run_asyncio(p: Params, frees: list[int], runs: dict[str, dict[str, lis
 
 
 def _machine() -> dict[str, Any]:
+    from benchmarks.common import loop_name
+
     return {
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
@@ -359,6 +511,7 @@ def _machine() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "pykka": _version("pykka"),
+        "loop": loop_name(),
     }
 
 
@@ -371,47 +524,48 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _slower(value: float, floor: float, higher: bool) -> float:
+    """How many times slower `value` is than `floor` (1.0: as fast)."""
+    return floor / value if higher else value / floor
+
+
 def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[str, Any]) -> dict[str, Any]:
     workloads: dict[str, Any] = {}
     for w in WORKLOADS:
         higher = HIGHER_IS_BETTER[w]
-        results = {}
+        results: dict[str, dict[str, Any]] = {}
+        best: dict[str, float] = {}
+        median: dict[str, float] = {}
         for impl in IMPLEMENTATIONS:
             values = runs[w][impl]
-            best = max(values) if higher else min(values)
-            results[impl] = {"best": best, "median": statistics.median(values), "runs": values}
-
-        def ratios(key: str, results: dict[str, Any] = results, higher: bool = higher) -> tuple[float, float]:
-            ours, pk, bare = (results[i][key] for i in IMPLEMENTATIONS)
-            if higher:
-                return ours / pk, bare / ours
-            return pk / ours, ours / bare
-
-        vs_pykka, vs_bare = ratios("best")
-        vs_pykka_med, vs_bare_med = ratios("median")
+            best[impl] = max(values) if higher else min(values)
+            median[impl] = statistics.median(values)
+            results[impl] = {"best": best[impl], "median": median[impl], "runs": values}
+        vs_floor = _slower(best[PLATFORM], best[DEQUE], higher)
         workloads[w] = {
             "label": LABELS[w],
             "unit": UNITS[w],
             "higher_is_better": higher,
             "results": results,
-            "ours_over_pykka": vs_pykka,
-            "ours_vs_bare": vs_bare,
-            "ours_over_pykka_median": vs_pykka_med,
-            "ours_vs_bare_median": vs_bare_med,
-            "targets": {
-                "pykka_min": PYKKA_TARGET[w],
-                "pykka_pass": vs_pykka >= PYKKA_TARGET[w],
-                "bare_max": BARE_TARGET,
-                "bare_pass": vs_bare <= BARE_TARGET,
-            },
+            # times slower than the deque floor (lower is better)
+            "ours_vs_floor": _slower(best[OURS], best[DEQUE], higher),
+            "platform_vs_floor": vs_floor,
+            "platform_vs_floor_median": _slower(median[PLATFORM], median[DEQUE], higher),
+            "platform_vs_bare_ours": _slower(best[PLATFORM], best[OURS], higher),
+            "queue_vs_floor": _slower(best[BARE], best[DEQUE], higher),
+            "platform_vs_queue": _slower(best[PLATFORM], best[BARE], higher),
+            # speedup over pykka's threads (higher is better; context only)
+            "platform_over_pykka": _slower(best[PYKKA], best[PLATFORM], higher),
+            "targets": {"floor_max": FLOOR_TARGET, "floor_pass": vs_floor <= FLOOR_TARGET},
         }
     return {
+        "bench": "runtime",
         "machine": machine,
         "params": p.__dict__,
         "notes": {
-            "ours_over_pykka": "speedup of ours over pykka threads (bid round: pykka_ms / ours_ms); higher is better",
-            "ours_vs_bare": "how many times slower ours is than a bare asyncio.Queue consumer; lower is better",
-            "ratios": "from the best of each implementation's runs; *_median from the medians",
+            "*_vs_floor": "times slower than the deque + waiter floor (best of each); lower is better",
+            "platform": "the platform's TraceRecorder on the seam, every send inside a recorded conversation",
+            "platform_over_pykka": "speedup over pykka's threads; context, not a target",
         },
         "workloads": workloads,
     }
@@ -421,7 +575,9 @@ def _fmt(value: float, w: str) -> str:
     return f"{value:,.2f}" if w == BID else f"{value:,.0f}"
 
 
-def _rows(report: dict[str, Any]) -> list[list[str]]:
+def print_report(report: dict[str, Any], out: Any = None) -> None:
+    out = sys.stdout if out is None else out
+    headers = ["workload", *(NAMES[i] for i in IMPLEMENTATIONS), "platform vs floor", "target"]
     rows = []
     for w in WORKLOADS:
         d = report["workloads"][w]
@@ -430,22 +586,40 @@ def _rows(report: dict[str, Any]) -> list[list[str]]:
             r = d["results"][impl]
             cells.append(f"{_fmt(r['best'], w)} (med {_fmt(r['median'], w)})")
         t = d["targets"]
-        cells.append(f"{d['ours_over_pykka']:.1f}x (med {d['ours_over_pykka_median']:.1f}x)")
-        cells.append(f"{d['ours_vs_bare']:.2f}x slower (med {d['ours_vs_bare_median']:.2f}x)")
-        cells.append(f">={t['pykka_min']:g}x pykka: {'PASS' if t['pykka_pass'] else 'MISS'}")
-        cells.append(f"<={t['bare_max']:g}x bare: {'PASS' if t['bare_pass'] else 'MISS'}")
+        cells.append(f"{d['platform_vs_floor']:.2f}x slower (med {d['platform_vs_floor_median']:.2f}x)")
+        cells.append(f"<={t['floor_max']:g}x: {'PASS' if t['floor_pass'] else 'MISS'}")
         rows.append(cells)
-    return rows
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(widths[i]) if i in (0, len(cells) - 1) else c.rjust(widths[i]) for i, c in enumerate(cells)
+        )
 
-HEADERS = ["workload", "ours", "pykka threads", "bare asyncio", "ours/pykka", "ours vs bare", "target", "target"]
+    print(line(headers), file=out)
+    print("  ".join("-" * w for w in widths), file=out)
+    for row in rows:
+        print(line(row), file=out)
+    print(
+        "Best (and median) of each; 'platform vs floor': times slower than the deque + waiter floor. "
+        "pykka's threads are context only.",
+        file=out,
+    )
+    for w in WORKLOADS:
+        d = report["workloads"][w]
+        print(
+            f"  {w}: ours bare {d['ours_vs_floor']:.2f}x the floor, as the platform runs it "
+            f"{d['platform_vs_floor']:.2f}x; asyncio.Queue {d['queue_vs_floor']:.2f}x; "
+            f"platform {d['platform_over_pykka']:.1f}x pykka",
+            file=out,
+        )
 
 
 def _machine_line(m: dict[str, Any]) -> str:
     aff = f", {m['affinity']} usable" if m.get("affinity") is not None else ""
     return (
         f"Python {m['python']} ({m['implementation']}) on {m['platform']}; "
-        f"{m['cpu_count']} CPUs{aff}; pykka {m['pykka']}"
+        f"{m['cpu_count']} CPUs{aff}; pykka {m['pykka']}; loop {m['loop']}"
     )
 
 
@@ -457,62 +631,15 @@ def _params_line(p: dict[str, Any]) -> str:
     )
 
 
-def print_report(report: dict[str, Any], *, rich_output: bool) -> None:
-    footer = (
-        "ours/pykka: speedup (bid round: pykka ms / ours ms), higher is better; "
-        "ours vs bare: times slower than a bare asyncio.Queue, lower is better. Ratios from best runs."
-    )
-    if rich_output:
-        _print_rich(report, footer)
-        return
-    rows = _rows(report)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-    left = {0, 6, 7}
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(widths[i]) if i in left else c.rjust(widths[i]) for i, c in enumerate(cells)).rstrip()
-
-    print(line(HEADERS))
-    print("  ".join("-" * w for w in widths))
-    for row in rows:
-        print(line(row))
-    print(footer)
-
-
-def _print_rich(report: dict[str, Any], footer: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    def verdict(ok: bool) -> str:
-        return "[green]PASS[/green]" if ok else "[red]MISS[/red]"
-
-    table = Table(title="minifoundry runtime vs pykka threads vs bare asyncio", caption=footer)
-    table.add_column("workload", no_wrap=True)
-    for header in ("ours", "pykka\nthreads", "bare\nasyncio", "ours/\npykka", "ours vs\nbare"):
-        table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("targets", no_wrap=True)
-    for w in WORKLOADS:
-        d = report["workloads"][w]
-        t = d["targets"]
-        cells = [SHORT_LABELS[w]]
-        for impl in IMPLEMENTATIONS:
-            r = d["results"][impl]
-            cells.append(f"{_fmt(r['best'], w)}\n[dim]med {_fmt(r['median'], w)}[/dim]")
-        cells.append(f"{d['ours_over_pykka']:.1f}x\n[dim]med {d['ours_over_pykka_median']:.1f}x[/dim]")
-        cells.append(f"{d['ours_vs_bare']:.2f}x\n[dim]med {d['ours_vs_bare_median']:.2f}x[/dim]")
-        cells.append(
-            f">={t['pykka_min']:g}x {verdict(t['pykka_pass'])}\n<={t['bare_max']:g}x {verdict(t['bare_pass'])}"
-        )
-        table.add_row(*cells)
-    Console().print(table)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.runtime", description=__doc__.split("\n\n")[0])
+    from benchmarks.common import add_json_option, emit, progress_printer, run_loop
+
+    parser = argparse.ArgumentParser(prog="run.py bench runtime", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small counts (seconds, for tests); figures are noisy")
     parser.add_argument("--repeat", type=int, default=None, help="runs per measurement (default 3, quick 2)")
-    parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH as JSON")
-    parser.add_argument("--plain", action="store_true", help="plain text table even on a terminal")
+    parser.add_argument("--no-pykka", action="store_true", help="leave pykka's threads out")
+    add_json_option(parser)
+    parser.add_argument("--plain", action="store_true", help=argparse.SUPPRESS)  # kept for old scripts
     args = parser.parse_args(argv)
 
     p = QUICK if args.quick else Params()
@@ -521,27 +648,32 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--repeat must be at least 1")
         p = Params(**{**p.__dict__, "repeat": args.repeat})
 
+    info = sys.stderr if args.json == "-" else sys.stdout
     machine = _machine()
-    print(_machine_line(machine))
-    print(_params_line(p.__dict__))
-    sys.stdout.flush()
+    print(_machine_line(machine), file=info)
+    print(_params_line(p.__dict__), file=info, flush=True)
+    progress = progress_printer()
 
     rng = random.Random(p.seed)
     frees = [rng.randint(1000, 32000) for _ in range(p.cells)]
     runs: dict[str, dict[str, list[float]]] = {w: {i: [] for i in IMPLEMENTATIONS} for w in WORKLOADS}
 
-    run_pykka(p, frees, runs)
-    leftover = pykka.ActorRegistry.get_all()
-    if leftover:  # pragma: no cover - stop_all() above should leave none
-        raise RuntimeError(f"pykka actors still running after stop_all(): {leftover[:3]}")
-    asyncio.run(run_asyncio(p, frees, runs))
+    if args.no_pykka:
+        for w in WORKLOADS:
+            runs[w][PYKKA] = [float("nan")]
+    else:
+        progress("pykka threads")
+        run_pykka(p, frees, runs)
+        leftover = pykka.ActorRegistry.get_all()
+        if leftover:  # pragma: no cover - stop_all() above should leave none
+            raise RuntimeError(f"pykka actors still running after stop_all(): {leftover[:3]}")
+    run_loop(run_asyncio(p, frees, runs, progress))
+    progress(None)
 
     report = summarize(p, runs, machine)
-    print_report(report, rich_output=sys.stdout.isatty() and not args.plain)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=2)
-            fh.write("\n")
+    if args.json != "-":
+        print_report(report)
+    emit(report, args.json)
     return 0
 
 

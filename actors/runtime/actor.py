@@ -33,7 +33,15 @@ import pykka
 import structlog
 from pykka import ActorDeadError, ActorRef, ActorRegistry, messages
 
-from actors.runtime.delivery import Envelope, Mailbox, _current_actor, current_trace, external_sender
+from actors.runtime.delivery import (
+    Envelope,
+    Mailbox,
+    _current_actor,
+    current_actor_name,
+    current_trace,
+    external_sender,
+    sender_name,
+)
 from actors.runtime.future import AsyncioFuture
 from actors.runtime.system import current_system
 
@@ -47,6 +55,9 @@ log = structlog.get_logger("minifoundry.runtime")
 
 _CoroutineType = types.CoroutineType
 _get_ident = threading.get_ident
+_current_actor_get = _current_actor.get
+_current_trace_get = current_trace.get
+_external_sender_get = external_sender.get
 _PYKKA_MESSAGES = frozenset({messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr})
 _names = itertools.count(1)
 
@@ -97,8 +108,9 @@ class AsyncActorRef(ActorRef[Any]):
         self.actor_name = actor.actor_name
         self._system = actor._system
         self._actor = actor  # for the cheap liveness flag on the hot path
-        # The mailbox's parts the tell fast path touches, looked up once.
+        # The mailbox's parts the fast path touches, looked up once.
         mailbox = actor.actor_inbox
+        self._mailbox = mailbox
         self._seam = mailbox._seam
         self._loop_thread = mailbox._loop_thread
         self._queue_append = mailbox._queue.append
@@ -113,26 +125,31 @@ class AsyncActorRef(ActorRef[Any]):
         return self.actor_name
 
     def tell(self, message: Any) -> None:
-        actor = _current_actor.get()
-        sender = external_sender.get() if actor is None else actor.actor_name
+        mailbox = self._mailbox
+        if mailbox.fast and _get_ident() == self._loop_thread:
+            # Mailbox.put's fast path, inlined: tells are the hottest path.
+            # The queue takes a plain (message, reply_to, sender, trace)
+            # tuple, its sender the sending actor itself (`sender_name`).
+            sender = _current_actor_get()
+            if sender is None:
+                sender = _external_sender_get()
+            trace = _current_trace_get()
+            seam = self._seam
+            seam.passed += 1
+            self._queue_append((message, None, sender, trace))
+            if trace is not None and (trace in seam.recording or (type(trace) is tuple and seam.recorder is not None)):
+                seam.recorder.record_delivery(trace, sender, self.actor_name, message, False)
+            waiter = mailbox._waiter
+            if waiter is not None:
+                mailbox._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            return
+        sender = current_actor_name()
         if not self._actor._actor_running:
             self._system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             raise ActorDeadError(f"{self.actor_name} not found")
-        seam = self._seam
-        if seam.active or _get_ident() != self._loop_thread:
-            self.actor_inbox.put(Envelope(message, None, sender, current_trace.get()))
-            return
-        # Mailbox.put's fast path, inlined: tells are the hottest path. The
-        # queue takes a plain (message, reply_to, sender, trace) tuple here:
-        # the loop only unpacks it, and a plain tuple is one allocation.
-        seam.passed += 1
-        self._queue_append((message, None, sender, current_trace.get()))
-        mailbox = self.actor_inbox
-        waiter = mailbox._waiter
-        if waiter is not None:
-            mailbox._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        mailbox.put(Envelope(message, None, sender, _current_trace_get()))
 
     def ask(self, message: Any, *, block: bool = True, timeout: float | None = None) -> Any:
         """Send `message`; the reply comes back on a future.
@@ -144,27 +161,35 @@ class AsyncActorRef(ActorRef[Any]):
         """
         system = self._system
         future: AsyncioFuture[Any] = AsyncioFuture(system.loop, system.loop_thread)
-        actor = _current_actor.get()
-        sender = external_sender.get() if actor is None else actor.actor_name
         deadline = system.default_ask_timeout if timeout is None else timeout
+        mailbox = self._mailbox
+        if mailbox.fast and _get_ident() == self._loop_thread:
+            # The same inlined fast path as tell.
+            system.deadlines.arm(future, deadline, message, self.actor_name)
+            sender = _current_actor_get()
+            if sender is None:
+                sender = _external_sender_get()
+            trace = _current_trace_get()
+            seam = self._seam
+            seam.passed += 1
+            self._queue_append((message, future, sender, trace))
+            if trace is not None and (trace in seam.recording or (type(trace) is tuple and seam.recorder is not None)):
+                seam.recorder.record_delivery(trace, sender, self.actor_name, message, True)
+            waiter = mailbox._waiter
+            if waiter is not None:
+                mailbox._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+            if not block:
+                return future
+            return future.get(timeout=None)  # on the loop: GetOnLoopThread unless done
+        sender = current_actor_name()
         if not self._actor._actor_running:
             system.seam.dead_letter(sender, self.actor_name, message, "stopped")
             future._finish(None, ActorDeadError(f"{self.actor_name} not found"))
         else:
             system.arm_deadline(future, deadline, message, self.actor_name)
-            seam = self._seam
-            if seam.active or _get_ident() != self._loop_thread:
-                self.actor_inbox.put(Envelope(message, future, sender, current_trace.get()))
-            else:
-                # The same inlined fast path as tell (a plain tuple).
-                seam.passed += 1
-                self._queue_append((message, future, sender, current_trace.get()))
-                mailbox = self.actor_inbox
-                waiter = mailbox._waiter
-                if waiter is not None:
-                    mailbox._waiter = None
-                    if not waiter.done():
-                        waiter.set_result(None)
+            mailbox.put(Envelope(message, future, sender, _current_trace_get()))
         if block:
             # Off the loop the caller's thread waits; the platform-time
             # deadline above normally fires first, this is the backstop.
@@ -358,15 +383,19 @@ class AsyncioActor(pykka.Actor):
                 # Ordinary messages go straight to on_receive; stop and proxy
                 # messages take pykka's path.
                 result = handle(message) if type(message) in special else on_receive(message)
-                if type(result) is _CoroutineType:
-                    # Remember whom we owe a reply while we wait: if the actor
-                    # is killed meanwhile, that ask fails with ActorDeadError.
-                    self._actor_owed = reply_to
-                    result = await result
-                    self._actor_owed = None
-                if type(result) is Deferred:
-                    self._defer(result.awaitable, reply_to)
-                elif reply_to is not None:
+                if result is not None:
+                    kind = type(result)
+                    if kind is _CoroutineType:
+                        # Remember whom we owe a reply while we wait: if the actor
+                        # is killed meanwhile, that ask fails with ActorDeadError.
+                        self._actor_owed = reply_to
+                        result = await result
+                        self._actor_owed = None
+                        kind = type(result)
+                    if kind is Deferred:
+                        self._defer(result.awaitable, reply_to)
+                        continue
+                if reply_to is not None:
                     # Our refs only ever attach AsyncioFutures, and this is
                     # the loop thread: skip the public set()'s checks.
                     reply_to._finish_on_loop(result, None)
@@ -409,6 +438,7 @@ class AsyncioActor(pykka.Actor):
         if not self._actor_running and self.actor_stopped.is_set():
             return
         self._actor_running = False
+        self.actor_inbox.close()
         ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         self._system.release_name(self.actor_name, self._actor_ref)
@@ -446,7 +476,7 @@ class AsyncioActor(pykka.Actor):
                 if reply_to is not None:
                     reply_to.set(None)
                 continue
-            self._system.seam.dead_letter(sender, self.actor_name, message, "actor stopped")
+            self._system.seam.dead_letter(sender_name(sender), self.actor_name, message, "actor stopped")
             if reply_to is not None:
                 reply_to._finish(None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
         self._system._untrack(self)

@@ -27,11 +27,13 @@ class Deadlines:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
-        self._queues: dict[float, deque[tuple[float, AsyncioFuture[Any], str, str]]] = {}
+        # (expiry, future, message, receiver): the message's type is named
+        # only if the deadline passes.
+        self._queues: dict[float, deque[tuple[float, AsyncioFuture[Any], Any, str]]] = {}
         self._timer: TimerHandle | None = None
         self._timer_at = _INF
 
-    def arm(self, future: AsyncioFuture[Any], timeout: float, message_type: str, receiver: str) -> None:
+    def arm(self, future: AsyncioFuture[Any], timeout: float, message: Any, receiver: str) -> None:
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
@@ -40,7 +42,7 @@ class Deadlines:
             while queue and queue[0][1]._state:
                 queue.popleft()
         expiry = self._clock.monotonic() + timeout
-        queue.append((expiry, future, message_type, receiver))
+        queue.append((expiry, future, message, receiver))
         if expiry < self._timer_at:
             self._schedule(expiry)
 
@@ -68,12 +70,12 @@ class Deadlines:
         for timeout in list(self._queues):
             queue = self._queues[timeout]
             while queue:
-                expiry, future, message_type, receiver = queue[0]
+                expiry, future, message, receiver = queue[0]
                 if future._state:
                     queue.popleft()
                 elif expiry <= now:
                     queue.popleft()
-                    future._expire(timeout, f"{message_type} to {receiver}")
+                    future._expire(timeout, f"{type(message).__name__} to {receiver}")
                 else:
                     earliest = min(earliest, expiry)
                     break

@@ -9,7 +9,11 @@ things that need all three hook in here and nowhere else:
 - faults: rules that drop, delay, duplicate or reorder matching messages.
 
 When no observer and no fault rule is installed the seam is a counter and a
-queue append (`DeliverySeam.active` is False), which keeps tells cheap.
+queue append (`DeliverySeam.active` is False), which keeps tells cheap. A
+trace recorder (an observer with `record_delivery`, such as the platform's
+`TraceRecorder`) keeps that fast path: it only keeps deliveries of the
+conversations it has open, so the seam hands it the traced ones directly
+instead of building an envelope for every message.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextvars
 import dataclasses
 import fnmatch
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable
 from operator import itemgetter as _itemgetter
@@ -42,6 +47,7 @@ __all__ = [
     "current_actor_name",
     "current_trace",
     "external_sender",
+    "sender_name",
 ]
 
 log = structlog.get_logger("minifoundry.delivery")
@@ -64,6 +70,12 @@ external_sender: contextvars.ContextVar[str] = contextvars.ContextVar("external_
 def current_actor_name() -> str:
     actor = _current_actor.get()
     return external_sender.get() if actor is None else actor.actor_name
+
+
+def sender_name(sender: Any) -> str:
+    """A queued sender as a name: the fast path queues the sending actor
+    itself (its name is read only if someone asks) or an external name."""
+    return sender if type(sender) is str else sender.actor_name
 
 
 class Envelope(tuple):
@@ -172,18 +184,41 @@ class Mailbox:
     own code paths keep working.
     """
 
-    __slots__ = ("_loop", "_loop_thread", "_queue", "_seam", "_waiter", "actor_name", "paused")
+    __slots__ = (
+        "__weakref__",
+        "_loop",
+        "_loop_thread",
+        "_queue",
+        "_seam",
+        "_waiter",
+        "actor_name",
+        "fast",
+        "open",
+        "paused",
+    )
 
     def __init__(self, seam: DeliverySeam, loop: asyncio.AbstractEventLoop, loop_thread: int) -> None:
         # Envelopes, or plain (message, reply_to, sender, trace) tuples from
-        # the tell fast path (`AsyncActorRef.tell`).
-        self._queue: deque[tuple[Any, Any, str, str | None]] = deque()
+        # the fast path (`AsyncActorRef.tell` and `ask`), whose sender is the
+        # sending actor or an external name (`sender_name`).
+        self._queue: deque[tuple[Any, Any, Any, str | None]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._seam = seam
         self._loop = loop
         self._loop_thread = loop_thread
         self.actor_name = "?"
         self.paused = False
+        # `open`: its actor still takes messages. `fast`: open, and the seam
+        # has no fault rule nor plain observer, so a send on the loop thread
+        # may append to the queue directly. One flag read on the hot path.
+        self.open = True
+        self.fast = not seam.active
+        seam._mailboxes.add(self)
+
+    def close(self) -> None:
+        """Its actor stopped: sends take the checked path from now on."""
+        self.open = False
+        self.fast = False
 
     def put(self, envelope: Envelope | _PykkaEnvelope[Any], /) -> None:
         if type(envelope) is not Envelope:
@@ -201,6 +236,9 @@ class Mailbox:
         # The fast path counts once: sent and delivered are the same here.
         seam.passed += 1
         self._queue.append(envelope)
+        trace = envelope[3]
+        if trace is not None and (trace in seam.recording or (type(trace) is tuple and seam.recorder is not None)):
+            seam.recorder.record_delivery(trace, envelope[2], self.actor_name, envelope[0], envelope[1] is not None)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -241,7 +279,10 @@ class Mailbox:
 
     def get(self) -> Envelope:
         item = self._queue.popleft()
-        return item if type(item) is Envelope else Envelope(*item)
+        if type(item) is Envelope:
+            return item
+        message, reply_to, sender, trace = item
+        return Envelope(message, reply_to, sender_name(sender), trace)
 
     def empty(self) -> bool:
         return not self._queue
@@ -251,6 +292,8 @@ class Mailbox:
 
 
 Observer = Callable[[Envelope, str], None]
+
+_NOTHING_RECORDED: dict[Any, Any] = {}
 
 
 class DeliverySeam:
@@ -271,15 +314,28 @@ class DeliverySeam:
         self._rules: list[FaultRule] = []
         self._next_rule_id = 1
         self.active = False
+        # The trace recorder on the fast path (see the module's docstring).
+        self.recorder: Any = None
+        # The recorder's conversations that still have room (`recording`):
+        # a trace id not in it costs the fast path one dictionary lookup.
+        self.recording: dict[Any, Any] = _NOTHING_RECORDED
+        self._mailboxes: weakref.WeakSet[Mailbox] = weakref.WeakSet()
 
     # --- configuration --------------------------------------------------------
 
     def add_observer(self, observer: Observer) -> None:
-        self._observers.append(observer)
+        if self.recorder is None and callable(getattr(observer, "record_delivery", None)):
+            self.recorder = observer
+            self.recording = observer.recording  # type: ignore[attr-defined]
+        else:
+            self._observers.append(observer)
         self._refresh()
 
     def remove_observer(self, observer: Observer) -> None:
-        if observer in self._observers:
+        if observer is self.recorder:
+            self.recorder = None
+            self.recording = _NOTHING_RECORDED
+        elif observer in self._observers:
             self._observers.remove(observer)
         self._refresh()
 
@@ -313,7 +369,9 @@ class DeliverySeam:
         return tuple(r for r in self._rules if r.until is None or r.until > now)
 
     def _refresh(self) -> None:
-        self.active = bool(self._observers or self._rules)
+        self.active = active = bool(self._observers or self._rules)
+        for mailbox in self._mailboxes:
+            mailbox.fast = mailbox.open and not active
 
     # --- delivery ---------------------------------------------------------------
 
@@ -371,6 +429,10 @@ class DeliverySeam:
         self.clock.call_later(delay, self._observe, mailbox, envelope)
 
     def _observe(self, mailbox: Mailbox, envelope: Envelope) -> None:
+        recorder = self.recorder
+        trace = envelope[3]
+        if trace is not None and (trace in self.recording or (type(trace) is tuple and recorder is not None)):
+            recorder.record_delivery(envelope[3], envelope[2], mailbox.actor_name, envelope[0], envelope[1] is not None)
         for observer in self._observers:
             observer(envelope, mailbox.actor_name)
         mailbox.enqueue(envelope)

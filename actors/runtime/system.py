@@ -253,9 +253,9 @@ class ActorSystem:
 
     def arm_deadline(self, future: AsyncioFuture[Any], deadline: float, message: Any, receiver: str) -> None:
         if threading.get_ident() == self.loop_thread:
-            self.deadlines.arm(future, deadline, type(message).__name__, receiver)
+            self.deadlines.arm(future, deadline, message, receiver)
         else:
-            self.loop.call_soon_threadsafe(self.deadlines.arm, future, deadline, type(message).__name__, receiver)
+            self.loop.call_soon_threadsafe(self.deadlines.arm, future, deadline, message, receiver)
 
     # --- supervision glue ------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from actors.runtime.clock import Clock
-from actors.runtime.delivery import Envelope, Observer
+from actors.runtime.delivery import Envelope, Observer, sender_name
 
 __all__ = ["TraceRecorder", "delivery_record", "label_of", "step_of", "tracing_observer"]
 
@@ -52,27 +52,56 @@ def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> dict[st
     }
 
 
+def _as_record(entry: Any) -> dict[str, Any]:
+    if type(entry) is dict:
+        return entry
+    seq, t, sender, receiver, message, ask = entry
+    return {
+        "seq": seq,
+        "t": round(t, 6),
+        "sender": sender_name(sender),
+        "receiver": receiver,
+        "label": label_of(message),
+        "step": step_of(message),
+        "ask": ask,
+    }
+
+
 class TraceRecorder:
     """Records the deliveries of open conversations (by trace id).
 
     A seam observer: only messages whose trace id was opened are kept, so
     background chatter (heartbeats, convergence) costs a dictionary lookup.
+    The seam calls `record_delivery` from its fast path; a delivery is kept
+    as a plain tuple and becomes its record (`delivery_record`'s shape) the
+    first time someone reads the conversation.
     """
 
     def __init__(self, clock: Clock, max_open: int = 256, max_deliveries: int = 20_000) -> None:
         self.clock = clock
         self.max_open = max_open
         self.max_deliveries = max_deliveries
-        self._open: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
+        self._open: OrderedDict[str, list[Any]] = OrderedDict()
+        # The open books that still have room, for the seam's fast path.
+        self.recording: dict[str, list[Any]] = {}
         self._seq = 0
 
     def open(self, trace_id: str) -> None:
-        self._open[trace_id] = []
+        book: list[Any] = []
+        self._open[trace_id] = book
+        self.recording[trace_id] = book
         while len(self._open) > self.max_open:
-            self._open.popitem(last=False)
+            evicted, _ = self._open.popitem(last=False)
+            self.recording.pop(evicted, None)
 
     def close(self, trace_id: str) -> list[dict[str, Any]]:
-        return self._open.pop(trace_id, [])
+        self.recording.pop(trace_id, None)
+        return [_as_record(entry) for entry in self._open.pop(trace_id, ())]
+
+    def _append(self, trace_id: str, book: list[Any], entry: Any) -> None:
+        book.append(entry)
+        if len(book) >= self.max_deliveries:
+            self.recording.pop(trace_id, None)
 
     def is_open(self, trace_id: str) -> bool:
         return trace_id in self._open
@@ -89,7 +118,9 @@ class TraceRecorder:
         if book is not None and len(book) < self.max_deliveries:
             self._seq += 1
             t = round(self.clock.monotonic(), 6)
-            book.append(
+            self._append(
+                trace_id,
+                book,
                 {
                     "seq": self._seq,
                     "t": t,
@@ -98,28 +129,44 @@ class TraceRecorder:
                     "label": label,
                     "step": step,
                     "ask": True,
-                }
+                },
             )
 
     def move(self, source: str, target: str) -> None:
         """Append what `source` recorded to `target` (open), and close `source`."""
+        self.recording.pop(source, None)
         moved = self._open.pop(source, [])
         book = self._open.get(target)
         if book is not None:
             book.extend(moved[: max(0, self.max_deliveries - len(book))])
+            if len(book) >= self.max_deliveries:
+                self.recording.pop(target, None)
 
     def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
-        return list(self._open.get(trace_id, ()))
+        book = self._open.get(trace_id)
+        if book is None:
+            return []
+        # Materialised in place: the next snapshot of the same book is a copy.
+        book[:] = [_as_record(entry) for entry in book]
+        return list(book)
+
+    def record_delivery(self, trace: Any, sender: Any, receiver: str, message: Any, ask: bool) -> None:
+        """Keep one delivery if its conversation is open (the seam's fast path)."""
+        if type(trace) is tuple:
+            for tid in trace:
+                self.record_delivery(tid, sender, receiver, message, ask)
+            return
+        book = self.recording.get(trace)
+        if book is not None:
+            self._seq = seq = self._seq + 1
+            book.append((seq, self.clock.monotonic(), sender, receiver, message, ask))
+            if len(book) >= self.max_deliveries:
+                del self.recording[trace]
 
     def __call__(self, envelope: Envelope, receiver: str) -> None:
         trace = envelope.trace_id
-        if trace is None:
-            return
-        for tid in trace if isinstance(trace, tuple) else (trace,):
-            book = self._open.get(tid)
-            if book is not None and len(book) < self.max_deliveries:
-                self._seq += 1
-                book.append(delivery_record(self._seq, self.clock.monotonic(), envelope, receiver))
+        if trace is not None:
+            self.record_delivery(trace, envelope.sender, receiver, envelope.message, envelope.reply_to is not None)
 
 
 def tracing_observer(record: Callable[[str, str, str, Any], None] | None = None) -> Observer:

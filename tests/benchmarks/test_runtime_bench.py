@@ -18,20 +18,25 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     assert set(report["workloads"]) == set(WORKLOADS) == {"tell", "ask", "bid_round"}
     for workload in WORKLOADS:
         data = report["workloads"][workload]
-        assert set(data["results"]) == set(IMPLEMENTATIONS) == {"ours", "pykka_threads", "bare_asyncio"}
+        assert (
+            set(data["results"])
+            == set(IMPLEMENTATIONS)
+            == {"ours", "ours_platform", "deque_floor", "bare_asyncio", "pykka_threads"}
+        )
         for impl in IMPLEMENTATIONS:
             figures = data["results"][impl]
             assert figures["best"] > 0
             assert figures["median"] > 0
             assert len(figures["runs"]) == report["params"]["repeat"]
             assert all(v > 0 for v in figures["runs"])
-        assert data["ours_over_pykka"] > 0
-        assert data["ours_vs_bare"] > 0
-        assert set(data["targets"]) >= {"pykka_pass", "bare_pass"}
+        assert data["platform_vs_floor"] > 0
+        assert data["ours_vs_floor"] > 0
+        assert set(data["targets"]) >= {"floor_max", "floor_pass"}
     assert report["machine"]["cpu_count"]
 
     printed = capsys.readouterr().out
-    assert "bare asyncio" in printed
+    assert "deque + waiter (floor)" in printed
+    assert "as the platform runs it" in printed
     assert "PASS" in printed or "MISS" in printed
 
 
@@ -47,3 +52,12 @@ def test_leaves_nothing_running(tmp_path):
     assert pykka.ActorRegistry.get_all() == []
     extra = [t for t in threading.enumerate() if t.ident not in before and t.is_alive()]
     assert extra == []  # every pykka thread stopped
+
+
+def test_json_alone_prints_one_object(capsys):
+    assert main(["--quick", "--repeat", "1", "--no-pykka", "--json"]) == 0
+
+    out = capsys.readouterr().out.strip()
+    report = json.loads(out)  # nothing but the object on stdout
+    assert report["bench"] == "runtime"
+    assert report["machine"]["loop"] in ("asyncio", "uvloop")

@@ -1,0 +1,77 @@
+"""What every bench shares: `--json`, one JSON object out, progress on a
+terminal, and running on the loop `run.py --loop` chose."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = ["add_json_option", "emit", "loop_name", "peak_rss_mb", "progress_printer", "run_loop"]
+
+T = TypeVar("T")
+
+
+def add_json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="PATH",
+        help="print one JSON object with the figures (and nothing else) on stdout; with PATH, write it there",
+    )
+
+
+def emit(report: dict[str, Any], where: str | None) -> None:
+    """`--json`: the report as one JSON object, on stdout ("-") or in a file."""
+    if where is None:
+        return
+    text = json.dumps(report, sort_keys=False)
+    if where == "-":
+        print(text, flush=True)
+    else:
+        Path(where).write_text(text + "\n", encoding="utf-8")
+
+
+def progress_printer(stream: Any = None) -> Callable[[str | None], None]:
+    """A progress line on a terminal (rewritten in place), nothing elsewhere;
+    `progress(None)` clears it."""
+    out = stream if stream is not None else sys.stderr
+    if not out.isatty():
+        return lambda _text: None
+    started = time.monotonic()
+    width = [0]
+
+    def show(text: str | None) -> None:
+        if text is None:
+            out.write("\r" + " " * width[0] + "\r")
+        else:
+            line = f"[{time.monotonic() - started:6.1f} s] {text}"
+            out.write("\r" + line.ljust(width[0]))
+            width[0] = max(width[0], len(line))
+        out.flush()
+
+    return show
+
+
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on a new loop of the kind `run.py --loop` installed."""
+    return asyncio.run(coro)
+
+
+def loop_name() -> str:
+    from actors.runtime.loops import installed
+
+    return installed()
+
+
+def peak_rss_mb() -> float:
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
