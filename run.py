@@ -6,7 +6,7 @@
     python run.py [OPTIONS] up                   start serving the data dir in the background
     python run.py [OPTIONS] down                 stop it
     python run.py [OPTIONS] serve                the platform in the foreground, until SIGINT/SIGTERM
-    python run.py bench runtime|auction [...]    benchmarks
+    python run.py bench runtime|auction|api [...]    benchmarks
     python run.py experiment FILE [--seed N]     a fault-injection experiment
 
 Parses the command line, configures logging once, and hands over. A cf
@@ -94,6 +94,12 @@ def _global_parser() -> argparse.ArgumentParser:
         default=None,
         help="the HTTP API's port for serve and up (default: $MINIFOUNDRY_API_PORT, else 9022; 0: any free port)",
     )
+    p.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default=os.environ.get("MINIFOUNDRY_LOOP", "asyncio"),
+        help="the event loop: asyncio's own or uvloop (default: $MINIFOUNDRY_LOOP, else asyncio)",
+    )
     p.add_argument("--debug", action="store_true", help="log to stderr and show tracebacks")
     p.add_argument("--attach", action="store_true", help="open a REPL on the platform serving --data-dir")
     p.add_argument("command", nargs=argparse.REMAINDER, help="a cf command, up, down, serve, bench or experiment")
@@ -120,11 +126,27 @@ def _main(argv: list[str] | None = None) -> int:
     if args.cells < 1 or args.zones < 1:
         raise SystemExit("run.py: --cells and --zones must be at least 1")
     first = command[0] if command else None
+    # Processes started from this one (up's server, an experiment's child
+    # runs) make the same choice of loop.
+    os.environ["MINIFOUNDRY_LOOP"] = args.loop
+    if first in ("bench", "experiment", "serve") or not command or args.attach:
+        from actors.runtime.loops import install
+
+        install(args.loop)
     if first == "bench":
         configure_logging(debug=args.debug)
         return _bench(command[1:])
     if first == "experiment":
         configure_logging(debug=args.debug, log_file=data_dir / "experiment.log")
+        from actors.experiments.sweep import is_sweep
+
+        if is_sweep(command[1:]):
+            from actors.experiments.sweep import main as sweep_main
+            from actors.experiments.sweep_worker import WorkerLogging
+
+            # Each worker configures its logging as this process just did.
+            worker_logging = WorkerLogging(debug=args.debug, log_file=str(data_dir / "experiment.log"))
+            return sweep_main(command[1:], logging=worker_logging)
         from actors.experiments.runner import main as experiment_main
 
         return experiment_main(command[1:])
@@ -161,7 +183,7 @@ def _main(argv: list[str] | None = None) -> int:
 def _bench(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
     if not argv or argv[0] not in ("runtime", "auction", "api"):
-        print("usage: run.py bench runtime|auction|api [options]", file=sys.stderr)
+        print("usage: run.py [--loop asyncio|uvloop] bench runtime|auction|api [options]", file=sys.stderr)
         return 2
     if argv[0] == "runtime":
         from benchmarks.runtime import main as bench_main

@@ -189,6 +189,10 @@ class VirtualClock(_ClockBase):
         self._io_open: set[int] = set()
         self._io_done: dict[int, asyncio.Future[None]] = {}
         self._io_news: asyncio.Event | None = None
+        # Callbacks the loop was asked to run (`call_soon`), counted by
+        # `_watch_loop`: the driver's test for "is anything about to run".
+        self._scheduled = 0
+        self._watched: asyncio.AbstractEventLoop | None = None
 
     # --- time ---------------------------------------------------------------
 
@@ -331,7 +335,9 @@ class VirtualClock(_ClockBase):
             self._wakeup = asyncio.Event()
             self._io_idle = asyncio.Event()
             self._io_news = asyncio.Event()
-            self._driver = asyncio.get_running_loop().create_task(self._drive(), name="virtual-clock")
+            loop = asyncio.get_running_loop()
+            self._watch_loop(loop)
+            self._driver = loop.create_task(self._drive(), name="virtual-clock")
 
     async def stop(self) -> None:
         driver, self._driver = self._driver, None
@@ -339,15 +345,55 @@ class VirtualClock(_ClockBase):
             driver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await driver
+        self._unwatch_loop()
         for turn in list(self._io_done.values()):  # nobody is left to let them go
             _set_if_pending(turn)
+
+    def _watch_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Count what the loop is asked to run.
+
+        Every future's callbacks and every task's next step are scheduled
+        through the loop's public `call_soon` (and a thread's hand-over
+        through `call_soon_threadsafe`), on asyncio's loop and on uvloop
+        alike, so wrapping the two on this loop object tells the driver
+        whether anything else is about to run without reading any of the
+        loop's private state.
+        """
+        if self._watched is not None:
+            return
+        call_soon = loop.call_soon
+        call_soon_threadsafe = loop.call_soon_threadsafe
+
+        def counted_call_soon(callback: Callable[..., Any], *args: Any, context: Any = None) -> asyncio.Handle:
+            self._scheduled += 1
+            return call_soon(callback, *args, context=context)
+
+        def counted_call_soon_threadsafe(
+            callback: Callable[..., Any], *args: Any, context: Any = None
+        ) -> asyncio.Handle:
+            self._scheduled += 1
+            return call_soon_threadsafe(callback, *args, context=context)
+
+        loop.call_soon = counted_call_soon  # type: ignore[method-assign, assignment]
+        loop.call_soon_threadsafe = counted_call_soon_threadsafe  # type: ignore[method-assign, assignment]
+        self._watched = loop
+
+    def _unwatch_loop(self) -> None:
+        loop, self._watched = self._watched, None
+        if loop is not None:
+            # The wrappers are attributes of this loop object: removing them
+            # leaves the loop's own methods.
+            for name in ("call_soon", "call_soon_threadsafe"):
+                with contextlib.suppress(AttributeError):
+                    delattr(loop, name)
 
     async def _settle(self, *, wait_io: bool = True) -> None:
         """Return once nothing on the loop is runnable and (with `wait_io`) no
         threaded I/O is in flight: the only thing left that could happen is a
         timer. The driver settles without waiting for I/O: it lets I/O go
         itself (`_let_io_go`)."""
-        loop = asyncio.get_running_loop()
+        if self._watched is None:
+            self._watch_loop(asyncio.get_running_loop())
         quiet = 0
         while quiet < self._idle_rounds:
             if wait_io and self._io_in_flight:
@@ -359,11 +405,12 @@ class VirtualClock(_ClockBase):
                 if self._io_in_flight:
                     await self._io_idle.wait()
                 continue
+            before = self._scheduled
             await asyncio.sleep(0)
-            # `_ready` holds the callbacks runnable on the next loop pass; it
-            # is the only honest "is anything else about to run" signal.
-            ready = getattr(loop, "_ready", None)
-            if ready is None or len(ready) == 0:
+            # Our own sleep(0) scheduled exactly one callback (this task's
+            # next step); anything more was scheduled by someone else, and
+            # runs on the next pass.
+            if self._scheduled - before <= 1:
                 quiet += 1
             else:
                 quiet = 0

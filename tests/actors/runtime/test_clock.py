@@ -14,6 +14,40 @@ from actors.runtime import RealClock, VirtualClock
 pytestmark = pytest.mark.anyio
 
 
+async def test_virtual_time_waits_for_callbacks_already_scheduled():
+    # Work that is only scheduled (a chain of callbacks, each scheduling the
+    # next) is still work: time must not jump before it is done.
+    clock = VirtualClock()
+    clock.start()
+    loop = asyncio.get_running_loop()
+    seen: list[tuple[int, float]] = []
+
+    def step(n: int) -> None:
+        seen.append((n, clock.monotonic()))
+        if n < 50:
+            loop.call_soon(step, n + 1)
+
+    try:
+        loop.call_soon(step, 0)
+        await clock.sleep(10)
+        assert [n for n, _ in seen] == list(range(51))
+        assert {t for _, t in seen} == {0.0}
+        assert clock.monotonic() == 10
+    finally:
+        await clock.stop()
+
+
+async def test_stopping_the_clock_leaves_the_loop_as_it_was():
+    loop = asyncio.get_running_loop()
+    before = (type(loop).call_soon, type(loop).call_soon_threadsafe)
+    clock = VirtualClock()
+    clock.start()
+    await clock.sleep(1)
+    await clock.stop()
+    assert "call_soon" not in vars(loop) if hasattr(loop, "__dict__") else True
+    assert (loop.call_soon.__func__, loop.call_soon_threadsafe.__func__) == before
+
+
 async def test_virtual_time_advances_without_real_waiting():
     clock = VirtualClock()
     clock.start()
