@@ -154,13 +154,24 @@ def run_dir(exp: Experiment, seed: int, results: Path) -> Path:
 
 
 async def run_experiment(
-    exp: Experiment, seed: int, results: Path, *, source: str | None = None, wall_limit: float = WALL_LIMIT
+    exp: Experiment,
+    seed: int,
+    results: Path,
+    *,
+    source: str | None = None,
+    wall_limit: float = WALL_LIMIT,
+    folder: str | None = None,
 ) -> dict[str, Any]:
-    """Run `exp` with `seed`; write the report files; return the report."""
+    """Run `exp` with `seed`; write the report files; return the report.
+
+    `folder` is the folder the report names as its own (default: where it is
+    written): a sweep runs each seed in scratch space and moves the files to
+    the folder a single run would have written them to.
+    """
     out = run_dir(exp, seed, results)
     out.mkdir(parents=True, exist_ok=True)
     with _run_lock(out):
-        return await _run_locked(exp, seed, out, results, source=source, wall_limit=wall_limit)
+        return await _run_locked(exp, seed, out, results, source=source, wall_limit=wall_limit, folder=folder)
 
 
 @contextlib.contextmanager
@@ -183,7 +194,7 @@ def _run_lock(out: Path) -> Any:
 
 
 async def _run_locked(
-    exp: Experiment, seed: int, out: Path, results: Path, *, source: str | None, wall_limit: float
+    exp: Experiment, seed: int, out: Path, results: Path, *, source: str | None, wall_limit: float, folder: str | None
 ) -> dict[str, Any]:
     data = out / "data"
     if data.exists():
@@ -208,7 +219,7 @@ async def _run_locked(
         wall_seconds=time.monotonic() - started,
         source=source or str(exp.path),
     )
-    report["folder"] = str(out)
+    report["folder"] = str(out) if folder is None else folder
     write_report(report, out)
     return report
 
