@@ -138,15 +138,6 @@ def _main(argv: list[str] | None = None) -> int:
         return _bench(command[1:])
     if first == "experiment":
         configure_logging(debug=args.debug, log_file=data_dir / "experiment.log")
-        from actors.experiments.sweep import is_sweep
-
-        if is_sweep(command[1:]):
-            from actors.experiments.sweep import main as sweep_main
-            from actors.experiments.sweep_worker import WorkerLogging
-
-            # Each worker configures its logging as this process just did.
-            worker_logging = WorkerLogging(debug=args.debug, log_file=str(data_dir / "experiment.log"))
-            return sweep_main(command[1:], logging=worker_logging)
         from actors.experiments.runner import main as experiment_main
 
         return experiment_main(command[1:])
