@@ -37,15 +37,17 @@ class _Flush:
 
 
 def format_log_line(line: LogLine) -> str:
-    """One line as `cf logs` prints it."""
+    """A line as `cf logs` prints it (local time, as cf does); a message of
+    several lines gives one such line each, each with the whole header."""
     from datetime import UTC, datetime
 
-    stamp = datetime.fromtimestamp(line.timestamp, UTC)
-    ts = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 10000:02d}+0000"
+    stamp = datetime.fromtimestamp(line.timestamp, UTC).astimezone()
+    ts = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 10000:02d}" + stamp.strftime("%z")
     source = line.source_type
     if source == "APP":
         source = "APP/PROC/WEB"
-    return f"   {ts} [{source}/{line.source_instance}] {line.stream} {line.text}"
+    pieces = [p.rstrip("\r") for p in line.text.rstrip("\r\n").split("\n")] or [""]
+    return "\n".join(f"   {ts} [{source}/{line.source_instance}] {line.stream} {p}" for p in pieces)
 
 
 class LoggregatorActor(AsyncioActor):

@@ -63,9 +63,18 @@ from protocol.manifest import (
     validate_app_name,
 )
 from protocol.manifest import show as _show
+from protocol.records import freeze
 from protocol.states import HealthCheckType
 
-__all__ = ["AUTODETECT", "health_check_type", "is_int", "load_manifest", "normalise_buildpacks", "parse_manifest"]
+__all__ = [
+    "AUTODETECT",
+    "ManifestNotYaml",
+    "health_check_type",
+    "is_int",
+    "load_manifest",
+    "normalise_buildpacks",
+    "parse_manifest",
+]
 
 _ROUTE = re.compile(r"(\*|[A-Za-z0-9][A-Za-z0-9-]*)(\.[A-Za-z0-9][A-Za-z0-9-]*)+(:\d{1,5})?(/\S*)?")
 _RESERVED_ENV = ("VCAP_", "CF_")
@@ -160,6 +169,7 @@ def parse_manifest(
     if not isinstance(apps_raw, list) or not apps_raw:
         raise InvalidManifest(f"Manifest {source} must have a non-empty 'applications' list")
     apps: list[AppSpec] = []
+    entries: list[Any] = []
     explicit: list[frozenset[str]] = []
     seen: set[str] = set()
     for index, raw in enumerate(apps_raw):
@@ -169,7 +179,8 @@ def parse_manifest(
         seen.add(spec.name)
         apps.append(spec)
         explicit.append(given)
-    return Manifest(apps=tuple(apps), warnings=tuple(warnings), explicit=tuple(explicit))
+        entries.append(freeze({str(k).replace("_", "-"): v for k, v in raw.items()}))
+    return Manifest(apps=tuple(apps), warnings=tuple(warnings), explicit=tuple(explicit), entries=tuple(entries))
 
 
 # --- parsing one application -------------------------------------------------
@@ -431,6 +442,10 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class ManifestNotYaml(InvalidManifest):
+    """The manifest's text does not parse as YAML at all."""
+
+
 def _load_yaml(text: str, source: str) -> Any:
     """Parse YAML, refusing duplicate keys, documents that nest too deeply and
     aliases that expand past `MAX_MANIFEST_VALUES` values."""
@@ -445,7 +460,7 @@ def _load_yaml(text: str, source: str) -> Any:
         _check_expansion(node, source)
         return loader.construct_document(node)
     except yaml.YAMLError as exc:
-        raise InvalidManifest(f"Manifest {source} is not valid YAML: {_one_line(exc)}") from None
+        raise ManifestNotYaml(f"Manifest {source} is not valid YAML: {_one_line(exc)}") from None
     except RecursionError:
         raise InvalidManifest(f"Manifest {source} nests its values too deeply") from None
     finally:

@@ -25,7 +25,7 @@ __all__ = ["TerminalActor", "Terminals"]
 log = structlog.get_logger("minifoundry.terminal")
 
 Write = Callable[[str], None]
-Ask = Callable[[str], bool | Awaitable[bool]]
+Ask = Callable[[str], bool | Awaitable[bool | None] | None]
 
 
 @dataclass(slots=True)
@@ -71,14 +71,15 @@ class Terminals:
             if entry.seen >= n and not waiter.done():
                 waiter.set_result(None)
 
-    async def ask(self, message: Confirm) -> bool:
+    async def ask(self, message: Confirm) -> bool | None:
+        """The user's yes or no; None when the input ended (cf's `EOF`)."""
         entry = self._open.get(message.command_id)
         if entry is None or entry.ask is None:
-            return False
+            return None
         answer = entry.ask(message.question)
         if inspect.isawaitable(answer):
             answer = await answer
-        return bool(answer)
+        return None if answer is None else bool(answer)
 
     async def wait_for(self, command_id: str, lines: int, timeout: float, clock: Any) -> None:
         """Until the command's first `lines` lines have been written (or `timeout`)."""
@@ -106,5 +107,5 @@ class TerminalActor(AsyncioActor):
         self.terminals.write(message)
 
     @handles(Confirm, concurrent=True)
-    async def _confirm(self, message: Confirm) -> bool:
+    async def _confirm(self, message: Confirm) -> bool | None:
         return await self.terminals.ask(message)

@@ -158,7 +158,7 @@ class AppNotFound(PlatformError):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        super().__init__(f"App '{name}' not found")
+        super().__init__(f"App '{name}' not found.")
 
     def __str__(self) -> str:
         return self.message

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import reprlib
 from dataclasses import dataclass
+from typing import Any
 
 from protocol.errors import InvalidAppName, InvalidManifest
 from protocol.states import HealthCheckType
@@ -95,8 +96,10 @@ class Manifest:
 
     apps: tuple[AppSpec, ...]
     warnings: tuple[str, ...] = ()
-    # For each app, the AppSpec fields its entry set (what an update changes).
+    # For each app, the AppSpec fields its entry set (what an update changes),
+    # and the entry as written (keys with hyphens; what `cf push` shows back).
     explicit: tuple[frozenset[str], ...] = ()
+    entries: tuple[Any, ...] = ()
 
     def app(self, name: str) -> AppSpec:
         for spec in self.apps:

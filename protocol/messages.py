@@ -118,6 +118,11 @@ class ListApps(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class ListAppSummaries(_Msg):
+    """Every app with its current droplet (or None) and instances, for `cf apps`."""
+
+
+@dataclass(frozen=True, slots=True)
 class ListAppRecords(_Msg):
     """Every app, by name (no instances: one CC_DB read)."""
 

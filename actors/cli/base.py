@@ -12,11 +12,29 @@ from typing import Any
 
 import structlog
 
-from actors.cli.commands import Command, parse
+from actors.cli.commands import ALIASES, COMMANDS, Command, help_text, parse
 from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError
-from protocol.errors import MinifoundryError, PlatformError
+from protocol.errors import (
+    AppMemoryQuotaExceeded,
+    AppNameTaken,
+    FileTooLarge,
+    IncorrectUsage,
+    InvalidAppName,
+    InvalidManifest,
+    MinifoundryError,
+    NotStaged,
+    PathEmpty,
+    PathNotFound,
+    PlatformError,
+    QuotaInstanceLimitExceeded,
+    QuotaInstanceMemoryLimitExceeded,
+    StackNotFound,
+    UnknownBuildpack,
+    UnknownCommand,
+    UnsafePath,
+)
 from protocol.manifest import validate_app_name
 from protocol.messages import (
     CancelCommand,
@@ -42,6 +60,24 @@ OnLine = Callable[[LogLine], None]
 Handler = Callable[..., Any]
 
 
+#: Errors cf v8 reports in words of its own, which the cli prints without a name.
+_CF_WORDED = (
+    AppMemoryQuotaExceeded,
+    AppNameTaken,
+    FileTooLarge,
+    InvalidAppName,
+    InvalidManifest,
+    NotStaged,
+    PathEmpty,
+    PathNotFound,
+    QuotaInstanceLimitExceeded,
+    QuotaInstanceMemoryLimitExceeded,
+    StackNotFound,
+    UnknownBuildpack,
+    UnsafePath,
+)
+
+
 def runs(name: str) -> Callable[[Handler], Handler]:
     """Mark a method as the cli's handler of command `name` (as `@handles` marks message handlers)."""
 
@@ -57,7 +93,7 @@ class CliConfig:
     org: str = "minifoundry"
     space: str = "dev"
     user: str = "admin"
-    poll_interval: float = 1.0  # platform seconds between instance polls
+    poll_interval: float = 3.0  # platform seconds between instance polls (cf v8 polls every 3 s)
     start_timeout: float = 300.0  # cf's CF_STARTUP_TIMEOUT (5 minutes)
     staging_wait: float = 960.0  # longer than Cloud Controller's staging timeout
     api_timeout: float = 30.0
@@ -103,7 +139,8 @@ class Run:
         """The user's yes or no; None when nobody can be asked (not interactive)."""
         if not self.message.interactive:
             return None
-        return bool(await self.cli.ask(self.message.terminal, Confirm(self.command_id, question), timeout=3600.0))
+        answer = await self.cli.ask(self.message.terminal, Confirm(self.command_id, question), timeout=3600.0)
+        return None if answer is None else bool(answer)
 
 
 class CliBase(AsyncioActor):
@@ -137,16 +174,26 @@ class CliBase(AsyncioActor):
         self._runs[message.command_id] = run
         trace_id = current_trace.get()
         try:
-            command = parse(message.argv)
+            command = parse(message.argv, message.cwd)
             code = await self._commands[command.name](self, command, run)
             return CommandOutcome(int(code or 0), lines=run.lines)
         except CommandFailed as exc:
             for line in exc.lines:
-                run.out(line)
+                run.err(line)
             run.out("FAILED")
             return CommandOutcome(1, exc.error, next((x for x in exc.lines if x), ""), run.lines)
+        except UnknownCommand as exc:
+            # cf prints this itself: the text on stderr, no FAILED.
+            for line in exc.message.split("\n"):
+                run.err(line)
+            return CommandOutcome(1, exc.code, exc.message.split("\n")[0], run.lines)
+        except IncorrectUsage as exc:
+            return self._usage_failed(run, exc, message.argv)
         except PlatformError as exc:
-            return self._failed(run, exc.code, str(exc))
+            # Errors cf has its own words for print as cf prints them (the
+            # message alone); the platform's own failures keep their name.
+            text = exc.message if isinstance(exc, _CF_WORDED) and exc.message else str(exc)
+            return self._failed(run, exc.code, text)
         except (MinifoundryError, ActorDeadError) as exc:
             # The platform itself failed us (a deadline passed, a component
             # is down): named, so a user or an experiment can tell which.
@@ -155,7 +202,7 @@ class CliBase(AsyncioActor):
             raise
         except Exception as exc:
             log.exception("cli-command-crashed", argv=list(message.argv))
-            run.out(f"Unexpected error: {type(exc).__name__}: {exc}")
+            run.err(f"Unexpected error: {type(exc).__name__}: {exc}")
             run.out("FAILED")
             return CommandOutcome(1, None, f"Unexpected error: {type(exc).__name__}: {exc}", run.lines)
         finally:
@@ -163,10 +210,29 @@ class CliBase(AsyncioActor):
             if self.recorder is not None and trace_id is not None and not isinstance(trace_id, tuple):
                 self.recorder.close(trace_id)
 
-    def _failed(self, run: Run, error: str, line: str) -> CommandOutcome:
-        run.out(line)
+    def _failed(self, run: Run, error: str, text: str) -> CommandOutcome:
+        """cf's DisplayError: the error's text on stderr, FAILED on stdout."""
+        for line in text.split("\n"):
+            run.err(line)
         run.out("FAILED")
-        return CommandOutcome(1, error, line, run.lines)
+        return CommandOutcome(1, error, text.split("\n")[0], run.lines)
+
+    def _usage_failed(self, run: Run, exc: IncorrectUsage, argv: tuple[str, ...]) -> CommandOutcome:
+        """A command line cf refuses: its words on stderr, then the command's
+        help on stdout; FAILED between them for cf's own checks, not for
+        what its flag parser refuses."""
+        command = getattr(exc, "command", None) or (ALIASES.get(argv[0], argv[0]) if argv else None)
+        failed = getattr(exc, "failed", True)
+        run.err(exc.message)
+        if failed:
+            run.out("FAILED")
+            run.out("")
+        else:
+            run.err("")
+        if command in COMMANDS:
+            for line in help_text(command):
+                run.out(line)
+        return CommandOutcome(1, exc.code, exc.message, run.lines)
 
     @handles(CancelCommand)
     def _cancel_command(self, message: CancelCommand) -> int:

@@ -1,7 +1,8 @@
-"""`cf push`, as the cf CLI does it: create (or update) the app, match
-resources and upload only the unknown files, stage while tracing the staging
-logs, start, wait for the instances, show the app. Also staging and the wait
-for instances that start, restart and restage share."""
+"""`cf push`, as cf v8 does it: apply the manifest (creating or updating
+the apps, the diff shown when a manifest file is used), then for each app
+match resources and upload only the unknown files, stage while tracing the
+staging logs, start, poll the instances and show the app. Also the staging
+and the wait for instances that start, restart, restage and scale share."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import structlog
 from actors.appfiles import AppBits, build_package, scan_app
 from actors.cli import render
 from actors.cli.base import CliBase, Command, CommandFailed, Run, runs
-from actors.cli.push_spec import PushPlan, push_plans
+from actors.cli.manifest_diff import diff_lines
+from actors.cli.push_spec import push_plans
 from actors.runtime.delivery import current_trace
-from protocol.errors import AppNotFound, StartUnsuccessful
+from protocol.errors import AppNotFound
 from protocol.messages import (
     CreateOrUpdateApp,
     GetApp,
@@ -30,90 +32,124 @@ from protocol.messages import (
 )
 from protocol.records import AppRecord
 from protocol.states import AppState, BuildState
-from protocol.units import format_bytes, format_mb
 
-__all__ = ["Push"]
+__all__ = ["START_TIMEOUT_LINES", "Push", "progress_line"]
 
 log = structlog.get_logger("minifoundry.cli")
+
+START_TIMEOUT_LINES = (
+    "Start app timeout",
+    "",
+    "TIP: Application must be listening on the right port. Instead of hard coding the port, "
+    "use the $PORT environment variable.",
+    "",
+)
+
+
+def _size(n: int) -> str:
+    """The progress bar's sizes: bytes below 1 KiB, else KiB/MiB/GiB with two decimals."""
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB"):
+        value /= 1024
+        if value < 1024 or unit == "GiB":
+            return f"{value:.02f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def progress_line(total: int, seconds: float) -> str:
+    """The upload bar's last state, as cf draws it with no terminal to size
+    the bar by (cf's bar always takes at least a second to finish)."""
+    return f" {_size(total)} / {_size(total)}  100.00% {max(1, int(seconds))}s"
 
 
 class Push(CliBase):
     @runs("push")
     async def cmd_push(self, command: Command, run: Run) -> int:
         args = command.args
-        plans = push_plans(args, Path(run.message.cwd), warn=lambda text: run.out(f"Warning: {text}"))
-        code = 0
-        for plan in plans:
-            code = max(code, await self._push_one(plan, args.no_start, run))
-        return code
-
-    async def _push_one(self, plan: PushPlan, no_start: bool, run: Run) -> int:
-        out = run.out
         c = self.config
-        spec = plan.spec
+        plans = push_plans(args, Path(run.message.cwd), warn=run.err)
+        names = ", ".join(p.spec.name for p in plans)
+        noun = "app" if len(plans) == 1 else "apps"
+        run.out(f"Pushing {noun} {names} to org {c.org} / space {c.space} as {c.user}...")
+        manifest = plans[0].manifest
+        # Every app's bits are gathered before anything is asked of the
+        # platform: a bad path or hostile archive changes nothing.
+        gathered: list[AppBits] = []
+        for plan in plans:
+            async with self.clock.threaded_io():
+                gathered.append(await anyio.to_thread.run_sync(scan_app, Path(plan.spec.path or ".")))
+        existing: dict[str, AppRecord | None] = {}
+        for plan in plans:
+            try:
+                existing[plan.spec.name] = await self.cc(GetApp(plan.spec.name))
+            except AppNotFound:
+                existing[plan.spec.name] = None
+        if manifest is not None:
+            run.out(f"Applying manifest file {manifest}...")
+            run.out("")
+            run.out("Updating with these attributes...")
+            for line in diff_lines([(p.shown or {}, existing[p.spec.name]) for p in plans]):
+                run.out(line)
         # One command may push several apps (a manifest's list): each app's
         # trace is the command's first arrow plus what its own push delivered.
-        trace_start = self._trace_length()
-        out(f"Pushing app {spec.name} to org {c.org} / space {c.space} as {c.user}...")
-        if plan.manifest is not None:
-            out(f"Applying manifest file {plan.manifest}...")
-        out("Getting app info...")
-        path = Path(spec.path or ".")
-        # Gather the bits before touching the platform: a bad path changes nothing.
-        async with self.clock.threaded_io():
-            bits = await anyio.to_thread.run_sync(scan_app, path)
-        existed = True
-        try:
-            await self.cc(GetApp(spec.name))
-        except AppNotFound:
-            existed = False
-        out(f"{'Updating' if existed else 'Creating'} app with these attributes...")
-        out(f"  name:        {spec.name}")
-        out(f"  path:        {bits.source}")
-        out(f"  instances:   {spec.instances}")
-        out(f"  memory:      {format_mb(spec.memory_mb)}")
-        if spec.buildpacks:
-            out(f"  buildpacks:  {', '.join(spec.buildpacks)}")
-        if spec.command:
-            out(f"  command:     {spec.command}")
-        app = await self.cc(CreateOrUpdateApp(spec, plan.explicit, c.user))
-        try:
-            return await self._push_bits(app, bits, existed, no_start, run)
-        finally:
-            await self._save_trace(app, "push", since=trace_start)
+        apps: list[tuple[AppRecord, int]] = []
+        for plan in plans:
+            trace_start = self._trace_length()
+            apps.append((await self.cc(CreateOrUpdateApp(plan.spec, plan.explicit, c.user)), trace_start))
+        if manifest is not None:
+            run.out("Manifest applied")
+        code = 0
+        for plan, bits, (app, trace_start) in zip(plans, gathered, apps, strict=True):
+            existed = existing[plan.spec.name] is not None
+            try:
+                code = await self._push_bits(app, bits, existed, args.no_start, run)
+            finally:
+                await self._save_trace(app, "push", since=trace_start)
+            if code != 0:
+                break
+        return code
 
     async def _push_bits(self, app: AppRecord, bits: AppBits, existed: bool, no_start: bool, run: Run) -> int:
         out = run.out
         c = self.config
-        out(f"  routes:      {', '.join(app.routes) if app.routes else '(none)'}")
-        out("")
-        out("Comparing local files to remote cache...")
-        fingerprints = tuple((f.sha1, f.size) for f in bits.files)
-        matched = set(await self.cc(MatchResources(fingerprints)))
-        new_files = [f for f in bits.files if (f.sha1, f.size) not in matched]
-        out("Packaging files to upload...")
-        async with self.clock.threaded_io():
-            contents = await anyio.to_thread.run_sync(
-                lambda: {f.path: data for f, data in bits.iter_contents([f.path for f in new_files])}
-            )
-            uploaded = await anyio.to_thread.run_sync(
-                lambda: build_package(new_files, contents.__getitem__) if new_files else b""
-            )
-        new_bytes = sum(f.size for f in new_files)
-        out(
-            f" {len(bits.files)} files, {format_bytes(new_bytes)} to upload, "
-            f"{len(bits.files) - len(new_files)} already on the platform"
-        )
-        out("Uploading files...")
-        await self.cc(UploadBits(app.guid, tuple(bits.files), uploaded, c.user), timeout=120)
+        fingerprints = tuple((f.sha1, f.size) for f in bits.files if f.size > 0)
+        matched = set(await self.cc(MatchResources(fingerprints))) if fingerprints else set()
+        new_files = [f for f in bits.files if (f.sha1, f.size) not in matched and f.size > 0]
+        empty = [f for f in bits.files if f.size == 0]
+        uploaded = b""
+        if new_files or empty:
+            out("Packaging files to upload...")
+            sending = [*new_files, *empty]
+            async with self.clock.threaded_io():
+                contents = await anyio.to_thread.run_sync(
+                    lambda: {f.path: data for f, data in bits.iter_contents([f.path for f in sending])}
+                )
+                uploaded = await anyio.to_thread.run_sync(lambda: build_package(sending, contents.__getitem__))
+            out("Uploading files...")
+            started = self.clock.monotonic()
+            await self.cc(UploadBits(app.guid, tuple(bits.files), uploaded, c.user), timeout=120)
+            out(progress_line(len(uploaded), self.clock.monotonic() - started))
+            out("")
+        else:
+            out("All files found in remote cache; nothing to upload.")
+            await self.cc(UploadBits(app.guid, tuple(bits.files), uploaded, c.user), timeout=120)
         out("Waiting for API to complete processing files...")
-        out("")
         if no_start:
             if app.state is AppState.STARTED:
+                out("Stopping Application...")
                 await self.cc(StopApp(app.guid, c.user))
-            return await self._show_app(app.guid, run)
-        await self._stage(app, run, reason="push")
-        return await self._start_and_wait(app, run, restart=existed)
+                out("Application Stopped")
+            out("")
+            return await self._show_app(app.guid, run, start_command=True)
+        out("")
+        await self._stage(app, run, reason="push", kind="push")
+        out("")
+        out(f"Waiting for app {app.name} to start...")
+        out("")
+        await self.cc(StartApp(app.guid, c.user, restart=existed))
+        return await self._wait_started(app, run, kind="push")
 
     async def _save_trace(self, app: AppRecord, kind: str, *, since: int = 0) -> None:
         """Keep what this conversation delivered (from delivery `since` on,
@@ -137,14 +173,16 @@ class Push(CliBase):
         finally:
             current_trace.reset(token)
 
-    async def _stage(self, app: AppRecord, run: Run, *, reason: str) -> None:
-        """Stage the app while tracing its staging logs; CommandFailed if it fails."""
+    async def _stage(self, app: AppRecord, run: Run, *, reason: str, kind: str) -> None:
+        """Stage the app while tracing its staging logs; CommandFailed in the
+        words of the command (`kind`: push, start, restage) if it fails."""
         out = run.out
         out("Staging app and tracing logs...")
 
         def staging_line(line: object) -> None:
             if getattr(line, "source_type", None) == "STG":
-                out(f"   {line.text}")  # type: ignore[attr-defined]
+                for piece in str(getattr(line, "text", "")).rstrip("\r\n").split("\n"):
+                    out(f"   {piece.rstrip(chr(13))}")
 
         subscription = self.subscribe(app.guid, staging_line, kind="staging")
         try:
@@ -153,60 +191,61 @@ class Push(CliBase):
             # Let the last staging lines already on their way arrive first.
             await self.clock.sleep(0.01)
             self.unsubscribe(app.guid, subscription)
-        if build.state is not BuildState.STAGED:
-            error = (build.error or "StagingError").split(" - ")[0]
-            raise CommandFailed(error, "", f"Error staging application: {build.error}")
-        out("")
+        if build.state is BuildState.STAGED:
+            return
+        error = build.error or "StagingError - Staging error: staging failed"
+        code = error.split(" - ")[0]
+        if kind == "push" or (kind == "start" and code == "NoAppDetectedError"):
+            raise CommandFailed(code, error)
+        if code == "NoAppDetectedError":
+            raise CommandFailed(
+                code,
+                f"Error staging application: {error}",
+                "",
+                "TIP: Use 'cf buildpacks' to see a list of supported buildpacks.",
+            )
+        raise CommandFailed(code, f"Error staging application: {error}")
 
-    async def _start_and_wait(self, app: AppRecord, run: Run, *, restart: bool) -> int:
-        """Steps 11-12: desire the app's instances, then wait for them as cf does."""
-        run.out(f"Waiting for app {app.name} to start...")
-        run.out("")
-        await self.cc(StartApp(app.guid, self.config.user, restart=restart))
-        return await self._wait_started(app, run)
+    async def _wait_started(self, app: AppRecord, run: Run, *, kind: str, show: bool = True) -> int:
+        """cf's poll of the web process: a line each poll (`Instances
+        starting...`, or the instances' details), until one instance runs,
+        every one has crashed, or CF_STARTUP_TIMEOUT passes; then the app.
 
-    async def _wait_started(self, app: AppRecord, run: Run) -> int:
-        out = run.out
+        Push and restage end a crash with `Start unsuccessful` (push after
+        the summary) and a timeout with `Start app timeout`; start and
+        restart say `All instances crashed` and `Timed out waiting ...`;
+        push writes its poll lines to stderr, as cf v8 does."""
         c = self.config
+        say = run.err if kind == "push" else run.out
         started = self.clock.monotonic()
-        last_progress = ""
-        while app.instances > 0:  # scaled to zero: nothing to wait for, as cf says "0/0"
+        while True:
             instances = await self.cc(GetAppInstances(app.guid))
-            running = sum(1 for i in instances if i.state == "RUNNING")
-            starting = sum(1 for i in instances if i.state == "STARTING" and i.crash_count == 0)
-            crashed = [i for i in instances if i.state == "CRASHED" or (i.state != "RUNNING" and i.crash_count > 0)]
-            down = [i for i in instances if i.state == "DOWN"]
-            if instances and running == len(instances):
+            details = next((i.details for i in instances if i.details and i.state != "RUNNING"), "")
+            say(f"Error starting instances: '{details}'" if details else "Instances starting...")
+            if app.instances == 0 or any(i.state == "RUNNING" for i in instances):
                 break
-            if instances and running > 0 and starting == 0:
-                break  # some up, the rest crashed or unplaceable: cf calls that started
-            if instances and running == 0 and starting == 0 and (crashed or down):
-                lines = [str(StartUnsuccessful()), ""]
-                if down and not crashed:
-                    lines.append(f"{len(down)} of {len(instances)} instances could not be placed: {down[0].details}")
-                lines.append(f"TIP: use 'cf logs {app.name} --recent' for more information")
+            if instances and len(instances) >= app.instances and all(i.state == "CRASHED" for i in instances):
+                if kind in ("start", "restart"):
+                    raise CommandFailed("StartUnsuccessful", "All instances crashed")
+                lines = ["Start unsuccessful", "", f"TIP: use 'cf logs {app.name} --recent' for more information"]
+                if kind == "push":
+                    run.out("")
+                    await self._show_app(app.guid, run, start_command=True)
                 raise CommandFailed("StartUnsuccessful", *lines)
-            progress = f"   {running} of {len(instances)} instances running, {starting} starting"
-            if crashed:
-                progress += f", {len(crashed)} crashed"
-            if down:
-                progress += f", {len(down)} down"
-            if progress != last_progress and instances:
-                out(progress)
-                last_progress = progress
-            if self.clock.monotonic() - started > c.start_timeout:
+            if self.clock.monotonic() - started >= c.start_timeout:
+                if kind in ("start", "restart"):
+                    raise CommandFailed("StartAppTimeout", f"Timed out waiting for application '{app.name}' to start")
                 raise CommandFailed(
-                    "StartAppTimeout",
-                    "Start app timeout",
-                    "",
-                    f"TIP: use 'cf logs {app.name} --recent' for more information",
+                    "StartAppTimeout", *START_TIMEOUT_LINES, f"Use 'cf logs {app.name} --recent' for more information"
                 )
             await self.clock.sleep(c.poll_interval)
-        out("")
-        return await self._show_app(app.guid, run)
+        run.out("")
+        if not show:
+            return 0
+        return await self._show_app(app.guid, run, start_command=kind == "push")
 
-    async def _show_app(self, app_guid: str, run: Run) -> int:
+    async def _show_app(self, app_guid: str, run: Run, *, start_command: bool = False) -> int:
         app, droplet, instances = await self.cc(GetAppSummary(app_guid))
-        for line in render.app_summary(app, droplet, instances):
+        for line in render.app_summary(app, droplet, instances, now=self.clock.now(), start_command=start_command):
             run.out(line)
         return 0

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from actors.manifest import AUTODETECT, is_int, load_manifest, normalise_buildpacks
+from actors.cli.manifest_diff import displayed_manifest
+from actors.manifest import AUTODETECT, ManifestNotYaml, is_int, load_manifest, normalise_buildpacks
 from actors.manifest import health_check_type as parse_health_check_type
 from protocol.errors import IncorrectUsage, InvalidManifest, PathNotFound
 from protocol.manifest import (
@@ -31,11 +32,23 @@ __all__ = ["PushPlan", "apply_flags", "default_spec", "number", "push_plans"]
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PushPlan:
-    """One app of a push: what to ask for, which fields the user set, from which manifest."""
+    """One app of a push: what to ask for, which fields the user set, from
+    which manifest, and (with a manifest) its entry as cf shows it back."""
 
     spec: AppSpec
     explicit: frozenset[str]
     manifest: Path | None
+    shown: dict[str, Any] | None = None
+
+
+NAME_REQUIRED = (
+    "Incorrect Usage: The push command requires an app name. "
+    "The app name can be supplied as an argument or with a manifest.yml file."
+)
+FLAGS_WITH_MANY = (
+    "Incorrect Usage: Command line flags (except -f and --no-start) cannot be applied when pushing "
+    "multiple apps from a manifest file."
+)
 
 
 def number(value: str | None, flag: str) -> int | None:
@@ -48,60 +61,91 @@ def number(value: str | None, flag: str) -> int | None:
         raise IncorrectUsage(f"Incorrect Usage: invalid argument for flag '{flag}' (expected int > 0)") from None
 
 
+def _usage(message: str) -> IncorrectUsage:
+    from actors.cli.commands import UsageError
+
+    return UsageError(message, "push", failed=True)
+
+
 def push_plans(args: Any, cwd: Path, warn: Callable[[str], None] | None = None) -> list[PushPlan]:
-    """The apps `cf push` with these parsed arguments pushes, from `cwd`."""
+    """The apps `cf push` with these parsed arguments pushes, from `cwd`: as
+    cf v8, the manifest is `-f`'s, else `manifest.yml` (or `.yaml`) in `cwd`."""
     manifest_path: Path | None = None
     if args.manifest and args.no_manifest:
-        raise IncorrectUsage("Incorrect Usage: '-f' and '--no-manifest' cannot be used together")
+        raise _usage("Incorrect Usage: The following arguments cannot be used together: --no-manifest, --manifest, -f")
     if args.manifest:
         manifest_path = (cwd / args.manifest).resolve()
         if manifest_path.is_dir():
-            manifest_path = manifest_path / "manifest.yml"
+            yml = manifest_path / "manifest.yml"
+            manifest_path = yml if yml.is_file() else manifest_path / "manifest.yaml"
         if not manifest_path.exists():
-            raise PathNotFound(f"Manifest file {manifest_path} does not exist")
+            raise PathNotFound(f"The specified path '{args.manifest}' does not exist.")
     elif not args.no_manifest:
-        for candidate in (cwd / "manifest.yml", (cwd / args.path / "manifest.yml") if args.path else None):
-            if candidate is not None and candidate.is_file():
+        for candidate in (cwd / "manifest.yml", cwd / "manifest.yaml"):
+            if candidate.is_file():
                 manifest_path = candidate.resolve()
                 break
     flags = _flags(args, cwd)
     given = _flag_fields({k for k, v in flags.items() if v not in (None, False)})
     if manifest_path is not None:
-        manifest = load_manifest(manifest_path)
+        try:
+            manifest = load_manifest(manifest_path)
+        except ManifestNotYaml:
+            raise InvalidManifest(f"Unable to push app because manifest {manifest_path} is not valid yaml.") from None
         for text in manifest.warnings:  # unknown keys, deprecations: the push goes on
             if warn is not None:
                 warn(text)
-        apps = list(manifest.apps)
+        apps = list(zip(manifest.apps, manifest.entries, strict=True))
         if args.app:
             validate_app_name(args.app)
-            named = [a for a in apps if a.name == args.app]
+            named = [(a, e) for a, e in apps if a.name == args.app]
             if named:
                 apps = named
             elif len(apps) == 1:
-                apps = [dataclasses.replace(apps[0], name=args.app)]
+                spec, entry = apps[0]
+                apps = [(dataclasses.replace(spec, name=args.app), {**entry, "name": args.app})]
             else:
                 raise InvalidManifest(f"Could not find app named '{args.app}' in manifest")
-        elif len(apps) > 1 and any(v is not None for k, v in flags.items() if k != "path"):
-            raise IncorrectUsage("Incorrect Usage: command line flags apply to one app; name it")
+        elif len(apps) > 1 and any(v not in (None, False) for k, v in flags.items()):
+            raise _usage(FLAGS_WITH_MANY)
         plans = []
-        for spec in apps:
+        for spec, entry in apps:
             explicit = _explicit(spec) | given
             spec = _apply(spec, flags)
             if spec.path is None:
                 spec = dataclasses.replace(spec, path=str(manifest_path.parent))
-            plans.append(PushPlan(spec, frozenset(explicit), manifest_path))
+            shown = displayed_manifest(entry, _shown_flags(args, flags))
+            plans.append(PushPlan(spec, frozenset(explicit), manifest_path, shown))
         return plans
     if not args.app:
-        raise IncorrectUsage("Incorrect Usage: the required argument `APP_NAME` was not provided")
+        raise _usage(NAME_REQUIRED)
     spec = _apply(default_spec(args.app), flags)
     if spec.path is None:
         spec = dataclasses.replace(spec, path=str(cwd))
     return [PushPlan(spec, frozenset(given), None)]
 
 
+def _shown_flags(args: Any, flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags as cf writes them into the manifest it shows (its keys)."""
+    return {
+        "instances": flags["instances"],
+        "memory": args.memory,
+        "disk-quota": args.disk,
+        "buildpacks": list(args.buildpacks) if args.buildpacks else None,
+        "command": args.command,
+        "path": flags["path"],
+        "stack": args.stack,
+        "health-check-type": args.health_check_type,
+        "health-check-http-endpoint": args.endpoint,
+        "timeout": flags["timeout"],
+        "no-route": True if args.no_route else None,
+        "random-route": True if args.random_route else None,
+    }
+
+
 def _flags(args: Any, cwd: Path) -> dict[str, Any]:
     return {
-        "instances": number(args.instances, "-i"),
+        "instances": args.instances if isinstance(args.instances, int) else number(args.instances, "-i"),
         "memory": args.memory,
         "disk": args.disk,
         "buildpacks": args.buildpacks,
@@ -110,7 +154,7 @@ def _flags(args: Any, cwd: Path) -> dict[str, Any]:
         "stack": args.stack,
         "health_check_type": args.health_check_type,
         "health_check_http_endpoint": args.endpoint,
-        "timeout": number(args.timeout, "-t"),
+        "timeout": args.timeout if isinstance(args.timeout, int) else number(args.timeout, "-t"),
         "no_route": args.no_route or None,
         "random_route": args.random_route or None,
     }

@@ -8,12 +8,12 @@ from pathlib import Path
 import anyio
 
 from actors.cli import render
-from actors.cli.base import Command, Run, runs
+from actors.cli.base import Command, CommandFailed, Run, runs
 from actors.cli.commands import help_text
 from actors.cli.lifecycle import Lifecycle
 from actors.loggregator import format_log_line
-from protocol.errors import PlatformError
-from protocol.messages import CellInfo, GetEvents, GetTrace, ListApps, ListCells, LogLine, RecentLogs
+from protocol.errors import PlatformError, UnknownCommand
+from protocol.messages import CellInfo, GetEvents, GetTrace, ListAppSummaries, ListCells, LogLine, RecentLogs
 from protocol.snapshots import CellStatistics
 
 __all__ = ["Views"]
@@ -30,43 +30,51 @@ class NoTrace(PlatformError):
 
 class Views(Lifecycle):
     @runs("apps")
-    async def cmd_apps(self, _command: Command, run: Run) -> int:
+    async def cmd_apps(self, command: Command, run: Run) -> int:
         out = run.out
         out(self._header("Getting apps"))
         out("")
-        apps = await self.cc(ListApps(), timeout=60)
+        apps = await self.cc(ListAppSummaries(), timeout=60)
         if not apps:
             out("No apps found")
             return 0
-        for line in render.apps_table(apps):
+        lines = render.apps_table(apps)
+        if command.args.no_stats:
+            lines = render.table(
+                [["name", "requested state", "routes"]]
+                + [[a.name, a.state.value.lower(), ", ".join(a.routes)] for a, _d, _i in apps]
+            )
+        for line in lines:
             out(line)
         return 0
 
     @runs("app")
     async def cmd_app(self, command: Command, run: Run) -> int:
         out = run.out
-        app = await self._app(command.args.app)
         if command.args.guid:
+            app = await self._app(command.args.app)
             out(app.guid)
             return 0
-        out(self._header("Showing health and status for", app.name))
+        out(self._header("Showing health and status for", command.args.app))
         out("")
+        app = await self._app(command.args.app)
         return await self._show_app(app.guid, run)
 
     @runs("logs")
     async def cmd_logs(self, command: Command, run: Run) -> int:
         out = run.out
-        c = self.config
-        app = await self._app(command.args.app)
-        out(f"Retrieving logs for app {app.name} in org {c.org} / space {c.space} as {c.user}...")
+        out(self._header("Retrieving logs for", command.args.app))
         out("")
+        app = await self._app(command.args.app)
         if command.args.recent:
             for line in await self.ask("loggregator", RecentLogs(app.guid)):
-                out(format_log_line(line))
+                for piece in format_log_line(line).split("\n"):
+                    out(piece)
             return 0
 
         def tail(line: LogLine) -> None:
-            out(format_log_line(line))
+            for piece in format_log_line(line).split("\n"):
+                out(piece)
 
         subscription = self.subscribe(app.guid, tail)
         try:
@@ -78,10 +86,12 @@ class Views(Lifecycle):
     @runs("events")
     async def cmd_events(self, command: Command, run: Run) -> int:
         out = run.out
+        out(self._header("Getting events for", command.args.app))
         app = await self._app(command.args.app)
-        out(self._header("Getting events for", app.name))
-        out("")
-        for line in render.events_table(await self.cc(GetEvents(app.guid))):
+        events = await self.cc(GetEvents(app.guid))
+        if not events:
+            out("No events found.")
+        for line in render.events_table(events):
             out(line)
         return 0
 
@@ -136,6 +146,11 @@ class Views(Lifecycle):
 
     @runs("help")
     async def cmd_help(self, command: Command, run: Run) -> int:
-        for line in help_text(command.args.topic):
+        try:
+            lines = help_text(command.args.topic, everything=bool(getattr(command.args, "all", False)))
+        except UnknownCommand as exc:
+            # `cf help foo`: through the help command, so FAILED follows.
+            raise CommandFailed(exc.code, exc.message) from None
+        for line in lines:
             run.out(line)
         return 0

@@ -7,7 +7,15 @@ from actors.cloud_controller.base import ControllerBase
 from actors.runtime import handles
 from protocol import ccdb
 from protocol.lrp import InstanceInfo
-from protocol.messages import GetActualLRPs, GetAppInstances, GetAppSummary, GetEvents, GetTrace, SaveTrace
+from protocol.messages import (
+    GetActualLRPs,
+    GetAppInstances,
+    GetAppSummary,
+    GetEvents,
+    GetTrace,
+    ListAppSummaries,
+    SaveTrace,
+)
 from protocol.records import AppRecord, DropletRecord, EventRecord, TraceRecord
 from protocol.states import ActualLRPState, AppState, InstanceState
 
@@ -63,6 +71,16 @@ class Views(ControllerBase):
         if app.droplet_guid is not None:
             droplet = await self.db(ccdb.GetDroplet(app.droplet_guid))
         return app, droplet, await self._instances(app)
+
+    @handles(ListAppSummaries, concurrent=True)
+    async def _summaries(
+        self, _message: ListAppSummaries
+    ) -> list[tuple[AppRecord, DropletRecord | None, tuple[InstanceInfo, ...]]]:
+        out = []
+        for app in await self.db(ccdb.ListApps()):
+            droplet = await self.db(ccdb.GetDroplet(app.droplet_guid)) if app.droplet_guid is not None else None
+            out.append((app, droplet, await self._instances(app)))
+        return out
 
     @handles(GetEvents, concurrent=True)
     async def _events(self, message: GetEvents) -> list[EventRecord]:

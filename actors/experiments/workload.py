@@ -9,6 +9,7 @@ platform process died under it).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -34,6 +35,12 @@ def command_argv(exp: Experiment, step: WorkloadStep, app: str) -> list[str]:
             if key in o:
                 value = o[key]
                 argv += [flag, exp.resolve(value) if key in ("path", "manifest") else str(value)]
+        if "path" in o and "manifest" not in o:
+            # An app directory's own manifest (as the examples carry): cf
+            # reads one only from the working directory or -f, so name it.
+            own = Path(exp.resolve(o["path"])) / "manifest.yml"
+            if own.is_file():
+                argv += ["-f", str(own)]
         for bp in (*((o["buildpack"],) if "buildpack" in o else ()), *o.get("buildpacks", ())):
             argv += ["-b", bp]
         argv += [flag for key, flag in PUSH_FLAGS.items() if o.get(key)]

@@ -246,7 +246,7 @@ class AttachServer:
         command_id = platform.new_command_id()
         log.info("one-shot-command", argv=argv, command_id=command_id, client_pid=hello.get("pid"))
 
-        async def confirm(question: str) -> bool:
+        async def confirm(question: str) -> bool | None:
             return await console.confirm(question)
 
         pump = asyncio.ensure_future(_pump_one(reader, console))
@@ -306,7 +306,7 @@ class _CommandConsole:
 
     def __init__(self, writer: asyncio.StreamWriter) -> None:
         self._writer = writer
-        self._answer: asyncio.Future[bool] | None = None
+        self._answer: asyncio.Future[bool | None] | None = None
 
     def send(self, message: dict[str, Any]) -> None:
         if not self._writer.is_closing():
@@ -325,8 +325,8 @@ class _CommandConsole:
     def write(self, line: str) -> None:  # what `AttachServer.close` says to every client
         self.err(line)
 
-    async def confirm(self, question: str) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+    async def confirm(self, question: str) -> bool | None:
+        future: asyncio.Future[bool | None] = asyncio.get_running_loop().create_future()
         self._answer = future
         self.send({"confirm": question})
         await self.drain()
@@ -335,7 +335,7 @@ class _CommandConsole:
         finally:
             self._answer = None
 
-    def answer(self, value: bool) -> None:
+    def answer(self, value: bool | None) -> None:
         if self._answer is not None and not self._answer.done():
             self._answer.set_result(value)
 
@@ -351,7 +351,8 @@ async def _pump_one(reader: asyncio.StreamReader, console: _CommandConsole) -> N
         if not isinstance(message, dict) or message.get("cancel"):
             return
         if "answer" in message:
-            console.answer(bool(message["answer"]))
+            answer = message["answer"]
+            console.answer(None if answer is None else bool(answer))  # None: the input ended
 
 
 async def _pump(reader: asyncio.StreamReader, console: RemoteConsole, session: Session) -> None:

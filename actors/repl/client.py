@@ -62,10 +62,10 @@ def run_one(args: Any) -> int:
 
 
 def _converse(sock: socket.socket, args: Any) -> int:
-    try:
-        interactive = sys.stdin.isatty()
-    except (ValueError, AttributeError):  # no standard input at all
-        interactive = False
+    # cf reads its y/N answers from standard input, a terminal or not (a
+    # script may pipe them in); only with no standard input at all can
+    # nobody be asked.
+    interactive = sys.stdin is not None and not sys.stdin.closed
     cwd = os.getcwd()
     request = {"hello": daemon.hello(), "run": list(args.command), "cwd": cwd, "interactive": interactive}
     try:
@@ -113,9 +113,28 @@ def _converse(sock: socket.socket, args: Any) -> int:
         return 1
 
 
-def _ask(question: str) -> bool:
+def _ask(question: str) -> bool | None:
+    """cf's y/N prompt: `y`, `Y`, `yes` or `n`, `N`, `no` (an empty line is
+    no); anything else asks again; the end of input is None (cf: `EOF`).
+    Read from a pipe, the answer is echoed after the prompt, as cf does."""
     try:
-        answer = input(f"{question} [yN]: ")
-    except EOFError:
-        return False
-    return answer.strip().lower() in ("y", "yes")
+        terminal = sys.stdin.isatty()
+    except ValueError:
+        return None
+    while True:
+        sys.stdout.write(f"{question} [yN]: ")
+        sys.stdout.flush()
+        try:
+            line = sys.stdin.readline()
+        except (OSError, ValueError):
+            return None
+        if line == "":
+            return None
+        answer = line.rstrip("\n").replace("\r", "")
+        if not terminal:
+            sys.stdout.write(answer + "\n")
+        if answer in ("y", "Y", "yes"):
+            return True
+        if answer in ("n", "N", "no", ""):
+            return False
+        sys.stdout.write("invalid input (not y, n, yes, or no)\n")

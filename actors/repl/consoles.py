@@ -13,7 +13,6 @@ daemon thread so the loop never blocks; plain output, no prompts, no colour.
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -26,7 +25,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-from actors.cli.commands import COMMANDS
+from actors.cli.commands import ALIASES, COMMANDS
 from actors.stdout import write_line
 
 __all__ = ["CommandCompleter", "LineConsole", "ScriptConsole", "TerminalConsole", "colourize"]
@@ -52,14 +51,16 @@ def colourize(line: str) -> str:
 
 
 def _app_commands() -> set[str]:
-    return {name for name, spec in COMMANDS.items() if spec.usage.split()[1:2] == ["APP_NAME"]}
+    names = {name for name, spec in COMMANDS.items() if spec.positionals[:1] and spec.positionals[0][0] == "APP_NAME"}
+    return names | {alias for alias, name in ALIASES.items() if name in names}
 
 
 def _flags(command: str) -> list[str]:
-    spec = COMMANDS.get(command)
+    spec = COMMANDS.get(ALIASES.get(command, command))
     if spec is None:
         return []
-    return sorted(set(re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", spec.usage)))
+    names = [f"--{f.long}" for f in spec.flags if f.long] + [f"-{f.short}" for f in spec.flags if f.short]
+    return sorted(names)
 
 
 class CommandCompleter(Completer):

@@ -54,10 +54,30 @@ _BLOBS = {
 
 
 async def run(platform: Platform, *argv: str, cwd: str | os.PathLike[str] = ".") -> tuple[int, list[str]]:
-    """Run one cf command on the platform; return its exit code and printed lines."""
+    """Run one cf command on the platform; return its exit code and printed
+    lines (standard output and error as a terminal shows them, in order)."""
     lines: list[str] = []
     code = await platform.command(list(argv), lines.append, cwd=cwd, timeout=3600)
     return code, lines
+
+
+async def run_streams(
+    platform: Platform, *argv: str, cwd: str | os.PathLike[str] = ".", answers: list[bool | None] | None = None
+) -> tuple[int, list[str], list[str]]:
+    """Run one cf command; its exit code, standard output lines and standard
+    error lines apart (`answers` answer its y/N questions, in order)."""
+    out: list[str] = []
+    err: list[str] = []
+    pending = list(answers or [])
+
+    def confirm(question: str) -> bool | None:
+        out.append(f"{question} [yN]: ")  # cf writes the prompt to stdout
+        return pending.pop(0) if pending else None
+
+    code = await platform.command(
+        list(argv), out.append, cwd=cwd, timeout=3600, err=err.append, confirm=confirm if answers is not None else None
+    )
+    return code, out, err
 
 
 async def db(platform: Platform, op: str | ccdb.CCDBOperation, **kwargs: Any) -> Any:

@@ -6,6 +6,7 @@ closed pipe, a very long path) never ends in a traceback."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import stat
 import subprocess
@@ -18,7 +19,7 @@ from actors.platform import Platform, PlatformConfig
 from actors.repl.attach import AttachServer, socket_path
 from actors.runtime import VirtualClock
 from protocol.errors import DataDirUnusable
-from tests.actors.conftest import EXAMPLES, run
+from tests.actors.conftest import EXAMPLES, db, run
 from tests.actors.repl.background import stop_background
 
 pytestmark = pytest.mark.anyio
@@ -97,7 +98,7 @@ def test_one_shot_commands_say_what_is_wrong_with_the_data_dir_and_exit_1(tmp_pa
 
 async def test_everything_the_platform_writes_is_owner_only(make_platform, tmp_path):
     platform = await make_platform().start()
-    code, lines = await run(platform, "push", "private", "-p", str(EXAMPLES / "python"), "-m", "64M")
+    code, lines = await run(platform, "push", "private", "-f", str(EXAMPLES / "python" / "manifest.yml"), "-m", "64M")
     assert code == 0, lines
     await platform.clock.advance(5)  # logs flushed
     data = tmp_path / "data"
@@ -169,4 +170,7 @@ async def test_an_app_of_thousands_of_small_files_is_pushed(platform, tmp_path):
     code, lines = await run(platform, "push", "many", "-p", str(src), "-m", "64M", "-i", "1")
 
     assert code == 0, "\n".join(lines[-20:])
-    assert any("5001 files" in line for line in lines), lines
+    assert any(re.fullmatch(r" \d+\.\d\d KiB / \d+\.\d\d KiB  100\.00% \d+s", line) for line in lines), lines
+    app = await db(platform, "find_app", name="many")
+    [package] = await db(platform, "list_packages", app_guid=app.guid)
+    assert package.state.value == "READY"

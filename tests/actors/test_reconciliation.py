@@ -24,7 +24,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def _push(platform, name: str, *flags: str, example: str = "python") -> None:
-    code, lines = await run(platform, "push", name, "-p", str(EXAMPLES / example), "-m", "64M", *flags)
+    code, lines = await run(platform, "push", name, "-f", str(EXAMPLES / example / "manifest.yml"), "-m", "64M", *flags)
     assert code == 0, "\n".join(lines)
 
 
@@ -187,7 +187,9 @@ async def test_a_push_goes_on_when_the_bbs_is_killed_while_it_stages(platform):
     done = []
 
     async def push() -> None:
-        done.append(await run(platform, "push", "through", "-p", str(EXAMPLES / "python"), "-m", "64M"))
+        done.append(
+            await run(platform, "push", "through", "-f", str(EXAMPLES / "python" / "manifest.yml"), "-m", "64M")
+        )
 
     import asyncio
 
@@ -232,7 +234,7 @@ async def test_a_kill_storm_on_ccdb_restarts_the_components_and_the_platform_ser
 
     await platform.clock.advance(60)
 
-    code, lines = await run(platform, "push", "later", "-p", str(EXAMPLES / "python"), "-m", "64M")
+    code, lines = await run(platform, "push", "later", "-f", str(EXAMPLES / "python" / "manifest.yml"), "-m", "64M")
     assert code == 0, "\n".join(lines)
     code, lines = await run(platform, "apps")
     assert code == 0 and any(line.startswith("survivor ") for line in lines), lines

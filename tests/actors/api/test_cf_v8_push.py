@@ -144,7 +144,7 @@ async def test_a_push_through_the_api_is_traced_with_the_client_as_the_cli_parti
     assert "    participant cli as cli" in lines
     for arrow in (
         "cli->>cloud_controller: 2. POST /v3/spaces/{guid}/actions/apply_manifest",
-        "cli->>cloud_controller: 4. POST /v3/packages/{guid}/upload",
+        "cli->>cloud_controller: 5. POST /v3/packages/{guid}/upload",  # its band: the package stored
         "cli->>cloud_controller: 6. POST /v3/builds",
         "cli->>cloud_controller: 11. POST /v3/apps/{guid}/actions/restart",
         "cloud_controller->>blobstore: 5. blob.store_package",

@@ -33,7 +33,7 @@ def _app(tmp_path: Path, name: str, manifest: str) -> Path:
 
 
 async def test_a_command_that_succeeds_ends_with_exit_code_0_and_no_error(platform):
-    outcome, lines = await _outcome(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
+    outcome, lines = await _outcome(platform, "push", "hello", "-f", str(EXAMPLES / "python" / "manifest.yml"))
     assert (outcome.exit_code, outcome.error) == (0, None), "\n".join(lines)
     assert outcome.lines == len(lines)
 
@@ -41,7 +41,7 @@ async def test_a_command_that_succeeds_ends_with_exit_code_0_and_no_error(platfo
 async def test_an_app_that_does_not_exist_is_app_not_found(platform):
     outcome, lines = await _outcome(platform, "app", "nope")
     assert (outcome.exit_code, outcome.error) == (1, "AppNotFound")
-    assert outcome.error_line == "App 'nope' not found"
+    assert outcome.error_line == "App 'nope' not found."
     assert lines[-1] == "FAILED"
 
 
@@ -51,7 +51,7 @@ async def test_a_staging_no_buildpack_detects_is_no_app_detected_error(platform)
 
 
 async def test_a_staging_whose_cell_is_lost_is_staging_error(platform):
-    push = asyncio.create_task(_outcome(platform, "push", "hello", "-p", str(EXAMPLES / "python")))
+    push = asyncio.create_task(_outcome(platform, "push", "hello", "-f", str(EXAMPLES / "python" / "manifest.yml")))
 
     async def staging() -> bool:
         app = await db(platform, "find_app", name="hello")
@@ -62,14 +62,14 @@ async def test_a_staging_whose_cell_is_lost_is_staging_error(platform):
     await platform.faults.kill_cells(fraction=1.0)
     outcome, lines = await push
     assert (outcome.exit_code, outcome.error) == (1, "StagingError"), "\n".join(lines)
-    assert outcome.error_line.startswith("Error staging application: StagingError - Staging error:")
+    assert outcome.error_line.startswith("StagingError - Staging error:")  # push shows the build's error
 
 
 async def test_every_instance_crashing_while_starting_is_start_unsuccessful(platform, tmp_path):
     src = _app(
         tmp_path, "sick", "applications:\n- name: sick\n  memory: 64M\n  timeout: 5\n  env:\n    MF_HEALTHY: false\n"
     )
-    outcome, _ = await _outcome(platform, "push", "-p", str(src))
+    outcome, _ = await _outcome(platform, "push", "-f", str(src / "manifest.yml"))
     assert (outcome.exit_code, outcome.error) == (1, "StartUnsuccessful")
 
 
@@ -78,18 +78,18 @@ async def test_instances_still_starting_when_cf_stops_waiting_is_start_app_timeo
     # health check itself allows 120 s, so the instance is still starting.
     platform = await make_platform(cli=CliConfig(start_timeout=30)).start()
     manifest = "applications:\n- name: slow\n  memory: 64M\n  timeout: 120\n  env:\n    MF_STARTUP_SECONDS: 90\n"
-    outcome, _ = await _outcome(platform, "push", "-p", str(_app(tmp_path, "slow", manifest)))
+    outcome, _ = await _outcome(platform, "push", "-f", str(_app(tmp_path, "slow", manifest) / "manifest.yml"))
     assert (outcome.exit_code, outcome.error) == (1, "StartAppTimeout")
 
 
 async def test_a_failing_blob_store_is_blobstore_unavailable(platform):
     platform.faults.blob_fault("blob.put")
-    outcome, _ = await _outcome(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
+    outcome, _ = await _outcome(platform, "push", "hello", "-f", str(EXAMPLES / "python" / "manifest.yml"))
     assert (outcome.exit_code, outcome.error) == (1, "BlobstoreUnavailable")
 
 
 async def test_a_component_that_does_not_answer_is_ask_timeout(platform):
-    await _outcome(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
+    await _outcome(platform, "push", "hello", "-f", str(EXAMPLES / "python" / "manifest.yml"))
     assert platform.faults.pause("cloud_controller")
     outcome, lines = await _outcome(platform, "app", "hello")
     assert (outcome.exit_code, outcome.error) == (1, "AskTimeout"), "\n".join(lines)
@@ -104,6 +104,8 @@ async def test_a_usage_error_is_incorrect_usage(platform):
 
 
 async def test_a_quota_refusal_is_named_and_changes_nothing(platform):
-    outcome, _ = await _outcome(platform, "push", "huge", "-p", str(EXAMPLES / "python"), "-i", "1000", "-m", "1G")
+    outcome, _ = await _outcome(
+        platform, "push", "huge", "-f", str(EXAMPLES / "python" / "manifest.yml"), "-i", "1000", "-m", "1G"
+    )
     assert outcome.exit_code == 1 and outcome.error is not None and "Quota" in outcome.error
     assert await db(platform, "find_app", name="huge") is None

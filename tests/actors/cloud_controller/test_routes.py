@@ -29,7 +29,7 @@ async def test_a_manifest_without_routes_gets_the_same_default_route(platform, t
     src = tmp_path / "app"
     shutil.copytree(EXAMPLES / "python", src)
     (src / "manifest.yml").write_text("applications:\n- name: My_App\n  memory: 64M\n")
-    code, lines = await run(platform, "push", "-p", str(src))
+    code, lines = await run(platform, "push", "-f", str(src / "manifest.yml"))
     assert code == 0, "\n".join(lines)
     assert await _routes(platform, "My_App") == ("my-app.apps.internal",)
 
@@ -42,7 +42,7 @@ async def test_routes_no_route_and_random_route_are_honoured(platform, tmp_path)
         "- name: b\n  memory: 64M\n  no-route: true\n"
         "- name: c\n  memory: 64M\n  random-route: true\n"
     )
-    code, lines = await run(platform, "push", "-p", str(src))
+    code, lines = await run(platform, "push", "-f", str(src / "manifest.yml"))
     assert code == 0, "\n".join(lines)
     assert await _routes(platform, "a") == ("shop.example.com",)
     assert await _routes(platform, "b") == ()

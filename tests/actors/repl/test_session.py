@@ -40,8 +40,8 @@ async def test_blank_lines_comments_and_exit_end_nothing_but_the_session(platfor
 async def test_errors_print_a_clear_message_the_session_goes_on_and_the_exit_code_says_so(platform):
     code, con = await _session(platform, "bogus", "scale", "app nope", "push 'unclosed", "apps")
     assert code == 1
-    assert "UnknownCommand - 'bogus' is not a registered command. See 'help'." in con.output
-    assert "App 'nope' not found" in con.output
+    assert "'bogus' is not a registered command. See 'cf help -a'" in con.output
+    assert "App 'nope' not found." in con.output
     assert any(line.startswith("Incorrect Usage: No closing quotation") for line in con.output)
     assert con.output[-1] == "No apps found"
     assert not any("Traceback" in line for line in con.output)
@@ -49,7 +49,7 @@ async def test_errors_print_a_clear_message_the_session_goes_on_and_the_exit_cod
 
 async def test_help_lists_the_repls_own_commands(platform):
     _, con = await _session(platform, "help", "help status")
-    assert any(line.split()[:1] == ["send"] for line in con.output)
+    assert any("send" in line.split() for line in con.output)
     assert "   status - Show actors, mailbox depths, message counts, uptime and apps running vs desired" in con.output
 
 
@@ -83,7 +83,7 @@ async def test_send_says_clearly_what_went_wrong(platform):
     assert con.output[0].startswith("Incorrect Usage: send ACTOR MESSAGE")
     assert con.output[2].startswith("No actor named 'nobody' is running. Running: auctioneer, bbs")
     assert con.output[4] == "Incorrect Usage: only message types can be called, by their name (or ccdb.X, blobs.X)"
-    assert con.output[6] == "cloud_controller answered with an error: AppNotFound: App 'ghost' not found"
+    assert con.output[6] == "cloud_controller answered with an error: AppNotFound: App 'ghost' not found."
 
 
 async def test_py_runs_top_level_await_with_the_platform_in_scope(platform):
@@ -114,7 +114,7 @@ async def test_delete_asks_at_a_terminal_before_the_cli_runs(platform):
         platform, "push hello -p examples/python -i 1", "delete hello", terminal=True, answers=["n"]
     )
     assert ("Really delete the app hello? [yN]: ", "confirm") in con.prompts
-    assert con.output[-1] == "Delete cancelled"
+    assert con.output[-1] == "App 'hello' has not been deleted."
 
 
 async def test_ctrl_c_ends_a_logs_tail_and_unsubscribes_it(platform):

@@ -58,7 +58,7 @@ def test_a_terminal_session_shows_the_prompt_completes_and_ctrl_c_ends_a_tail(te
     child.expect(r"hello\s+started\s+web:1/1")
     child.expect(PROMPT)
 
-    child.sendline("bogus")
+    child.sendline("app ghost")
     child.expect("\x1b\\[1;31mFAILED\x1b\\[0m")  # FAILED in red
     child.expect(PROMPT)
     child.sendcontrol("d")
