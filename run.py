@@ -138,6 +138,15 @@ def _main(argv: list[str] | None = None) -> int:
         return _bench(command[1:])
     if first == "experiment":
         configure_logging(debug=args.debug, log_file=data_dir / "experiment.log")
+        from actors.experiments.sweep import is_sweep
+
+        if is_sweep(command[1:]):
+            from actors.experiments.sweep import main as sweep_main
+            from actors.experiments.sweep_worker import WorkerSetup
+
+            # Each worker sets up its logging and loop as this process just did.
+            setup = WorkerSetup(debug=args.debug, log_file=str(data_dir / "experiment.log"), loop=args.loop)
+            return sweep_main(command[1:], setup=setup)
         from actors.experiments.runner import main as experiment_main
 
         return experiment_main(command[1:])
