@@ -27,11 +27,12 @@ from typing import Any, Protocol, TypedDict
 import structlog
 
 from actors.runtime import ActorSystem, FaultRule
+from actors.runtime.supervisor import HoldChild
 from protocol import ccdb
 from protocol.errors import BlobStoreUnavailable, DatabaseUnavailable
-from protocol.messages import CrashInstances, EvacuateCell, ListCells
+from protocol.messages import CellInfo, CrashInstances, EvacuateCell, ListCells
 
-__all__ = ["FAULT_COMMANDS", "Faults", "StorageFaults", "StorageRule", "run_fault_command"]
+__all__ = ["FAULT_COMMANDS", "FaultError", "Faults", "StorageFaults", "StorageRule", "run_fault_command"]
 
 log = structlog.get_logger("minifoundry.faults")
 
@@ -167,7 +168,12 @@ class Faults:
 
     # --- components ----------------------------------------------------------------------
 
-    def kill(self, name: str) -> bool:
+    def kill(self, name: str, *, down: float | None = None) -> bool:
+        """Crash an actor; with `down`, its supervisor restarts it only that
+        many platform seconds later (a machine that stays off a while)."""
+        actor = self.system.actor(name)
+        if down is not None and actor is not None and actor._actor_parent is not None:
+            actor._actor_parent.actor_ref.tell(HoldChild(name, down))
         ok = self.system.kill(name)
         if ok:
             self.killed.append(name)
@@ -179,13 +185,15 @@ class Faults:
             (p.cell_id for p in presences), key=lambda c: int(c.split("-")[-1]) if c.split("-")[-1].isdigit() else 0
         )
 
-    async def kill_cells(self, *, fraction: float | None = None, count: int | None = None) -> list[str]:
+    async def kill_cells(
+        self, *, fraction: float | None = None, count: int | None = None, down: float | None = None
+    ) -> list[str]:
         """Kill a seeded-random set of cells (Cloud Foundry's scale-test fault)."""
         cells = await self.cells()
         n = count if count is not None else max(1, round(len(cells) * (fraction or 0.1)))
         victims = sorted(self.system.rng.sample(cells, min(n, len(cells))))
         for cell in victims:
-            self.kill(cell)
+            self.kill(cell, down=down)
         return victims
 
     def pause(self, name: str) -> bool:
@@ -198,11 +206,24 @@ class Faults:
         return await self.system.ask("bbs", EvacuateCell(cell))
 
     async def crash_storm(self, fraction: float) -> int:
-        total = 0
+        """Crash `fraction` of all running instances, platform-wide: the
+        victims are a seeded choice among every cell's running instances, so
+        a share of cells with one instance each still loses that share."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"the fraction must be from 0 to 1, got {fraction:g}")
+        running: list[str] = []
         for cell in await self.cells():
             try:
-                total += await self.system.ask(cell, CrashInstances(fraction))
-            except Exception:  # noqa: BLE001 - an unreachable cell crashes nothing
+                info = await self.system.ask(cell, CellInfo())
+            except Exception:  # noqa: BLE001 - an unreachable cell has nothing to crash
+                continue
+            running += [cell] * info.running
+        chosen = self.system.rng.sample(running, round(len(running) * fraction)) if running else []
+        total = 0
+        for cell in sorted(set(chosen)):
+            try:
+                total += await self.system.ask(cell, CrashInstances(fraction, count=chosen.count(cell)))
+            except Exception:  # noqa: BLE001 - a cell that went away crashes nothing
                 continue
         return total
 
@@ -283,8 +304,11 @@ class Faults:
 
 FAULT_COMMANDS: dict[str, tuple[str, str]] = {
     "faults": ("faults", "List the active faults"),
-    "kill-cell": ("kill-cell CELL... | kill-cell --fraction F", "Crash cells (their instances are gone)"),
-    "kill": ("kill ACTOR", "Crash any actor (its supervisor restarts it)"),
+    "kill-cell": (
+        "kill-cell CELL... | kill-cell --fraction F [--for S]",
+        "Crash cells (their instances are gone); --for keeps them down S seconds",
+    ),
+    "kill": ("kill ACTOR [--for S]", "Crash any actor (its supervisor restarts it, S seconds later with --for)"),
     "pause": ("pause ACTOR", "Stop delivering to an actor (messages queue up)"),
     "resume": ("resume ACTOR", "Deliver again to a paused actor"),
     "drain": ("drain CELL", "Evacuate a cell: replacements first, then stop"),
@@ -303,6 +327,34 @@ FAULT_COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+class FaultError(ValueError):
+    """A fault command that names nothing, or a value it cannot take: said
+    in one line, then FAILED (exit 1), and nothing is injected."""
+
+
+_BLOB_OPS = ("blob.put", "blob.get", "blob.head", "blob.delete", "blob.list")
+_DB_OPS = ("ccdb.read", "ccdb.write")
+
+
+def _number(text: str, what: str, *, low: float | None = None, high: float | None = None) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise FaultError(f"{what} must be a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise FaultError(f"{what} must be a finite number, got {text!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        bounds = f"from {low:g} to {high:g}" if high is not None else f"at least {low:g}"
+        raise FaultError(f"{what} must be {bounds}, got {text}")
+    return value
+
+
+def _ops(pattern: str, known: tuple[str, ...], store: str) -> str:
+    if not any(fnmatch.fnmatchcase(op, pattern) for op in known):
+        raise FaultError(f"{pattern!r} matches no {store} operation ({', '.join(known)})")
+    return pattern
+
+
 def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     positional: list[str] = []
     options: dict[str, str] = {}
@@ -310,7 +362,7 @@ def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     for word in it:
         if word in ("--one-way",):
             options[word[2:]] = "1"
-        elif word.startswith("-"):
+        elif word.startswith("-") and not _is_number(word):
             key = {
                 "-p": "p",
                 "--from": "from",
@@ -320,14 +372,22 @@ def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
                 "--fraction": "fraction",
             }.get(word)
             if key is None:
-                raise ValueError(f"unknown option {word}")
+                raise FaultError(f"unknown option {word}")
             try:
                 options[key] = next(it)
             except StopIteration:
-                raise ValueError(f"{word} needs a value") from None
+                raise FaultError(f"{word} needs a value") from None
         else:
             positional.append(word)
     return positional, options
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
 
 
 class _MessageMatch(TypedDict):
@@ -339,15 +399,18 @@ class _MessageMatch(TypedDict):
 
 
 async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str], None]) -> int:
-    """Run one fault command from the REPL; returns an exit code."""
+    """Run one fault command from the REPL; returns an exit code. What it
+    names must exist (a cell, an actor, a storage operation) and its numbers
+    must make sense; otherwise it says why, then FAILED, exit 1."""
     if not argv or argv[0] not in FAULT_COMMANDS:
         out(f"'{argv[0] if argv else ''}' is not a fault command")
+        out("FAILED")
         return 1
     name = argv[0]
     try:
         args, opts = _options(argv[1:])
-        p = float(opts.get("p", 1.0))
-        duration = float(opts["for"]) if "for" in opts else None
+        p = _number(opts["p"], "-p", low=0, high=1) if "p" in opts else 1.0
+        duration = _number(opts["for"], "--for", low=0) if "for" in opts else None
         match: _MessageMatch = {
             "sender": opts.get("from", "*"),
             "receiver": opts.get("to", "*"),
@@ -358,22 +421,36 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             for line in lines or ["no active faults"]:
                 out(line)
         elif name == "kill-cell":
+            cells = await faults.cells()
             if "fraction" in opts:
-                victims = await faults.kill_cells(fraction=float(opts["fraction"]))
+                if args:
+                    raise FaultError("name the cells or give --fraction, not both")
+                fraction = _number(opts["fraction"], "--fraction", low=0, high=1)
+                victims = await faults.kill_cells(fraction=fraction, down=duration)
             else:
                 if not args:
-                    raise ValueError("name the cells, or give --fraction")
-                victims = [c for c in args if faults.kill(c)]
-            out(f"killed {', '.join(victims) or 'nothing'}")
+                    raise FaultError("name the cells, or give --fraction")
+                unknown = [c for c in args if c not in cells]
+                if unknown:
+                    raise FaultError(f"{unknown[0]} is not a cell of this platform (its cells: {', '.join(cells)})")
+                victims = [c for c in args if faults.kill(c, down=duration)]
+            down = f", down for {duration:g} s" if duration is not None else ""
+            out(f"killed {', '.join(victims) or 'nothing'}{down}")
         elif name in ("kill", "pause", "resume"):
             if len(args) != 1:
-                raise ValueError(f"usage: {FAULT_COMMANDS[name][0]}")
-            ok = getattr(faults, name)(args[0])
-            out(f"{name} {args[0]}: {'OK' if ok else 'no such actor'}")
-            return 0 if ok else 1
+                raise FaultError(f"usage: {FAULT_COMMANDS[name][0]}")
+            if faults.system.lookup(args[0]) is None:
+                raise FaultError(f"no actor is named {args[0]!r}")
+            ok = faults.kill(args[0], down=duration) if name == "kill" else getattr(faults, name)(args[0])
+            if not ok:
+                raise FaultError(f"{name} {args[0]}: it is not running")
+            out(f"{name} {args[0]}: OK")
         elif name == "drain":
             if len(args) != 1:
-                raise ValueError("usage: drain CELL")
+                raise FaultError("usage: drain CELL")
+            cells = await faults.cells()
+            if args[0] not in cells:
+                raise FaultError(f"{args[0]} is not a cell of this platform (its cells: {', '.join(cells)})")
             moved = await faults.drain(args[0])
             out(f"draining {args[0]}: {moved} instances being replaced")
         elif name == "partition":
@@ -385,38 +462,53 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             out(f"#{rule.rule_id} {rule.describe()}")
         elif name in ("delay", "reorder"):
             if len(args) != 1:
-                raise ValueError(f"usage: {FAULT_COMMANDS[name][0]}")
-            rule = faults.message_fault(name, probability=p, delay=float(args[0]), duration=duration, **match)
+                raise FaultError(f"usage: {FAULT_COMMANDS[name][0]}")
+            seconds = _number(args[0], "the seconds", low=0)
+            rule = faults.message_fault(name, probability=p, delay=seconds, duration=duration, **match)
             out(f"#{rule.rule_id} {rule.describe()}")
         elif name in ("blob-fail", "db-fail"):
-            ops = args[0] if args else ("blob.*" if name == "blob-fail" else "ccdb.*")
-            add = faults.blob_fault if name == "blob-fail" else faults.db_fault
+            blob = name == "blob-fail"
+            ops = _ops(
+                args[0] if args else ("blob.*" if blob else "ccdb.*"),
+                _BLOB_OPS if blob else _DB_OPS,
+                "blob store" if blob else "CC_DB",
+            )
+            add = faults.blob_fault if blob else faults.db_fault
             storage_rule = add(ops, probability=p, duration=duration)
-            out(storage_rule.describe("blobstore" if name == "blob-fail" else "ccdb"))
+            out(storage_rule.describe("blobstore" if blob else "ccdb"))
         elif name in ("blob-slow", "db-slow"):
             if not args:
-                raise ValueError(f"usage: {FAULT_COMMANDS[name][0]}")
-            ops = args[1] if len(args) > 1 else ("blob.*" if name == "blob-slow" else "ccdb.*")
-            add = faults.blob_fault if name == "blob-slow" else faults.db_fault
-            storage_rule = add(ops, delay=float(args[0]), fail=False, duration=duration)
-            out(storage_rule.describe("blobstore" if name == "blob-slow" else "ccdb"))
+                raise FaultError(f"usage: {FAULT_COMMANDS[name][0]}")
+            blob = name == "blob-slow"
+            seconds = _number(args[0], "the seconds", low=0)
+            ops = _ops(
+                args[1] if len(args) > 1 else ("blob.*" if blob else "ccdb.*"),
+                _BLOB_OPS if blob else _DB_OPS,
+                "blob store" if blob else "CC_DB",
+            )
+            add = faults.blob_fault if blob else faults.db_fault
+            storage_rule = add(ops, delay=seconds, fail=False, duration=duration)
+            out(storage_rule.describe("blobstore" if blob else "ccdb"))
         elif name == "corrupt-blob":
             what = args[0] if args else None
             if what in ("package", "droplet"):
                 key = await faults.corrupt_blob(kind=what)
             else:
                 key = await faults.corrupt_blob(what)
-            out(f"corrupted {key}" if key else "no such blob")
-            return 0 if key else 1
+            if not key:
+                raise FaultError(f"no stored blob is {what}" if what else "the blob store holds no blob yet")
+            out(f"corrupted {key}")
         elif name == "crash-storm":
             if len(args) != 1:
-                raise ValueError("usage: crash-storm FRACTION")
-            out(f"crashed {await faults.crash_storm(float(args[0]))} instances")
+                raise FaultError("usage: crash-storm FRACTION")
+            fraction = _number(args[0], "the fraction", low=0, high=1)
+            out(f"crashed {await faults.crash_storm(fraction)} instances")
         elif name == "heal":
             healed = faults.heal()
             out("healed: " + ", ".join(f"{k} {v}" for k, v in healed.items()))
     except ValueError as exc:
-        out(f"Incorrect Usage: {exc}")
+        text = str(exc)
+        out(text if isinstance(exc, FaultError) else f"Incorrect Usage: {text}")
         out("FAILED")
         return 1
     return 0

@@ -640,10 +640,12 @@ class StopInstance(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class CrashInstances(_Msg):
-    """A fault: crash this fraction of the cell's running instances (a storm)."""
+    """A fault: crash this fraction of the cell's running instances (a
+    storm), or `count` of them when given."""
 
     fraction: float
     process_guid: str | None = None
+    count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

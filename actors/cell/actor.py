@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,13 @@ class _Healthy:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class _HealthyMany:
+    """Timer: the instances started together whose health checks pass now."""
+
+    guids: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Crash:
     guid: str
 
@@ -208,6 +216,11 @@ class CellActor(AsyncioActor):
     @handles(_Healthy)
     def _on_healthy(self, message: _Healthy) -> None:
         self._healthy(message.guid)
+
+    @handles(_HealthyMany)
+    def _on_healthy_many(self, message: _HealthyMany) -> None:
+        for guid in message.guids:
+            self._healthy(guid)
 
     @handles(_Crash)
     def _on_crash(self, message: _Crash) -> None:
@@ -352,6 +365,10 @@ class CellActor(AsyncioActor):
         # dict.fromkeys, not a set: the asks go out in a repeatable order.
         for process_guid in dict.fromkeys(i.process_guid for i in reserved):
             await self._desired_lrp(process_guid)
+        # Instances that need no droplet download start here, one after the
+        # other, as their own tasks would have (nothing in between waits);
+        # their health timers are grouped by when they fire.
+        healthy: dict[float, list[str]] = {}
         for instance in reserved:
             if instance.guid not in self.instances:
                 continue  # stopped while we were fetching
@@ -360,24 +377,38 @@ class CellActor(AsyncioActor):
                 self._desired.pop(instance.process_guid, None)
                 self._release(instance)
                 continue
-            self.spawn(self._start_one(instance, desired), name=f"{self.cell_id}:{instance.guid}")
+            if desired.droplet_key is not None and self.config.work_dir is not None:
+                self.spawn(self._start_one(instance, desired), name=f"{self.cell_id}:{instance.guid}")
+                continue
+            token = current_trace.set(instance.trace)
+            try:
+                self._creating(instance, desired)
+                self._launch(instance, desired, healthy)
+            finally:
+                current_trace.reset(token)
+        for after, guids in healthy.items():
+            self.tell_self_later(after, _HealthyMany(tuple(guids)))
+
+    def _creating(self, instance: _Instance, desired: DesiredLRP) -> None:
+        instance.app_guid = desired.app_guid
+        instance.droplet_key = desired.droplet_key
+        index = str(instance.index)
+        self._log(
+            desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}"
+        )
+        self._log(
+            desired.app_guid,
+            "CELL",
+            index,
+            f"Cell {self.cell_id} successfully created container for instance {instance.guid}",
+        )
 
     async def _start_one(self, instance: _Instance, desired: DesiredLRP) -> None:
         token = current_trace.set(instance.trace)
         try:
-            instance.app_guid = desired.app_guid
-            instance.droplet_key = desired.droplet_key
-            index = str(instance.index)
-            self._log(
-                desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}"
-            )
-            self._log(
-                desired.app_guid,
-                "CELL",
-                index,
-                f"Cell {self.cell_id} successfully created container for instance {instance.guid}",
-            )
+            self._creating(instance, desired)
             if desired.droplet_key is not None and self.config.work_dir is not None:
+                index = str(instance.index)
                 self._log(desired.app_guid, "CELL", index, "Downloading droplet...")
                 droplet = await self._download_droplet(desired.droplet_key)
                 if droplet is None:
@@ -389,34 +420,39 @@ class CellActor(AsyncioActor):
                 )
             if instance.guid not in self.instances:
                 return
-            model = self._model(desired)
-            plan = model.plan_start(
-                self.rng,
-                health_check_type=desired.health_check_type,
-                timeout_s=desired.health_check_timeout_s,
-                memory_quota_mb=desired.memory_mb,
-                http_endpoint=desired.health_check_http_endpoint or "/",
-            )
-            instance.plan = plan
-            instance.state = "starting"
-            instance.usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
-            self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
-            self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
-            if plan.healthy_after is not None:
-                self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
-            if plan.crash_after is not None:
-                self.tell_self_later(plan.crash_after, _Crash(instance.guid))
+            self._launch(instance, desired, None)
         finally:
             current_trace.reset(token)
+
+    def _launch(self, instance: _Instance, desired: DesiredLRP, healthy: dict[float, list[str]] | None) -> None:
+        """Start the (modelled) process and its health monitoring; its
+        health timer is added to `healthy` (grouped by delay) if given."""
+        index = str(instance.index)
+        model = self._model(desired)
+        plan = model.plan_start(
+            self.rng,
+            health_check_type=desired.health_check_type,
+            timeout_s=desired.health_check_timeout_s,
+            memory_quota_mb=desired.memory_mb,
+            http_endpoint=desired.health_check_http_endpoint or "/",
+        )
+        instance.plan = plan
+        instance.state = "starting"
+        instance.usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
+        self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
+        self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
+        if plan.healthy_after is not None:
+            if healthy is None:
+                self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
+            else:
+                healthy.setdefault(plan.healthy_after, []).append(instance.guid)
+        if plan.crash_after is not None:
+            self.tell_self_later(plan.crash_after, _Crash(instance.guid))
 
     def _model(self, desired: DesiredLRP) -> InstanceModel:
         model = self._models.get(desired.process_guid)
         if model is None:
-            try:
-                model = InstanceModel.from_env(dict(desired.env))
-            except ValueError:
-                model = InstanceModel()  # Cloud Controller refuses bad knobs at push
-            self._models[desired.process_guid] = model
+            model = self._models[desired.process_guid] = _model_of(desired.env)
         return model
 
     async def _download_droplet(self, key: str) -> Path | None:
@@ -531,7 +567,8 @@ class CellActor(AsyncioActor):
             ),
             key=lambda i: i.guid,
         )
-        victims = self.rng.sample(running, round(len(running) * max(0.0, min(1.0, message.fraction))))
+        wanted = message.count if message.count is not None else round(len(running) * max(0.0, min(1.0, message.fraction)))
+        victims = self.rng.sample(running, max(0, min(wanted, len(running))))
         now = self.clock.monotonic()
         for instance in victims:
             ran_for = 0.0 if instance.running_at is None else now - instance.running_at
@@ -675,6 +712,10 @@ class CellActor(AsyncioActor):
             ),
         )
 
+    def held(self) -> tuple[int, int]:
+        """(instances held, instances running): two counters, no walk."""
+        return len(self.instances), len(self.instances) - self._starting
+
     def statistics(self) -> CellStatistics:
         """A frozen snapshot of the cell's usage (for observers that send no messages)."""
         c = self.config
@@ -709,6 +750,16 @@ class CellActor(AsyncioActor):
             )
             for i in self.instances.values()
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _model_of(env: tuple[tuple[str, str], ...]) -> InstanceModel:
+    """An app's instance model from its environment (a pure function of
+    it, so cells share one per distinct environment)."""
+    try:
+        return InstanceModel.from_env(dict(env))
+    except ValueError:
+        return InstanceModel()  # Cloud Controller refuses bad knobs at push
 
 
 def _fresh_dir(path: Path) -> None:

@@ -41,10 +41,37 @@ from actors.repl.literals import MESSAGE_TYPES, STATE_ENUMS
 __all__ = ["BANNER", "ExitPython", "PythonConsole"]
 
 BANNER = (
-    "Python {version} asyncio prompt on the running platform: `await` works at top level.",
+    "Python {version} asyncio prompt on the running platform: `await` works at top level,",
+    "and an actor's `ask` here is awaited: `await cell_1.ask(CellInfo())`.",
     "In scope: platform, system, protocol, messages, every message class, and each actor by name ({actors}).",
     "exit() or Ctrl-D returns to the minifoundry prompt.",
 )
+
+
+class ConsoleRef:
+    """An actor's ref as the prompt shows it: everything the ref does, but
+    `ask` returns what to await (the prompt runs on the platform's loop,
+    where a blocking ask could only raise `GetOnLoopThread`)."""
+
+    __slots__ = ("_ref",)
+
+    def __init__(self, ref: Any) -> None:
+        self._ref = ref
+
+    def ask(self, message: Any, *, block: bool = False, timeout: float | None = None) -> Any:
+        return self._ref.ask(message, block=False, timeout=timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ref, name)
+
+    def __eq__(self, other: object) -> bool:
+        return self._ref == (other._ref if isinstance(other, ConsoleRef) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._ref)
+
+    def __repr__(self) -> str:
+        return repr(self._ref)
 _RESULT = "__minifoundry_result__"
 _inputs = itertools.count(1)
 
@@ -107,7 +134,9 @@ class PythonConsole:
                 key = name.replace("-", "_")
                 if key in self._fixed:
                     key += "_actor"  # the root supervisor is `platform_actor`: `platform` is the Platform
-                current[key] = ref
+                previous = self.namespace.get(key)
+                same = isinstance(previous, ConsoleRef) and previous._ref is ref
+                current[key] = previous if same else ConsoleRef(ref)
         for gone in self._actor_names - set(current):
             self.namespace.pop(gone, None)
         self.namespace.update(current)

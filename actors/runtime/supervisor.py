@@ -29,7 +29,7 @@ from pykka import ActorDeadError
 
 from actors.runtime.actor import AsyncActorRef, AsyncioActor, handles
 
-__all__ = ["ChildCrashed", "ChildSpec", "Supervisor", "SupervisorEscalation"]
+__all__ = ["ChildCrashed", "ChildSpec", "HoldChild", "Supervisor", "SupervisorEscalation"]
 
 log = structlog.get_logger("minifoundry.supervisor")
 
@@ -43,6 +43,15 @@ class ChildCrashed:
     name: str
     urn: str
     reason: BaseException | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HoldChild:
+    """Keep the child `name` down for `seconds` after its next crash (a
+    fault's down time): its restart waits at least that long."""
+
+    name: str
+    seconds: float
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,6 +104,7 @@ class Supervisor(AsyncioActor):
         self._children: dict[str, AsyncActorRef] = {}
         self._restarts: deque[float] = deque()
         self.restart_count = 0
+        self._held: dict[str, float] = {}  # child -> down time to keep after its next crash
         for spec in children or ():
             self._specs[spec.name] = spec
 
@@ -139,6 +149,10 @@ class Supervisor(AsyncioActor):
 
     # --- crashes -------------------------------------------------------------------
 
+    @handles(HoldChild)
+    def _hold_child(self, message: HoldChild) -> None:
+        self._held[message.name] = max(0.0, message.seconds)
+
     @handles(_RestartChild)
     def _restart_child(self, message: _RestartChild) -> None:
         spec = self._specs.get(message.name)
@@ -181,8 +195,11 @@ class Supervisor(AsyncioActor):
             strategy=self.strategy,
         )
         if self.strategy == "one_for_one":
+            delay = 0.0
             if self.restart_backoff > 0:
                 delay = min(self.max_backoff, self.restart_backoff * 2 ** (len(self._restarts) - 1))
+            delay = max(delay, self._held.pop(crashed.name, 0.0))
+            if delay > 0:
                 log.warning("child-restart-delayed", supervisor=self.actor_name, child=crashed.name, delay=delay)
                 self.tell_self_later(delay, _RestartChild(crashed.name))
             else:

@@ -96,6 +96,7 @@ async def test_py_runs_top_level_await_with_the_platform_in_scope(platform):
         "for name in ('bbs', 'cell_1'):",
         "    print(name, type(globals()[name]).__name__)",
         "",
+        "(await cell_1.ask(CellInfo())).cell_id",
         "1 / 0",
         "exit()",
         "apps",
@@ -103,10 +104,11 @@ async def test_py_runs_top_level_await_with_the_platform_in_scope(platform):
     assert code == 0
     assert "['cell-1', 'cell-2', 'cell-3', 'cell-4']" in con.output
     assert "('Platform', <ActorRef platform>)" in con.output  # the root supervisor does not hide the Platform
-    assert "bbs AsyncActorRef" in con.output and "cell_1 AsyncActorRef" in con.output
+    assert "bbs ConsoleRef" in con.output and "cell_1 ConsoleRef" in con.output
+    assert "'cell-1'" in con.output  # the banner's promise: `await ref.ask(msg)` works
     assert "ZeroDivisionError: division by zero" in con.output
     assert con.output[-1] == "No apps found"  # back at the main prompt
-    assert [mode for _, mode in con.prompts].count("py") == 8
+    assert [mode for _, mode in con.prompts].count("py") == 9
 
 
 async def test_delete_asks_at_a_terminal_before_the_cli_runs(platform):
