@@ -452,7 +452,7 @@ class _Progress:
 
     def _line(self, text: str) -> None:
         if self._bar is not None:
-            self._bar.console.print(text, markup=False, highlight=False)
+            self._bar.console.print(text, markup=False, highlight=False, soft_wrap=True)
         else:
             self.out(text)
 

@@ -253,10 +253,11 @@ def write_sweep_report(summary: Mapping[str, Any], wall: Mapping[str, Any], fold
 PANEL_W, PANEL_H = 320, 240
 TOP, BOTTOM, SIDE = 48, 40, 28
 BAR = "#5b8e7d"
+MAX_BAR = 40
 
 
 def _bins(values: Sequence[float]) -> list[tuple[float, float, int]]:
-    """(low, high, count): one bin per value for small whole numbers, else 20 alike."""
+    """(low, high, count): one bin per value for whole numbers up to 30 apart, else 20 alike."""
     lo, hi = min(values), max(values)
     if all(float(v).is_integer() for v in values) and hi - lo <= 30:
         edges = [lo + i for i in range(int(hi - lo) + 2)]
@@ -291,22 +292,38 @@ def distributions_svg(summary: Mapping[str, Any]) -> str:
             continue
         bins = _bins(values)
         tallest = max(c for _, _, c in bins)
-        bar_w = plot_w / len(bins)
+        whole = all(high - low == 1 for low, high, _ in bins)  # one bar per value
+        bar_w = min(plot_w / len(bins), MAX_BAR)
+        left = x0 + (plot_w - bar_w * len(bins)) / 2
         for i, (low, high, count) in enumerate(bins):
+            x = left + i * bar_w
+            if whole and len(bins) <= 12:
+                parts.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{TOP + plot_h + 14}" text-anchor="middle">{_fmt(low)}</text>'
+                )
             if not count:
                 continue
             h = plot_h * count / tallest
+            span = _fmt(low) if whole else f"{_fmt(low)} to {_fmt(high)}"
             parts.append(
-                f'<rect x="{x0 + i * bar_w + 1:.1f}" y="{TOP + plot_h - h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
-                f'height="{h:.1f}" fill="{BAR}"><title>{_fmt(low)} to {_fmt(high)}: {count} seeds</title></rect>'
+                f'<rect x="{x + 1:.1f}" y="{TOP + plot_h - h:.1f}" width="{max(bar_w - 2, 1):.1f}" '
+                f'height="{h:.1f}" fill="{BAR}"><title>{span}: {count} seed{"s" if count != 1 else ""}</title></rect>'
             )
-        parts.append(f'<text x="{x0}" y="{TOP - 6}" fill="#444">{tallest} seeds</text>')
-        parts.append(f'<text x="{x0}" y="{TOP + plot_h + 16}">{_fmt(min(values))}</text>')
-        parts.append(f'<text x="{x0 + plot_w}" y="{TOP + plot_h + 16}" text-anchor="end">{_fmt(max(values))}</text>')
-        p50 = summary["distributions"][key].get("p50")
+            if len(bins) <= 30:
+                parts.append(
+                    f'<text x="{x + bar_w / 2:.1f}" y="{TOP + plot_h - h - 3:.1f}" text-anchor="middle" '
+                    f'font-size="9" fill="#444">{count}</text>'
+                )
+        if not (whole and len(bins) <= 12):
+            parts.append(f'<text x="{left:.1f}" y="{TOP + plot_h + 14}">{_fmt(min(values))}</text>')
+            parts.append(
+                f'<text x="{left + bar_w * len(bins):.1f}" y="{TOP + plot_h + 14}" text-anchor="end">'
+                f"{_fmt(max(values))}</text>"
+            )
+        d = summary["distributions"][key]
         parts.append(
             f'<text x="{x0 + plot_w / 2:.1f}" y="{TOP + plot_h + 32}" text-anchor="middle" fill="#444">'
-            f"p50 {_fmt(p50)}</text>"
+            f"{d['seeds']} seeds; p50 {_fmt(d.get('p50'))}, p90 {_fmt(d.get('p90'))}, max {_fmt(d.get('max'))}</text>"
         )
     parts.append("</svg>")
     return "\n".join(parts)
