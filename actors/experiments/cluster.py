@@ -59,7 +59,7 @@ class DaskCluster:
         self._pending: dict[Any, int] = {}
 
     def describe(self) -> str:
-        workers = len(self.client.scheduler_info().get("workers", {}))
+        workers = len(self.client.nthreads())
         return f"the Dask cluster at {self.address} ({workers} worker{'s' if workers != 1 else ''})"
 
     def run(self, jobs: Sequence[SeedJob]) -> Iterator[SeedResult | SeedProblem | WorkerLost]:
@@ -143,6 +143,8 @@ def _problem(exc: BaseException) -> str:
 
     if isinstance(exc, KilledWorker):
         return "every worker that ran it died (Dask's allowed-failures)"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"{type(exc).__name__}: {exc}: install minifoundry on the workers (pip install -e '.[cluster]')"
     return str(exc) if isinstance(exc, PlatformError) else f"{type(exc).__name__}: {exc}"
 
 
