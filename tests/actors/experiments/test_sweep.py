@@ -279,6 +279,30 @@ def test_ctrl_c_ends_a_sweep_with_the_summary_of_what_finished_and_resume_runs_t
     assert code == 1
 
 
+def test_resume_trusts_only_whole_seed_folders(tiny, singles, tmp_path):
+    run_sweep(tiny, tmp_path, "--seeds", "1-3", "--workers", "1")
+    swept = tmp_path / "r" / "tiny-sweep"
+    (swept / "tiny-2" / "timeline.svg").unlink()  # as if cut short
+    (swept / "tiny-3" / "report.json").write_text('{"seed": 3, "verd')
+    (swept / ".tiny-1.partial-x").mkdir()  # what a killed driver leaves behind
+    (swept / ".tiny-1.partial-x" / "report.json").write_text("{}")
+    started: list[int] = []
+
+    code, lines = run_sweep(
+        tiny,
+        tmp_path,
+        "--resume",
+        "--workers",
+        "1",
+        on_event=lambda e: started.append(e.seed) if isinstance(e, SeedStarted) else None,
+    )
+
+    assert sorted(started) == [2, 3]
+    assert lines[0] == "Running tiny over seeds 1-3 on 1 local worker (1 reported before: skipped)..."
+    assert_same_as_single_runs(swept, singles, [1, 2, 3])
+    assert code == json.loads((swept / "sweep.json").read_text())["exit_code"]
+
+
 # --- bad input ------------------------------------------------------------------------------------------------
 
 
