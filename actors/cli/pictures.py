@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from actors.cli.render import STEP_NAMES
+
 __all__ = ["arrows", "html_page", "participants", "svg", "write_picture"]
 
 _COLUMN = 150  # px between lifelines
@@ -47,13 +49,14 @@ def participants(deliveries: Sequence[dict[str, Any]], mermaid_text: str = "") -
 
 
 def arrows(deliveries: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Deliveries as arrows: the step in progress carried forward, and runs
-    of identical arrows folded (the same rule as the Mermaid text)."""
+    """Deliveries as arrows: the step in progress carried forward (a step
+    never goes back, so the bands keep the seed's order), and runs of
+    identical arrows folded (the same rules as the Mermaid text)."""
     step = 1
     folded: list[dict[str, Any]] = []
     for d in deliveries:
         if d.get("step") is not None:
-            step = max(1, int(d["step"]))
+            step = max(step, int(d["step"]))
         arrow = {
             "sender": d["sender"],
             "receiver": d["receiver"],
@@ -82,7 +85,9 @@ def svg(deliveries: Sequence[dict[str, Any]], mermaid_text: str = "") -> str:
     x_of = {name: _LEFT + _COLUMN // 2 + i * _COLUMN for i, name in enumerate(names)}
     width = _LEFT + max(1, len(names)) * _COLUMN + 20
     first_row = _TOP + _BOX_H + 20
-    height = first_row + len(rows) * _ROW + _BOX_H + 70
+    steps = list(dict.fromkeys(r["step"] for r in rows))
+    legend_lines = [steps[i : i + 4] for i in range(0, len(steps), 4)]
+    height = first_row + len(rows) * _ROW + _BOX_H + 70 + 16 * len(legend_lines)
     e = html.escape
     out: list[str] = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -147,11 +152,17 @@ def svg(deliveries: Sequence[dict[str, Any]], mermaid_text: str = "") -> str:
             f'<text x="{(x1 + x2) // 2}" y="{y - 4}" text-anchor="middle" style="{_FONT}; font-size: 11px" '
             f'fill="#111827" {_HALO}>{text}</text>'
         )
-    legend_y = height - 16
+    legend_y = height - 16 - 16 * len(legend_lines)
     out.append(
         f'<text x="{_LEFT}" y="{legend_y}" style="{_FONT}; font-size: 11px" fill="#4b5563">'
         "solid arrow: ask (a reply comes back)   dashed arrow: tell   x N: N identical deliveries in a row</text>"
     )
+    # The legend of the seed's steps this conversation went through.
+    for n, group in enumerate(legend_lines, 1):
+        text = "   ".join(f"step {s}: {STEP_NAMES.get(s, '')}" for s in group)
+        out.append(
+            f'<text x="{_LEFT}" y="{legend_y + 16 * n}" style="{_FONT}; font-size: 11px" fill="#4b5563">{e(text)}</text>'
+        )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 

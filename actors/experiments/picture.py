@@ -28,10 +28,28 @@ def _nice_step(span: float, ticks: int) -> float:
     return 10 * power
 
 
-def _fmt_t(t: float) -> str:
-    if t >= 120 and t % 60 == 0:
-        return f"{t / 60:g}m"
-    return f"{t:g}s"
+def _time_axis(end_t: float) -> tuple[float, str, float]:
+    """One unit for the whole axis: (seconds per unit, its suffix, tick step in seconds)."""
+    per, suffix = (60.0, "m") if end_t >= 600 else (1.0, "s")
+    return per, suffix, _nice_step(end_t / per, 8) * per
+
+
+def _anchor(x: float, width: float = 170) -> str:
+    """Text that starts near the right edge is drawn leftwards, to stay inside."""
+    return ' text-anchor="end"' if x > WIDTH - RIGHT - width else ""
+
+
+def _shift(x: float, width: float = 170, gap: float = 3) -> float:
+    return x - gap if x > WIDTH - RIGHT - width else x + gap
+
+
+def _recovery_seen(samples: list[dict[str, Any]], since: float) -> float | None:
+    """When the samples show running back at desired for good after `since`
+    (the first fault): the sample after the last one short of desired."""
+    short = [n for n, s in enumerate(samples) if s["t"] >= since and s.get("running", 0) < s.get("desired", 0)]
+    if not short or short[-1] + 1 >= len(samples):
+        return None
+    return float(samples[short[-1] + 1]["t"])
 
 
 def timeline_svg(report: dict[str, Any]) -> str:
@@ -70,6 +88,7 @@ def timeline_svg(report: dict[str, Any]) -> str:
         colour = BAND_COLOURS[n % len(BAND_COLOURS)]
         label_y = 34 + 11 * (n % 3)
         label = escape(f.get("label") or f["action"])
+        start_x = x(start)
         if stop is not None and stop > start:
             parts.append(
                 f'<rect x="{x(start):.1f}" y="{TOP}" width="{max(1.0, x(min(stop, end_t)) - x(start)):.1f}" height="{plot_h}" '
@@ -80,25 +99,38 @@ def timeline_svg(report: dict[str, Any]) -> str:
                 f'<line x1="{x(start):.1f}" y1="{TOP}" x2="{x(start):.1f}" y2="{TOP + plot_h}" stroke="{colour}" '
                 f'stroke-width="2" stroke-dasharray="4 3"><title>{label} at {start:g} s</title></line>'
             )
-        parts.append(f'<text x="{x(start) + 2:.1f}" y="{label_y}" fill="{colour}">{label}</text>')
+        width = 6.2 * len(f.get("label") or f["action"])
+        parts.append(
+            f'<text x="{_shift(start_x, width, 2):.1f}" y="{label_y}" fill="{colour}"{_anchor(start_x, width)}>{label}</text>'
+        )
     if heal is not None and heal <= end_t:
+        hx = x(heal)
         parts.append(
-            f'<line x1="{x(heal):.1f}" y1="{TOP}" x2="{x(heal):.1f}" y2="{TOP + plot_h}" stroke="#2a9d8f" stroke-width="2"/>'
-            f'<text x="{x(heal) + 3:.1f}" y="{TOP + 12}" fill="#2a9d8f">heal</text>'
+            f'<line x1="{hx:.1f}" y1="{TOP}" x2="{hx:.1f}" y2="{TOP + plot_h}" stroke="#2a9d8f" stroke-width="2"/>'
+            f'<text x="{_shift(hx, 40):.1f}" y="{TOP + 12}" fill="#2a9d8f"{_anchor(hx, 40)}>heal</text>'
         )
-    recovered = report.get("recovery", {}).get("recovered_at")
+    # Recovery as it happened: where the running line meets desired for
+    # good after the first fault (the check only looks from the heal on).
+    first_fault = min((float(f["t"]) for f in faults), default=None)
+    recovered = _recovery_seen(samples, first_fault) if first_fault is not None else None
+    if recovered is None:
+        recovered = report.get("recovery", {}).get("recovered_at")
     if recovered is not None:
+        rx = x(recovered)
         parts.append(
-            f'<line x1="{x(recovered):.1f}" y1="{TOP}" x2="{x(recovered):.1f}" y2="{TOP + plot_h}" stroke="#264653" '
-            f'stroke-width="1" stroke-dasharray="2 2"/><text x="{x(recovered) + 3:.1f}" y="{TOP + 24}" fill="#264653">recovered</text>'
+            f'<line x1="{rx:.1f}" y1="{TOP}" x2="{rx:.1f}" y2="{TOP + plot_h}" stroke="#264653" '
+            f'stroke-width="1" stroke-dasharray="2 2"><title>recovered at {recovered:g} s</title></line>'
+            f'<text x="{_shift(rx, 70):.1f}" y="{TOP + 24}" fill="#264653"{_anchor(rx, 70)}>recovered</text>'
         )
-    # Axes and grid.
-    step = _nice_step(end_t, 8)
+    # Axes and grid, the time axis in one unit.
+    per, suffix, step = _time_axis(end_t)
     t = 0.0
     while t <= end_t + 1e-9:
+        tx = x(t)
+        anchor = "end" if tx > WIDTH - RIGHT - 12 else ("start" if tx < LEFT + 1 else "middle")
         parts.append(
-            f'<line x1="{x(t):.1f}" y1="{TOP + plot_h}" x2="{x(t):.1f}" y2="{TOP + plot_h + 4}" stroke="#333"/>'
-            f'<text x="{x(t):.1f}" y="{TOP + plot_h + 16}" text-anchor="middle">{_fmt_t(round(t, 6))}</text>'
+            f'<line x1="{tx:.1f}" y1="{TOP + plot_h}" x2="{tx:.1f}" y2="{TOP + plot_h + 4}" stroke="#333"/>'
+            f'<text x="{tx:.1f}" y="{TOP + plot_h + 16}" text-anchor="{anchor}">{round(t / per, 6):g}{suffix}</text>'
         )
         t += step
     ystep = max(1, int(_nice_step(top_y, 5)))
@@ -110,7 +142,8 @@ def timeline_svg(report: dict[str, Any]) -> str:
     parts.append(
         f'<line x1="{LEFT}" y1="{TOP + plot_h}" x2="{LEFT + plot_w}" y2="{TOP + plot_h}" stroke="#333"/>'
         f'<line x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{TOP + plot_h}" stroke="#333"/>'
-        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 22}" text-anchor="middle">platform time</text>'
+        f'<text x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 22}" text-anchor="middle">'
+        f"platform time ({'minutes' if suffix == 'm' else 'seconds'})</text>"
         f'<text x="14" y="{TOP + plot_h / 2:.1f}" transform="rotate(-90 14 {TOP + plot_h / 2:.1f})" '
         'text-anchor="middle">instances</text>'
     )

@@ -68,3 +68,61 @@ def test_no_half_written_picture_is_left_when_the_kind_is_unknown(tmp_path):
     except ValueError as exc:
         assert "svg or html" in str(exc)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_steps_never_go_back_so_the_bands_keep_the_seeds_order_and_a_legend_names_them(tmp_path):
+    late = [*DELIVERIES, _d(9, "cloud_controller", "ccdb", "db.update_app", 3)]  # a step-3 write during step 12
+    folded = arrows(late)
+    steps = [a["step"] for a in folded]
+    assert steps == sorted(steps) and steps[-1] == 12
+    text = mermaid(late, title="cf push hello")
+    assert "cloud_controller->>ccdb: 12. db.update_app" in text
+    notes = [line.strip() for line in text.splitlines() if line.strip().startswith("Note over")]
+    assert notes == [
+        "Note over user,loggregator: step 1: push",
+        "Note over user,loggregator: step 2: create the app",
+        "Note over user,loggregator: step 3: store its metadata",
+        "Note over user,loggregator: step 8: stream staging logs",
+        "Note over user,loggregator: step 12: instances running",
+    ]
+    root = ET.parse(write_picture(late, text, tmp_path / "p.svg", "svg")).getroot()
+    texts = [t.text for t in root.iter(f"{SVG}text")]
+    assert any(t and "step 12: instances running" in t for t in texts)
+
+
+def _report(samples, faults, recovery):
+    return {
+        "experiment": "x",
+        "seed": 1,
+        "verdict": "valid",
+        "samples": samples,
+        "faults": faults,
+        "timeline": [],
+        "recovery": recovery,
+    }
+
+
+def test_the_timeline_keeps_one_time_unit_its_labels_inside_and_marks_recovery_where_it_happened():
+    from actors.experiments.picture import WIDTH, timeline_svg
+
+    samples = [{"t": float(t), "desired": 4, "running": 2 if 30 <= t < 70 else 4} for t in range(0, 1600, 10)]
+    faults = [
+        {"t": 30.0, "action": "kill-cells", "label": "kill the cells, a long label that reaches far"},
+        {"t": 1580.0, "action": "drain", "label": "drain near the end of the run"},
+    ]
+    svg_text = timeline_svg(_report(samples, faults, {"healed_at": 90.0, "recovered_at": 90.0}))
+    root = ET.fromstring(svg_text)
+    ticks = [t.text for t in root.iter(f"{SVG}text") if t.text and t.text[:1].isdigit()]
+    units = {t[-1] for t in ticks if not t.isdigit()}
+    assert units == {"m"}, ticks  # a 26-minute run: every tick in minutes
+    for text in root.iter(f"{SVG}text"):
+        x = float(text.get("x", "0"))
+        assert 0 <= x <= WIDTH, (text.text, x)
+        if text.get("text-anchor") != "end" and text.text and len(text.text) > 20:
+            assert x + 6 * len(text.text) <= WIDTH + 10, text.text  # long labels near the edge run leftwards
+    [line] = [
+        g
+        for g in root.iter(f"{SVG}line")
+        if (g.find(f"{SVG}title") is not None and "recovered" in (g.find(f"{SVG}title").text or ""))
+    ]
+    assert line.find(f"{SVG}title").text == "recovered at 70 s"  # where running met desired, not at the heal
