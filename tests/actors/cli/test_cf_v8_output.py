@@ -419,3 +419,23 @@ async def test_a_manifest_of_two_apps_announces_both_once(platform, tmp_path):
         "multiple apps from a manifest file."
     ]
     assert out[:2] == ["FAILED", ""]
+
+
+async def test_a_procfiles_other_process_types_are_listed_with_no_instances(platform, tmp_path):
+    src = tmp_path / "worker"
+    shutil.copytree(EXAMPLES / "python", src)
+    (src / "manifest.yml").unlink()
+    (src / "Procfile").write_text("web: python app.py\nworker: python worker.py\n")
+    code, out, err = await run_streams(platform, "push", "jobs", "-p", str(src), "-m", "64M")
+    assert code == 0, "\n".join(out + err)
+    assert out[-7:] == [
+        "",
+        "type:            worker",
+        "sidecars:        ",
+        "instances:       0/0",
+        "memory usage:    1024M",
+        "start command:   python worker.py",
+        "There are no running instances of this process.",
+    ], "\n".join(out)
+    code, out, err = await run_streams(platform, "apps")
+    assert out[-1].split()[:3] == ["jobs", "started", "web:1/1,"] and out[-1].split()[3] == "worker:0/0"
