@@ -23,7 +23,9 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator, Sequence
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -87,6 +89,7 @@ class LocalPool:
         self.size = workers
         self.setup = setup
         self.scratch_root = scratch_root
+        self._own_scratch = False
         self.attempts = attempts
         self._ctx = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
@@ -105,6 +108,11 @@ class LocalPool:
         """Run every job; yield each start, result, problem and lost worker as it happens."""
         queue = collections.deque(jobs)
         deaths: collections.Counter[int] = collections.Counter()
+        if self.scratch_root is None:
+            # The workers' scratch space is the pool's: what a killed worker
+            # leaves there goes when the pool closes.
+            self.scratch_root = tempfile.mkdtemp(prefix="minifoundry-sweep-")
+            self._own_scratch = True
         while queue or any(w.job is not None for w in self._workers):
             idle = [w for w in self._workers if w.job is None]
             while len(self._workers) < self.size and len(queue) > len(idle):
@@ -198,6 +206,9 @@ class LocalPool:
             _kill_group(pid)
         self._workers.clear()
         self._dead_groups.clear()
+        if self._own_scratch and self.scratch_root is not None:
+            shutil.rmtree(self.scratch_root, ignore_errors=True)
+            self.scratch_root, self._own_scratch = None, False
 
     def __enter__(self) -> LocalPool:
         return self

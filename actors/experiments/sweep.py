@@ -157,6 +157,7 @@ def main(
     try:
         return run_sweep(plan, backend, on_event=on_event, out=out)
     except SweepInUse as exc:
+        backend.close()
         print(str(exc), file=sys.stderr)
         print("FAILED", file=sys.stderr)
         return 2
