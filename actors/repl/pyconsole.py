@@ -72,6 +72,8 @@ class ConsoleRef:
 
     def __repr__(self) -> str:
         return repr(self._ref)
+
+
 _RESULT = "__minifoundry_result__"
 _inputs = itertools.count(1)
 
