@@ -49,6 +49,7 @@ __all__ = [
     "RecordEvent",
     "ReferencedBlobKeys",
     "SaveTrace",
+    "StartedUsage",
     "UpdateApp",
     "UpdatePackage",
 ]
@@ -140,6 +141,14 @@ class FindApp(CCDBOperation):
 @dataclass(frozen=True, slots=True)
 class ListApps(CCDBOperation):
     """Every app, by name."""
+
+
+@dataclass(frozen=True, slots=True)
+class StartedUsage(CCDBOperation):
+    """(memory MB, instances) the STARTED apps other than `except_guid` take:
+    what an org's quota counts, in one query."""
+
+    except_guid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

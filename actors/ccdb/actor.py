@@ -27,6 +27,7 @@ class CCDBActor(StorageActor):
         ccdb.FindApp: CCDB.find_app,
         ccdb.ListApps: CCDB.list_apps,
         ccdb.ListStartedProcesses: CCDB.list_started_processes,
+        ccdb.StartedUsage: CCDB.started_usage,
         ccdb.UpdateApp: CCDB.update_app,
         ccdb.DeleteApp: CCDB.delete_app,
         ccdb.CreatePackage: CCDB.create_package,

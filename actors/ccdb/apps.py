@@ -14,7 +14,7 @@ from actors.ccdb.codec import (
     _json,
     _ts,
 )
-from actors.ccdb.connection import Connection, EventSpec
+from actors.ccdb.connection import OP_READ, OP_WRITE, Connection, EventSpec, operation
 from protocol.errors import AppNameTaken
 from protocol.records import (
     AppRecord,
@@ -34,6 +34,7 @@ DEFAULT_STACK = "cflinuxfs4"
 class AppsTable(Connection):
     # --- apps -------------------------------------------------------------
 
+    @operation(OP_WRITE)
     async def create_app(
         self,
         guid: str,
@@ -92,24 +93,40 @@ class AppsTable(Connection):
             row = await self._app_row(guid)
         return _app(row)
 
+    @operation(OP_READ)
     async def get_app(self, guid: str) -> AppRecord:
         """The app with this guid; `AppNotFound` if there is none."""
         async with self._read():
             row = await self._app_row(guid)
         return _app(row)
 
+    @operation(OP_READ)
     async def find_app(self, name: str) -> AppRecord | None:
         """The app with this name, or None."""
         async with self._read():
             row = await self._one("SELECT * FROM apps WHERE name = ?", (name,))
         return None if row is None else _app(row)
 
+    @operation(OP_READ)
     async def list_apps(self) -> list[AppRecord]:
         """Every app, by name."""
         async with self._read():
             rows = await self._sql("SELECT * FROM apps ORDER BY name")
         return [_app(row) for row in rows]
 
+    @operation(OP_READ)
+    async def started_usage(self, except_guid: str | None = None) -> tuple[int, int]:
+        """(memory MB, instances) of every STARTED app but `except_guid`."""
+        async with self._read():
+            row = await self._one(
+                "SELECT COALESCE(SUM(memory_mb * instances), 0), COALESCE(SUM(instances), 0)"
+                " FROM apps WHERE state = 'STARTED' AND guid IS NOT ?",
+                (except_guid,),
+            )
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    @operation(OP_READ)
     async def list_started_processes(self) -> list[tuple[AppRecord, DropletRecord]]:
         """Every STARTED app that has a current droplet, with that droplet, by
         name: what the BBS should run (the sync with Diego reads this)."""
@@ -128,6 +145,7 @@ class AppsTable(Connection):
                 droplets = {row["guid"]: _droplet(row) for row in found}
         return [(_app(row), droplets[row["d_guid"]]) for row in rows]
 
+    @operation(OP_WRITE)
     async def update_app(
         self,
         guid: str,
@@ -165,6 +183,7 @@ class AppsTable(Connection):
             row = await self._app_row(guid)
         return _app(row)
 
+    @operation(OP_WRITE)
     async def delete_app(self, guid: str, now: datetime, *, actor: str) -> set[str]:
         """Delete an app with its packages, builds and droplets; keep its events.
 

@@ -11,7 +11,7 @@ from actors.ccdb.codec import (
     _json,
     _ts,
 )
-from actors.ccdb.connection import Connection
+from actors.ccdb.connection import OP_READ, OP_WRITE, Connection, operation
 from protocol.errors import ResourceNotFound
 from protocol.records import (
     BuildRecord,
@@ -28,6 +28,7 @@ __all__ = ["BuildsTable"]
 class BuildsTable(Connection):
     # --- builds and droplets ----------------------------------------------
 
+    @operation(OP_WRITE)
     async def create_build(
         self,
         build_guid: str,
@@ -42,7 +43,7 @@ class BuildsTable(Connection):
     ) -> BuildRecord:
         """A STAGING build, its STAGING droplet, and `audit.app.build.create`: one commit."""
         ts = _ts(now)
-        droplet_guid = droplet_guid or self._new_guid()
+        droplet_guid = droplet_guid or self._guid()
         async with self._write():
             app = await self._app_row(app_guid)
             package = await self._row("packages", package_guid)
@@ -83,12 +84,14 @@ class BuildsTable(Connection):
             row = await self._row("builds", build_guid)
         return _build(row)
 
+    @operation(OP_READ)
     async def get_build(self, guid: str) -> BuildRecord:
         """The build with this guid; LookupError if there is none."""
         async with self._read():
             row = await self._row("builds", guid)
         return _build(row)
 
+    @operation(OP_READ)
     async def list_builds(self, app_guid: str) -> list[BuildRecord]:
         """An app's builds, newest first."""
         async with self._read():
@@ -98,6 +101,7 @@ class BuildsTable(Connection):
             )
         return [_build(row) for row in rows]
 
+    @operation(OP_WRITE)
     async def finish_build_staged(
         self,
         build_guid: str,
@@ -165,6 +169,7 @@ class BuildsTable(Connection):
             row = await self._row("droplets", droplet_guid)
         return _droplet(row)
 
+    @operation(OP_WRITE)
     async def fail_build(self, build_guid: str, error: str, now: datetime) -> BuildRecord:
         """Build FAILED with `error` (``"<code> - <message>"``) and its droplet FAILED.
 
@@ -185,12 +190,14 @@ class BuildsTable(Connection):
                 build = await self._row("builds", build_guid)
         return _build(build)
 
+    @operation(OP_READ)
     async def get_droplet(self, guid: str) -> DropletRecord:
         """The droplet with this guid; LookupError if there is none."""
         async with self._read():
             row = await self._row("droplets", guid)
         return _droplet(row)
 
+    @operation(OP_READ)
     async def list_droplets(self, app_guid: str) -> list[DropletRecord]:
         """An app's droplets, newest first."""
         async with self._read():
@@ -200,6 +207,7 @@ class BuildsTable(Connection):
             )
         return [_droplet(row) for row in rows]
 
+    @operation(OP_READ)
     async def current_droplet(self, app_guid: str) -> DropletRecord | None:
         """The app's current droplet, or None if it has none; `AppNotFound` if no app."""
         async with self._read():
@@ -209,6 +217,7 @@ class BuildsTable(Connection):
             row = await self._row("droplets", app["droplet_guid"])
         return _droplet(row)
 
+    @operation(OP_WRITE)
     async def expire_old_droplets(self, app_guid: str, now: datetime, *, keep: int = 5) -> set[str]:
         """Mark STAGED droplets beyond the newest `keep` EXPIRED and drop their blob keys.
 

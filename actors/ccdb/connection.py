@@ -1,14 +1,29 @@
 """CC_DB's connection: one aiosqlite connection for its owner's life (WAL,
 foreign keys on), the migrations, and the plumbing every table's
-operations use (statements under the I/O guard, one transaction at a time,
-the fault hook before each operation)."""
+operations use (one transaction at a time, the fault hook before each
+operation).
+
+Every operation (a method marked `@operation`) is one hop to aiosqlite's
+thread: the fault hook runs on the loop, then the whole operation, its
+transaction and every statement of it, runs on the connection's thread and
+comes back with its result, under one I/O guard. An operation's body is
+written as a coroutine (`await self._sql(...)`); on the connection's thread
+those awaits never suspend, so the coroutine is run to its end there in one
+go. Guids it needs are drawn on the loop beforehand (`_guid`), so the
+platform's seeded stream is read in an order that does not depend on
+thread timing.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import sqlite3
+import threading
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
@@ -23,10 +38,13 @@ from actors.ccdb.schema import BOOTSTRAP, MIGRATIONS, Migration, check_migration
 from protocol.errors import AppNotFound, DatabaseUnavailable, ResourceNotFound
 from protocol.records import AuditEvent
 
-__all__ = ["OP_READ", "OP_WRITE", "Connection", "EventSpec"]
+__all__ = ["OP_READ", "OP_WRITE", "Connection", "EventSpec", "operation"]
 
 OP_READ = "ccdb.read"
 OP_WRITE = "ccdb.write"
+# Guids drawn ahead for one operation (an operation uses at most two).
+_GUIDS_AHEAD = 4
+_get_ident = threading.get_ident
 
 IoGuard = Callable[[], AbstractAsyncContextManager[object]]
 Fault = Callable[[str], Awaitable[None]]
@@ -35,6 +53,29 @@ EventSpec = AuditEvent
 
 def _new_uuid() -> str:
     return str(uuid.uuid4())
+
+
+class _Call:
+    """One operation on its way through the connection's thread."""
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self) -> None:
+        self.cancelled = False
+
+
+def operation(kind: str) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]:
+    """Mark a CC_DB operation (`OP_READ` or `OP_WRITE`): called on the loop,
+    it is the fault hook and then one hop to the connection's thread."""
+
+    def mark(method: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        async def run(self: Connection, *args: Any, **kwargs: Any) -> Any:
+            return await self._perform(kind, method, args, kwargs)
+
+        return run
+
+    return mark
 
 
 class Connection:
@@ -62,6 +103,10 @@ class Connection:
         # lose the last commits. FULL trades speed for that too.
         self._synchronous = synchronous.upper()
         self._conn: aiosqlite.Connection | None = None
+        self._sqlite: sqlite3.Connection | None = None  # the same connection, on its thread
+        self._worker = -1  # the connection thread's ident, once known
+        self._call: _Call | None = None  # the operation running on that thread
+        self._guids: deque[str] = deque()
         self._version = 0
         # One connection, one transaction at a time: without this, a second
         # task's statements would land inside the first task's transaction.
@@ -92,6 +137,9 @@ class Connection:
         try:
             async with self._lock:
                 conn.row_factory = sqlite3.Row
+                async with self._io_guard():
+                    self._worker = await conn._execute(_get_ident)
+                self._sqlite = conn._conn
                 (mode,) = (await self._sql("PRAGMA journal_mode = WAL"))[0]
                 if str(mode).lower() != "wal":
                     raise DatabaseUnavailable(f"cannot put {self._path} in WAL mode ({mode})")
@@ -125,6 +173,7 @@ class Connection:
 
     async def _disconnect(self) -> None:
         conn, self._conn = self._conn, None
+        self._sqlite = None
         if conn is not None:
             with anyio.CancelScope(shield=True):
                 async with self._io_guard():
@@ -147,9 +196,54 @@ class Connection:
             current = version
         self._version = current
 
+    # --- one operation, one hop --------------------------------------------
+
+    async def _perform(self, kind: str, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
+        if _get_ident() == self._worker:
+            return await method(self, *args, **kwargs)  # an operation inside another
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("ccdb is not open")
+        if self._fault is not None:
+            await self._fault(kind)
+        if kind == OP_WRITE:
+            guids = self._guids
+            while len(guids) < _GUIDS_AHEAD:
+                guids.append(self._new_guid())
+        call = _Call()
+        try:
+            async with self._io_guard():
+                return await conn._execute(self._run_here, call, method, args, kwargs)
+        except asyncio.CancelledError:
+            # Still queued or running on the thread: it rolls back rather
+            # than commit (unless its COMMIT already ran).
+            call.cancelled = True
+            raise
+
+    def _run_here(self, call: _Call, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
+        """On the connection's thread: the whole operation, to its end."""
+        self._call = call
+        coro = method(self, *args, **kwargs)
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value
+        finally:
+            self._call = None
+        coro.close()
+        raise RuntimeError(f"CC_DB's {method.__name__} waited for something off its connection's thread")
+
+    def _guid(self) -> str:
+        """A new guid: on the connection's thread, one drawn ahead on the loop."""
+        if _get_ident() == self._worker:
+            return self._guids.popleft()
+        return self._new_guid()
+
     # --- plumbing ---------------------------------------------------------
 
     async def _sql(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if _get_ident() == self._worker and self._sqlite is not None:
+            return self._sqlite.execute(sql, params).fetchall()
         if self._conn is None:
             raise RuntimeError("ccdb is not open")
         async with self._io_guard():
@@ -181,6 +275,23 @@ class Connection:
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[None]:
+        if _get_ident() == self._worker:
+            # On the connection's thread, inside `_perform` (which ran the
+            # fault hook): the transaction, statement by statement, here.
+            conn = self._sqlite
+            assert conn is not None and self._call is not None
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                if self._call.cancelled:
+                    raise asyncio.CancelledError()
+                conn.execute("COMMIT")
+            except BaseException:
+                # A failed COMMIT may already have ended the transaction.
+                with contextlib.suppress(sqlite3.OperationalError):
+                    conn.execute("ROLLBACK")
+                raise
+            return
         if self._conn is None:
             raise RuntimeError("ccdb is not open")
         if self._fault is not None:
@@ -190,6 +301,9 @@ class Connection:
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[None]:
+        if _get_ident() == self._worker:
+            yield  # one operation at a time on the connection's thread
+            return
         if self._conn is None:
             raise RuntimeError("ccdb is not open")
         if self._fault is not None:
@@ -206,7 +320,7 @@ class Connection:
         metadata: dict[str, Any] | None,
         ts: str,
     ) -> str:
-        guid = self._new_guid()
+        guid = self._guid()
         await self._sql(
             "INSERT INTO events (guid, time, type, actor, actee_guid, actee_name, metadata)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",

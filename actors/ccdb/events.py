@@ -11,7 +11,7 @@ from actors.ccdb.codec import (
     _json,
     _ts,
 )
-from actors.ccdb.connection import Connection
+from actors.ccdb.connection import OP_READ, OP_WRITE, Connection, operation
 from protocol.records import (
     EventRecord,
     TraceRecord,
@@ -24,6 +24,7 @@ __all__ = ["EventsTable"]
 class EventsTable(Connection):
     # --- events -----------------------------------------------------------
 
+    @operation(OP_WRITE)
     async def record_event(
         self,
         type: str,
@@ -41,6 +42,7 @@ class EventsTable(Connection):
             row = await self._row("events", guid)
         return _event(row)
 
+    @operation(OP_READ)
     async def list_events(self, actee_guid: str, limit: int = 50) -> list[EventRecord]:
         """An app's events, newest first (ties in time: latest recorded first)."""
         async with self._read():
@@ -53,6 +55,7 @@ class EventsTable(Connection):
 
     # --- traces -----------------------------------------------------------
 
+    @operation(OP_WRITE)
     async def save_trace(
         self,
         trace_id: str,
@@ -79,6 +82,7 @@ class EventsTable(Connection):
                 (app_guid, app_guid, keep),
             )
 
+    @operation(OP_READ)
     async def latest_trace(self, app_guid: str) -> TraceRecord | None:
         """The newest stored trace of an app, or None."""
         async with self._read():

@@ -10,7 +10,7 @@ from actors.ccdb.codec import (
     _package,
     _ts,
 )
-from actors.ccdb.connection import Connection, EventSpec
+from actors.ccdb.connection import OP_READ, OP_WRITE, Connection, EventSpec, operation
 from protocol.records import (
     PackageRecord,
 )
@@ -25,6 +25,7 @@ __all__ = ["PackagesTable"]
 class PackagesTable(Connection):
     # --- packages ---------------------------------------------------------
 
+    @operation(OP_WRITE)
     async def create_package(
         self,
         guid: str,
@@ -51,12 +52,14 @@ class PackagesTable(Connection):
             row = await self._row("packages", guid)
         return _package(row)
 
+    @operation(OP_READ)
     async def get_package(self, guid: str) -> PackageRecord:
         """The package with this guid; LookupError if there is none."""
         async with self._read():
             row = await self._row("packages", guid)
         return _package(row)
 
+    @operation(OP_READ)
     async def list_packages(self, app_guid: str) -> list[PackageRecord]:
         """An app's packages, newest first."""
         async with self._read():
@@ -66,6 +69,7 @@ class PackagesTable(Connection):
             )
         return [_package(row) for row in rows]
 
+    @operation(OP_WRITE)
     async def update_package(
         self,
         guid: str,
@@ -94,6 +98,7 @@ class PackagesTable(Connection):
             row = await self._row("packages", guid)
         return _package(row)
 
+    @operation(OP_WRITE)
     async def finish_package_upload(
         self, guid: str, *, blob_key: str, size: int, now: datetime, actor: str
     ) -> PackageRecord:
@@ -127,6 +132,7 @@ class PackagesTable(Connection):
             row = await self._row("packages", guid)
         return _package(row)
 
+    @operation(OP_READ)
     async def latest_ready_package(self, app_guid: str) -> PackageRecord | None:
         """The app's newest READY package, or None."""
         async with self._read():
@@ -136,6 +142,7 @@ class PackagesTable(Connection):
             )
         return None if row is None else _package(row)
 
+    @operation(OP_WRITE)
     async def expire_old_packages(self, app_guid: str, now: datetime, *, keep: int = 5) -> set[str]:
         """Mark READY packages beyond the newest `keep` EXPIRED and drop their blob keys.
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from actors.ccdb.apps import DEFAULT_STACK, AppsTable
 from actors.ccdb.builds import BuildsTable
-from actors.ccdb.connection import OP_READ, OP_WRITE
+from actors.ccdb.connection import OP_READ, OP_WRITE, operation
 from actors.ccdb.events import EventsTable
 from actors.ccdb.packages import PackagesTable
 from protocol.records import (
@@ -53,6 +53,7 @@ class CCDB(AppsTable, PackagesTable, BuildsTable, EventsTable):
 
     # --- whole-database views ---------------------------------------------
 
+    @operation(OP_READ)
     async def referenced_blob_keys(self) -> set[str]:
         """Every blob key a package or droplet row points to."""
         async with self._read():
@@ -62,6 +63,7 @@ class CCDB(AppsTable, PackagesTable, BuildsTable, EventsTable):
             )
         return {row[0] for row in rows}
 
+    @operation(OP_READ)
     async def blob_keys_of(self, kind: str) -> list[str]:
         """The blob keys of packages (`kind` "package") or droplets ("droplet"), sorted."""
         table = {"package": "packages", "droplet": "droplets"}.get(kind)
@@ -73,6 +75,7 @@ class CCDB(AppsTable, PackagesTable, BuildsTable, EventsTable):
             )
         return [row[0] for row in rows]
 
+    @operation(OP_READ)
     async def stats(self) -> CCDBStats:
         """Row counts and schema version, for a status line."""
         async with self._read():

@@ -25,7 +25,6 @@ from protocol.messages import (
     UnmapRoute,
 )
 from protocol.records import AppRecord, AuditEvent, freeze
-from protocol.states import AppState
 
 __all__ = ["Apps"]
 
@@ -113,11 +112,7 @@ class Apps(ControllerBase):
 
     async def _check_quota(self, app_guid: str | None, memory_mb: int, instances: int) -> None:
         """Refuse what would take the org past its quota, counting its other started apps."""
-        used_memory = used_instances = 0
-        for other in await self.db(ccdb.ListApps()):
-            if other.guid != app_guid and other.state is AppState.STARTED:
-                used_memory += other.memory_mb * other.instances
-                used_instances += other.instances
+        used_memory, used_instances = await self.db(ccdb.StartedUsage(app_guid))
         self.config.quota.check(
             memory_mb=memory_mb, instances=instances, used_memory_mb=used_memory, used_instances=used_instances
         )

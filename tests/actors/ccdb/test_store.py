@@ -707,3 +707,13 @@ async def test_a_saved_trace_is_read_back_and_only_the_newest_few_are_kept(tmp_p
         rows = await db._sql("SELECT count(*) FROM traces")
         assert rows[0][0] == 5
         assert await db.latest_trace("nope") is None
+
+
+async def test_started_usage_sums_the_started_apps_memory_and_instances_but_one(db: CCDB) -> None:
+    assert await db.started_usage() == (0, 0)
+    await db.create_app("a", "a", now=at(0), actor="user", state=AppState.STARTED, memory_mb=256, instances=3)
+    await db.create_app("b", "b", now=at(0), actor="user", state=AppState.STARTED, memory_mb=1024, instances=1)
+    await db.create_app("c", "c", now=at(0), actor="user", state=AppState.STOPPED, memory_mb=4096, instances=5)
+    assert await db.started_usage() == (256 * 3 + 1024, 4)
+    assert await db.started_usage("b") == (256 * 3, 3)  # the app being changed is left out
+    assert await db.started_usage("unknown") == (256 * 3 + 1024, 4)
