@@ -183,8 +183,10 @@ def _reserve(cell: CellState, work: Work) -> CellState:
 # request at once. The list holds (key, state..., position): cells in the same
 # state sit together, and all but the first of them can be skipped because
 # they score identically from a later position. Cells already holding the
-# app's instances are left out of the list query and scanned directly (an app
-# has few). Keys are floats computed differently from scores, so the query
+# app's instances are left out of the list query: when an app is on few cells
+# they are scored directly, else they are queried the same way through the
+# app's own sorted lists (`_OccupiedIndex`, its instance penalty in the key),
+# kept for the few apps placed last. Keys are floats computed differently from scores, so the query
 # does not trust their order to the last bit: it keeps every cell whose key is
 # within a tolerance of the first feasible one and compares their real scores.
 
@@ -198,6 +200,25 @@ class _Bucket:
         self.positions: list[int] = []
         self.lrp_entries: list[tuple] = []
         self.task_entries: list[tuple] | None = None
+
+
+class _OccupiedIndex:
+    """One app's occupied cells, sorted per bucket like `_Bucket.lrp_entries`
+    but keyed with the app's instance penalty included, so the cells that
+    already hold the app are queried as the empty ones are, not scored one
+    by one. Kept up to date by `_Round._reserve` while it is cached."""
+
+    __slots__ = ("by_bucket", "entry_of", "max_count")
+
+    def __init__(self) -> None:
+        self.by_bucket: dict[int, list[tuple]] = {}
+        self.entry_of: dict[int, tuple] = {}
+        self.max_count = 0
+
+
+# An app on more cells than this gets an `_OccupiedIndex`; a few are kept.
+_INDEX_OVER = 32
+_INDEXES_KEPT = 4
 
 
 class _Compatible:
@@ -223,7 +244,8 @@ _MASK_PROBLEMS = {
 class _Round:
     """One round's working copy of the live cells, indexed for winner queries."""
 
-    def __init__(self, live: list[CellState], config: AuctionConfig, work_count: int) -> None:
+    def __init__(self, live: list[CellState], config: AuctionConfig, work: Sequence[Work]) -> None:
+        work_count = len(work)
         self.cells = live
         self.n = n = len(live)
         self.ws = config.starting_container_weight
@@ -257,15 +279,38 @@ class _Round:
             for cell in live
         ]
 
+        # Instances already on each cell, for the apps of this batch only:
+        # from each cell's counts of those apps when they are few, else from
+        # one walk of every cell's counts.
+        guids = {w.process_guid for w in work if isinstance(w, LRPStartRequest)}
         self.occupied: dict[str, dict[int, int]] = {}
         self.zone_instances: dict[str, dict[str, int]] = {}
-        for p, cell in enumerate(live):
-            for guid, count in cell.lrp_counts.items():
-                self.occupied.setdefault(guid, {})[p] = count
-                per_zone = self.zone_instances.setdefault(guid, {})
-                per_zone[cell.zone] = per_zone.get(cell.zone, 0) + count
+        if guids:
+            pairs = sum(len(cell.lrp_counts) for cell in live)
+            ordered = sorted(guids)  # a repeatable order of insertion
+            for p, cell in enumerate(live):
+                counts = cell.lrp_counts
+                if len(guids) * n < pairs:
+                    held = [(g, counts.get(g, 0)) for g in ordered]
+                else:
+                    held = [(g, c) for g, c in counts.items() if g in guids]
+                for guid, count in held:
+                    if not count:
+                        continue
+                    self.occupied.setdefault(guid, {})[p] = count
+                    per_zone = self.zone_instances.setdefault(guid, {})
+                    per_zone[cell.zone] = per_zone.get(cell.zone, 0) + count
+        # Occupied-cell indexes (`_OccupiedIndex`) of the apps placed last.
+        self.occupied_index: dict[str, _OccupiedIndex] = {}
+        self._placing = ""
+        self.work_count = work_count
 
         self.slack = self._tolerance_slack(work_count)
+        # No cell claims more free than it has: free-fraction parts of scores
+        # are then never negative (what the occupied-cell floor relies on).
+        self.bounded = all(
+            self.ma[p] <= self.mt[p] and self.da[p] <= self.dt[p] and self.ca[p] <= self.ct[p] for p in range(n)
+        )
 
         buckets: dict[tuple, _Bucket] = {}
         self.bucket_of: list[_Bucket] = []
@@ -277,6 +322,8 @@ class _Round:
             bucket.positions.append(p)
             self.bucket_of.append(bucket)
         self.buckets = list(buckets.values())
+        self.bucket_index = {id(b): i for i, b in enumerate(self.buckets)}
+        self.bucket_id = [self.bucket_index[id(b)] for b in self.bucket_of]
         self.lrp_entry = [self._lrp_entry(p) for p in range(n)]
         for bucket in self.buckets:
             bucket.lrp_entries = sorted(self.lrp_entry[p] for p in bucket.positions)
@@ -301,7 +348,8 @@ class _Round:
             default=0.0,
         )
         slack = 16.0 + 4.0 * fractions
-        if self.ws < 0 or self.wbp < 0 or min(self.ix, default=0) < 0:
+        self.cancelling_terms = self.ws < 0 or self.wbp < 0 or min(self.ix, default=0) < 0
+        if self.cancelling_terms:
             # Terms of opposite signs can cancel: bound them outright.
             slack += abs(self.ws) * (max(self.sc, default=0) + work_count)
             slack += abs(self.wbp) * max((abs(i) for i in self.ix), default=0)
@@ -316,6 +364,44 @@ class _Round:
     def _lrp_entry(self, p: int) -> tuple:
         key = (self.ws * self.sc[p] + self.wbp * self.ix[p]) - self._free_fractions(p)
         return (key, self.ma[p], self.da[p], self.ca[p], self.sc[p], self.ix_state[p], p)
+
+    def _occupied_entry(self, p: int, count: int) -> tuple:
+        key = (self.ws * self.sc[p] + self.wbp * self.ix[p]) - self._free_fractions(p) + INSTANCE_PENALTY * count
+        return (key, self.ma[p], self.da[p], self.ca[p], self.sc[p], self.ix_state[p], count, p)
+
+    def _occupied_index(self, guid: str, occupied: dict[int, int]) -> _OccupiedIndex:
+        index = self.occupied_index.get(guid)
+        if index is not None:
+            return index
+        index = _OccupiedIndex()
+        for p, count in occupied.items():
+            entry = self._occupied_entry(p, count)
+            index.entry_of[p] = entry
+            index.by_bucket.setdefault(self.bucket_id[p], []).append(entry)
+            index.max_count = max(index.max_count, count)
+        for entries in index.by_bucket.values():
+            entries.sort()
+        if len(self.occupied_index) >= _INDEXES_KEPT:
+            del self.occupied_index[next(iter(self.occupied_index))]
+        self.occupied_index[guid] = index
+        return index
+
+    def _reindex(self, p: int, guid: str | None) -> None:
+        """Cell `p` changed (and holds one more of `guid`): move its entries."""
+        if not self.occupied_index:
+            return
+        bucket = self.bucket_id[p]
+        for indexed, index in self.occupied_index.items():
+            old = index.entry_of.get(p)
+            if old is None and indexed != guid:
+                continue
+            entries = index.by_bucket.setdefault(bucket, [])
+            if old is not None:
+                del entries[bisect_left(entries, old)]
+            count = self.occupied[indexed][p]
+            index.max_count = max(index.max_count, count)
+            entry = index.entry_of[p] = self._occupied_entry(p, count)
+            insort(entries, entry)
 
     def _task_entry(self, p: int) -> tuple:
         key = (INSTANCE_PENALTY * self.tc[p] + self.ws * self.sc[p]) - self._free_fractions(p)
@@ -348,10 +434,13 @@ class _Round:
         m: int,
         d: int,
         score: Callable[[int, int, int], float],
+        slack: float | None = None,
     ) -> tuple[float, int]:
         """Lowest (score, position) among the bucket's cells with room that are
         not in `skip`; position -1 if none."""
         ma, da, ca, n = self.ma, self.da, self.ca, self.n
+        if slack is None:
+            slack = self.slack
         best_score = 0.0
         best_p = -1
         limit: float | None = None
@@ -376,8 +465,12 @@ class _Round:
             if best_p < 0 or s < best_score or (s == best_score and p < best_p):
                 best_score, best_p = s, p
             if limit is None:
-                limit = key + 1e-9 * (abs(key) + self.slack)
-            i = bisect_right(entries, entry[:-1] + (n,), i + 1)
+                limit = key + 1e-9 * (abs(key) + slack)
+            # Past the cells in this one's state (they share its key).
+            if i + 1 < size and entries[i + 1][0] == key:
+                i = bisect_right(entries, entry[:-1] + (n,), i + 1)
+            else:
+                i += 1
         return best_score, best_p
 
     def _compatible(self, work: Work) -> _Compatible:
@@ -432,6 +525,7 @@ class _Round:
             for bucket in self.buckets:
                 bucket.task_entries = None
         guid = lrp.process_guid
+        self._placing = guid
         occupied = self.occupied.get(guid, {})
         per_zone = self.zone_instances.get(guid)
         zones = compatible.zones
@@ -471,12 +565,29 @@ class _Round:
         best_p = -1
         scan = self._scan
         unoccupied_score = self._unoccupied_lrp_score
+        index = self.occupied_index.get(self._placing) if len(occupied) > _INDEX_OVER else None
         for zone in group:
             for bucket in compatible.buckets_by_zone[zone]:
+                if index is not None:
+                    held = index.by_bucket.get(self.bucket_index[id(bucket)])
+                    if held is not None and len(held) == len(bucket.positions):
+                        continue  # every cell of it holds the app
                 s, p = scan(bucket.lrp_entries, occupied, m, d, unoccupied_score)
                 if p >= 0 and (best_p < 0 or s < best_score or (s == best_score and p < best_p)):
                     best_score, best_p = s, p
-        if occupied:
+        if len(occupied) > _INDEX_OVER:
+            s, p = self._best_occupied(group, compatible, occupied, m, d)
+            if p >= 0 and (best_p < 0 or s < best_score or (s == best_score and p < best_p)):
+                best_score, best_p = s, p
+        elif occupied and not (
+            # Every occupied cell scores at least one instance penalty (its
+            # other terms are never negative here): with a clearly better
+            # empty cell found, none of them can win or tie.
+            best_p >= 0
+            and self.bounded
+            and not self.cancelling_terms
+            and INSTANCE_PENALTY - best_score > 1e-9 * (INSTANCE_PENALTY + abs(best_score) + 16.0)
+        ):
             in_group = None if all_zones else set(group)
             ma, da, ca, zone_of, sig, sigs = (
                 self.ma,
@@ -486,13 +597,49 @@ class _Round:
                 self.sig,
                 compatible.sigs,
             )
+            ws, wbp, sc, ix = self.ws, self.wbp, self.sc, self.ix
             for p, instances in occupied.items():
                 if ma[p] < m or da[p] < d or ca[p] < 1 or sig[p] not in sigs:
                     continue
                 if in_group is not None and zone_of[p] not in in_group:
                     continue
-                s = lrp_score_from_values(self._resource(p, m, d), instances, self.ix[p], self.wbp)
+                if best_p >= 0 and self.bounded:
+                    # A score is its free-fraction part (never below 0) plus
+                    # these terms: a cell they already put clearly above the
+                    # best cannot win, nor tie, and need not be scored.
+                    floor = INSTANCE_PENALTY * instances + ws * sc[p] + wbp * ix[p]
+                    if floor - best_score > 1e-9 * (abs(floor) + abs(best_score) + 16.0):
+                        continue
+                s = lrp_score_from_values(self._resource(p, m, d), instances, ix[p], wbp)
                 if best_p < 0 or s < best_score or (s == best_score and p < best_p):
+                    best_score, best_p = s, p
+        return best_score, best_p
+
+    def _best_occupied(
+        self, group: list[str], compatible: _Compatible, occupied: dict[int, int], m: int, d: int
+    ) -> tuple[float, int]:
+        """Lowest (score, position) among the group's cells holding the app."""
+        guid = self._placing
+        index = self._occupied_index(guid, occupied)
+        slack = self.slack
+        if self.cancelling_terms:
+            slack += INSTANCE_PENALTY * (index.max_count + self.work_count)
+        ix, wbp, resource = self.ix, self.wbp, self._resource
+
+        def score(p: int, m: int, d: int) -> float:
+            return lrp_score_from_values(resource(p, m, d), occupied[p], ix[p], wbp)
+
+        best_score = 0.0
+        best_p = -1
+        no_skip: dict[int, int] = {}
+        bucket_ids = self.bucket_index
+        for zone in group:
+            for bucket in compatible.buckets_by_zone[zone]:
+                entries = index.by_bucket.get(bucket_ids[id(bucket)])
+                if not entries:
+                    continue
+                s, p = self._scan(entries, no_skip, m, d, score, slack)
+                if p >= 0 and (best_p < 0 or s < best_score or (s == best_score and p < best_p)):
                     best_score, best_p = s, p
         return best_score, best_p
 
@@ -536,6 +683,7 @@ class _Round:
 
         entry = self.lrp_entry[p] = self._lrp_entry(p)
         insort(entries, entry)
+        self._reindex(p, work.process_guid if isinstance(work, LRPStartRequest) else None)
         if task_entries is not None:
             assert self.task_entry is not None
             entry = self.task_entry[p] = self._task_entry(p)
@@ -557,7 +705,7 @@ def schedule(
     if not live:
         failed.extend(_unreachable(work) for work in attempted)
         return AuctionResults((), tuple(failed), deferred)
-    round_ = _Round(live, config, len(attempted))
+    round_ = _Round(live, config, attempted)
     for work in attempted:
         outcome = round_.place(work)
         if isinstance(outcome, Placement):

@@ -636,3 +636,48 @@ def test_fast_results_are_placements_and_failures_of_the_given_work():
 
     assert results.placed == (Placement(lrp("a", memory=5), "c1", results.placed[0].score),)
     assert results.failed == (PlacementFailure(lrp("b", memory=50), no_room("memory")),)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    cell_count=st.integers(34, 70),
+    shapes=st.lists(st.sampled_from([(4096, 8192, 40), (2048, 8192, 30), (4096, 4096, 60)]), min_size=1, max_size=2),
+    preloaded=st.integers(0, 60),
+    instances=st.integers(40, 220),
+    others=st.lists(st.tuples(st.integers(1, 30), st.sampled_from([32, 128, 1024])), max_size=4),
+    config=configs,
+    seed=st.integers(0, 2**16),
+)
+def test_the_fast_scheduler_agrees_when_one_app_is_on_most_cells(
+    cell_count, shapes, preloaded, instances, others, config, seed
+):
+    # Past a few dozen occupied cells the fast scheduler queries them through
+    # the app's own sorted lists: they must give the reference's placements.
+    rng = random.Random(seed)
+    cluster = []
+    for i in range(cell_count):
+        memory, disk, containers = rng.choice(shapes)
+        held = {"big": rng.randint(1, 3)} if i < preloaded else {}
+        if rng.random() < 0.3:
+            held[f"app-{rng.randrange(4)}"] = 1
+        cluster.append(
+            cell(
+                f"cell-{i}",
+                zone=ZONES[i % 3],
+                memory=memory,
+                disk=disk,
+                containers=containers,
+                used_memory=rng.choice([0, 0, 256, 1024]),
+                lrp_counts=held,
+                index=i // 3,
+            )
+        )
+    lrps = [LRPStartRequest("big", index, rng.choice([32, 64]), 16) for index in range(instances)]
+    lrps += [
+        LRPStartRequest(f"app-{n}", index, memory, 16)
+        for n, (count, memory) in enumerate(others)
+        for index in range(count)
+    ]
+    rng.shuffle(lrps)
+
+    assert schedule(cluster, lrps, config=config) == schedule_reference(cluster, lrps, config=config)
