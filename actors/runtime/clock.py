@@ -39,6 +39,8 @@ from typing import Any, Protocol
 
 __all__ = ["Clock", "RealClock", "TimerHandle", "VirtualClock"]
 
+_monotonic = time.monotonic
+
 # A fixed, readable epoch for virtual runs, so reports repeat byte for byte.
 VIRTUAL_EPOCH = 1_795_600_000.0  # 2026-11-25T..Z, close to "today" for display
 
@@ -135,10 +137,10 @@ class RealClock(_ClockBase):
         return asyncio.get_running_loop()
 
     def monotonic(self) -> float:
-        return (time.monotonic() - self._origin) * self.speed
+        return (_monotonic() - self._origin) * self.speed
 
     def now(self) -> float:
-        return self._epoch + self.monotonic()
+        return self._epoch + (_monotonic() - self._origin) * self.speed
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self.speed)

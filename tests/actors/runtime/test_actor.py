@@ -379,3 +379,27 @@ async def test_a_deferred_reply_fails_with_actor_dead_error_when_its_actor_stops
     await ref.stop(block=False)
     with pytest.raises(ActorDeadError):
         await pending
+
+
+async def test_guids_are_the_uuid4_strings_of_the_seeded_draws():
+    import random
+    import uuid
+
+    from actors.runtime import ActorSystem
+
+    draws = random.Random(99)
+    async with ActorSystem(seed=99) as system:
+        for _ in range(200):
+            assert system.new_guid() == str(uuid.UUID(int=draws.getrandbits(128), version=4))
+
+
+async def test_a_running_system_tunes_the_collector_and_puts_it_back():
+    import gc
+
+    from actors.runtime import ActorSystem
+    from actors.runtime.system import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    async with ActorSystem():
+        assert gc.get_threshold() == GC_THRESHOLDS
+    assert gc.get_threshold() == before
