@@ -21,7 +21,7 @@ import anyio
 import structlog
 
 from actors.runtime import AsyncioActor, handles
-from protocol.messages import ForgetLogs, LogDelivery, LogLine, RecentLogs, Subscribe, Unsubscribe
+from protocol.messages import ForgetLogs, LogDelivery, LogLine, LogLines, RecentLogs, Subscribe, Unsubscribe
 
 __all__ = ["LoggregatorActor", "format_log_line"]
 
@@ -91,6 +91,11 @@ class LoggregatorActor(AsyncioActor):
     async def _flush_now(self, _message: _Flush) -> None:
         self._flush_armed = False
         await self._flush()
+
+    @handles(LogLines)
+    def _append_many(self, message: LogLines) -> None:
+        for line in message.lines:
+            self._append(line)
 
     @handles(LogLine)
     def _append(self, line: LogLine) -> None:

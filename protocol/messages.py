@@ -453,6 +453,15 @@ class GetDesiredLRP(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class GetDesiredLRPs(_Msg):
+    """The same for several at once (Diego's `DesiredLRPs` with a filter of
+    process guids): a tuple in the same order, None for one not desired."""
+
+    STEP = 11
+    process_guids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class ListDesiredLRPs(_Msg):
     """Every desired LRP, or those of one app (Cloud Controller's sync reads them)."""
 
@@ -727,6 +736,18 @@ class LogLine(_Msg):
     @property
     def step(self) -> int | None:
         return 8 if self.source_type == "STG" else None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLines(_Msg):
+    """Several lines at once, in order (a cell starting many instances in one
+    step sends their lines together): the loggregator takes each as a `LogLine`."""
+
+    lines: tuple[LogLine, ...]
+
+    @property
+    def step(self) -> int | None:
+        return 8 if any(line.source_type == "STG" for line in self.lines) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -49,6 +49,7 @@ from protocol.messages import (
     EvacuateCell,
     GetActualLRPs,
     GetDesiredLRP,
+    GetDesiredLRPs,
     GetTask,
     Heartbeat,
     InstanceCrashed,
@@ -284,6 +285,11 @@ class BBS(AsyncioActor):
     @handles(GetDesiredLRP)
     def _get_desired(self, message: GetDesiredLRP) -> DesiredLRP | None:
         return self.books.desired.get(message.process_guid)
+
+    @handles(GetDesiredLRPs)
+    def _get_desired_many(self, message: GetDesiredLRPs) -> tuple[DesiredLRP | None, ...]:
+        desired = self.books.desired
+        return tuple(desired.get(guid) for guid in message.process_guids)
 
     @handles(ListDesiredLRPs)
     def _list_desired(self, message: ListDesiredLRPs) -> tuple[DesiredLRP, ...]:

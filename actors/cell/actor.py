@@ -14,9 +14,11 @@ are gone, and the restarted cell comes back empty with a new incarnation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +47,14 @@ from protocol.messages import (
     CrashInstances,
     FetchCellState,
     GetDesiredLRP,
+    GetDesiredLRPs,
     GetTask,
     Heartbeat,
     InstanceCrashed,
     InstanceStarted,
     ListContainers,
     LogLine,
+    LogLines,
     Perform,
     PerformResult,
     SetDraining,
@@ -66,6 +70,8 @@ __all__ = ["CellActor", "CellConfig"]
 log = structlog.get_logger("minifoundry.cell")
 
 _EXIT_STATUS = {NoAppDetectedError: 222, BuildpackCompileFailed: 223, BuildpackReleaseFailed: 224}
+# Desired LRPs a cell asks the BBS for in one message.
+_DESIRED_PER_ASK = 1000
 # 2026-01-01T00:00:00Z, the time every droplet's files carry.
 DROPLET_MTIME = 1_767_225_600
 
@@ -177,6 +183,11 @@ class CellActor(AsyncioActor):
         self._downloads: dict[str, asyncio.Future[Path | None]] = {}
         self.incarnation = ""
         self.staged = 0
+        self._clock = self._system.clock
+        # Log lines held while one step starts many instances (`_batched_logs`),
+        # and the trace they were logged under.
+        self._log_batch: list[LogLine] | None = None
+        self._log_batch_trace: Any = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -219,8 +230,9 @@ class CellActor(AsyncioActor):
 
     @handles(_HealthyMany)
     def _on_healthy_many(self, message: _HealthyMany) -> None:
-        for guid in message.guids:
-            self._healthy(guid)
+        with self._batched_logs():
+            for guid in message.guids:
+                self._healthy(guid)
 
     @handles(_Crash)
     def _on_crash(self, message: _Crash) -> None:
@@ -350,6 +362,27 @@ class CellActor(AsyncioActor):
 
     # --- running instances -------------------------------------------------------------------
 
+    async def _desired_lrps(self, process_guids: list[str]) -> None:
+        """Learn these desired LRPs from the BBS (as `_desired_lrp`, each)."""
+        if not process_guids:
+            return
+        if len(process_guids) == 1:
+            await self._desired_lrp(process_guids[0])
+            return
+        # One ask per batch: one message for the BBS however many apps a
+        # cell won in a round. A failed ask leaves its guids unknown, and
+        # their instances are given back (as a failed single fetch does).
+        for start in range(0, len(process_guids), _DESIRED_PER_ASK):
+            batch = tuple(process_guids[start : start + _DESIRED_PER_ASK])
+            try:
+                replies = await self.ask("bbs", GetDesiredLRPs(batch), timeout=self.config.ask_timeout)
+            except Exception as exc:  # noqa: BLE001 - cannot learn what to run: give the work back
+                log.warning("fetching-desired-lrps-failed", cell_id=self.cell_id, count=len(batch), error=repr(exc))
+                continue
+            for process_guid, reply in zip(batch, replies, strict=True):
+                if process_guid not in self._desired:
+                    self._desired[process_guid] = reply
+
     async def _desired_lrp(self, process_guid: str) -> DesiredLRP | None:
         if process_guid not in self._desired:
             try:
@@ -362,13 +395,19 @@ class CellActor(AsyncioActor):
         return self._desired[process_guid]
 
     async def _start_instances(self, reserved: list[_Instance]) -> None:
-        # dict.fromkeys, not a set: the asks go out in a repeatable order.
-        for process_guid in dict.fromkeys(i.process_guid for i in reserved):
-            await self._desired_lrp(process_guid)
+        # dict.fromkeys, not a set: the asks go out in a repeatable order,
+        # all at once, and the replies are awaited together.
+        await self._desired_lrps([g for g in dict.fromkeys(i.process_guid for i in reserved) if g not in self._desired])
         # Instances that need no droplet download start here, one after the
         # other, as their own tasks would have (nothing in between waits);
         # their health timers are grouped by when they fire.
         healthy: dict[float, list[str]] = {}
+        with self._batched_logs():
+            self._start_now(reserved, healthy)
+        for after, guids in healthy.items():
+            self.tell_self_later(after, _HealthyMany(tuple(guids)))
+
+    def _start_now(self, reserved: list[_Instance], healthy: dict[float, list[str]]) -> None:
         for instance in reserved:
             if instance.guid not in self.instances:
                 continue  # stopped while we were fetching
@@ -386,8 +425,6 @@ class CellActor(AsyncioActor):
                 self._launch(instance, desired, healthy)
             finally:
                 current_trace.reset(token)
-        for after, guids in healthy.items():
-            self.tell_self_later(after, _HealthyMany(tuple(guids)))
 
     def _creating(self, instance: _Instance, desired: DesiredLRP) -> None:
         instance.app_guid = desired.app_guid
@@ -567,7 +604,9 @@ class CellActor(AsyncioActor):
             ),
             key=lambda i: i.guid,
         )
-        wanted = message.count if message.count is not None else round(len(running) * max(0.0, min(1.0, message.fraction)))
+        wanted = (
+            message.count if message.count is not None else round(len(running) * max(0.0, min(1.0, message.fraction)))
+        )
         victims = self.rng.sample(running, max(0, min(wanted, len(running))))
         now = self.clock.monotonic()
         for instance in victims:
@@ -694,7 +733,41 @@ class CellActor(AsyncioActor):
     # --- reporting ------------------------------------------------------------------------------
 
     def _log(self, app_guid: str, source: str, instance: str, text: str) -> None:
-        self.tell("loggregator", LogLine(app_guid, source, instance, text, self.clock.now()))
+        line = LogLine(app_guid, source, instance, text, self._clock.now())
+        batch = self._log_batch
+        if batch is None:
+            self._system.tell("loggregator", line)
+            return
+        trace = current_trace.get()
+        if batch and trace is not self._log_batch_trace:
+            self._send_logs()  # each message carries one conversation's lines
+        self._log_batch_trace = trace
+        batch.append(line)
+
+    @contextlib.contextmanager
+    def _batched_logs(self) -> Iterator[None]:
+        """Within: log lines are held and go to the loggregator together (one
+        message per run of lines under the same trace), in order."""
+        if self._log_batch is not None:
+            yield
+            return
+        self._log_batch = []
+        try:
+            yield
+        finally:
+            self._send_logs()
+            self._log_batch = None
+
+    def _send_logs(self) -> None:
+        batch = self._log_batch
+        if not batch:
+            return
+        self._log_batch = []
+        token = current_trace.set(self._log_batch_trace)
+        try:
+            self._system.tell("loggregator", batch[0] if len(batch) == 1 else LogLines(tuple(batch)))
+        finally:
+            current_trace.reset(token)
 
     def _sync(self) -> None:
         self.tell_self_later(self.config.sync_interval, _Sync())
@@ -770,6 +843,9 @@ def _fresh_dir(path: Path) -> None:
 def _stage_in_thread(
     package: Path, work: Path, buildpacks: tuple[str, ...], command: str | None, out: Any, mtime: int
 ) -> Any:
-    src = work / "app"
+    # Extracted straight into the build directory and staged there: no
+    # second copy of the app's files.
+    build = work / "build"
+    src = build / "app"
     extract_package(package, src)
-    return stage(src, work / "build", list(buildpacks), command, out, mtime=mtime)
+    return stage(src, build, list(buildpacks), command, out, mtime=mtime)

@@ -135,3 +135,44 @@ async def test_a_draining_cells_instances_are_replaced_before_they_stop(system):
     assert all(a.cell_id != victim and a.state is ActualLRPState.RUNNING for a in after)
     cell = system.actor(victim)
     assert cell.statistics().instances == 0
+
+
+async def test_a_cell_fetches_every_app_it_won_in_one_ask_and_logs_each_instances_start_in_order(system):
+    from protocol.messages import GetDesiredLRP, GetDesiredLRPs, RecentLogs
+
+    asked: list[object] = []
+
+    def watch(envelope, receiver):
+        if receiver == "bbs" and isinstance(envelope[0], GetDesiredLRP | GetDesiredLRPs):
+            asked.append(envelope[0])
+
+    system.seam.add_observer(watch)
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    cluster.desire([AppSpec("a", 2, 10), AppSpec("b", 1, 10), AppSpec("c", 3, 10)], startup_seconds=1.0)
+    await cluster.wait_running(6)
+    assert [type(m) for m in asked] == [GetDesiredLRPs]
+    assert sorted(asked[0].process_guids) == ["a", "b", "c"]
+    lines = [line.text for line in await system.ask("loggregator", RecentLogs("c", 100))]
+    starts = [t for t in lines if "creating container" in t]
+    assert len(starts) == 3
+    # Each instance's lines come in the order Diego's rep logs them.
+    expected = [
+        "creating container",
+        "successfully created container",
+        "Starting health monitoring",
+        "Starting app with command",
+        "Container became healthy",
+    ]
+    positions = [next(i for i, t in enumerate(lines) if e in t) for e in expected]
+    assert positions == sorted(positions)
+    assert sum("Container became healthy" in t for t in lines) == 3
+
+
+async def test_the_bbs_answers_several_desired_lrps_in_the_order_asked(system):
+    from protocol.messages import GetDesiredLRPs
+
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    cluster.desire([AppSpec("a", 1, 10), AppSpec("b", 1, 10)])
+    await cluster.wait_placed(2)
+    got = await system.ask("bbs", GetDesiredLRPs(("b", "nope", "a")))
+    assert [None if lrp is None else lrp.process_guid for lrp in got] == ["b", None, "a"]

@@ -100,3 +100,17 @@ def test_a_line_is_printed_as_cf_logs_prints_it() -> None:
     assert format_log_line(line) == "   2026-01-01T00:00:00.25+0000 [APP/PROC/WEB/0] OUT hello"
     staging = LogLine("g", "STG", "0", "Staging...", 1_767_225_600.0, "ERR")
     assert format_log_line(staging) == "   2026-01-01T00:00:00.00+0000 [STG/0] ERR Staging..."
+
+
+async def test_lines_sent_together_are_kept_and_delivered_one_by_one_in_order() -> None:
+    from protocol.messages import LogLines
+
+    async with ActorSystem(clock=VirtualClock()) as system:
+        LoggregatorActor.start()
+        Tail.start(name="tail")
+        await system.ask("loggregator", Subscribe("app-1", "tail", "s1"))
+        system.tell("loggregator", _line("first"))
+        system.tell("loggregator", LogLines((_line("second"), _line("elsewhere", guid="app-2"), _line("third"))))
+        assert await _lines(system) == ["first", "second", "third"]
+        assert await _lines(system, "app-2") == ["elsewhere"]
+        assert await system.ask("tail", "got") == [("s1", "first"), ("s1", "second"), ("s1", "third")]
