@@ -6,7 +6,7 @@
     python run.py [OPTIONS] up                   start serving the data dir in the background
     python run.py [OPTIONS] down                 stop it
     python run.py [OPTIONS] serve                the platform in the foreground, until SIGINT/SIGTERM
-    python run.py bench runtime|auction|api [...]    benchmarks
+    python run.py bench runtime|auction|push|api [...]    benchmarks
     python run.py experiment FILE [--seed N]     a fault-injection experiment
 
 Parses the command line, configures logging once, and hands over. A cf
@@ -182,13 +182,15 @@ def _main(argv: list[str] | None = None) -> int:
 
 def _bench(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
-    if not argv or argv[0] not in ("runtime", "auction", "api"):
-        print("usage: run.py [--loop asyncio|uvloop] bench runtime|auction|api [options]", file=sys.stderr)
+    if not argv or argv[0] not in ("runtime", "auction", "push", "api"):
+        print("usage: run.py [--loop asyncio|uvloop] bench runtime|auction|push|api [options]", file=sys.stderr)
         return 2
     if argv[0] == "runtime":
         from benchmarks.runtime import main as bench_main
     elif argv[0] == "auction":
         from benchmarks.auction import main as bench_main
+    elif argv[0] == "push":
+        from benchmarks.push import main as bench_main
     else:
         from benchmarks.api import main as bench_main
     return bench_main(argv[1:])

@@ -1,6 +1,9 @@
-"""Diego's scale, in one process: place N app instances on M cell actors by bid rounds.
+"""Diego's scale, in one process: place N app instances on M cell actors by
+bid rounds, and run them until every one is RUNNING.
 
     python run.py bench auction --cells 1000 --instances 250000
+    python run.py bench auction --cells 4000 --instances 1000000
+    python run.py bench auction --one-app --cells 4000 --instances 20000
     python run.py bench auction --table          # 25k/100, 100k/400, 250k/1000 side by side
 
 Cloud Foundry's 2016 scale test ran 250,000 instances on about 1,000 cells;
@@ -8,20 +11,21 @@ its plan mixed 32 MB, 128 MB and 1 GB instances across apps of 1-25
 instances. This desires such a mix at a real BBS actor and lets the real
 auctioneer place it on real cell actors, then reports what Diego's own
 simulation reports, on a real clock so waits are what a user would wait:
-wall time, auctions per second, rounds, distribution
-(stddev/mean of memory per cell), wait time and attempts, failures, and the
-process's peak memory. `--table` runs each size in its own process so each
-peak memory is its own.
+the time until every instance is placed (CLAIMED on a cell) and until
+every instance is RUNNING (its cell started it and its health check
+passed), auctions per second, rounds, distribution (stddev/mean of memory
+per cell), wait time and attempts, failures, and the process's peak
+memory. `--one-app` desires one app with all the instances (the case where
+cells already holding the app must be scored against each other).
+`--table` runs each size in its own process so each peak memory is its own.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -58,11 +62,26 @@ def cell_memory_for(apps: list[Any], cells: int, headroom: float = 1.25) -> int:
     return int(-(-per_cell // 1024) * 1024)  # whole GB
 
 
-async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[str, Any]:
+def one_app(instances: int) -> list[Any]:
+    from actors.auctioneer.simulation import AppSpec
+
+    return [AppSpec("app-0", instances, 32, disk_mb=256)]
+
+
+def peak_rss_mb() -> float:
+    from benchmarks.common import peak_rss_mb as peak
+
+    return peak()
+
+
+async def run_once(
+    instances: int, cells: int, zones: int, seed: int, *, single_app: bool = False, progress: Any = None
+) -> dict[str, Any]:
     from actors.auctioneer.simulation import Cluster, distribution
     from actors.runtime import ActorSystem, RealClock
 
-    apps = make_apps(instances, seed)
+    progress = progress or (lambda _text: None)
+    apps = one_app(instances) if single_app else make_apps(instances, seed)
     memory = cell_memory_for(apps, cells)
     containers = max(250, int(instances / cells * 2))
     # A real clock: waits and wall time are then what a user would wait.
@@ -79,9 +98,19 @@ async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[st
         gc.freeze()  # the cluster's long-lived objects need no more collecting
         before = distribution(cluster.memory_used())
         started = time.perf_counter()
+        progress(f"desiring {instances:,} instances on {cells:,} cells")
         cluster.desire(apps, startup_seconds=1.0)
-        counts = await cluster.wait_placed(instances, timeout=24 * 3600)
+
+        def show(what: str, counts: dict[str, int]) -> None:
+            progress(
+                f"{what}: {counts['placed']:,} placed, {counts['running']:,} running of {instances:,} "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
+
+        counts = await cluster.wait_placed(instances, timeout=24 * 3600, report=lambda c: show("placing", c))
         wall = time.perf_counter() - started
+        running = await cluster.wait_running(counts["placed"], timeout=24 * 3600, report=lambda c: show("starting", c))
+        running_wall = time.perf_counter() - started
         stats = await cluster.auction_stats()
         used = cluster.memory_used()
         result = {
@@ -90,9 +119,13 @@ async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[st
             "zones": zones,
             "apps": len(apps),
             "cell_memory_mb": memory,
+            "one_app": single_app,
             "placed": counts["placed"],
+            "running": running["running"],
             "failed": counts["failed"],
             "wall_s": round(wall, 3),
+            "placed_s": round(wall, 3),
+            "running_s": round(running_wall, 3),
             "auctions_per_s": round(counts["placed"] / wall if wall else 0.0, 1),
             "rounds": stats.rounds,
             "distribution_before": round(before, 4),
@@ -102,7 +135,7 @@ async def run_once(instances: int, cells: int, zones: int, seed: int) -> dict[st
             "failures_by_reason": dict(stats.failures_by_reason),
         }
         gc.unfreeze()
-    result["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 
@@ -112,7 +145,8 @@ def _format(results: list[dict[str, Any]]) -> str:
         "cells",
         "placed",
         "failed",
-        "wall s",
+        "placed s",
+        "RUNNING s",
         "auctions/s",
         "rounds",
         "distr. after",
@@ -129,7 +163,8 @@ def _format(results: list[dict[str, Any]]) -> str:
                 f"{r['cells']:,}",
                 f"{r['placed']:,}",
                 f"{r['failed']:,}",
-                f"{r['wall_s']:.2f}",
+                f"{r['placed_s']:.2f}",
+                f"{r['running_s']:.2f}",
                 f"{r['auctions_per_s']:,.0f}",
                 str(r["rounds"]),
                 f"{r['distribution_after']:.4f}",
@@ -147,26 +182,36 @@ def _format(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.common import add_json_option, emit, loop_name, progress_printer, run_loop
+
     p = argparse.ArgumentParser(prog="run.py bench auction", description=__doc__.split("\n\n")[0])
     p.add_argument("--cells", type=int, default=1000)
     p.add_argument("--instances", type=int, default=250_000)
     p.add_argument("--zones", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--one-app", action="store_true", help="one app with every instance (32 MB each)")
     p.add_argument("--table", action="store_true", help="run 25k/100, 100k/400 and 250k/1000, one process each")
-    p.add_argument("--json", dest="json_path", help="also write the figures as JSON here")
+    add_json_option(p)
     args = p.parse_args(argv)
+    info = sys.stderr if args.json == "-" else sys.stdout
+    mix = "one app, 32 MB" if args.one_app else ", ".join(f"{m} MB x{w:.0%}" for m, w in MIX)
     print(
-        f"Python {sys.version.split()[0]}; {args.zones} zones; seed {args.seed}; instance mix "
-        + ", ".join(f"{m} MB x{w:.0%}" for m, w in MIX),
+        f"Python {sys.version.split()[0]}; loop {loop_name()}; {args.zones} zones; seed {args.seed}; "
+        f"instance mix {mix}",
+        file=info,
         flush=True,
     )
+    progress = progress_printer()
     if args.table:
         results = []
         for instances, cells in SIZES:
+            progress(f"{instances:,} instances on {cells:,} cells")
             # Through run.py, which configures logging (the project's one place for it).
             cmd = [
                 sys.executable,
                 "run.py",
+                "--loop",
+                loop_name(),
                 "bench",
                 "auction",
                 "--cells",
@@ -186,19 +231,29 @@ def main(argv: list[str] | None = None) -> int:
             if proc.returncode != 0:
                 print(proc.stderr, file=sys.stderr)
                 return proc.returncode
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-            print(f"  {instances:,} instances on {cells:,} cells: {results[-1]['wall_s']:.2f} s", flush=True)
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1])["results"][0])
+            progress(None)
+            print(
+                f"  {instances:,} instances on {cells:,} cells: placed {results[-1]['placed_s']:.2f} s, "
+                f"RUNNING {results[-1]['running_s']:.2f} s",
+                file=info,
+                flush=True,
+            )
     else:
-        results = [asyncio.run(run_once(args.instances, args.cells, args.zones, args.seed))]
-    if args.json_path == "-":
-        print(json.dumps(results[0]))
-        return 0
-    print(_format(results))
+        results = [
+            run_loop(
+                run_once(args.instances, args.cells, args.zones, args.seed, single_app=args.one_app, progress=progress)
+            )
+        ]
+        progress(None)
     for r in results:
-        if r["failures_by_reason"]:
-            print(f"  failures at {r['instances']:,}: {r['failures_by_reason']}")
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(results, indent=2))
+        r["loop"] = loop_name()
+    if args.json != "-":
+        print(_format(results))
+        for r in results:
+            if r["failures_by_reason"]:
+                print(f"  failures at {r['instances']:,}: {r['failures_by_reason']}")
+    emit({"bench": "auction", "loop": loop_name(), "results": results}, args.json)
     return 0
 
 

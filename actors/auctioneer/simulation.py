@@ -3,7 +3,8 @@ a BBS, the auctioneer and N cell actors, with work desired at the BBS and
 placed by real bid rounds between real actors.
 
 No Cloud Controller, no blob store, no disk: cells run modelled instances
-only, so the auction is what is measured.
+only (their log lines go to an in-memory loggregator), so the auction and
+the starting of instances are what is measured.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 from actors.auctioneer.actor import AuctioneerActor, AuctioneerConfig
 from actors.bbs.actor import BBS, BBSConfig
 from actors.cell.actor import CellActor, CellConfig
+from actors.loggregator import LoggregatorActor
 from actors.runtime import ActorSystem
 from protocol.auction import AuctionConfig
 from protocol.lrp import DesiredLRP
@@ -92,6 +94,8 @@ class Cluster:
             for i in range(1, cells + 1)
         ]
         cluster = cls(system, configs)
+        # Cells stream their containers' log lines, as on the platform.
+        LoggregatorActor.start(None, name="loggregator")
         # Convergence is left on but slow: placement must come from the
         # first bid rounds, not from retries.
         cluster.bbs = BBS.start(bbs or BBSConfig(convergence_interval=3600, presence_ttl=3600), name="bbs")
@@ -153,22 +157,66 @@ class Cluster:
         """Actual LRPs by state, from the BBS's statistics (no message sent)."""
         stats = self._bbs_actor().statistics()
         total = sum(a.counts.total for a in stats.apps)
-        placed = sum(a.counts.running + a.counts.starting for a in stats.apps)
+        running = sum(a.counts.running for a in stats.apps)
+        placed = running + sum(a.counts.starting for a in stats.apps)
         failed = stats.placement_failures
-        return {"total": total, "placed": placed, "unplaced": total - placed - failed, "failed": failed}
+        return {
+            "total": total,
+            "placed": placed,
+            "running": running,
+            "unplaced": total - placed - failed,
+            "failed": failed,
+        }
 
-    async def wait_placed(self, expected: int, *, timeout: float = 600.0) -> dict[str, int]:
-        """Until every expected auction has an outcome (placed or failed)."""
-        waited = 0.0
-        step = 0.05
+    def _cell_counts(self) -> dict[str, int]:
+        """Instances held and running on the cells, from two counters each,
+        with the auctioneer's failures: cheap to poll, unlike `counts`."""
+        held = running = 0
+        for config in self.cell_configs:
+            cell = self.system.actor(config.cell_id)
+            if isinstance(cell, CellActor):
+                h, r = cell.held()
+                held += h
+                running += r
+        auctioneer = self.system.actor("auctioneer")
+        failed = auctioneer.stats.failed if isinstance(auctioneer, AuctioneerActor) else 0
+        return {"placed": held, "running": running, "failed": failed}
+
+    async def _wait(self, cheap: Any, done: Any, timeout: float, report: Any) -> dict[str, int]:
+        # Poll the cells' counters often; only when they say it is done,
+        # confirm with the BBS's own books (a walk of every actual LRP).
+        # While the BBS lags behind the cells, confirm again only after four
+        # times what the last walk cost: the polling takes at most a fifth.
+        clock = self.system.clock
+        start = clock.monotonic()
+        confirm_at = start
         while True:
-            counts = self.counts()
-            if counts["total"] >= expected and counts["unplaced"] == 0:
-                return counts
-            if waited >= timeout:
-                return counts
-            await self.system.clock.sleep(step)
-            waited += step
+            now = clock.monotonic()
+            quick = self._cell_counts()
+            if report is not None:
+                report(quick)
+            late = now - start >= timeout
+            if (cheap(quick) and now >= confirm_at) or late:
+                counts = self.counts()
+                if done(counts) or late:
+                    if report is not None:
+                        report(counts)
+                    return counts
+                confirm_at = clock.monotonic() + 4 * (clock.monotonic() - now)
+            await clock.sleep(0.01)
+
+    async def wait_placed(self, expected: int, *, timeout: float = 600.0, report: Any = None) -> dict[str, int]:
+        """Until every expected auction has an outcome (placed or failed) at the BBS."""
+        return await self._wait(
+            lambda c: c["placed"] + c["failed"] >= expected,
+            lambda c: c["total"] >= expected and c["unplaced"] == 0,
+            timeout,
+            report,
+        )
+
+    async def wait_running(self, expected: int, *, timeout: float = 600.0, report: Any = None) -> dict[str, int]:
+        """Until `expected` instances are RUNNING at the BBS."""
+        return await self._wait(lambda c: c["running"] >= expected, lambda c: c["running"] >= expected, timeout, report)
 
     async def cell_infos(self) -> list[CellStatistics]:
         return [await self.system.ask(c.cell_id, CellInfo()) for c in self.cell_configs]
