@@ -32,7 +32,8 @@ def emit(report: dict[str, Any], where: str | None) -> None:
     """`--json`: the report as one JSON object, on stdout ("-") or in a file."""
     if where is None:
         return
-    text = json.dumps(report, sort_keys=False)
+    # Strict JSON (no NaN or Infinity): what any JSON parser reads.
+    text = json.dumps(report, sort_keys=False, allow_nan=False)
     if where == "-":
         print(text, flush=True)
     else:

@@ -538,6 +538,8 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
         median: dict[str, float] = {}
         for impl in IMPLEMENTATIONS:
             values = runs[w][impl]
+            if not values:  # left out (--no-pykka)
+                continue
             best[impl] = max(values) if higher else min(values)
             median[impl] = statistics.median(values)
             results[impl] = {"best": best[impl], "median": median[impl], "runs": values}
@@ -555,7 +557,7 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
             "queue_vs_floor": _slower(best[BARE], best[DEQUE], higher),
             "platform_vs_queue": _slower(best[PLATFORM], best[BARE], higher),
             # speedup over pykka's threads (higher is better; context only)
-            "platform_over_pykka": _slower(best[PYKKA], best[PLATFORM], higher),
+            "platform_over_pykka": _slower(best[PYKKA], best[PLATFORM], higher) if PYKKA in best else None,
             "targets": {"floor_max": FLOOR_TARGET, "floor_pass": vs_floor <= FLOOR_TARGET},
         }
     return {
@@ -583,8 +585,8 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
         d = report["workloads"][w]
         cells = [d["label"]]
         for impl in IMPLEMENTATIONS:
-            r = d["results"][impl]
-            cells.append(f"{_fmt(r['best'], w)} (med {_fmt(r['median'], w)})")
+            r = d["results"].get(impl)
+            cells.append("-" if r is None else f"{_fmt(r['best'], w)} (med {_fmt(r['median'], w)})")
         t = d["targets"]
         cells.append(f"{d['platform_vs_floor']:.2f}x slower (med {d['platform_vs_floor_median']:.2f}x)")
         cells.append(f"<={t['floor_max']:g}x: {'PASS' if t['floor_pass'] else 'MISS'}")
@@ -607,10 +609,11 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
     )
     for w in WORKLOADS:
         d = report["workloads"][w]
+        over = d["platform_over_pykka"]
         print(
             f"  {w}: ours bare {d['ours_vs_floor']:.2f}x the floor, as the platform runs it "
-            f"{d['platform_vs_floor']:.2f}x; asyncio.Queue {d['queue_vs_floor']:.2f}x; "
-            f"platform {d['platform_over_pykka']:.1f}x pykka",
+            f"{d['platform_vs_floor']:.2f}x; asyncio.Queue {d['queue_vs_floor']:.2f}x"
+            + ("" if over is None else f"; platform {over:.1f}x pykka"),
             file=out,
         )
 
@@ -658,10 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     frees = [rng.randint(1000, 32000) for _ in range(p.cells)]
     runs: dict[str, dict[str, list[float]]] = {w: {i: [] for i in IMPLEMENTATIONS} for w in WORKLOADS}
 
-    if args.no_pykka:
-        for w in WORKLOADS:
-            runs[w][PYKKA] = [float("nan")]
-    else:
+    if not args.no_pykka:
         progress("pykka threads")
         run_pykka(p, frees, runs)
         leftover = pykka.ActorRegistry.get_all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pykka
+import pytest
 
 from benchmarks.runtime import IMPLEMENTATIONS, WORKLOADS, main
 
@@ -61,3 +62,14 @@ def test_json_alone_prints_one_object(capsys):
     report = json.loads(out)  # nothing but the object on stdout
     assert report["bench"] == "runtime"
     assert report["machine"]["loop"] in ("asyncio", "uvloop")
+
+
+def test_without_pykka_the_json_is_strict_and_leaves_pykka_out(capsys):
+    assert main(["--quick", "--repeat", "1", "--no-pykka", "--json", "-"]) == 0
+
+    text = capsys.readouterr().out
+    report = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the JSON"))
+    for data in report["workloads"].values():
+        assert "pykka_threads" not in data["results"]
+        assert data["platform_over_pykka"] is None
+        assert data["platform_vs_floor"] > 0
