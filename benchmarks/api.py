@@ -1,7 +1,7 @@
 """The platform as a user runs it: a background process behind Cloud
 Controller's API, measured from outside.
 
-    python run.py bench api [--apps 20] [--requests 2000] [--pushes 16] [--concurrency 8] [--json PATH]
+    python run.py bench api [--apps 20] [--requests 2000] [--pushes 16] [--concurrency 8] [--json [PATH]]
 
 One run starts a platform with `up` on a fresh data dir (real clock, the
 configuration `up` gives a user), then measures, side by side:
@@ -199,6 +199,8 @@ def _oneshot(data_dir: Path, runs: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from benchmarks.common import add_json_option, emit, loop_name
+
     p = argparse.ArgumentParser(prog="run.py bench api", description=__doc__.split("\n\n")[0])
     p.add_argument("--apps", type=int, default=20, help="apps pushed before the listing is timed (default 20)")
     p.add_argument("--requests", type=int, default=2000, help="GET requests per listing measurement (default 2000)")
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--concurrency", type=int, default=8, help="requests or pushes in flight (default 8)")
     p.add_argument("--oneshots", type=int, default=20, help="one-shot commands timed (default 20)")
     p.add_argument("--cells", type=int, default=4)
-    p.add_argument("--json", dest="json_path", help="also write the figures as JSON here ('-': stdout)")
+    add_json_option(p)
     args = p.parse_args(argv)
     for name in ("apps", "requests", "pushes", "concurrency", "oneshots", "cells"):
         if getattr(args, name) < (0 if name == "apps" else 1):
@@ -225,25 +227,27 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "clock": "real, speed 1 (as up runs it)",
         "python": sys.version.split()[0],
+        "loop": loop_name(),
     }
+    # With --json on stdout the figures are the only thing there.
+    out = sys.stderr if args.json == "-" else sys.stdout
     ratio = figures["get_v3_apps_per_s"] / figures["get_root_per_s"]
     passed = figures["oneshot_p50_s"] < ONESHOT_TARGET
-    print(f"GET /v3/apps ({figures['apps_listed']} apps): {figures['get_v3_apps_per_s']:.0f} req/s", end="")
-    print(f"  (GET /: {figures['get_root_per_s']:.0f} req/s; ratio {ratio:.2f})")
+    print(f"GET /v3/apps ({figures['apps_listed']} apps): {figures['get_v3_apps_per_s']:.0f} req/s", end="", file=out)
+    print(f"  (GET /: {figures['get_root_per_s']:.0f} req/s; ratio {ratio:.2f})", file=out)
     print(
         f"pushes through the API: {figures['pushes_per_s']:.2f}/s ({figures['pushes']} pushes, "
-        f"{args.concurrency} at a time; each p50 {figures['push_p50_s']:.2f} s, max {figures['push_max_s']:.2f} s)"
+        f"{args.concurrency} at a time; each p50 {figures['push_p50_s']:.2f} s, max {figures['push_max_s']:.2f} s)",
+        file=out,
     )
     print(
         f"one-shot 'apps' against the running platform: p50 {figures['oneshot_p50_s'] * 1000:.0f} ms "
         f"(python -c pass: {figures['python_p50_s'] * 1000:.0f} ms; "
         f"{figures['oneshot_p50_s'] / figures['python_p50_s']:.1f}x) "
-        f"target < {ONESHOT_TARGET * 1000:.0f} ms: {'PASS' if passed else 'MISS'}"
+        f"target < {ONESHOT_TARGET * 1000:.0f} ms: {'PASS' if passed else 'MISS'}",
+        file=out,
     )
-    if args.json_path == "-":
-        print(json.dumps(figures))
-    elif args.json_path:
-        Path(args.json_path).write_text(json.dumps(figures, indent=2) + "\n")
+    emit(figures, args.json)
     return 0
 
 

@@ -60,3 +60,25 @@ def test_bench_push_refuses_an_absurd_count():
     proc = _bench("push", "--pushes", "0")
     assert proc.returncode == 2
     assert "--pushes and --concurrency must be at least 1" in proc.stderr
+
+
+def test_bench_api_prints_only_its_json_object_on_stdout():
+    proc = _bench(
+        "api",
+        "--apps",
+        "1",
+        "--requests",
+        "20",
+        "--pushes",
+        "1",
+        "--concurrency",
+        "1",
+        "--oneshots",
+        "2",
+        "--json",
+        "-",
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    assert figures["get_v3_apps_per_s"] > 0 and figures["pushes"] == 1
+    assert "GET /v3/apps" in proc.stderr  # the readable report went to stderr
