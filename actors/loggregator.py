@@ -94,8 +94,32 @@ class LoggregatorActor(AsyncioActor):
 
     @handles(LogLines)
     def _append_many(self, message: LogLines) -> None:
-        for line in message.lines:
-            self._append(line)
+        # As `_append` line by line, with each run of one app's lines taken
+        # together (a cell starting instances sends them app by app).
+        lines = message.lines
+        start = 0
+        n = len(lines)
+        while start < n:
+            app_guid = lines[start].app_guid
+            end = start + 1
+            while end < n and lines[end].app_guid == app_guid:
+                end += 1
+            if self._subscribers.get(app_guid):
+                for line in lines[start:end]:
+                    self._append(line)
+            else:
+                run = lines[start:end]
+                self.lines_seen += len(run)
+                recent = self._recent.get(app_guid)
+                if recent is None:
+                    recent = self._recent[app_guid] = deque(maxlen=RECENT)
+                recent.extend(run)
+                if self.log_dir is not None:
+                    self._pending.setdefault(app_guid, []).extend(run)
+                    if not self._flush_armed:
+                        self._flush_armed = True
+                        self.tell_self_later(FLUSH_EVERY, _Flush())
+            start = end
 
     @handles(LogLine)
     def _append(self, line: LogLine) -> None:
