@@ -180,9 +180,6 @@ class CellActor(AsyncioActor):
         self._starting = 0
         self._desired: dict[str, DesiredLRP | None] = {}
         self._models: dict[str, InstanceModel] = {}
-        # process guid -> (its desired LRP, the start plan, usage, command
-        # line) for models whose starts draw nothing from the generator.
-        self._starts: dict[str, tuple[DesiredLRP, StartPlan, tuple[float, float], str]] = {}
         self._downloads: dict[str, asyncio.Future[Path | None]] = {}
         self.incarnation = ""
         self.staged = 0
@@ -468,28 +465,19 @@ class CellActor(AsyncioActor):
         """Start the (modelled) process and its health monitoring; its
         health timer is added to `healthy` (grouped by delay) if given."""
         index = str(instance.index)
-        cached = self._starts.get(desired.process_guid)
-        if cached is not None and cached[0] is desired:
-            plan, usage, command_line = cached[1], cached[2], cached[3]
-        else:
-            model = self._model(desired)
-            plan = model.plan_start(
-                self.rng,
-                health_check_type=desired.health_check_type,
-                timeout_s=desired.health_check_timeout_s,
-                memory_quota_mb=desired.memory_mb,
-                http_endpoint=desired.health_check_http_endpoint or "/",
-            )
-            usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
-            command_line = f"Starting app with command: {desired.start_command}"
-            if not model.draws:
-                # The same plan for every start of this desired LRP: kept.
-                self._starts[desired.process_guid] = (desired, plan, usage, command_line)
+        model = self._model(desired)
+        plan = model.plan_start(
+            self.rng,
+            health_check_type=desired.health_check_type,
+            timeout_s=desired.health_check_timeout_s,
+            memory_quota_mb=desired.memory_mb,
+            http_endpoint=desired.health_check_http_endpoint or "/",
+        )
         instance.plan = plan
         instance.state = "starting"
-        instance.usage = usage
+        instance.usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
         self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
-        self._log(desired.app_guid, "APP", index, command_line)
+        self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
         if plan.healthy_after is not None:
             if healthy is None:
                 self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
@@ -603,7 +591,6 @@ class CellActor(AsyncioActor):
         if not self._lrp_counts.get(instance.process_guid):
             self._desired.pop(instance.process_guid, None)
             self._models.pop(instance.process_guid, None)
-            self._starts.pop(instance.process_guid, None)
         return True
 
     @handles(CrashInstances)

@@ -224,30 +224,3 @@ def test_the_knobs_module_documents_every_knob():
 
     assert protocol.knobs.__doc__ is not None
     assert [knob for knob in KNOBS if knob not in protocol.knobs.__doc__] == []
-
-
-@pytest.mark.parametrize(
-    "knobs",
-    [
-        {},
-        {"startup_jitter_seconds": 2.0},
-        {"crash_probability": 0.5},
-        {"crash_probability": 1.0, "startup_seconds": 3.0},
-        {"crash_after_seconds": 5.0},
-        {"crash_after_seconds": 5.0, "crash_jitter_seconds": 1.0},
-        {"healthy": False},
-        {"memory_mb": 4096.0},
-    ],
-)
-def test_a_model_that_says_it_draws_nothing_plans_every_start_alike_without_drawing(knobs):
-    model = InstanceModel(**knobs)
-    rng = random.Random(5)
-    plans = [model.plan_start(rng, memory_quota_mb=1024) for _ in range(20)]
-    untouched = random.Random(5)
-    if not model.draws:
-        # The cell keeps one plan for every start of such a model: it must
-        # be what each start would have given, and leave the generator alone.
-        assert len(set(plans)) == 1
-        assert rng.random() == untouched.random()
-    else:
-        assert rng.random() != untouched.random()
