@@ -67,7 +67,7 @@ WORKLOADS = (TELL, ASK, BID)
 LABELS = {
     TELL: "tell throughput (msg/s)",
     ASK: "sequential ask (round trips/s)",
-    BID: "bid round, 1,000 actors (ms/round)",
+    BID: "bid round, {cells:,} actors (ms/round)",
 }
 UNITS = {TELL: "msg/s", ASK: "round trips/s", BID: "ms/round"}
 HIGHER_IS_BETTER = {TELL: True, ASK: True, BID: False}
@@ -545,7 +545,7 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
             results[impl] = {"best": best[impl], "median": median[impl], "runs": values}
         vs_floor = _slower(best[PLATFORM], best[DEQUE], higher)
         workloads[w] = {
-            "label": LABELS[w],
+            "label": LABELS[w].format(cells=p.cells),
             "unit": UNITS[w],
             "higher_is_better": higher,
             "results": results,
