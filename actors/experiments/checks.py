@@ -117,9 +117,15 @@ def check_succeeded(records: Sequence[CommandRecord], checks: Checks) -> CheckRe
     floor = checks.min_succeeded_count
     if not floor or not records:
         return None
-    succeeded = sum(1 for r in records if r.outcome == "succeeded")
-    details = {"succeeded": succeeded, "min_succeeded": floor, "commands": len(records)}
-    summary = f"{succeeded} of {len(records)} commands succeeded (at least {floor} wanted)"
+    # A workload that pushes is judged by its pushes: deleting or stopping
+    # an app that was never pushed succeeds (cf says so and exits 0), and
+    # must not make a run whose pushes all failed look like it did something.
+    pushes = [r for r in records if r.action == "push"]
+    judged = pushes or list(records)
+    what = "pushes" if pushes else "commands"
+    succeeded = sum(1 for r in judged if r.outcome == "succeeded")
+    details = {"succeeded": succeeded, "min_succeeded": floor, what: len(judged), "commands": len(records)}
+    summary = f"{succeeded} of {len(judged)} {what} succeeded (at least {floor} wanted)"
     if succeeded >= floor:
         return CheckResult("min_succeeded", PASS, summary, details)
     if succeeded == 0:

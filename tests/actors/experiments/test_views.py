@@ -249,3 +249,14 @@ async def test_a_second_run_of_the_same_experiment_and_seed_is_refused_while_the
         assert (folder / "data" / "keep").read_text() == "the first run's data"  # nothing deleted
     finally:
         os.close(fd)
+
+
+def test_with_pushes_in_the_workload_only_the_pushes_count_toward_the_floor():
+    # A delete of an app that was never pushed succeeds, as cf's does.
+    delete = CommandRecord(2, "delete", "a", ["delete", "a", "-f"], 1.0, 2.0, 0, "succeeded")
+    pushes_failed = [_record("failed"), _record("failed"), delete, delete]
+
+    result = check_succeeded(pushes_failed, Checks(min_succeeded_count=1))
+    assert result.status == "unknown"
+    assert result.summary.startswith("0 of 2 pushes succeeded")
+    assert check_succeeded([delete], Checks(min_succeeded_count=1)).status == "pass"  # no pushes: every command
