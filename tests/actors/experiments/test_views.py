@@ -169,6 +169,39 @@ recover_within = 10
     assert floor["status"] == "unknown"
 
 
+async def test_deletes_that_succeed_do_not_make_a_run_whose_pushes_all_failed_valid(tmp_path):
+    # cf's delete of an app that does not exist says so and succeeds: the
+    # floor must still see that not one push did.
+    path = tmp_path / "nothing-deleted.toml"
+    path.write_text(
+        """
+name = "nothing-deleted"
+duration = 30
+[[workload]]
+action = "push"
+app = "web-{i}"
+count = 2
+path = "no/such/dir"
+[[workload]]
+at = 10
+action = "delete"
+app = "web-{i}"
+count = 2
+[checks]
+pushes_end = true
+recover_within = 10
+"""
+    )
+
+    report = await run_experiment(load_experiment(path), 1, tmp_path)
+
+    deletes = [c for c in report["pushes"]["records"] if c["action"] == "delete"]
+    assert deletes and all(c["outcome"] == "succeeded" for c in deletes)
+    assert report["verdict"] == "unknown"
+    floor = next(c for c in report["checks"] if c["name"] == "min_succeeded")
+    assert floor["status"] == "unknown" and floor["summary"].startswith("0 of 2 pushes succeeded")
+
+
 @pytest.mark.parametrize("name", ["lost-delete", "lost-stop", "reordered-scales", "lost-restage-start"])
 async def test_with_the_sync_switched_off_views_agree_catches_the_drift(tmp_path, name):
     exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
