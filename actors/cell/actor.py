@@ -395,8 +395,7 @@ class CellActor(AsyncioActor):
         return self._desired[process_guid]
 
     async def _start_instances(self, reserved: list[_Instance]) -> None:
-        # dict.fromkeys, not a set: the asks go out in a repeatable order,
-        # all at once, and the replies are awaited together.
+        # dict.fromkeys, not a set: a repeatable order, in one ask for all.
         await self._desired_lrps([g for g in dict.fromkeys(i.process_guid for i in reserved) if g not in self._desired])
         # Instances that need no droplet download start here, one after the
         # other, as their own tasks would have (nothing in between waits);
