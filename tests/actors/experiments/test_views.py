@@ -145,60 +145,47 @@ def test_min_succeeded_is_a_count_or_a_fraction_and_defaults_to_one_when_the_wor
     assert parse_experiment({"name": "x", "duration": 10}, tmp_path / "x.toml").checks.min_succeeded_count == 0
 
 
-async def test_a_workload_whose_pushes_all_fail_is_unknown_not_valid(tmp_path):
-    path = tmp_path / "nothing.toml"
-    path.write_text(
-        """
-name = "nothing"
+# Pushes of a path that does not exist: every one fails, named.
+_FAILING_PUSHES = """
 duration = 30
 [[workload]]
 action = "push"
 app = "web-{i}"
-count = 3
+count = 2
 path = "no/such/dir"
 [checks]
 pushes_end = true
 recover_within = 10
 """
-    )
 
-    report = await run_experiment(load_experiment(path), 1, tmp_path)
+
+async def _run_text(tmp_path, name: str, text: str) -> dict:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(f'name = "{name}"\n' + text)
+    return await run_experiment(load_experiment(path), 1, tmp_path)
+
+
+def _floor(report: dict) -> dict:
+    return next(c for c in report["checks"] if c["name"] == "min_succeeded")
+
+
+async def test_a_workload_whose_pushes_all_fail_is_unknown_not_valid(tmp_path):
+    report = await _run_text(tmp_path, "nothing", _FAILING_PUSHES)
 
     assert report["verdict"] == "unknown"
-    floor = next(c for c in report["checks"] if c["name"] == "min_succeeded")
-    assert floor["status"] == "unknown"
+    assert _floor(report)["status"] == "unknown"
 
 
 async def test_deletes_that_succeed_do_not_make_a_run_whose_pushes_all_failed_valid(tmp_path):
     # cf's delete of an app that does not exist says so and succeeds: the
     # floor must still see that not one push did.
-    path = tmp_path / "nothing-deleted.toml"
-    path.write_text(
-        """
-name = "nothing-deleted"
-duration = 30
-[[workload]]
-action = "push"
-app = "web-{i}"
-count = 2
-path = "no/such/dir"
-[[workload]]
-at = 10
-action = "delete"
-app = "web-{i}"
-count = 2
-[checks]
-pushes_end = true
-recover_within = 10
-"""
-    )
+    deletes = '[[workload]]\nat = 10\naction = "delete"\napp = "web-{i}"\ncount = 2\n'
+    report = await _run_text(tmp_path, "nothing-deleted", _FAILING_PUSHES + deletes)
 
-    report = await run_experiment(load_experiment(path), 1, tmp_path)
-
-    deletes = [c for c in report["pushes"]["records"] if c["action"] == "delete"]
-    assert deletes and all(c["outcome"] == "succeeded" for c in deletes)
+    ran = [c for c in report["pushes"]["records"] if c["action"] == "delete"]
+    assert ran and all(c["outcome"] == "succeeded" for c in ran)
     assert report["verdict"] == "unknown"
-    floor = next(c for c in report["checks"] if c["name"] == "min_succeeded")
+    floor = _floor(report)
     assert floor["status"] == "unknown" and floor["summary"].startswith("0 of 2 pushes succeeded")
 
 
