@@ -94,8 +94,8 @@ class LoggregatorActor(AsyncioActor):
 
     @handles(LogLines)
     def _append_many(self, message: LogLines) -> None:
-        # As `_append` line by line, with each run of one app's lines taken
-        # together (a cell starting instances sends them app by app).
+        # Each run of one app's lines taken together (a cell starting
+        # instances sends them app by app).
         lines = message.lines
         start = 0
         n = len(lines)
@@ -104,35 +104,29 @@ class LoggregatorActor(AsyncioActor):
             end = start + 1
             while end < n and lines[end].app_guid == app_guid:
                 end += 1
-            if self._subscribers.get(app_guid):
-                for line in lines[start:end]:
-                    self._append(line)
-            else:
-                run = lines[start:end]
-                self.lines_seen += len(run)
-                recent = self._recent.get(app_guid)
-                if recent is None:
-                    recent = self._recent[app_guid] = deque(maxlen=RECENT)
-                recent.extend(run)
-                if self.log_dir is not None:
-                    self._pending.setdefault(app_guid, []).extend(run)
-                    if not self._flush_armed:
-                        self._flush_armed = True
-                        self.tell_self_later(FLUSH_EVERY, _Flush())
+            self._take(app_guid, lines[start:end])
             start = end
 
     @handles(LogLine)
     def _append(self, line: LogLine) -> None:
-        self.lines_seen += 1
-        recent = self._recent.get(line.app_guid)
+        self._take(line.app_guid, (line,))
+
+    def _take(self, app_guid: str, run: tuple[LogLine, ...]) -> None:
+        """Keep one app's new lines, send each to its subscribers, and
+        queue them for the disk."""
+        self.lines_seen += len(run)
+        recent = self._recent.get(app_guid)
         if recent is None:
-            recent = self._recent[line.app_guid] = deque(maxlen=RECENT)
-        recent.append(line)
-        for subscription, subscriber in list(self._subscribers.get(line.app_guid, {}).items()):
-            if not self.system.tell(subscriber, LogDelivery(subscription, line)):
-                self._subscribers[line.app_guid].pop(subscription, None)  # the subscriber is gone
+            recent = self._recent[app_guid] = deque(maxlen=RECENT)
+        recent.extend(run)
+        subscribers = self._subscribers.get(app_guid)
+        if subscribers:
+            for line in run:
+                for subscription, subscriber in list(subscribers.items()):
+                    if not self.system.tell(subscriber, LogDelivery(subscription, line)):
+                        subscribers.pop(subscription, None)  # the subscriber is gone
         if self.log_dir is not None:
-            self._pending.setdefault(line.app_guid, []).append(line)
+            self._pending.setdefault(app_guid, []).extend(run)
             if not self._flush_armed:
                 self._flush_armed = True
                 self.tell_self_later(FLUSH_EVERY, _Flush())

@@ -68,12 +68,6 @@ def one_app(instances: int) -> list[Any]:
     return [AppSpec("app-0", instances, 32, disk_mb=256)]
 
 
-def peak_rss_mb() -> float:
-    from benchmarks.common import peak_rss_mb as peak
-
-    return peak()
-
-
 async def run_once(
     instances: int, cells: int, zones: int, seed: int, *, single_app: bool = False, progress: Any = None
 ) -> dict[str, Any]:
@@ -135,6 +129,8 @@ async def run_once(
             "failures_by_reason": dict(stats.failures_by_reason),
         }
         gc.unfreeze()
+    from benchmarks.common import peak_rss_mb
+
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 
