@@ -21,7 +21,7 @@ import anyio
 import structlog
 
 from actors.runtime import AsyncioActor, handles
-from protocol.messages import ForgetLogs, LogDelivery, LogLine, LogLines, RecentLogs, Subscribe, Unsubscribe
+from protocol.messages import ForgetLogs, LogDelivery, LogLine, LogLines, LogRow, RecentLogs, Subscribe, Unsubscribe
 
 __all__ = ["LoggregatorActor", "format_log_line"]
 
@@ -56,11 +56,12 @@ class LoggregatorActor(AsyncioActor):
     def __init__(self, log_dir: Path | None = None, *, name: str = "loggregator") -> None:
         super().__init__(name=name)
         self.log_dir = Path(log_dir) if log_dir is not None else None
-        self._recent: dict[str, deque[LogLine]] = {}
+        # Lines are kept as rows (`LogRow`); a `LogLine` is made when one is read.
+        self._recent: dict[str, deque[LogRow]] = {}
         self._loaded: set[str] = set()
         # app_guid -> subscription id -> the subscribing actor's name
         self._subscribers: dict[str, dict[str, str]] = {}
-        self._pending: dict[str, list[LogLine]] = {}
+        self._pending: dict[str, list[LogRow]] = {}
         self._flush_armed = False
         self.lines_seen = 0
 
@@ -80,8 +81,8 @@ class LoggregatorActor(AsyncioActor):
     @handles(RecentLogs)
     async def _recent_logs(self, message: RecentLogs) -> list[LogLine]:
         await self._load(message.app_guid)
-        lines = list(self._recent.get(message.app_guid, ()))
-        return lines[-message.limit :]
+        rows = list(self._recent.get(message.app_guid, ()))
+        return [LogLine(*row) for row in rows[-message.limit :]]
 
     @handles(ForgetLogs)
     async def _forget_logs(self, message: ForgetLogs) -> None:
@@ -96,22 +97,22 @@ class LoggregatorActor(AsyncioActor):
     def _append_many(self, message: LogLines) -> None:
         # Each run of one app's lines taken together (a cell starting
         # instances sends them app by app).
-        lines = message.lines
+        rows = message.rows
         start = 0
-        n = len(lines)
+        n = len(rows)
         while start < n:
-            app_guid = lines[start].app_guid
+            app_guid = rows[start][0]
             end = start + 1
-            while end < n and lines[end].app_guid == app_guid:
+            while end < n and rows[end][0] == app_guid:
                 end += 1
-            self._take(app_guid, lines[start:end])
+            self._take(app_guid, rows[start:end])
             start = end
 
     @handles(LogLine)
     def _append(self, line: LogLine) -> None:
-        self._take(line.app_guid, (line,))
+        self._take(line.app_guid, (line.row,))
 
-    def _take(self, app_guid: str, run: tuple[LogLine, ...]) -> None:
+    def _take(self, app_guid: str, run: tuple[LogRow, ...]) -> None:
         """Keep one app's new lines, send each to its subscribers, and
         queue them for the disk."""
         self.lines_seen += len(run)
@@ -121,7 +122,8 @@ class LoggregatorActor(AsyncioActor):
         recent.extend(run)
         subscribers = self._subscribers.get(app_guid)
         if subscribers:
-            for line in run:
+            for row in run:
+                line = LogLine(*row)
                 for subscription, subscriber in list(subscribers.items()):
                     if not self.system.tell(subscriber, LogDelivery(subscription, line)):
                         subscribers.pop(subscription, None)  # the subscriber is gone
@@ -145,7 +147,7 @@ class LoggregatorActor(AsyncioActor):
         written_here = [x for x in current if id(x) not in pending]
         if written_here:
             older = older[: max(0, len(older) - len(written_here))]
-        merged: deque[LogLine] = deque(older, maxlen=RECENT)
+        merged: deque[LogRow] = deque(older, maxlen=RECENT)
         merged.extend(current)
         self._recent[app_guid] = merged
 
@@ -167,24 +169,17 @@ class LoggregatorActor(AsyncioActor):
                 await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
 
 
-def _line_to_json(line: LogLine) -> str:
-    return json.dumps(
-        {
-            "t": line.timestamp,
-            "src": line.source_type,
-            "i": line.source_instance,
-            "s": line.stream,
-            "m": line.text,
-        }
-    )
+def _row_to_json(row: LogRow) -> str:
+    _, source_type, source_instance, text, timestamp, stream = row
+    return json.dumps({"t": timestamp, "src": source_type, "i": source_instance, "s": stream, "m": text})
 
 
-def _append_lines(log_dir: Path, pending: dict[str, list[LogLine]]) -> None:
+def _append_lines(log_dir: Path, pending: dict[str, list[LogRow]]) -> None:
     log_dir.mkdir(parents=True, exist_ok=True)
     for app_guid, lines in pending.items():
         path = log_dir / f"{app_guid}.jsonl"
         with path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(_line_to_json(x) + "\n" for x in lines))
+            fh.write("".join(_row_to_json(x) + "\n" for x in lines))
         # Keep files bounded: past twice the window, keep the newest window.
         with path.open("r", encoding="utf-8") as fh:
             count = sum(1 for _ in fh)
@@ -196,15 +191,15 @@ def _append_lines(log_dir: Path, pending: dict[str, list[LogLine]]) -> None:
             tmp.replace(path)
 
 
-def _read_lines(path: Path) -> list[LogLine]:
+def _read_lines(path: Path) -> list[LogRow]:
     if not path.exists():
         return []
-    lines: list[LogLine] = []
+    lines: list[LogRow] = []
     with path.open("r", encoding="utf-8") as fh:
         for raw in deque(fh, maxlen=RECENT):
             try:
                 d = json.loads(raw)
-                lines.append(LogLine(path.stem, d["src"], d["i"], d["m"], d["t"], d.get("s", "OUT")))
+                lines.append((path.stem, d["src"], d["i"], d["m"], d["t"], d.get("s", "OUT")))
             except (ValueError, KeyError):
                 continue  # a line torn by a crash mid-write is skipped, not fatal
     return lines

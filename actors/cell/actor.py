@@ -55,6 +55,7 @@ from protocol.messages import (
     ListContainers,
     LogLine,
     LogLines,
+    LogRow,
     Perform,
     PerformResult,
     SetDraining,
@@ -186,7 +187,7 @@ class CellActor(AsyncioActor):
         self._clock = self._system.clock
         # Log lines held while one step starts many instances (`_batched_logs`),
         # and the trace they were logged under.
-        self._log_batch: list[LogLine] | None = None
+        self._log_batch: list[LogRow] | None = None
         self._log_batch_trace: Any = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -732,16 +733,17 @@ class CellActor(AsyncioActor):
     # --- reporting ------------------------------------------------------------------------------
 
     def _log(self, app_guid: str, source: str, instance: str, text: str) -> None:
-        line = LogLine(app_guid, source, instance, text, self._clock.now())
         batch = self._log_batch
         if batch is None:
-            self._system.tell("loggregator", line)
+            self._system.tell("loggregator", LogLine(app_guid, source, instance, text, self._clock.now()))
             return
         trace = current_trace.get()
         if batch and trace is not self._log_batch_trace:
             self._send_logs()  # each message carries one conversation's lines
+            batch = self._log_batch
+            assert batch is not None
         self._log_batch_trace = trace
-        batch.append(line)
+        batch.append((app_guid, source, instance, text, self._clock.now(), "OUT"))
 
     @contextlib.contextmanager
     def _batched_logs(self) -> Iterator[None]:
@@ -764,7 +766,7 @@ class CellActor(AsyncioActor):
         self._log_batch = []
         token = current_trace.set(self._log_batch_trace)
         try:
-            self._system.tell("loggregator", batch[0] if len(batch) == 1 else LogLines(tuple(batch)))
+            self._system.tell("loggregator", LogLine(*batch[0]) if len(batch) == 1 else LogLines(tuple(batch)))
         finally:
             current_trace.reset(token)
 

@@ -176,3 +176,51 @@ async def test_the_bbs_answers_several_desired_lrps_in_the_order_asked(system):
     await cluster.wait_placed(2)
     got = await system.ask("bbs", GetDesiredLRPs(("b", "nope", "a")))
     assert [None if lrp is None else lrp.process_guid for lrp in got] == ["b", None, "a"]
+
+
+async def test_instances_of_two_conversations_started_in_one_step_log_every_line(system):
+    # A cell starting instances of two pushes at once sends each push's
+    # lines in their own message (its conversation); none is lost between.
+    from actors.runtime.delivery import current_trace
+    from protocol.messages import RecentLogs
+
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    for app, trace in (("a", "push-a"), ("b", "push-b"), ("c", "push-c")):
+        token = current_trace.set(trace)
+        try:
+            cluster.desire([AppSpec(app, 2, 10)], startup_seconds=1.0)
+        finally:
+            current_trace.reset(token)
+    await cluster.wait_running(6)
+    for app in ("a", "b", "c"):
+        lines = [line.text for line in await system.ask("loggregator", RecentLogs(app, 100))]
+        for expected in ("creating container", "successfully created container", "Starting health monitoring"):
+            assert sum(expected in t for t in lines) == 2, (app, expected, lines)
+
+
+async def test_a_cells_held_lines_under_a_new_conversation_start_a_new_message_and_none_is_lost(system):
+    # The cell holds the lines of one step and sends one message per run of
+    # lines under the same trace; the line that starts a new run is kept.
+    from actors.runtime.delivery import current_trace
+    from protocol.messages import LogLine, LogLines, RecentLogs
+
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    cell = system.lookup(cluster.cell_configs[0].cell_id)._actor
+    sent: list[tuple[object, object]] = []
+    system.seam.add_observer(
+        lambda envelope, receiver: (
+            sent.append((envelope[3], envelope[0])) if isinstance(envelope[0], LogLine | LogLines) else None
+        )
+    )
+    with cell._batched_logs():
+        for trace, texts in (("t1", ["one", "two"]), ("t2", ["three", "four"]), ("t1", ["five"])):
+            token = current_trace.set(trace)
+            try:
+                for text in texts:
+                    cell._log("app", "CELL", "0", text)
+            finally:
+                current_trace.reset(token)
+    await system.ask("loggregator", RecentLogs("app", 1))  # the tells above are handled
+    assert [(trace, type(m)) for trace, m in sent] == [("t1", LogLines), ("t2", LogLines), ("t1", LogLine)]
+    lines = [line.text for line in await system.ask("loggregator", RecentLogs("app", 100))]
+    assert lines == ["one", "two", "three", "four", "five"]

@@ -110,7 +110,9 @@ async def test_lines_sent_together_are_kept_and_delivered_one_by_one_in_order() 
         Tail.start(name="tail")
         await system.ask("loggregator", Subscribe("app-1", "tail", "s1"))
         system.tell("loggregator", _line("first"))
-        system.tell("loggregator", LogLines((_line("second"), _line("elsewhere", guid="app-2"), _line("third"))))
+        rows = (_line("second").row, _line("elsewhere", guid="app-2").row, _line("third").row)
+        assert LogLines(rows).lines == (_line("second"), _line("elsewhere", guid="app-2"), _line("third"))
+        system.tell("loggregator", LogLines(rows))
         assert await _lines(system) == ["first", "second", "third"]
         assert await _lines(system, "app-2") == ["elsewhere"]
         assert await system.ask("tail", "got") == [("s1", "first"), ("s1", "second"), ("s1", "third")]
