@@ -70,6 +70,8 @@ __all__ = ["CellActor", "CellConfig"]
 
 log = structlog.get_logger("minifoundry.cell")
 
+_NO_TRACE = object()  # "no trace set yet" (None is a trace: no conversation)
+
 _EXIT_STATUS = {NoAppDetectedError: 222, BuildpackCompileFailed: 223, BuildpackReleaseFailed: 224}
 # Desired LRPs a cell asks the BBS for in one message.
 _DESIRED_PER_ASK = 1000
@@ -186,9 +188,10 @@ class CellActor(AsyncioActor):
         self.staged = 0
         self._clock = self._system.clock
         # Log lines held while one step starts many instances (`_batched_logs`),
-        # and the trace they were logged under.
+        # the trace they were logged under and the time of that step.
         self._log_batch: list[LogRow] | None = None
         self._log_batch_trace: Any = None
+        self._log_batch_now = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -231,9 +234,24 @@ class CellActor(AsyncioActor):
 
     @handles(_HealthyMany)
     def _on_healthy_many(self, message: _HealthyMany) -> None:
+        now = self.clock.monotonic()
+        trace: Any = _NO_TRACE
+        token = None
         with self._batched_logs():
-            for guid in message.guids:
-                self._healthy(guid)
+            try:
+                for guid in message.guids:
+                    instance = self.instances.get(guid)
+                    if instance is None or instance.state != "starting":
+                        continue
+                    if instance.trace is not trace:
+                        if token is not None:
+                            current_trace.reset(token)
+                        trace = instance.trace
+                        token = current_trace.set(trace)
+                    self._became_healthy(instance, now)
+            finally:
+                if token is not None:
+                    current_trace.reset(token)
 
     @handles(_Crash)
     def _on_crash(self, message: _Crash) -> None:
@@ -408,22 +426,33 @@ class CellActor(AsyncioActor):
             self.tell_self_later(after, _HealthyMany(tuple(guids)))
 
     def _start_now(self, reserved: list[_Instance], healthy: dict[float, list[str]]) -> None:
-        for instance in reserved:
-            if instance.guid not in self.instances:
-                continue  # stopped while we were fetching
-            desired = self._desired.get(instance.process_guid)
-            if desired is None:
-                self._desired.pop(instance.process_guid, None)
-                self._release(instance)
-                continue
-            if desired.droplet_key is not None and self.config.work_dir is not None:
-                self.spawn(self._start_one(instance, desired), name=f"{self.cell_id}:{instance.guid}")
-                continue
-            token = current_trace.set(instance.trace)
-            try:
+        # Instances of one Perform share its conversation: the trace is set
+        # once for each run of them; and an app whose start draws nothing
+        # from the generator is planned once (`_launch`'s `plans`).
+        plans: dict[str, tuple[StartPlan, tuple[float, float], str]] = {}
+        trace: Any = _NO_TRACE
+        token = None
+        try:
+            for instance in reserved:
+                if instance.guid not in self.instances:
+                    continue  # stopped while we were fetching
+                desired = self._desired.get(instance.process_guid)
+                if desired is None:
+                    self._desired.pop(instance.process_guid, None)
+                    self._release(instance)
+                    continue
+                if desired.droplet_key is not None and self.config.work_dir is not None:
+                    self.spawn(self._start_one(instance, desired), name=f"{self.cell_id}:{instance.guid}")
+                    continue
+                if instance.trace is not trace:
+                    if token is not None:
+                        current_trace.reset(token)
+                    trace = instance.trace
+                    token = current_trace.set(trace)
                 self._creating(instance, desired)
-                self._launch(instance, desired, healthy)
-            finally:
+                self._launch(instance, desired, healthy, plans)
+        finally:
+            if token is not None:
                 current_trace.reset(token)
 
     def _creating(self, instance: _Instance, desired: DesiredLRP) -> None:
@@ -461,23 +490,38 @@ class CellActor(AsyncioActor):
         finally:
             current_trace.reset(token)
 
-    def _launch(self, instance: _Instance, desired: DesiredLRP, healthy: dict[float, list[str]] | None) -> None:
+    def _launch(
+        self,
+        instance: _Instance,
+        desired: DesiredLRP,
+        healthy: dict[float, list[str]] | None,
+        plans: dict[str, tuple[StartPlan, tuple[float, float], str]] | None = None,
+    ) -> None:
         """Start the (modelled) process and its health monitoring; its
-        health timer is added to `healthy` (grouped by delay) if given."""
+        health timer is added to `healthy` (grouped by delay) if given. With
+        `plans`, an app whose start draws nothing is planned once there."""
         index = str(instance.index)
-        model = self._model(desired)
-        plan = model.plan_start(
-            self.rng,
-            health_check_type=desired.health_check_type,
-            timeout_s=desired.health_check_timeout_s,
-            memory_quota_mb=desired.memory_mb,
-            http_endpoint=desired.health_check_http_endpoint or "/",
-        )
+        known = None if plans is None else plans.get(desired.process_guid)
+        if known is None:
+            model = self._model(desired)
+            plan = model.plan_start(
+                self.rng,
+                health_check_type=desired.health_check_type,
+                timeout_s=desired.health_check_timeout_s,
+                memory_quota_mb=desired.memory_mb,
+                http_endpoint=desired.health_check_http_endpoint or "/",
+            )
+            usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
+            command = f"Starting app with command: {desired.start_command}"
+            if plans is not None and not model.draws:
+                plans[desired.process_guid] = (plan, usage, command)
+        else:
+            plan, usage, command = known
         instance.plan = plan
         instance.state = "starting"
-        instance.usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
+        instance.usage = usage
         self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
-        self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
+        self._log(desired.app_guid, "APP", index, command)
         if plan.healthy_after is not None:
             if healthy is None:
                 self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
@@ -516,26 +560,30 @@ class CellActor(AsyncioActor):
         instance = self.instances.get(guid)
         if instance is None or instance.state != "starting":
             return
-        instance.state = "running"
-        instance.running_at = self.clock.monotonic()
-        self._starting -= 1
         token = current_trace.set(instance.trace)
         try:
-            self._log(instance.app_guid, "CELL", str(instance.index), "Container became healthy")
-            memory, disk = instance.usage
-            self.tell(
-                "bbs",
-                InstanceStarted(
-                    instance.process_guid,
-                    instance.index,
-                    guid,
-                    self.cell_id,
-                    memory_usage_mb=memory,
-                    disk_usage_mb=disk,
-                ),
-            )
+            self._became_healthy(instance, self.clock.monotonic())
         finally:
             current_trace.reset(token)
+
+    def _became_healthy(self, instance: _Instance, now: float) -> None:
+        """A starting instance passed its health check (its trace is set)."""
+        instance.state = "running"
+        instance.running_at = now
+        self._starting -= 1
+        self._log(instance.app_guid, "CELL", str(instance.index), "Container became healthy")
+        memory, disk = instance.usage
+        self.tell(
+            "bbs",
+            InstanceStarted(
+                instance.process_guid,
+                instance.index,
+                instance.guid,
+                self.cell_id,
+                memory_usage_mb=memory,
+                disk_usage_mb=disk,
+            ),
+        )
 
     def _crash(self, guid: str) -> None:
         instance = self.instances.get(guid)
@@ -743,15 +791,17 @@ class CellActor(AsyncioActor):
             batch = self._log_batch
             assert batch is not None
         self._log_batch_trace = trace
-        batch.append((app_guid, source, instance, text, self._clock.now(), "OUT"))
+        batch.append((app_guid, source, instance, text, self._log_batch_now, "OUT"))
 
     @contextlib.contextmanager
     def _batched_logs(self) -> Iterator[None]:
         """Within: log lines are held and go to the loggregator together (one
-        message per run of lines under the same trace), in order."""
+        message per run of lines under the same trace), in order. They are
+        lines of one step, and carry its time."""
         if self._log_batch is not None:
             yield
             return
+        self._log_batch_now = self._clock.now()
         self._log_batch = []
         try:
             yield

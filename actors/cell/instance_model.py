@@ -54,6 +54,16 @@ class InstanceModel(InstanceKnobs):
 
     # --- pure pieces -----------------------------------------------------------
 
+    @property
+    def draws(self) -> bool:
+        """Does a start draw from the generator? If not, every start of the
+        app with the same health check plans the same (`plan_start` is pure)."""
+        return (
+            self.startup_jitter_seconds > 0
+            or self.crash_probability > 0
+            or (self.crash_after_seconds is not None and self.crash_jitter_seconds > 0)
+        )
+
     def startup_delay(self, rng: random.Random) -> float:
         """Seconds from start until the app would answer a port/http check."""
         if self.startup_jitter_seconds > 0:

@@ -224,3 +224,30 @@ async def test_a_cells_held_lines_under_a_new_conversation_start_a_new_message_a
     assert [(trace, type(m)) for trace, m in sent] == [("t1", LogLines), ("t2", LogLines), ("t1", LogLine)]
     lines = [line.text for line in await system.ask("loggregator", RecentLogs("app", 100))]
     assert lines == ["one", "two", "three", "four", "five"]
+
+
+async def test_instances_started_in_one_step_are_planned_each_when_their_start_draws_and_once_when_not(system):
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    cluster.desire([AppSpec("steady", 4, 10)], startup_seconds=1.0)
+    await cluster.wait_running(4)
+    cell = system.lookup(cluster.cell_configs[0].cell_id)._actor
+    plans = [i.plan for i in cell.instances.values() if i.process_guid == "steady"]
+    assert len(plans) == 4 and all(p is plans[0] for p in plans)  # one plan, shared (frozen)
+    # With a startup jitter, each start draws its own delay.
+    env = (("MF_MEMORY_MB", "5"), ("MF_STARTUP_SECONDS", "1"), ("MF_STARTUP_JITTER_SECONDS", "5"))
+    jittery = DesiredLRP(
+        process_guid="jittery",
+        app_guid="jittery",
+        app_name="jittery",
+        instances=4,
+        memory_mb=10,
+        disk_mb=10,
+        droplet_key=None,
+        start_command="./app",
+        health_check_type=HealthCheckType.PORT,
+        env=env,
+    )
+    system.tell("bbs", DesireLRP(jittery))
+    await cluster.wait_running(8)
+    delays = {i.plan.healthy_after for i in cell.instances.values() if i.process_guid == "jittery"}
+    assert len(delays) == 4 and all(1.0 <= d <= 6.0 for d in delays)

@@ -87,6 +87,40 @@ def test_knobs_without_randomness_draw_nothing_from_the_rng():
     assert rng.getstate() == state
 
 
+@pytest.mark.parametrize(
+    ("knobs", "draws"),
+    [
+        ({}, False),
+        ({"crash_after_seconds": 10.0}, False),
+        ({"crash_jitter_seconds": 3.0}, False),  # no crash to jitter
+        ({"startup_jitter_seconds": 0.5}, True),
+        ({"crash_after_seconds": 10.0, "crash_jitter_seconds": 3.0}, True),
+        ({"crash_probability": 0.5}, True),
+        ({"crash_probability": 1.0, "startup_seconds": 2.0}, True),
+    ],
+)
+def test_a_model_says_whether_a_start_draws_from_the_generator(knobs, draws):
+    # Cells plan an app's starts once per step when no start draws: that is
+    # right only if `draws` is False exactly when plan_start leaves the
+    # generator as it was, whatever the health check.
+    model = InstanceModel(**knobs)
+    assert model.draws is draws
+    for check in HealthCheckType:
+        for seed in range(20):
+            rng = random.Random(seed)
+            state = rng.getstate()
+            model.plan_start(rng, health_check_type=check, timeout_s=60.0)
+            if not draws:
+                assert rng.getstate() == state
+    if draws:
+        states = set()
+        for seed in range(20):
+            rng = random.Random(seed)
+            model.plan_start(rng)
+            states.add(rng.getstate() != random.Random(seed).getstate())
+        assert states == {True}
+
+
 def test_jitter_stays_in_range_and_is_reproducible_by_seed():
     model = InstanceModel(
         startup_seconds=2.0, startup_jitter_seconds=1.0, crash_after_seconds=5.0, crash_jitter_seconds=2.0
