@@ -9,6 +9,7 @@ that must not send messages (an experiment's sampler), from a public
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -38,17 +39,11 @@ class InstanceCounts:
     @classmethod
     def of(cls, states: Iterable[ActualLRPState]) -> InstanceCounts:
         """Count a collection of actual LRP states (the one place that does)."""
-        running = starting = crashed = unclaimed = 0
-        for state in states:
-            if state is ActualLRPState.RUNNING:
-                running += 1
-            elif state is ActualLRPState.CLAIMED:
-                starting += 1
-            elif state is ActualLRPState.CRASHED:
-                crashed += 1
-            else:
-                unclaimed += 1
-        return cls(running, starting, crashed, unclaimed)
+        counted = Counter(states)  # counted in C: the BBS counts every instance it books
+        running = counted[ActualLRPState.RUNNING]
+        starting = counted[ActualLRPState.CLAIMED]
+        crashed = counted[ActualLRPState.CRASHED]
+        return cls(running, starting, crashed, counted.total() - running - starting - crashed)
 
     def __add__(self, other: InstanceCounts) -> InstanceCounts:
         return InstanceCounts(

@@ -171,10 +171,11 @@ class BBS(AsyncioActor):
 
     # --- the books' entries ----------------------------------------------------------------
 
-    def _new_actual(self, process_guid: str, index: int) -> ActualEntry:
-        """A new book entry; a recovering BBS adopts a container a cell reported for it."""
-        actual = ActualEntry(process_guid, index, self.clock.now())
-        reported = self._reported.pop((process_guid, index), None)
+    def _new_actual(self, process_guid: str, index: int, now: float | None = None) -> ActualEntry:
+        """A new book entry (`now`: the platform's time, if the caller has it);
+        a recovering BBS adopts a container a cell reported for it."""
+        actual = ActualEntry(process_guid, index, self.clock.now() if now is None else now)
+        reported = self._reported.pop((process_guid, index), None) if self._reported else None
         if reported is not None:
             cell_id, instance_guid, running = reported
             self._adopt(actual, cell_id, instance_guid, running)
@@ -236,9 +237,10 @@ class BBS(AsyncioActor):
         books.desired[lrp.process_guid] = lrp
         self._traces[lrp.process_guid] = current_trace.get()
         book = books.actuals.setdefault(lrp.process_guid, {})
+        now = self.clock.now()
         for index in range(lrp.instances):
             if index not in book:
-                book[index] = self._new_actual(lrp.process_guid, index)
+                book[index] = self._new_actual(lrp.process_guid, index, now)
         self._retire_extras(lrp.process_guid)
         self._request_lrps([a for a in book.values() if a.state is ActualLRPState.UNCLAIMED])
         log.info("desired-lrp-created", process_guid=lrp.process_guid, instances=lrp.instances)
@@ -303,8 +305,17 @@ class BBS(AsyncioActor):
             return  # auctioned when the books are rebuilt (_recovery_over)
         now = self.clock.monotonic()
         by_trace: dict[Any, list[LRPStartRequest]] = {}
+        desired = self.books.desired
+        guid: str | None = None
+        lrp: DesiredLRP | None = None
+        requests: list[LRPStartRequest] = []
         for actual in actuals:
-            lrp = self.books.desired.get(actual.process_guid)
+            if actual.process_guid != guid:
+                # Actuals come app by app: look each app up once.
+                guid = actual.process_guid
+                lrp = desired.get(guid)
+                if lrp is not None:
+                    requests = by_trace.setdefault(self._traces.get(guid), [])
             if lrp is None:
                 continue
             actual.requested_at = now
@@ -318,7 +329,7 @@ class BBS(AsyncioActor):
                 volume_drivers=lrp.volume_drivers,
                 domain=lrp.domain,
             )
-            by_trace.setdefault(self._traces.get(lrp.process_guid), []).append(request)
+            requests.append(request)
         for trace, requests in by_trace.items():
             self.auctions_requested += len(requests)
             token = current_trace.set(trace)

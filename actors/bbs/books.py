@@ -5,11 +5,14 @@ else sees the frozen snapshots in `protocol.lrp` and `protocol.snapshots`."""
 
 from __future__ import annotations
 
+from operator import attrgetter
 from typing import Any
 
 from protocol.lrp import ActualLRP, CellPresence, DesiredLRP, TaskDefinition, TaskSnapshot
 from protocol.snapshots import AppInstances, BBSStatistics, InstanceCounts, TaskCounts
 from protocol.states import ActualLRPState, TaskState
+
+_state_of = attrgetter("state")
 
 __all__ = ["ActualEntry", "Books", "CellEntry", "TaskEntry"]
 
@@ -161,7 +164,7 @@ class Books:
         failures = 0
         for process_guid, lrp in self.desired.items():
             book = self.actuals.get(process_guid, {})
-            counts = InstanceCounts.of(actual.state for actual in book.values())
+            counts = InstanceCounts.of(map(_state_of, book.values()))
             apps.append(AppInstances(lrp.app_guid, lrp.app_name, process_guid, lrp.instances, counts))
             if counts.unclaimed:
                 failures += sum(1 for a in book.values() if a.state is ActualLRPState.UNCLAIMED and a.placement_error)
