@@ -102,7 +102,7 @@ class ActorSystem:
         # What str(uuid.UUID(int=n, version=4)) gives, without building the
         # UUID object: the variant and version bits set, then the hex groups.
         n = (self.rng.getrandbits(128) & _UUID_CLEAR) | _UUID_SET
-        h = f"{n:032x}"
+        h = n.to_bytes(16, "big").hex()  # the same 32 hex digits, faster than a format
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     # --- lifecycle -------------------------------------------------------------
