@@ -21,6 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import operator
+from collections import Counter
+from itertools import chain, repeat
 from typing import Any
 
 import structlog
@@ -73,13 +77,20 @@ class AuctionStats:
     failures_by_reason: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def record(self, waited: float, attempts: int) -> None:
-        self.finished += 1
-        self.wait_min = min(self.wait_min, waited)
-        self.wait_max = max(self.wait_max, waited)
-        self.wait_sum += waited
-        self.attempts_min = min(self.attempts_min, attempts)
-        self.attempts_max = max(self.attempts_max, attempts)
-        self.attempts_sum += attempts
+        self.record_many([waited], [attempts])
+
+    def record_many(self, waits: list[float], attempts: list[int]) -> None:
+        """Work that finished: how long each waited and in how many rounds."""
+        if not waits:
+            return
+        self.finished += len(waits)
+        self.wait_min = min(self.wait_min, min(waits))
+        self.wait_max = max(self.wait_max, max(waits))
+        # Added one by one, in order, as a running total does.
+        self.wait_sum = functools.reduce(operator.add, waits, self.wait_sum)
+        self.attempts_min = min(self.attempts_min, min(attempts))
+        self.attempts_max = max(self.attempts_max, max(attempts))
+        self.attempts_sum += sum(attempts)
 
     def snapshot(self) -> AuctionStatistics:
         n = max(self.finished, 1)
@@ -115,7 +126,7 @@ class AuctioneerActor(AsyncioActor):
         self._tasks: dict[str, TaskRequest] = {}
         self._trace: dict[Key, Any] = {}
         self._first_seen: dict[Key, float] = {}
-        self._attempts: dict[Key, int] = {}
+        self._attempts: Counter[Key] = Counter()
         self._round: asyncio.Task[None] | None = None
         self.stats = AuctionStats()
 
@@ -130,15 +141,17 @@ class AuctioneerActor(AsyncioActor):
     def _enqueue(self, message: RequestAuctions) -> None:
         now = self.clock.monotonic()
         trace = current_trace.get()
-        for lrp in message.lrps:
-            key = (lrp.process_guid, lrp.index)
-            self._lrps[key] = lrp  # a duplicate replaces, never doubles
-            self._trace[key] = trace
-            self._first_seen.setdefault(key, now)
-        for task in message.tasks:
-            self._tasks[task.task_guid] = task
-            self._trace[task.task_guid] = trace
-            self._first_seen.setdefault(task.task_guid, now)
+        # Thousands of requests at once: each step below is one C-level pass.
+        lrp_keys = [(lrp.process_guid, lrp.index) for lrp in message.lrps]
+        task_keys = [task.task_guid for task in message.tasks]
+        self._lrps.update(zip(lrp_keys, message.lrps, strict=True))  # a duplicate replaces, never doubles
+        self._tasks.update(zip(task_keys, message.tasks, strict=True))
+        keys = lrp_keys + task_keys
+        self._trace.update(dict.fromkeys(keys, trace))
+        first_seen = self._first_seen
+        if first_seen:
+            keys = [key for key in keys if key not in first_seen]
+        first_seen.update(dict.fromkeys(keys, now))
         if self._round is None or self._round.done():
             self._round = self.spawn(self._run_rounds(), name="auctioneer:rounds")
 
@@ -151,7 +164,8 @@ class AuctioneerActor(AsyncioActor):
                 await self.clock.sleep(1.0)
 
     def _traces(self, keys: Any) -> Any:
-        traces = {self._trace.get(k) for k in keys} - {None}
+        traces = set(map(self._trace.get, keys))
+        traces.discard(None)
         if not traces:
             return None
         if len(traces) == 1:
@@ -161,7 +175,7 @@ class AuctioneerActor(AsyncioActor):
     async def _one_round(self) -> bool:
         started = self.clock.monotonic()
         step = 7 if self._tasks else 11
-        token = current_trace.set(self._traces(list(self._lrps) + list(self._tasks)))
+        token = current_trace.set(self._traces(chain(self._lrps, self._tasks)))
         try:
             cells = await self._fetch_cells(step)
         finally:
@@ -170,8 +184,7 @@ class AuctioneerActor(AsyncioActor):
         lrps, self._lrps = self._lrps, {}
         tasks, self._tasks = self._tasks, {}
         results = schedule(cells, lrps.values(), tasks.values(), self.config.auction)
-        for key in list(lrps) + list(tasks):
-            self._attempts[key] = self._attempts.get(key, 0) + 1
+        self._attempts.update(chain(lrps, tasks))
         # Deferred work waits for the next round.
         for work in results.deferred:
             if isinstance(work, LRPStartRequest):
@@ -215,9 +228,9 @@ class AuctioneerActor(AsyncioActor):
                 stats.failures_by_reason[error.message] = stats.failures_by_reason.get(error.message, 0) + 1
         finished_keys: list[Key] = [(w.process_guid, w.index) for w, _ in placed_lrps]
         finished_keys += [w.task_guid for w, _ in placed_tasks]
-        for key in finished_keys:
-            first = self._first_seen.pop(key, now)
-            stats.record(now - first, self._attempts.pop(key, 1))
+        n = len(finished_keys)
+        waits = [now - first for first in map(self._first_seen.pop, finished_keys, repeat(now, n))]
+        stats.record_many(waits, list(map(self._attempts.pop, finished_keys, repeat(1, n))))
         outcome_keys: list[Key] = finished_keys + [(w.process_guid, w.index) for w, _ in failed_lrps]
         outcome_keys += [w.task_guid for w, _ in failed_tasks]
         token = current_trace.set(self._traces(outcome_keys))
@@ -234,8 +247,7 @@ class AuctioneerActor(AsyncioActor):
             )
         finally:
             current_trace.reset(token)
-        for key in outcome_keys:
-            self._trace.pop(key, None)
+        _pop_all(self._trace, outcome_keys)
         stats.last_round_seconds = self.clock.monotonic() - started
         log.info(
             "auction-round-finished",
@@ -307,6 +319,12 @@ class AuctioneerActor(AsyncioActor):
 
         await asyncio.gather(*(perform(cid, lr, ts) for cid, (lr, ts) in by_cell.items()))
         return refused
+
+
+def _pop_all(book: dict[Any, Any], keys: list[Any]) -> None:
+    """Remove `keys` from `book` (those it has), in one C-level pass."""
+    for _ in map(book.pop, keys, repeat(None, len(keys))):
+        pass
 
 
 def _same(candidates: list[Any], work: Any) -> Any:

@@ -117,3 +117,24 @@ async def test_constraints_apply_through_real_rounds_and_failures_carry_diegos_w
     failures = await cluster.failures()
     assert failures[("no-such-tag", 0)] == 'found no compatible cell with placement tag(s) "tpu"'
     assert failures[("no-such-driver", 0)].startswith("found no compatible cell with volume drivers")
+
+
+def test_the_auctioneers_tally_of_a_round_is_the_tally_of_each_item_in_turn():
+    import random
+
+    from actors.auctioneer.actor import AuctionStats
+
+    rng = random.Random(4)
+    rounds = [[(rng.uniform(0, 30), rng.randint(1, 4)) for _ in range(rng.randint(0, 50))] for _ in range(8)]
+    one_by_one, by_round = AuctionStats(), AuctionStats()
+    for items in rounds:
+        for waited, attempts in items:
+            # What a running tally does, item after item.
+            s = one_by_one
+            s.finished += 1
+            s.wait_min, s.wait_max, s.wait_sum = min(s.wait_min, waited), max(s.wait_max, waited), s.wait_sum + waited
+            s.attempts_min, s.attempts_max = min(s.attempts_min, attempts), max(s.attempts_max, attempts)
+            s.attempts_sum += attempts
+        by_round.record_many([w for w, _ in items], [a for _, a in items])
+    assert by_round.snapshot() == one_by_one.snapshot()  # to the last bit of the wait sum
+    assert by_round.finished == sum(len(r) for r in rounds)
