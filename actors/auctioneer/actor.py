@@ -322,7 +322,7 @@ class AuctioneerActor(AsyncioActor):
 
 
 def _pop_all(book: dict[Any, Any], keys: list[Any]) -> None:
-    """Remove `keys` from `book` (those it has), in one C-level pass."""
+    """Remove `keys` from `book` (those it has): one pass of `map`, no Python call per key."""
     for _ in map(book.pop, keys, repeat(None, len(keys))):
         pass
 

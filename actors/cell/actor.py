@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import random
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -64,6 +65,7 @@ from protocol.messages import (
     TaskCompleted,
 )
 from protocol.snapshots import CellStatistics
+from protocol.states import HealthCheckType
 from protocol.units import format_bytes
 
 __all__ = ["CellActor", "CellConfig"]
@@ -427,9 +429,7 @@ class CellActor(AsyncioActor):
 
     def _start_now(self, reserved: list[_Instance], healthy: dict[float, list[str]]) -> None:
         # Instances of one Perform share its conversation: the trace is set
-        # once for each run of them; and an app whose start draws nothing
-        # from the generator is planned once (`_launch`'s `plans`).
-        plans: dict[str, tuple[StartPlan, tuple[float, float], str]] = {}
+        # once for each run of them.
         trace: Any = _NO_TRACE
         token = None
         try:
@@ -450,7 +450,7 @@ class CellActor(AsyncioActor):
                     trace = instance.trace
                     token = current_trace.set(trace)
                 self._creating(instance, desired)
-                self._launch(instance, desired, healthy, plans)
+                self._launch(instance, desired, healthy)
         finally:
             if token is not None:
                 current_trace.reset(token)
@@ -490,38 +490,36 @@ class CellActor(AsyncioActor):
         finally:
             current_trace.reset(token)
 
-    def _launch(
-        self,
-        instance: _Instance,
-        desired: DesiredLRP,
-        healthy: dict[float, list[str]] | None,
-        plans: dict[str, tuple[StartPlan, tuple[float, float], str]] | None = None,
-    ) -> None:
+    def _launch(self, instance: _Instance, desired: DesiredLRP, healthy: dict[float, list[str]] | None) -> None:
         """Start the (modelled) process and its health monitoring; its
-        health timer is added to `healthy` (grouped by delay) if given. With
-        `plans`, an app whose start draws nothing is planned once there."""
+        health timer is added to `healthy` (grouped by delay) if given."""
         index = str(instance.index)
-        known = None if plans is None else plans.get(desired.process_guid)
-        if known is None:
+        endpoint = desired.health_check_http_endpoint or "/"
+        fixed = _planned_start(
+            desired.env,
+            desired.health_check_type,
+            desired.health_check_timeout_s,
+            desired.memory_mb,
+            desired.disk_mb,
+            endpoint,
+        )
+        if fixed is None:
             model = self._model(desired)
             plan = model.plan_start(
                 self.rng,
                 health_check_type=desired.health_check_type,
                 timeout_s=desired.health_check_timeout_s,
                 memory_quota_mb=desired.memory_mb,
-                http_endpoint=desired.health_check_http_endpoint or "/",
+                http_endpoint=endpoint,
             )
             usage = (model.memory_usage_mb(desired.memory_mb), model.disk_usage_mb(desired.disk_mb))
-            command = f"Starting app with command: {desired.start_command}"
-            if plans is not None and not model.draws:
-                plans[desired.process_guid] = (plan, usage, command)
         else:
-            plan, usage, command = known
+            plan, usage = fixed
         instance.plan = plan
         instance.state = "starting"
         instance.usage = usage
         self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
-        self._log(desired.app_guid, "APP", index, command)
+        self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
         if plan.healthy_after is not None:
             if healthy is None:
                 self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
@@ -884,6 +882,46 @@ def _model_of(env: tuple[tuple[str, str], ...]) -> InstanceModel:
         return InstanceModel.from_env(dict(env))
     except ValueError:
         return InstanceModel()  # Cloud Controller refuses bad knobs at push
+
+
+class _NeverDrawn(random.Random):
+    """The generator `_planned_start` plans with: a draw from it is a bug
+    (the plan would be shared by instances that should each draw)."""
+
+    def random(self) -> float:
+        raise AssertionError("a start planned once drew from the generator")
+
+    def getrandbits(self, _k: int, /) -> int:
+        raise AssertionError("a start planned once drew from the generator")
+
+
+_NEVER_DRAWN = _NeverDrawn(0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _planned_start(
+    env: tuple[tuple[str, str], ...],
+    health_check_type: HealthCheckType,
+    timeout_s: float,
+    memory_mb: int,
+    disk_mb: int,
+    endpoint: str,
+) -> tuple[StartPlan, tuple[float, float]] | None:
+    """The start plan and usage of an app whose model draws nothing from the
+    generator (`InstanceModel.draws`): the same for every instance of it, on
+    every cell, so planned once (the plan is frozen, shared); None when its
+    starts draw, each its own."""
+    model = _model_of(env)
+    if model.draws:
+        return None
+    plan = model.plan_start(
+        _NEVER_DRAWN,
+        health_check_type=health_check_type,
+        timeout_s=timeout_s,
+        memory_quota_mb=memory_mb,
+        http_endpoint=endpoint,
+    )
+    return plan, (model.memory_usage_mb(memory_mb), model.disk_usage_mb(disk_mb))
 
 
 def _fresh_dir(path: Path) -> None:
