@@ -17,10 +17,10 @@ import json
 from collections import deque
 from pathlib import Path
 
-import anyio
 import structlog
 
 from actors.runtime import AsyncioActor, handles
+from actors.runtime.offload import in_thread
 from protocol.messages import ForgetLogs, LogDelivery, LogLine, LogLines, LogRow, RecentLogs, Subscribe, Unsubscribe
 
 __all__ = ["LoggregatorActor", "format_log_line"]
@@ -140,7 +140,7 @@ class LoggregatorActor(AsyncioActor):
         self._loaded.add(app_guid)
         path = self.log_dir / f"{app_guid}.jsonl"
         async with self.clock.threaded_io():
-            older = await anyio.to_thread.run_sync(_read_lines, path)
+            older = await in_thread(_read_lines, path)
         current = list(self._recent.get(app_guid, ()))
         pending = {id(x) for x in self._pending.get(app_guid, ())}
         # Lines already flushed by this process are in the file too.
@@ -157,7 +157,7 @@ class LoggregatorActor(AsyncioActor):
         pending, self._pending = self._pending, {}
         log_dir = self.log_dir
         async with self.clock.threaded_io():
-            await anyio.to_thread.run_sync(_append_lines, log_dir, pending)
+            await in_thread(_append_lines, log_dir, pending)
 
     async def _forget(self, app_guid: str) -> None:
         self._recent.pop(app_guid, None)
@@ -166,7 +166,7 @@ class LoggregatorActor(AsyncioActor):
         if self.log_dir is not None:
             path = self.log_dir / f"{app_guid}.jsonl"
             async with self.clock.threaded_io():
-                await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+                await in_thread(lambda: path.unlink(missing_ok=True))
 
 
 def _row_to_json(row: LogRow) -> str:

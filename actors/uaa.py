@@ -26,11 +26,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import anyio
 import jwt
 import structlog
 
 from actors.runtime import AsyncioActor, handles
+from actors.runtime.offload import in_thread
 from protocol.errors import BadCredentials, InvalidToken
 from protocol.messages import IssueToken, TokenClaims, TokenGrant, VerifyToken
 
@@ -128,7 +128,7 @@ class UaaActor(AsyncioActor):
     async def on_start(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         env_password = os.environ.get(PASSWORD_ENV) or None
         async with self.clock.threaded_io():
-            self._key, self._users = await anyio.to_thread.run_sync(_load_or_create, self.uaa_dir, env_password)
+            self._key, self._users = await in_thread(_load_or_create, self.uaa_dir, env_password)
         self._refresh_key = hmac.new(self._key, b"refresh-token", hashlib.sha256).digest()
 
     # --- issuing ------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class UaaActor(AsyncioActor):
     async def _password_matches(self, user: dict[str, Any], password: str) -> bool:
         salt = bytes.fromhex(user["salt"])
         async with self.clock.threaded_io():
-            digest = await anyio.to_thread.run_sync(_hash, password, salt)
+            digest = await in_thread(_hash, password, salt)
         return hmac.compare_digest(digest, bytes.fromhex(user["hash"]))
 
     def _grant(self, user_name: str, user_id: str, grant_type: str) -> TokenGrant:

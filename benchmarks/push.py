@@ -58,7 +58,6 @@ _IDLE = {
     ("selectors.py", "select"),
     ("threading.py", "wait"),
     ("queue.py", "get"),
-    ("_thread.py", "_worker"),  # anyio's idle worker, waiting for work
 }
 
 
@@ -73,6 +72,8 @@ def _component(frame: FrameType | None) -> str | None:
         return None
     if name == ("core.py", "_connection_worker_thread") and "get(" in _line(frame):
         return None  # aiosqlite's thread, waiting for its next statement
+    if name == ("offload.py", "_work") and "get(" in _line(frame):
+        return None  # a file worker, waiting for its next job
     if code.co_name == "run" and "uvloop" in code.co_filename:
         return None
     while frame is not None:

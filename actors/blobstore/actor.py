@@ -12,14 +12,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import anyio
-
-from actors.appfiles import build_package, iter_package, scan_upload
+from actors.appfiles import iter_package, scan_upload
 from actors.blobstore.store import BlobStore
 from actors.runtime import handles
+from actors.runtime.offload import in_thread
 from actors.storage import StorageActor
 from protocol import blobs
-from protocol.errors import BlobCorrupt, BlobNotFound
+from protocol.errors import BlobCorrupt
 from protocol.records import BlobInfo
 from protocol.snapshots import BlobInventoryReport
 
@@ -58,28 +57,10 @@ class BlobStoreActor(StorageActor):
         uploaded: dict[str, bytes] = {}
         if message.uploaded:
             async with self.clock.threaded_io():
-                entries = await anyio.to_thread.run_sync(lambda: list(iter_package(message.uploaded)))
+                entries = await in_thread(lambda: list(iter_package(message.uploaded)))
             uploaded = {f.path: data for f, data in entries}
-        contents: dict[str, bytes] = {}
-        new_resources: dict[str, bytes] = {}
-        for f in message.files:
-            if f.path in uploaded:
-                contents[f.path] = uploaded[f.path]
-                new_resources[f.sha1] = uploaded[f.path]
-            else:
-                # Matched earlier: the pool must still hold it (and verified).
-                try:
-                    contents[f.path] = await store.get_resource(f.sha1)
-                except BlobNotFound:
-                    raise BlobNotFound(f"resource {f.sha1} for {f.path} is not in the resource pool") from None
-        files = tuple(message.files)
-        async with self.clock.threaded_io():
-            package = await anyio.to_thread.run_sync(lambda: build_package(files, contents.__getitem__))
-        info = await store.put_bytes(package)
-        if new_resources:
-            # Distinct sha1s only; the pool verifies each before storing.
-            await store.add_resources(list(new_resources.items()))
-        return info
+        # The files matched earlier must still be in the pool (and verify).
+        return await store.assemble_package(message.files, uploaded)
 
     @handles(blobs.StorePackage)
     async def _store_package(self, message: blobs.StorePackage) -> BlobInfo:
@@ -87,7 +68,7 @@ class BlobStoreActor(StorageActor):
         if message.archive is not None:
             archive = message.archive
             async with self.clock.threaded_io():
-                uploaded = await anyio.to_thread.run_sync(scan_upload, archive)
+                uploaded = await in_thread(scan_upload, archive)
         return await self.store.put_package(uploaded, message.matched)
 
     @handles(blobs.TakeInventory)

@@ -14,7 +14,7 @@ disk is `BlobStoreUnavailable`; errors about the caller's paths (the source of
 `put_file`, the destination of `copy_to`) pass through unchanged.
 
 Hooks, all injected: ``io_guard()`` is entered around every thread hop (all
-file work runs in `anyio.to_thread.run_sync`), so a virtual clock does not
+file work runs in `actors.runtime.offload.in_thread`), so a virtual clock does not
 jump while it is in flight; ``fault(op)`` is awaited before each operation
 with one of the ``OP_*`` names below and may raise `BlobStoreUnavailable` or
 sleep.
@@ -28,16 +28,15 @@ import io
 import os
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from os import PathLike
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, BinaryIO, Self, TypeVar
 
-import anyio.to_thread
-
-from actors.appfiles import AppBits, AppFile, write_package_from
+from actors.appfiles import AppBits, AppFile, build_package, write_package_from
+from actors.runtime.offload import in_thread
 from protocol.errors import BlobCorrupt, BlobNotFound, BlobStoreUnavailable
 from protocol.records import BlobInfo, BlobStoreStats
 
@@ -270,7 +269,7 @@ class BlobStore:
 
     async def _thread(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         async with self._io_guard():
-            return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
+            return await in_thread(lambda: fn(*args, **kwargs))
 
     async def _before(self, op: str) -> None:
         if self._fault is not None:
@@ -292,19 +291,18 @@ class BlobStore:
     async def put_bytes(self, data: bytes) -> BlobInfo:
         """Store `data` under its sha256; storing the same content again is harmless."""
         await self._before(OP_PUT)
+        return await self._thread(self._put_bytes_here, data)
 
-        def put() -> BlobInfo:
-            key = hashlib.sha256(data).hexdigest()
-            final = _fanned(self._blobs, key)
-            with _store_disk(f"writing blob {key}"):
-                # Content addressing makes a second write of the same bytes
-                # redundant, unless the stored copy no longer verifies: then
-                # the rename over it is what heals it.
-                if not _verifies(final, key, "sha256", self._chunk):
-                    _write_atomic(final, lambda out: out.write(data))
-            return BlobInfo(key, len(data))
-
-        return await self._thread(put)
+    def _put_bytes_here(self, data: bytes) -> BlobInfo:
+        key = hashlib.sha256(data).hexdigest()
+        final = _fanned(self._blobs, key)
+        with _store_disk(f"writing blob {key}"):
+            # Content addressing makes a second write of the same bytes
+            # redundant, unless the stored copy no longer verifies: then
+            # the rename over it is what heals it.
+            if not _verifies(final, key, "sha256", self._chunk):
+                _write_atomic(final, lambda out: out.write(data))
+        return BlobInfo(key, len(data))
 
     async def put_file(self, path: str | PathLike[str]) -> BlobInfo:
         """Stream the file at `path` into the store, hashing as it goes."""
@@ -521,9 +519,11 @@ class BlobStore:
             if hashlib.sha1(data).hexdigest() != sha1:
                 raise BlobCorrupt(f"resource {sha1} does not match its content")
         await self._before(OP_PUT)
+        return await self._thread(self._add_resources_here, items)
 
-        def add() -> list[str]:
-            added = []
+    def _add_resources_here(self, items: Sequence[tuple[str, bytes]]) -> list[str]:
+        added = []
+        with _store_disk("adding resources"):
             for sha1, data in items:
                 final = _fanned(self._pool, sha1)
                 if _verifies(final, sha1, "sha1", self._chunk):
@@ -534,10 +534,48 @@ class BlobStore:
 
                 _write_atomic(final, write, durable=False)
                 added.append(sha1)
-            return added
+        return added
 
-        with _store_disk("adding resources"):
-            return await self._thread(add)
+    async def assemble_package(self, files: Sequence[AppFile], uploaded: Mapping[str, bytes]) -> BlobInfo:
+        """Build the package of `files` (all of the app's, in order) from the
+        bytes the CLI uploaded (`uploaded`, by path) and, for the rest, the
+        pooled files resource matching found; store it under its sha256 and
+        add the uploaded files to the pool: one thread hop for all of it.
+
+        Each part is a storage operation as if asked for alone (the fault hook
+        runs for every pooled file read, the put, and the pool's additions),
+        and every hook runs before any file is touched, so a failing one
+        leaves the store as it was. A pooled file that is gone is
+        `BlobNotFound`; one that no longer matches its sha1 is dropped from
+        the pool and the package fails (`BlobCorrupt`), as `get_resource` does.
+        """
+        files = tuple(files)
+        pooled = [f for f in files if f.path not in uploaded]
+        new = {f.sha1: uploaded[f.path] for f in files if f.path in uploaded}
+        paths = {f.sha1: self._resource_path(f.sha1) for f in pooled}
+        for sha1, data in new.items():
+            self._resource_path(sha1)
+            if hashlib.sha1(data).hexdigest() != sha1:
+                raise BlobCorrupt(f"resource {sha1} does not match its content")
+        for _ in pooled:
+            await self._before(OP_GET)
+        await self._before(OP_PUT)
+        if new:
+            await self._before(OP_PUT)
+
+        def assemble() -> BlobInfo:
+            contents = dict(uploaded)
+            for f in pooled:
+                try:
+                    contents[f.path] = self._get_resource_here(paths[f.sha1], f.sha1)
+                except BlobNotFound:
+                    raise BlobNotFound(f"resource {f.sha1} for {f.path} is not in the resource pool") from None
+            info = self._put_bytes_here(build_package(files, contents.__getitem__))
+            if new:
+                self._add_resources_here(list(new.items()))
+            return info
+
+        return await self._thread(assemble)
 
     async def put_package(self, uploaded: AppBits | None, matched: Sequence[AppFile]) -> BlobInfo:
         """Build a package from an upload's files and the pooled files it
@@ -621,14 +659,14 @@ class BlobStore:
         """
         path = self._resource_path(sha1)
         await self._before(OP_GET)
+        return await self._thread(self._get_resource_here, path, sha1)
 
-        def get() -> bytes:
-            try:
-                return _read_verified(path, sha1, "sha1", "resource")
-            except BlobCorrupt:
-                # Best effort: failing to drop it must not hide the corruption.
-                with contextlib.suppress(OSError):
-                    path.unlink()
-                raise
-
-        return await self._thread(get)
+    @staticmethod
+    def _get_resource_here(path: Path, sha1: str) -> bytes:
+        try:
+            return _read_verified(path, sha1, "sha1", "resource")
+        except BlobCorrupt:
+            # Best effort: failing to drop it must not hide the corruption.
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise

@@ -23,7 +23,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import structlog
 
 from actors.appfiles import extract_package
@@ -31,6 +30,7 @@ from actors.cell.buildpacks import stage
 from actors.cell.instance_model import InstanceModel, StartPlan
 from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
+from actors.runtime.offload import in_thread
 from protocol import blobs
 from protocol.auction import CellState, FrozenCounts, LRPStartRequest, TaskRequest
 from protocol.errors import (
@@ -545,7 +545,7 @@ class CellActor(AsyncioActor):
         try:
             if not dest.exists():
                 async with self.clock.threaded_io():
-                    await anyio.to_thread.run_sync(lambda: dest.parent.mkdir(parents=True, exist_ok=True))
+                    await in_thread(lambda: dest.parent.mkdir(parents=True, exist_ok=True))
                 await self.ask("blobstore", blobs.CopyTo(key, str(dest)), timeout=60)
             future.set_result(dest)
         except Exception as exc:  # noqa: BLE001 - the instance fails to start; try again next time
@@ -723,7 +723,7 @@ class CellActor(AsyncioActor):
 
         try:
             async with self.clock.threaded_io():
-                await anyio.to_thread.run_sync(_fresh_dir, work)
+                await in_thread(_fresh_dir, work)
             out("Downloading app package...")
             package = work / "package.tgz"
             try:
@@ -736,7 +736,7 @@ class CellActor(AsyncioActor):
             mtime = DROPLET_MTIME
             async with self.clock.threaded_io():
                 try:
-                    staged = await anyio.to_thread.run_sync(
+                    staged = await in_thread(
                         lambda: _stage_in_thread(
                             package, work, staging.buildpacks, staging.command, buildpack_lines.append, mtime
                         )
@@ -774,7 +774,7 @@ class CellActor(AsyncioActor):
             out(f"Cell {self.cell_id} destroying container for instance {container}")
             out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
             async with self.clock.threaded_io():
-                await anyio.to_thread.run_sync(lambda: shutil.rmtree(work, ignore_errors=True))
+                await in_thread(lambda: shutil.rmtree(work, ignore_errors=True))
 
     # --- reporting ------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import structlog
 
 from actors.appfiles import AppBits, build_package, scan_app
@@ -17,6 +16,7 @@ from actors.cli.base import CliBase, Command, CommandFailed, Run, runs
 from actors.cli.manifest_diff import diff_lines
 from actors.cli.push_spec import push_plans
 from actors.runtime.delivery import current_trace
+from actors.runtime.offload import in_thread
 from protocol.errors import AppNotFound
 from protocol.messages import (
     CreateOrUpdateApp,
@@ -79,7 +79,7 @@ class Push(CliBase):
         gathered: list[AppBits] = []
         for plan in plans:
             async with self.clock.threaded_io():
-                gathered.append(await anyio.to_thread.run_sync(scan_app, Path(plan.spec.path or ".")))
+                gathered.append(await in_thread(scan_app, Path(plan.spec.path or ".")))
         existing: dict[str, AppRecord | None] = {}
         for plan in plans:
             try:
@@ -123,10 +123,10 @@ class Push(CliBase):
             out("Packaging files to upload...")
             sending = [*new_files, *empty]
             async with self.clock.threaded_io():
-                contents = await anyio.to_thread.run_sync(
+                contents = await in_thread(
                     lambda: {f.path: data for f, data in bits.iter_contents([f.path for f in sending])}
                 )
-                uploaded = await anyio.to_thread.run_sync(lambda: build_package(sending, contents.__getitem__))
+                uploaded = await in_thread(lambda: build_package(sending, contents.__getitem__))
             out("Uploading files...")
             started = self.clock.monotonic()
             await self.cc(UploadBits(app.guid, tuple(bits.files), uploaded, c.user), timeout=120)

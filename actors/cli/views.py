@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import anyio
-
 from actors.cli import render
 from actors.cli.base import Command, CommandFailed, Run, runs
 from actors.cli.commands import help_text
 from actors.cli.lifecycle import Lifecycle
 from actors.loggregator import format_log_line
+from actors.runtime.offload import in_thread
 from protocol.errors import PlatformError, UnknownCommand
 from protocol.messages import CellInfo, GetEvents, GetTrace, ListAppSummaries, ListCells, LogLine, RecentLogs
 from protocol.snapshots import CellStatistics
@@ -137,7 +136,7 @@ class Views(Lifecycle):
 
                 path = Path(run.message.cwd) / target
                 async with self.clock.threaded_io():
-                    await anyio.to_thread.run_sync(write_picture, trace.deliveries, diagram, path, kind)
+                    await in_thread(write_picture, trace.deliveries, diagram, path, kind)
                 out(f"Wrote {kind.upper()} to {path}")
         if not (command.args.svg or command.args.html):
             for line in diagram.rstrip("\n").split("\n"):

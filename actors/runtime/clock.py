@@ -12,7 +12,7 @@ Both give the same interface: `monotonic()`, `now()` (epoch seconds for
 display), `sleep()`, `call_later()`, `timeout()` and `threaded_io()`.
 
 Threaded I/O and virtual time: aiosqlite runs every statement on its own
-thread and blob files are written through `anyio.to_thread`. While such work
+thread and file work runs on `offload.in_thread` workers. While such work
 is in flight the loop looks idle (nothing ready, the selector waiting on the
 thread's wake-up), and a naive virtual clock would jump hours ahead while a
 database write is still running. Every piece of real threaded I/O is entered

@@ -6,9 +6,10 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import anyio.to_thread
 import pytest
 
+from actors.appfiles import build_package, iter_package
+from actors.blobstore import store as store_module
 from actors.blobstore.store import (
     OP_DELETE,
     OP_GET,
@@ -20,6 +21,7 @@ from actors.blobstore.store import (
     BlobStoreStats,
 )
 from protocol.errors import BlobCorrupt, BlobNotFound, BlobStoreUnavailable
+from protocol.records import AppFile
 
 pytestmark = pytest.mark.anyio
 
@@ -280,15 +282,15 @@ async def test_io_guard_is_entered_around_every_thread_hop(
     guard = CountingGuard()
     hops = 0
     unguarded = 0
-    original = anyio.to_thread.run_sync
+    original = store_module.in_thread
 
-    async def checked(func, *args, **kwargs):  # type: ignore[no-untyped-def]
+    async def checked(func, *args):  # type: ignore[no-untyped-def]
         nonlocal hops, unguarded
         hops += 1
         unguarded += guard.depth == 0
-        return await original(func, *args, **kwargs)
+        return await original(func, *args)
 
-    monkeypatch.setattr(anyio.to_thread, "run_sync", checked)
+    monkeypatch.setattr(store_module, "in_thread", checked)
     source = tmp_path / "src"
     source.write_bytes(b"file")
     async with BlobStore(tmp_path / "store", io_guard=guard) as store:
@@ -385,3 +387,64 @@ async def test_resource_matching_never_offers_a_damaged_pool_file(store: BlobSto
     # Dropped, so the next upload stores it again and the pool is whole.
     assert await store.add_resources([(sha1(bad), bad)]) == [sha1(bad)]
     assert await store.get_resource(sha1(bad)) == bad
+
+
+# --- a package from an upload and the pool -------------------------------------------------
+
+
+def _app_files(contents: dict[str, bytes]) -> list[AppFile]:
+    return [AppFile(path, sha1(data), len(data), 0o644) for path, data in sorted(contents.items())]
+
+
+async def test_a_package_is_assembled_from_the_upload_and_the_pool_in_one_hop(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    guard = CountingGuard()
+    fault = SwitchableFault()
+    contents = {"app.py": b"print('hi')\n", "requirements.txt": b"flask\n", "static/a.css": b"body {}\n"}
+    files = _app_files(contents)
+    async with BlobStore(tmp_path / "store", io_guard=guard, fault=fault) as store:
+        await store.add_resources([(sha1(contents["app.py"]), contents["app.py"])])
+        guard.entered, fault.seen = 0, []
+        uploaded = {p: d for p, d in contents.items() if p != "app.py"}
+        info = await store.assemble_package(files, uploaded)
+        assert guard.entered == 1
+        # One hook per part: the pooled file read, the put, the pool's additions.
+        assert fault.seen == [OP_GET, OP_PUT, OP_PUT]
+        assert info == BlobInfo(sha256(build_package(files, contents.__getitem__)), info.size)
+        assert [(f.path, data) for f, data in iter_package(await store.get_bytes(info.key))] == sorted(contents.items())
+        # The uploaded files are in the pool now: a second push uploads nothing.
+        held = await store.match_resources([(f.sha1, f.size) for f in files])
+        assert held == [(f.sha1, f.size) for f in files]
+        assert await store.assemble_package(files, {}) == info
+
+
+@pytest.mark.parametrize("damage", ["gone", "corrupt", "upload-lies", "put-fails"])
+async def test_a_package_that_cannot_be_assembled_writes_nothing(
+    tmp_path: Path, anyio_backend: str, damage: str
+) -> None:
+    fault = SwitchableFault()
+    pooled, sent = b"pooled file\n", b"sent file\n"
+    files = _app_files({"a.py": pooled, "b.py": sent})
+    async with BlobStore(tmp_path / "store", fault=fault) as store:
+        if damage != "gone":
+            await store.add_resources([(sha1(pooled), pooled)])
+        pool_file = store.root / "resource_pool" / sha1(pooled)[:2] / sha1(pooled)[2:4] / sha1(pooled)
+        if damage == "corrupt":
+            flip_a_byte(pool_file)
+        uploaded = {"b.py": b"not what the sha1 says\n" if damage == "upload-lies" else sent}
+        if damage == "put-fails":
+            fault.failing = {OP_PUT}
+        expected = {"gone": BlobNotFound, "corrupt": BlobCorrupt, "upload-lies": BlobCorrupt}.get(
+            damage, BlobStoreUnavailable
+        )
+        with pytest.raises(expected) as raised:
+            await store.assemble_package(files, uploaded)
+        if damage == "gone":
+            assert "a.py" in str(raised.value)
+        fault.failing = set()
+        stats = await store.stats()
+        assert stats.blobs == 0
+        # Nothing uploaded entered the pool; a damaged pooled copy left it.
+        assert await store.match_resources([(sha1(sent), len(sent))]) == []
+        assert pool_file.exists() == (damage in ("upload-lies", "put-fails"))
