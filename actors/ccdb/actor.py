@@ -20,6 +20,8 @@ __all__ = ["CCDBActor"]
 
 class CCDBActor(StorageActor):
     default_name = "ccdb"
+    # Operations waiting together share one hop and one COMMIT (group commit).
+    BATCH = 32
 
     OPERATIONS = {
         ccdb.CreateApp: CCDB.create_app,

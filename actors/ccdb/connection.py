@@ -6,7 +6,9 @@ operation).
 Every operation (a method marked `@operation`) is one hop to aiosqlite's
 thread: the fault hook runs on the loop, then the whole operation, its
 transaction and every statement of it, runs on the connection's thread and
-comes back with its result, under one I/O guard. An operation's body is
+comes back with its result, under one I/O guard. Operations waiting
+together go in one hop and one transaction (`perform_batch`, group commit:
+each a savepoint, all answered after the one COMMIT). An operation's body is
 written as a coroutine (`await self._sql(...)`); on the connection's thread
 those awaits never suspend, so the coroutine is run to its end there in one
 go. Guids it needs are drawn on the loop beforehand (`_guid`), so the
@@ -73,6 +75,7 @@ def operation(kind: str) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], 
         async def run(self: Connection, *args: Any, **kwargs: Any) -> Any:
             return await self._perform(kind, method, args, kwargs)
 
+        run.ccdb_operation = (kind, method)  # type: ignore[attr-defined]  # for `perform_batch`
         return run
 
     return mark
@@ -105,7 +108,11 @@ class Connection:
         self._conn: aiosqlite.Connection | None = None
         self._sqlite: sqlite3.Connection | None = None  # the same connection, on its thread
         self._worker = -1  # the connection thread's ident, once known
-        self._call: _Call | None = None  # the operation running on that thread
+        self._call: _Call | None = None  # the operation (or batch) running on that thread
+        # On that thread, during a batch of several operations (`_run_batch`):
+        # each write is a savepoint inside one transaction, open once begun.
+        self._batched = False
+        self._batch_open = False
         self._guids: deque[str] = deque()
         self._version = 0
         # One connection, one transaction at a time: without this, a second
@@ -223,15 +230,109 @@ class Connection:
     def _run_here(self, call: _Call, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
         """On the connection's thread: the whole operation, to its end."""
         self._call = call
+        try:
+            return self._to_end(method, args, kwargs)
+        finally:
+            self._call = None
+
+    def _to_end(self, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
         coro = method(self, *args, **kwargs)
         try:
             coro.send(None)
         except StopIteration as done:
             return done.value
-        finally:
-            self._call = None
         coro.close()
         raise RuntimeError(f"CC_DB's {method.__name__} waited for something off its connection's thread")
+
+    # --- several operations, one hop, one commit ----------------------------------
+
+    async def perform_batch(self, calls: Sequence[tuple[Callable[..., Any], dict[str, Any]]]) -> list[tuple[bool, Any]]:
+        """Run operations (each an `@operation` method with its keyword
+        arguments) in this order, in one hop and one transaction: group
+        commit. What each gives is `(True, result)` or `(False, error)`.
+
+        Each is what it would be alone: its fault hook runs (in order, before
+        the hop), a failing one changes nothing (its writes are a savepoint,
+        rolled back), and it sees every write before it. All are answered
+        after the one COMMIT, so none is acknowledged before it is durable; if
+        the COMMIT fails, every operation from the first write on fails with
+        it (a read after a write may have seen what was not kept).
+        """
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("ccdb is not open")
+        outcomes: list[tuple[bool, Any]] = [(False, None)] * len(calls)
+        todo: list[tuple[int, Callable[..., Coroutine[Any, Any, Any]], dict[str, Any]]] = []
+        writes = 0
+        guids = self._guids
+        for index, (op, kwargs) in enumerate(calls):
+            kind, method = getattr(op, "ccdb_operation")  # noqa: B009 - set by `operation`, unknown to mypy
+            if self._fault is not None:
+                try:
+                    await self._fault(kind)
+                except Exception as exc:  # noqa: BLE001 - the operation's own outcome
+                    outcomes[index] = (False, exc)
+                    continue
+            if kind == OP_WRITE:
+                writes += 1
+                while len(guids) < _GUIDS_AHEAD * writes:
+                    guids.append(self._new_guid())
+            todo.append((index, method, kwargs))
+        if todo:
+            call = _Call()
+            try:
+                async with self._io_guard():
+                    done = await conn._execute(self._run_batch, call, todo)
+            except asyncio.CancelledError:
+                call.cancelled = True  # nothing of it commits, unless its COMMIT already ran
+                raise
+            for index, outcome in done:
+                outcomes[index] = outcome
+        return outcomes
+
+    def _run_batch(
+        self, call: _Call, todo: list[tuple[int, Callable[..., Coroutine[Any, Any, Any]], dict[str, Any]]]
+    ) -> list[tuple[int, tuple[bool, Any]]]:
+        """On the connection's thread: the operations of a batch, then the COMMIT."""
+        conn = self._sqlite
+        assert conn is not None
+        self._call = call
+        self._batched = len(todo) > 1
+        self._batch_open = False
+        done: list[tuple[int, tuple[bool, Any]]] = []
+        first_write: int | None = None
+        try:
+            for index, method, kwargs in todo:
+                try:
+                    done.append((index, (True, self._to_end(method, (), kwargs))))
+                except BaseException as exc:  # noqa: BLE001 - the operation's own outcome
+                    done.append((index, (False, exc)))
+                    if first_write is None and self._batch_open:
+                        first_write = len(done) - 1
+                    if self._batch_open and not conn.in_transaction:
+                        # SQLite ended the whole transaction (a full disk, an
+                        # I/O error): nothing of the batch so far was kept.
+                        assert first_write is not None
+                        done[first_write:] = [(i, (False, exc)) for i, _ in done[first_write:]]
+                        self._batch_open = False
+                        first_write = None
+                    continue
+                if first_write is None and self._batch_open:
+                    first_write = len(done) - 1
+            if self._batch_open:
+                try:
+                    if call.cancelled:
+                        raise asyncio.CancelledError()
+                    conn.execute("COMMIT")
+                except BaseException as exc:  # noqa: BLE001 - every write's outcome
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        conn.execute("ROLLBACK")
+                    assert first_write is not None
+                    done[first_write:] = [(index, (False, exc)) for index, _ in done[first_write:]]
+        finally:
+            self._call = None
+            self._batched = self._batch_open = False
+        return done
 
     def _guid(self) -> str:
         """A new guid: on the connection's thread, one drawn ahead on the loop."""
@@ -280,6 +381,24 @@ class Connection:
             # fault hook): the transaction, statement by statement, here.
             conn = self._sqlite
             assert conn is not None and self._call is not None
+            if self._batched:
+                # One of several in this hop: a savepoint in the batch's
+                # transaction, which `_run_batch` commits after the last.
+                if not self._batch_open:
+                    conn.execute("BEGIN IMMEDIATE")
+                    self._batch_open = True
+                conn.execute("SAVEPOINT operation")
+                try:
+                    yield
+                    if self._call.cancelled:
+                        raise asyncio.CancelledError()
+                    conn.execute("RELEASE operation")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        conn.execute("ROLLBACK TO operation")
+                        conn.execute("RELEASE operation")
+                    raise
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield

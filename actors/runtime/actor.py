@@ -77,6 +77,9 @@ class Deferred:
 
 
 Handler = Callable[[Any, Any], Any]
+#: How a handler answers an ask it took from the mailbox (`take_queued`):
+#: `answer(value, None)` or `answer(None, error)`.
+Answer = Callable[[Any, BaseException | None], None]
 
 
 def handles(*types: type, concurrent: bool = False) -> Callable[[Handler], Handler]:
@@ -521,6 +524,30 @@ class AsyncioActor(pykka.Actor):
         handle = self._system.clock.call_later(delay, fire)
         timers.add(handle)
         return handle
+
+    def take_queued(self, accept: Callable[[Any], bool], limit: int) -> list[tuple[Any, Answer]]:
+        """Take the asks waiting at the front of the mailbox, in order, while
+        `accept(message)` holds (at most `limit`), for a handler that serves
+        several at once (CC_DB's group commit): each as `(message, answer)`,
+        and the caller owes every one an answer, `answer(value, None)` or
+        `answer(None, error)`.
+
+        A tell, a message `accept` refuses, a runtime message or a paused
+        mailbox ends the taking, so nothing is served before a message that
+        arrived earlier. The sends were recorded and let through the seam when
+        they entered the mailbox; taking them is receiving them.
+        """
+        mailbox = self.actor_inbox
+        queue = mailbox._queue
+        taken: list[tuple[Any, Answer]] = []
+        while queue and len(taken) < limit and not mailbox.paused:
+            envelope = queue[0]
+            message, reply_to = envelope[0], envelope[1]
+            if reply_to is None or type(message) in _PYKKA_MESSAGES or not accept(message):
+                break
+            queue.popleft()
+            taken.append((message, reply_to._finish_on_loop))
+        return taken
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Run `coro` beside the actor (it does not hold the mailbox); it is

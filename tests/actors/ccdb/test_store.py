@@ -717,3 +717,88 @@ async def test_started_usage_sums_the_started_apps_memory_and_instances_but_one(
     assert await db.started_usage() == (256 * 3 + 1024, 4)
     assert await db.started_usage("b") == (256 * 3, 3)  # the app being changed is left out
     assert await db.started_usage("unknown") == (256 * 3 + 1024, 4)
+
+
+# --- group commit ----------------------------------------------------------------
+
+
+class _FailsToCommit:
+    """The connection's own sqlite3 connection, whose COMMIT fails (a full disk)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: object = ()) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self._conn.execute(sql, params)  # type: ignore[arg-type]
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._conn.in_transaction
+
+
+async def test_a_batch_runs_its_operations_in_order_in_one_hop_each_as_if_alone(
+    db_path: Path, anyio_backend: str
+) -> None:
+    guard = CountingGuard()
+    fault = SwitchableFault()
+    async with CCDB(db_path, io_guard=guard, fault=fault, new_guid=guids()) as db:
+        await db.create_app("app-0", "taken", now=at(0), actor="user")
+        guard.entered, fault.seen = 0, []
+        outcomes = await db.perform_batch(
+            [
+                (CCDB.create_app, {"guid": "app-1", "name": "one", "now": at(1), "actor": "user"}),
+                (CCDB.find_app, {"name": "one"}),  # sees the write before it
+                (CCDB.create_app, {"guid": "app-2", "name": "taken", "now": at(1), "actor": "user"}),
+                (CCDB.update_app, {"guid": "app-1", "now": at(2), "instances": 3}),
+                (CCDB.get_app, {"guid": "nope"}),
+            ]
+        )
+        assert guard.entered == 1
+        assert fault.seen == [OP_WRITE, OP_READ, OP_WRITE, OP_WRITE, OP_READ]
+        oks = [ok for ok, _ in outcomes]
+        assert oks == [True, True, False, True, False]
+        assert outcomes[1][1].guid == "app-1"
+        assert isinstance(outcomes[2][1], AppNameTaken) and isinstance(outcomes[4][1], AppNotFound)
+        # The failed create left nothing, not even its event; the others are kept.
+        assert raw(db_path, "SELECT guid, instances FROM apps ORDER BY guid") == [("app-0", 1), ("app-1", 3)]
+        assert [e.actee_guid for e in await db.list_events("app-2")] == []
+        assert [e.type for e in await db.list_events("app-1")] == ["audit.app.create"]
+
+
+async def test_a_batch_whose_commit_fails_keeps_nothing_and_fails_every_operation_from_its_first_write(
+    db_path: Path, anyio_backend: str
+) -> None:
+    fault = SwitchableFault()
+    async with CCDB(db_path, fault=fault, new_guid=guids()) as db:
+        await db.create_app("app-0", "zero", now=at(0), actor="user")
+        fault.failing = {OP_READ}  # the batch's second read fails before the hop
+        good = db._sqlite
+        assert good is not None
+        db._sqlite = _FailsToCommit(good)  # type: ignore[assignment]
+        try:
+            outcomes = await db.perform_batch(
+                [
+                    (CCDB.get_app, {"guid": "app-0"}),
+                    (CCDB.create_app, {"guid": "app-1", "name": "one", "now": at(1), "actor": "user"}),
+                    (CCDB.find_app, {"name": "one"}),
+                    (CCDB.update_app, {"guid": "app-0", "now": at(2), "instances": 4}),
+                ]
+            )
+        finally:
+            db._sqlite = good
+        fault.failing = set()
+        # The reads' fault hooks failed them; the COMMIT failed the writes.
+        assert [(ok, type(error)) for ok, error in outcomes] == [
+            (False, DatabaseUnavailable),
+            (False, sqlite3.OperationalError),
+            (False, DatabaseUnavailable),
+            (False, sqlite3.OperationalError),
+        ]
+        assert "disk is full" in str(outcomes[1][1])
+        assert raw(db_path, "SELECT guid, instances FROM apps") == [("app-0", 1)]
+        # The connection goes on.
+        assert [ok for ok, _ in await db.perform_batch([(CCDB.find_app, {"name": "zero"})])] == [True]
+        await db.update_app("app-0", at(3), instances=2)
+        assert (await db.get_app("app-0")).instances == 2
