@@ -67,8 +67,17 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+_is_scalar = _SCALARS.__contains__
+
+
 def freeze(value: Any) -> Any:
     """JSON-like data with every dict a FrozenDict and every list a tuple."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is FrozenDict and all(map(_is_scalar, map(type, value.values()))):
+        return value  # frozen already, and nothing inside it to freeze
     if isinstance(value, Mapping):
         return FrozenDict({k: freeze(v) for k, v in value.items()})
     if isinstance(value, list | tuple):

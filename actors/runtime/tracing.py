@@ -17,6 +17,7 @@ import structlog
 
 from actors.runtime.clock import Clock
 from actors.runtime.delivery import Envelope, Observer, sender_name
+from protocol.records import FrozenDict
 
 __all__ = ["TraceRecorder", "delivery_record", "label_of", "step_of", "tracing_observer"]
 
@@ -38,33 +39,34 @@ def label_of(message: Any) -> str:
     return type(message).__name__
 
 
-def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> dict[str, Any]:
-    """One delivery as a trace keeps it."""
+def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> FrozenDict:
+    """One delivery as a trace keeps it (frozen: a trace is sent on and
+    stored as it is, with nothing left to freeze)."""
     message = envelope.message
-    return {
-        "seq": seq,
-        "t": round(t, 6),
-        "sender": envelope.sender,
-        "receiver": receiver,
-        "label": label_of(message),
-        "step": step_of(message),
-        "ask": envelope.reply_to is not None,
-    }
+    return FrozenDict(
+        seq=seq,
+        t=round(t, 6),
+        sender=envelope.sender,
+        receiver=receiver,
+        label=label_of(message),
+        step=step_of(message),
+        ask=envelope.reply_to is not None,
+    )
 
 
-def _as_record(entry: Any) -> dict[str, Any]:
-    if type(entry) is dict:
+def _as_record(entry: Any) -> FrozenDict:
+    if type(entry) is FrozenDict:
         return entry
     seq, t, sender, receiver, message, ask = entry
-    return {
-        "seq": seq,
-        "t": round(t, 6),
-        "sender": sender_name(sender),
-        "receiver": receiver,
-        "label": label_of(message),
-        "step": step_of(message),
-        "ask": ask,
-    }
+    return FrozenDict(
+        seq=seq,
+        t=round(t, 6),
+        sender=sender_name(sender),
+        receiver=receiver,
+        label=label_of(message),
+        step=step_of(message),
+        ask=ask,
+    )
 
 
 class TraceRecorder:
@@ -121,15 +123,7 @@ class TraceRecorder:
             self._append(
                 trace_id,
                 book,
-                {
-                    "seq": self._seq,
-                    "t": t,
-                    "sender": sender,
-                    "receiver": receiver,
-                    "label": label,
-                    "step": step,
-                    "ask": True,
-                },
+                FrozenDict(seq=self._seq, t=t, sender=sender, receiver=receiver, label=label, step=step, ask=True),
             )
 
     def move(self, source: str, target: str) -> None:

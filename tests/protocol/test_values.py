@@ -31,6 +31,18 @@ def test_frozen_data_cannot_change_and_still_writes_as_json():
     assert hash(freeze({"a": [1, 2]})) == hash(freeze({"a": [1, 2]}))
 
 
+def test_what_is_frozen_already_is_kept_and_what_is_not_is_frozen_deep():
+    flat = FrozenDict(seq=1, t=0.5, sender="cli", step=None, ask=True)
+    assert freeze(flat) is flat
+    deliveries = freeze((flat, {"seq": 2}))
+    assert deliveries[0] is flat and type(deliveries[1]) is FrozenDict
+    # A FrozenDict holding a list is not frozen inside: freezing it is deep.
+    holder = FrozenDict(routes=["a.example.com"], env={"A": "1"})
+    frozen = freeze(holder)
+    assert frozen == {"routes": ("a.example.com",), "env": {"A": "1"}}
+    assert type(frozen["routes"]) is tuple and type(frozen["env"]) is FrozenDict
+
+
 def test_an_audit_event_freezes_its_metadata():
     event = AuditEvent("audit.app.update", "admin", {"request": {"instances": 2}})  # type: ignore[arg-type]
     assert isinstance(event.metadata, FrozenDict) and isinstance(event.metadata["request"], FrozenDict)
