@@ -70,7 +70,9 @@ class _Pool:
     """The worker threads of one loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+        # Weakly: `_pools` holds its pools by their loops, weakly too, so a
+        # loop that is done with is let go with its pool.
+        self._loop = weakref.ref(loop)
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         # Every job queued is spoken for by exactly one worker: one that was
@@ -122,10 +124,13 @@ class _Pool:
                     self._backlog -= 1
                 else:
                     self._idle += 1
+            loop = self._loop()
             try:
-                self._loop.call_soon_threadsafe(_report, job, ok, value)
+                if loop is not None:
+                    loop.call_soon_threadsafe(_report, job, ok, value)
             except RuntimeError:
                 pass  # the loop is closed: nobody is waiting any more
+            del loop
             del job, value
 
 

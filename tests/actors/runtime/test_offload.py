@@ -113,3 +113,19 @@ async def test_workers_are_reused_capped_and_end_when_idle(monkeypatch: pytest.M
     await _until(lambda: offload.workers() == 0)
     # A pool whose workers all ended starts one again.
     assert await in_thread(lambda: "again") == "again"
+
+
+def test_a_loop_that_is_done_with_is_let_go_with_its_workers() -> None:
+    import gc
+    import weakref
+
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop.run_until_complete(in_thread(lambda: 42)) == 42
+        assert offload.workers(loop) == 1
+    finally:
+        loop.close()
+    gone = weakref.ref(loop)
+    del loop
+    gc.collect()
+    assert gone() is None
