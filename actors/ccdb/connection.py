@@ -47,6 +47,8 @@ OP_WRITE = "ccdb.write"
 # Guids drawn ahead for one operation (an operation uses at most two).
 _GUIDS_AHEAD = 4
 _get_ident = threading.get_ident
+_UNDO_SAVEPOINT: tuple[str, ...] = ("ROLLBACK TO operation", "RELEASE operation")
+_UNDO_TRANSACTION: tuple[str, ...] = ("ROLLBACK",)
 
 IoGuard = Callable[[], AbstractAsyncContextManager[object]]
 Fault = Callable[[str], Awaitable[None]]
@@ -387,28 +389,20 @@ class Connection:
                 if not self._batch_open:
                     conn.execute("BEGIN IMMEDIATE")
                     self._batch_open = True
-                conn.execute("SAVEPOINT operation")
-                try:
-                    yield
-                    if self._call.cancelled:
-                        raise asyncio.CancelledError()
-                    conn.execute("RELEASE operation")
-                except BaseException:
-                    with contextlib.suppress(sqlite3.OperationalError):
-                        conn.execute("ROLLBACK TO operation")
-                        conn.execute("RELEASE operation")
-                    raise
-                return
-            conn.execute("BEGIN IMMEDIATE")
+                begin, done, undo = "SAVEPOINT operation", "RELEASE operation", _UNDO_SAVEPOINT
+            else:
+                begin, done, undo = "BEGIN IMMEDIATE", "COMMIT", _UNDO_TRANSACTION
+            conn.execute(begin)
             try:
                 yield
                 if self._call.cancelled:
                     raise asyncio.CancelledError()
-                conn.execute("COMMIT")
+                conn.execute(done)
             except BaseException:
                 # A failed COMMIT may already have ended the transaction.
                 with contextlib.suppress(sqlite3.OperationalError):
-                    conn.execute("ROLLBACK")
+                    for statement in undo:
+                        conn.execute(statement)
                 raise
             return
         if self._conn is None:
