@@ -514,12 +514,16 @@ class BlobStore:
         bad entry (`BlobCorrupt`) leaves the pool as it was.
         """
         items = list(resources)
+        self._check_resources(items)
+        await self._before(OP_PUT)
+        return await self._thread(self._add_resources_here, items)
+
+    def _check_resources(self, items: Iterable[tuple[str, bytes]]) -> None:
+        """Every file to add is a well-formed sha1 and matches it (`BlobCorrupt`)."""
         for sha1, data in items:
             self._resource_path(sha1)
             if hashlib.sha1(data).hexdigest() != sha1:
                 raise BlobCorrupt(f"resource {sha1} does not match its content")
-        await self._before(OP_PUT)
-        return await self._thread(self._add_resources_here, items)
 
     def _add_resources_here(self, items: Sequence[tuple[str, bytes]]) -> list[str]:
         added = []
@@ -553,10 +557,7 @@ class BlobStore:
         pooled = [f for f in files if f.path not in uploaded]
         new = {f.sha1: uploaded[f.path] for f in files if f.path in uploaded}
         paths = {f.sha1: self._resource_path(f.sha1) for f in pooled}
-        for sha1, data in new.items():
-            self._resource_path(sha1)
-            if hashlib.sha1(data).hexdigest() != sha1:
-                raise BlobCorrupt(f"resource {sha1} does not match its content")
+        self._check_resources(new.items())
         for _ in pooled:
             await self._before(OP_GET)
         await self._before(OP_PUT)

@@ -68,6 +68,12 @@ class _Call:
         self.cancelled = False
 
 
+def _fail_from(done: list[tuple[int, tuple[bool, Any]]], first: int | None, error: BaseException) -> None:
+    """Every outcome of a batch from its first write on is `error`: that much was not kept."""
+    assert first is not None
+    done[first:] = [(index, (False, error)) for index, _ in done[first:]]
+
+
 def operation(kind: str) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]:
     """Mark a CC_DB operation (`OP_READ` or `OP_WRITE`): called on the loop,
     it is the fault hook and then one hop to the connection's thread."""
@@ -306,21 +312,18 @@ class Connection:
         try:
             for index, method, kwargs in todo:
                 try:
-                    done.append((index, (True, self._to_end(method, (), kwargs))))
+                    outcome: tuple[bool, Any] = (True, self._to_end(method, (), kwargs))
                 except BaseException as exc:  # noqa: BLE001 - the operation's own outcome
-                    done.append((index, (False, exc)))
-                    if first_write is None and self._batch_open:
-                        first_write = len(done) - 1
-                    if self._batch_open and not conn.in_transaction:
-                        # SQLite ended the whole transaction (a full disk, an
-                        # I/O error): nothing of the batch so far was kept.
-                        assert first_write is not None
-                        done[first_write:] = [(i, (False, exc)) for i, _ in done[first_write:]]
-                        self._batch_open = False
-                        first_write = None
-                    continue
+                    outcome = (False, exc)
+                done.append((index, outcome))
                 if first_write is None and self._batch_open:
                     first_write = len(done) - 1
+                if self._batch_open and not conn.in_transaction:
+                    # SQLite ended the whole transaction (a full disk, an I/O
+                    # error): nothing of the batch so far was kept.
+                    _fail_from(done, first_write, outcome[1])
+                    self._batch_open = False
+                    first_write = None
             if self._batch_open:
                 try:
                     if call.cancelled:
@@ -329,8 +332,7 @@ class Connection:
                 except BaseException as exc:  # noqa: BLE001 - every write's outcome
                     with contextlib.suppress(sqlite3.OperationalError):
                         conn.execute("ROLLBACK")
-                    assert first_write is not None
-                    done[first_write:] = [(index, (False, exc)) for index, _ in done[first_write:]]
+                    _fail_from(done, first_write, exc)
         finally:
             self._call = None
             self._batched = self._batch_open = False

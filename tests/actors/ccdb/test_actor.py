@@ -4,6 +4,7 @@ and one COMMIT, and every asker still gets its own operation's answer."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,14 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return seen
 
 
+@pytest.fixture
+async def system(tmp_path: Path) -> AsyncIterator[ActorSystem]:
+    """A system with the ccdb actor on a fresh file."""
+    async with ActorSystem(clock=VirtualClock(), seed=3) as system:
+        CCDBActor.start(tmp_path / "ccdb.sqlite")
+        yield system
+
+
 async def _queued(system: ActorSystem, messages: list[Any]) -> list[Any]:
     """Send `messages`, in order, while the actor is paused (asks, and
     `("tell", message)` for a tell), then let it go; each ask's answer or error."""
@@ -48,44 +57,40 @@ async def _queued(system: ActorSystem, messages: list[Any]) -> list[Any]:
 
 
 async def test_asks_waiting_together_are_answered_from_one_batch_each_with_its_own_outcome(
-    tmp_path: Path, batches: list[list[str]]
+    system: ActorSystem, batches: list[list[str]]
 ) -> None:
-    async with ActorSystem(clock=VirtualClock(), seed=3) as system:
-        CCDBActor.start(tmp_path / "ccdb.sqlite")
-        answers = await _queued(
-            system,
-            [
-                ccdb.CreateApp("app-1", "one", actor="user"),
-                ccdb.FindApp("one"),
-                ccdb.CreateApp("app-2", "one", actor="user"),
-                ccdb.GetApp("nope"),
-                ccdb.UpdateApp("app-1", {"instances": 2}),
-            ],
-        )
-        assert batches == [["create_app", "find_app", "create_app", "get_app", "update_app"]]
-        assert answers[0].guid == "app-1" and answers[1].guid == "app-1"
-        assert isinstance(answers[2], AppNameTaken) and isinstance(answers[3], AppNotFound)
-        assert answers[4].instances == 2
-        # The actor goes on, one at a time when nothing waits.
-        assert (await system.ask("ccdb", ccdb.GetApp("app-1"))).instances == 2
-        assert await system.ask("ccdb", ccdb.FindApp("two")) is None
-        assert len(batches) == 1
+    answers = await _queued(
+        system,
+        [
+            ccdb.CreateApp("app-1", "one", actor="user"),
+            ccdb.FindApp("one"),
+            ccdb.CreateApp("app-2", "one", actor="user"),
+            ccdb.GetApp("nope"),
+            ccdb.UpdateApp("app-1", {"instances": 2}),
+        ],
+    )
+    assert batches == [["create_app", "find_app", "create_app", "get_app", "update_app"]]
+    assert answers[0].guid == "app-1" and answers[1].guid == "app-1"
+    assert isinstance(answers[2], AppNameTaken) and isinstance(answers[3], AppNotFound)
+    assert answers[4].instances == 2
+    # The actor goes on, one at a time when nothing waits.
+    assert (await system.ask("ccdb", ccdb.GetApp("app-1"))).instances == 2
+    assert await system.ask("ccdb", ccdb.FindApp("two")) is None
+    assert len(batches) == 1
 
 
-async def test_a_tell_in_the_mailbox_is_never_overtaken(tmp_path: Path, batches: list[list[str]]) -> None:
-    async with ActorSystem(clock=VirtualClock(), seed=3) as system:
-        CCDBActor.start(tmp_path / "ccdb.sqlite")
-        answers = await _queued(
-            system,
-            [
-                ccdb.CreateApp("app-1", "one", actor="user"),
-                ccdb.GetApp("app-1"),
-                ("tell", ccdb.UpdateApp("app-1", {"instances": 5})),
-                ccdb.GetApp("app-1"),
-                ccdb.FindApp("one"),
-            ],
-        )
-        # The first two together; no ask is taken past the tell, which then
-        # takes the asks behind it along.
-        assert batches == [["create_app", "get_app"], ["update_app", "get_app", "find_app"]]
-        assert [a.instances for a in answers] == [1, 1, 5, 5]
+async def test_a_tell_in_the_mailbox_is_never_overtaken(system: ActorSystem, batches: list[list[str]]) -> None:
+    answers = await _queued(
+        system,
+        [
+            ccdb.CreateApp("app-1", "one", actor="user"),
+            ccdb.GetApp("app-1"),
+            ("tell", ccdb.UpdateApp("app-1", {"instances": 5})),
+            ccdb.GetApp("app-1"),
+            ccdb.FindApp("one"),
+        ],
+    )
+    # The first two together; no ask is taken past the tell, which then
+    # takes the asks behind it along.
+    assert batches == [["create_app", "get_app"], ["update_app", "get_app", "find_app"]]
+    assert [a.instances for a in answers] == [1, 1, 5, 5]
