@@ -8,6 +8,8 @@ import enum
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from protocol.frozen import fast_init
+
 __all__ = [
     "AuctionConfig",
     "AuctionResults",
@@ -90,6 +92,7 @@ def _check_request(obj: LRPStartRequest | TaskRequest) -> None:
     _as_frozenset(obj, "volume_drivers")
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LRPStartRequest:
     """Start one instance (index) of a desired LRP; each index is its own auction."""
@@ -109,6 +112,7 @@ class LRPStartRequest:
         _check_request(self)
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class TaskRequest:
     """Run one task (a staging task or `cf run-task`) on some cell."""
@@ -173,6 +177,7 @@ class AuctionConfig:
     starting_container_count_maximum: int = 0
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class Placement:
     """Work that won a cell in this round, with the winning score."""

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from protocol.auction import LRPStartRequest, PlacementError, TaskRequest
+from protocol.frozen import fast_init
 from protocol.lrp import CellPresence, DesiredLRP, StagingFailure, StagingResult, TaskDefinition
 from protocol.manifest import AppSpec
 from protocol.records import AppFile, FrozenDict, freeze
@@ -509,6 +510,7 @@ class AuctionOutcome(_Msg):
     step: int | None = None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class InstanceStarted(_Msg):
     """cell -> bbs: an instance passed its health check (RUNNING)."""
@@ -520,6 +522,29 @@ class InstanceStarted(_Msg):
     cell_id: str
     memory_usage_mb: float = 0.0
     disk_usage_mb: float = 0.0
+
+
+#: One started instance as a plain tuple: (process_guid, index,
+#: instance_guid, memory_usage_mb, disk_usage_mb), `InstanceStarted`'s
+#: fields without the cell.
+StartedRow = tuple[str, int, str, float, float]
+
+
+@fast_init
+@dataclass(frozen=True, slots=True)
+class InstancesStarted(_Msg):
+    """cell -> bbs: instances started together passed their health checks
+    together (a cell that started hundreds in one step reports them in one
+    message, as it sends their log lines), in order, as rows: `reports`
+    gives them as `InstanceStarted`s. The BBS takes each as if it came alone."""
+
+    STEP = 12
+    cell_id: str
+    rows: tuple[StartedRow, ...]
+
+    @property
+    def reports(self) -> tuple[InstanceStarted, ...]:
+        return tuple(InstanceStarted(g, i, guid, self.cell_id, m, d) for g, i, guid, m, d in self.rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -722,6 +747,7 @@ class TokenClaims(_Msg):
 # --- -> loggregator ------------------------------------------------------------------------
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class LogLine(_Msg):
     """One line of an app's log stream."""

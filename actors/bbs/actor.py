@@ -53,6 +53,7 @@ from protocol.messages import (
     GetTask,
     Heartbeat,
     InstanceCrashed,
+    InstancesStarted,
     InstanceStarted,
     InstanceStopped,
     ListActualLRPs,
@@ -409,45 +410,73 @@ class BBS(AsyncioActor):
 
     @handles(InstanceStarted)
     def _instance_started(self, message: InstanceStarted) -> None:
-        now = self.clock.monotonic()
-        lrp = self.books.desired.get(message.process_guid)
-        actual = self.books.actuals.get(message.process_guid, {}).get(message.index)
+        self._started(
+            message.process_guid,
+            message.index,
+            message.instance_guid,
+            message.cell_id,
+            message.memory_usage_mb,
+            message.disk_usage_mb,
+            self.clock.monotonic(),
+            self.clock.now(),
+        )
+
+    @handles(InstancesStarted)
+    def _instances_started(self, message: InstancesStarted) -> None:
+        """Each row as if it came alone, in order (one time for them all: they
+        came in one message)."""
+        now, since, cell_id, started = self.clock.monotonic(), self.clock.now(), message.cell_id, self._started
+        for process_guid, index, instance_guid, memory, disk in message.rows:
+            started(process_guid, index, instance_guid, cell_id, memory, disk, now, since)
+
+    def _started(
+        self,
+        process_guid: str,
+        index: int,
+        instance_guid: str,
+        cell_id: str,
+        memory_usage_mb: float,
+        disk_usage_mb: float,
+        now: float,
+        since: float,
+    ) -> None:
+        """A cell reports an instance RUNNING (`now`: monotonic; `since`: wall time)."""
+        lrp = self.books.desired.get(process_guid)
+        actual = self.books.actuals.get(process_guid, {}).get(index)
         if lrp is None or actual is None:
             if self.recovering:
                 # Maybe desired again soon (Cloud Controller's sync): hold it.
-                self._reported[(message.process_guid, message.index)] = (message.cell_id, message.instance_guid, True)
+                self._reported[(process_guid, index)] = (cell_id, instance_guid, True)
                 return
             self.system.tell(
-                message.cell_id,
-                StopInstance(message.process_guid, message.index, message.instance_guid, "not desired"),
+                cell_id,
+                StopInstance(process_guid, index, instance_guid, "not desired"),
             )
             return
-        if actual.state is ActualLRPState.RUNNING and actual.cell_id != message.cell_id:
+        if actual.state is ActualLRPState.RUNNING and actual.cell_id != cell_id:
             if actual.evacuating:
                 # The replacement is up: now the evacuating one may stop.
                 old_cell, old_guid = actual.cell_id, actual.instance_guid
                 if old_cell is not None:
-                    self.system.tell(
-                        old_cell, StopInstance(message.process_guid, message.index, old_guid or "", "evacuated")
-                    )
+                    self.system.tell(old_cell, StopInstance(process_guid, index, old_guid or "", "evacuated"))
                 actual.evacuating = False
                 actual.replacement_requested_at = None
             else:
                 # A second instance for the same index (a lost reply made the
                 # auction run twice): keep the first.
                 self.system.tell(
-                    message.cell_id,
-                    StopInstance(message.process_guid, message.index, message.instance_guid, "duplicate"),
+                    cell_id,
+                    StopInstance(process_guid, index, instance_guid, "duplicate"),
                 )
                 return
         actual.state = ActualLRPState.RUNNING
-        self.books.assign(actual, message.cell_id)
-        actual.instance_guid = message.instance_guid
-        actual.since = self.clock.now()
+        self.books.assign(actual, cell_id)
+        actual.instance_guid = instance_guid
+        actual.since = since
         actual.running_since = now
         actual.placement_error = ""
-        actual.memory_usage_mb = message.memory_usage_mb
-        actual.disk_usage_mb = message.disk_usage_mb
+        actual.memory_usage_mb = memory_usage_mb
+        actual.disk_usage_mb = disk_usage_mb
         actual.next_restart_at = None
         actual.requested_at = None
 

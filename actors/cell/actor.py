@@ -52,6 +52,7 @@ from protocol.messages import (
     GetTask,
     Heartbeat,
     InstanceCrashed,
+    InstancesStarted,
     InstanceStarted,
     ListContainers,
     LogLine,
@@ -60,6 +61,7 @@ from protocol.messages import (
     Perform,
     PerformResult,
     SetDraining,
+    StartedRow,
     StopInstance,
     SyncNow,
     TaskCompleted,
@@ -236,9 +238,12 @@ class CellActor(AsyncioActor):
 
     @handles(_HealthyMany)
     def _on_healthy_many(self, message: _HealthyMany) -> None:
+        # The BBS hears of them together too: one InstancesStarted for each
+        # run of instances in one conversation, after that run's log lines.
         now = self.clock.monotonic()
         trace: Any = _NO_TRACE
         token = None
+        rows: list[StartedRow] = []
         with self._batched_logs():
             try:
                 for guid in message.guids:
@@ -247,13 +252,27 @@ class CellActor(AsyncioActor):
                         continue
                     if instance.trace is not trace:
                         if token is not None:
+                            self._report_started(rows)
                             current_trace.reset(token)
                         trace = instance.trace
                         token = current_trace.set(trace)
-                    self._became_healthy(instance, now)
+                    rows.append(self._became_healthy(instance, now))
+                self._report_started(rows)
             finally:
                 if token is not None:
                     current_trace.reset(token)
+
+    def _report_started(self, rows: list[StartedRow]) -> None:
+        """Tell the BBS of these started instances (in the current trace)."""
+        if not rows:
+            return
+        self._send_logs()  # their lines first, as one at a time would have them
+        if len(rows) == 1:
+            guid, index, instance_guid, memory, disk = rows[0]
+            self.tell("bbs", InstanceStarted(guid, index, instance_guid, self.cell_id, memory, disk))
+        else:
+            self.tell("bbs", InstancesStarted(self.cell_id, tuple(rows)))
+        rows.clear()
 
     @handles(_Crash)
     def _on_crash(self, message: _Crash) -> None:
@@ -560,28 +579,19 @@ class CellActor(AsyncioActor):
             return
         token = current_trace.set(instance.trace)
         try:
-            self._became_healthy(instance, self.clock.monotonic())
+            self._report_started([self._became_healthy(instance, self.clock.monotonic())])
         finally:
             current_trace.reset(token)
 
-    def _became_healthy(self, instance: _Instance, now: float) -> None:
-        """A starting instance passed its health check (its trace is set)."""
+    def _became_healthy(self, instance: _Instance, now: float) -> StartedRow:
+        """A starting instance passed its health check (its trace is set):
+        what the BBS is to be told of it."""
         instance.state = "running"
         instance.running_at = now
         self._starting -= 1
         self._log(instance.app_guid, "CELL", str(instance.index), "Container became healthy")
         memory, disk = instance.usage
-        self.tell(
-            "bbs",
-            InstanceStarted(
-                instance.process_guid,
-                instance.index,
-                instance.guid,
-                self.cell_id,
-                memory_usage_mb=memory,
-                disk_usage_mb=disk,
-            ),
-        )
+        return (instance.process_guid, instance.index, instance.guid, memory, disk)
 
     def _crash(self, guid: str) -> None:
         instance = self.instances.get(guid)

@@ -251,3 +251,86 @@ async def test_instances_started_in_one_step_are_planned_each_when_their_start_d
     await cluster.wait_running(8)
     delays = {i.plan.healthy_after for i in cell.instances.values() if i.process_guid == "jittery"}
     assert len(delays) == 4 and all(1.0 <= d <= 6.0 for d in delays)
+
+
+def _watch_started(system):
+    from protocol.messages import InstancesStarted, InstanceStarted
+
+    reports: list[tuple[object, object]] = []
+    system.seam.add_observer(
+        lambda envelope, receiver: (
+            reports.append((envelope[3], envelope[0]))
+            if receiver == "bbs" and isinstance(envelope[0], InstanceStarted | InstancesStarted)
+            else None
+        )
+    )
+    return reports
+
+
+def _shape(reports):
+    from protocol.messages import InstancesStarted
+
+    return [(trace, type(m).__name__, len(m.rows) if isinstance(m, InstancesStarted) else 1) for trace, m in reports]
+
+
+async def test_instances_healthy_together_reach_the_bbs_in_one_message_each_booked_as_if_alone(system):
+    # A cell starting many instances in one step reports them together, in
+    # the conversation that started them; the BBS books each as a lone
+    # InstanceStarted would (RUNNING on that cell, with the container's guid
+    # and usage). A lone instance still sends InstanceStarted.
+    from actors.runtime.delivery import current_trace
+    from protocol.messages import InstancesStarted, ListContainers
+
+    reports = _watch_started(system)
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    running = 0
+    for app, count, trace in (("a", 3, "push-a"), ("b", 1, "push-b"), ("c", 2, "push-c")):
+        token = current_trace.set(trace)
+        try:
+            cluster.desire([AppSpec(app, count, 10)], startup_seconds=1.0)
+        finally:
+            current_trace.reset(token)
+        running += count
+        await cluster.wait_running(running)
+    assert _shape(reports) == [
+        ("push-a", "InstancesStarted", 3),
+        ("push-b", "InstanceStarted", 1),
+        ("push-c", "InstancesStarted", 2),
+    ]
+    cell_id = cluster.cell_configs[0].cell_id
+    containers = {(c.process_guid, c.index): c for c in await system.ask(cell_id, ListContainers())}
+    for app, count in (("a", 3), ("b", 1), ("c", 2)):
+        books = await actuals(system, app)
+        assert sorted(a.index for a in books) == list(range(count))
+        for a in books:
+            assert a.state is ActualLRPState.RUNNING and a.cell_id == cell_id
+            assert a.instance_guid == containers[(app, a.index)].instance_guid
+            assert a.memory_usage_mb > 0
+    batch = next(m for _, m in reports if isinstance(m, InstancesStarted))
+    assert [(r.process_guid, r.index, r.cell_id) for r in batch.reports] == [
+        ("a", 0, cell_id),
+        ("a", 1, cell_id),
+        ("a", 2, cell_id),
+    ]
+
+
+async def test_instances_of_two_conversations_healthy_in_one_step_are_reported_in_one_message_each(system):
+    from actors.cell.actor import _HealthyMany
+    from protocol.messages import RecentLogs
+
+    reports = _watch_started(system)
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    cluster.desire([AppSpec("x", 2, 10), AppSpec("y", 2, 10)], stay_starting=True)
+    await cluster.wait_placed(4)
+    cell = system.lookup(cluster.cell_configs[0].cell_id)._actor
+    instances = sorted(cell.instances.values(), key=lambda i: (i.process_guid, i.index))
+    traces = {"x": "push-x", "y": "push-y"}  # one object each, as a Perform's trace is
+    for instance in instances:
+        instance.trace = traces[instance.process_guid]
+    cell._on_healthy_many(_HealthyMany(tuple(i.guid for i in instances)))
+    await system.ask("bbs", GetActualLRPs("x"))  # the reports above are handled
+    assert _shape(reports) == [("push-x", "InstancesStarted", 2), ("push-y", "InstancesStarted", 2)]
+    for app in ("x", "y"):
+        assert all(a.state is ActualLRPState.RUNNING for a in await actuals(system, app))
+        lines = [line.text for line in await system.ask("loggregator", RecentLogs(app, 100))]
+        assert sum("Container became healthy" in t for t in lines) == 2
