@@ -113,6 +113,7 @@ class AuctionStats:
 
 
 Key = tuple[str, int] | str  # (process_guid, index) for an LRP, task_guid for a task
+_VARIED = object()  # "the work's traces are not known to be one": look each up
 REJECTED = PlacementError(PlacementErrorKind.REJECTED, "rejected")
 
 
@@ -125,6 +126,10 @@ class AuctioneerActor(AsyncioActor):
         self._lrps: dict[tuple[str, int], LRPStartRequest] = {}
         self._tasks: dict[str, TaskRequest] = {}
         self._trace: dict[Key, Any] = {}
+        # Every trace the waiting work has (or had: a duplicate request that
+        # replaced one may leave a trace no work has). One trace there means
+        # all the work has it, and a round need not look each item's up.
+        self._pending_traces: set[Any] = set()
         self._first_seen: dict[Key, float] = {}
         self._attempts: Counter[Key] = Counter()
         self._round: asyncio.Task[None] | None = None
@@ -148,6 +153,7 @@ class AuctioneerActor(AsyncioActor):
         self._tasks.update(zip(task_keys, message.tasks, strict=True))
         keys = lrp_keys + task_keys
         self._trace.update(dict.fromkeys(keys, trace))
+        self._pending_traces.add(trace)
         first_seen = self._first_seen
         if first_seen:
             keys = [key for key in keys if key not in first_seen]
@@ -163,7 +169,12 @@ class AuctioneerActor(AsyncioActor):
                 # give starting containers time to come up.
                 await self.clock.sleep(1.0)
 
-    def _traces(self, keys: Any) -> Any:
+    def _traces(self, keys: Any, shared: Any = _VARIED) -> Any:
+        """The conversation(s) of this work: one trace, a sorted tuple of
+        them, or None; `shared`, when it is not _VARIED, is the one trace
+        all of it is known to have."""
+        if shared is not _VARIED:
+            return shared
         traces = set(map(self._trace.get, keys))
         traces.discard(None)
         if not traces:
@@ -175,7 +186,7 @@ class AuctioneerActor(AsyncioActor):
     async def _one_round(self) -> bool:
         started = self.clock.monotonic()
         step = 7 if self._tasks else 11
-        token = current_trace.set(self._traces(chain(self._lrps, self._tasks)))
+        token = current_trace.set(self._traces(chain(self._lrps, self._tasks), _shared(self._pending_traces)))
         try:
             cells = await self._fetch_cells(step)
         finally:
@@ -183,14 +194,20 @@ class AuctioneerActor(AsyncioActor):
         # Take the batch now: whatever arrived while we fetched joins it.
         lrps, self._lrps = self._lrps, {}
         tasks, self._tasks = self._tasks, {}
+        shared = _shared(self._pending_traces)
+        self._pending_traces = set()
         results = schedule(cells, lrps.values(), tasks.values(), self.config.auction)
         self._attempts.update(chain(lrps, tasks))
         # Deferred work waits for the next round.
         for work in results.deferred:
+            key: Key
             if isinstance(work, LRPStartRequest):
-                self._lrps[(work.process_guid, work.index)] = work
+                key = lrp_key = (work.process_guid, work.index)
+                self._lrps[lrp_key] = work
             else:
-                self._tasks[work.task_guid] = work
+                key = work.task_guid
+                self._tasks[key] = work
+            self._pending_traces.add(self._trace.get(key) if shared is _VARIED else shared)
         by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]] = {}
         for placement in results.placed:
             entry = by_cell.setdefault(placement.cell_id, ([], []))
@@ -198,7 +215,7 @@ class AuctioneerActor(AsyncioActor):
                 entry[0].append(placement.work)
             else:
                 entry[1].append(placement.work)
-        refused = await self._commit(by_cell)
+        refused = await self._commit(by_cell, shared)
         placed_lrps: list[tuple[LRPStartRequest, str]] = []
         placed_tasks: list[tuple[TaskRequest, str]] = []
         failed_lrps: list[tuple[LRPStartRequest, PlacementError]] = []
@@ -233,7 +250,7 @@ class AuctioneerActor(AsyncioActor):
         stats.record_many(waits, list(map(self._attempts.pop, finished_keys, repeat(1, n))))
         outcome_keys: list[Key] = finished_keys + [(w.process_guid, w.index) for w, _ in failed_lrps]
         outcome_keys += [w.task_guid for w, _ in failed_tasks]
-        token = current_trace.set(self._traces(outcome_keys))
+        token = current_trace.set(self._traces(outcome_keys, shared))
         try:
             self.system.tell(
                 "bbs",
@@ -289,14 +306,18 @@ class AuctioneerActor(AsyncioActor):
         return await ref.ask(FetchCellState(step=step), block=False, timeout=timeout)
 
     async def _commit(
-        self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]]
+        self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]], shared: Any = _VARIED
     ) -> dict[int, PlacementError]:
-        """Send each winner its work; return refused work (by id) with the error."""
+        """Send each winner its work; return refused work (by id) with the
+        error. `shared`: the one trace all the work has, if known."""
         refused: dict[int, PlacementError] = {}
 
         async def perform(cell_id: str, lrps: list[LRPStartRequest], tasks: list[TaskRequest]) -> None:
-            keys: list[Key] = [(w.process_guid, w.index) for w in lrps] + [t.task_guid for t in tasks]
-            token = current_trace.set(self._traces(keys))
+            if shared is _VARIED:
+                keys: list[Key] = [(w.process_guid, w.index) for w in lrps] + [t.task_guid for t in tasks]
+                token = current_trace.set(self._traces(keys))
+            else:
+                token = current_trace.set(shared)
             try:
                 ref = self.system.lookup(cell_id)
                 if ref is None:
@@ -319,6 +340,11 @@ class AuctioneerActor(AsyncioActor):
 
         await asyncio.gather(*(perform(cid, lr, ts) for cid, (lr, ts) in by_cell.items()))
         return refused
+
+
+def _shared(traces: set[Any]) -> Any:
+    """The one trace of work whose traces are among `traces`, or _VARIED."""
+    return next(iter(traces)) if len(traces) == 1 else _VARIED
 
 
 def _pop_all(book: dict[Any, Any], keys: list[Any]) -> None:
