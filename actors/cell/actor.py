@@ -28,6 +28,7 @@ import structlog
 from actors.appfiles import extract_package
 from actors.cell.buildpacks import stage
 from actors.cell.instance_model import InstanceModel, StartPlan
+from actors.cell.scratch import Scratch, is_full, reservation_for
 from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
 from actors.runtime.offload import in_thread
@@ -96,6 +97,9 @@ class CellConfig:
     volume_drivers: frozenset[str] = frozenset()
     cell_index: int = 0
     work_dir: Path | None = None  # staging and droplet cache; None: no disk (benchmarks)
+    # Where stagings build when there is room (a RAM-backed directory the
+    # platform shares among its cells); None: in work_dir. See `scratch`.
+    scratch: Scratch | None = None
     heartbeat_interval: float = 5.0
     sync_interval: float = 30.0
     staging_seconds: float = 2.0  # modelled compile time, platform seconds
@@ -730,6 +734,9 @@ class CellActor(AsyncioActor):
         # streamed when it returns, so when a line reaches the log never
         # depends on thread timing (two stagings cannot interleave by chance).
         buildpack_lines: list[str] = []
+        scratch = self.config.scratch
+        scratch_work: Path | None = None
+        reserved = 0
 
         try:
             async with self.clock.threaded_io():
@@ -741,6 +748,9 @@ class CellActor(AsyncioActor):
             except PlatformError as exc:
                 raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
             out(f"Downloaded app package ({format_bytes(info.size)})")
+            if scratch is not None and scratch.reserve(reservation_for(info.size)):
+                reserved = reservation_for(info.size)
+                scratch_work = scratch.root / task.guid
             # One fixed time in every droplet: the same package and buildpacks
             # give the same bytes, so staging again rewrites a damaged copy.
             mtime = DROPLET_MTIME
@@ -748,7 +758,13 @@ class CellActor(AsyncioActor):
                 try:
                     staged = await in_thread(
                         lambda: _stage_in_thread(
-                            package, work, staging.buildpacks, staging.command, buildpack_lines.append, mtime
+                            package,
+                            work,
+                            staging.buildpacks,
+                            staging.command,
+                            buildpack_lines.append,
+                            mtime,
+                            scratch_work,
                         )
                     )
                 finally:
@@ -784,7 +800,9 @@ class CellActor(AsyncioActor):
             out(f"Cell {self.cell_id} destroying container for instance {container}")
             out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
             async with self.clock.threaded_io():
-                await in_thread(lambda: shutil.rmtree(work, ignore_errors=True))
+                await in_thread(_remove_trees, work, scratch_work)
+            if scratch is not None and reserved:
+                scratch.release(reserved)
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -940,11 +958,46 @@ def _fresh_dir(path: Path) -> None:
 
 
 def _stage_in_thread(
-    package: Path, work: Path, buildpacks: tuple[str, ...], command: str | None, out: Any, mtime: int
+    package: Path,
+    work: Path,
+    buildpacks: tuple[str, ...],
+    command: str | None,
+    out: Any,
+    mtime: int,
+    scratch_work: Path | None = None,
 ) -> Any:
+    """Stage `package` in `scratch_work` if given, else in `work` (on disk).
+    A staging that runs out of room in scratch is staged again on disk, as
+    if it had started there: the lines of the attempt that ran out are not
+    shown."""
+    if scratch_work is not None:
+        lines: list[str] = []
+        try:
+            _fresh_dir(scratch_work)
+            staged = _build(package, scratch_work, buildpacks, command, lines.append, mtime)
+        except Exception as exc:
+            if not is_full(exc):
+                for line in lines:
+                    out(line)
+                raise
+            shutil.rmtree(scratch_work, ignore_errors=True)
+        else:
+            for line in lines:
+                out(line)
+            return staged
+    return _build(package, work, buildpacks, command, out, mtime)
+
+
+def _build(package: Path, work: Path, buildpacks: tuple[str, ...], command: str | None, out: Any, mtime: int) -> Any:
     # Extracted straight into the build directory and staged there: no
     # second copy of the app's files.
     build = work / "build"
     src = build / "app"
     extract_package(package, src)
     return stage(src, build, list(buildpacks), command, out, mtime=mtime)
+
+
+def _remove_trees(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            shutil.rmtree(path, ignore_errors=True)
