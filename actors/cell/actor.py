@@ -748,9 +748,9 @@ class CellActor(AsyncioActor):
             except PlatformError as exc:
                 raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
             out(f"Downloaded app package ({format_bytes(info.size)})")
-            if scratch is not None and scratch.reserve(reservation_for(info.size)):
-                reserved = reservation_for(info.size)
-                scratch_work = scratch.root / task.guid
+            need = reservation_for(info.size)
+            if scratch is not None and scratch.reserve(need):
+                reserved, scratch_work = need, scratch.root / task.guid
             # One fixed time in every droplet: the same package and buildpacks
             # give the same bytes, so staging again rewrites a damaged copy.
             mtime = DROPLET_MTIME
