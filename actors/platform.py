@@ -35,7 +35,7 @@ from actors.bbs.actor import BBS, BBSConfig
 from actors.blobstore.actor import BlobStoreActor
 from actors.ccdb.actor import CCDBActor
 from actors.cell.actor import CellActor, CellConfig
-from actors.cell.scratch import Scratch, ram_scratch_root
+from actors.cell.scratch import Scratch, ram_scratch_root, scratch_dir_for
 from actors.cli.actor import CliActor, CliConfig
 from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
@@ -85,7 +85,8 @@ class PlatformConfig:
     api_port: int | None = None
     # Where cells stage (scratch: deleted when each staging ends): "auto" for
     # a RAM-backed directory when the machine has one (`actors.cell.scratch`),
-    # else each cell's directory on disk; None: always on disk; or a path.
+    # else each cell's directory on disk; None: always on disk; or a directory
+    # to stage under (in a subdirectory of the platform's own).
     staging_scratch: str | None = "auto"
 
     def scratch_root(self) -> Path | None:
@@ -93,7 +94,7 @@ class PlatformConfig:
             return None
         if self.staging_scratch == "auto":
             return ram_scratch_root(Path(self.data_dir))
-        return Path(self.staging_scratch)
+        return scratch_dir_for(Path(self.staging_scratch), Path(self.data_dir))
 
     def controller_config(self) -> ControllerConfig:
         quota = self.quota or QuotaDefinition(memory_limit_mb=4 * self.cells * self.cell_memory_mb)

@@ -20,9 +20,10 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 from pathlib import Path
 
-__all__ = ["Scratch", "is_full", "ram_scratch_root", "reservation_for"]
+__all__ = ["Scratch", "is_full", "ram_scratch_root", "reservation_for", "scratch_dir_for"]
 
 # What a staging may need, from its package's (compressed) size: the files
 # unpacked, what the buildpacks add, and the droplet.
@@ -53,8 +54,15 @@ def ram_scratch_root(data_dir: Path, *, candidate: str = "/dev/shm", mounts: str
         return None
     if not os.access(candidate, os.W_OK | os.X_OK):
         return None
+    return scratch_dir_for(Path(candidate), data_dir)
+
+
+def scratch_dir_for(base: Path, data_dir: Path) -> Path:
+    """The platform's scratch directory under `base`: named after this user
+    and the data directory, so two platforms never share one, and never
+    `base` itself (which is emptied at start and removed at stop)."""
     digest = hashlib.sha1(str(Path(data_dir).resolve()).encode(), usedforsecurity=False).hexdigest()[:16]
-    return Path(candidate) / f"minifoundry-{os.getuid()}" / digest
+    return Path(base) / f"minifoundry-{os.getuid()}" / digest
 
 
 class Scratch:
@@ -74,8 +82,15 @@ class Scratch:
         and make the directory, private to this user, locked while in use.
         Siblings no platform holds any more (their platform was killed, so
         never removed them) are removed too: scratch is memory."""
+        parent = self.root.parent
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A shared place (/dev/shm is everyone's): the user's directory must
+        # be a real one of theirs that no one else may enter.
+        st = os.lstat(parent)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            raise PermissionError(f"{parent} is not a directory private to this user")
         shutil.rmtree(self.root, ignore_errors=True)
-        self.root.mkdir(mode=0o700, parents=True)
+        self.root.mkdir(mode=0o700)
         fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock = fd

@@ -14,7 +14,7 @@ import pytest
 
 import actors.cell.actor as cell_actor
 from actors.cell.actor import DROPLET_MTIME, _stage_in_thread
-from actors.cell.scratch import Scratch, is_full, ram_scratch_root, reservation_for
+from actors.cell.scratch import Scratch, is_full, ram_scratch_root, reservation_for, scratch_dir_for
 from protocol.errors import StagingError
 from tests.actors.conftest import EXAMPLES, run
 
@@ -129,10 +129,13 @@ def _watch_builds(monkeypatch) -> list[Path]:
 async def test_the_platform_stages_in_its_scratch_clears_it_at_start_and_removes_it_at_stop(
     make_platform, tmp_path, monkeypatch
 ):
-    root = tmp_path / "scratch"
+    root = scratch_dir_for(tmp_path / "scratch", tmp_path / "data")
     (root / "left-by-a-crash").mkdir(parents=True)
-    platform = await make_platform(staging_scratch=str(root)).start()
-    assert platform.scratch is not None and [p.name for p in root.iterdir()] == [".lock"]
+    root.parent.chmod(0o700)  # as the crashed platform made it
+    (tmp_path / "scratch" / "mine").mkdir()  # the directory given is not the platform's to empty
+    platform = await make_platform(staging_scratch=str(tmp_path / "scratch")).start()
+    assert platform.scratch is not None and platform.scratch.root == root
+    assert [p.name for p in root.iterdir()] == [".lock"]
     built = _watch_builds(monkeypatch)
     code, lines = await run(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
     assert code == 0, "\n".join(lines)
@@ -140,7 +143,7 @@ async def test_the_platform_stages_in_its_scratch_clears_it_at_start_and_removes
     assert [p.name for p in root.iterdir()] == [".lock"] and platform.scratch.reserved == 0
     assert not any((tmp_path / "data" / "cells").glob("*/staging/*"))
     await platform.stop()
-    assert not root.exists()
+    assert not root.exists() and (tmp_path / "scratch" / "mine").is_dir()
 
 
 async def test_a_platform_without_scratch_stages_on_disk(make_platform, tmp_path, monkeypatch):
@@ -170,3 +173,19 @@ def test_a_killed_platforms_scratch_is_removed_by_the_next_to_start_and_a_runnin
     mine.remove()
     running.remove()
     assert not mine.root.exists() and not running.root.exists() and parent.exists()  # the stranger keeps it
+
+
+def test_scratch_under_a_directory_others_may_enter_is_refused(tmp_path):
+    parent = tmp_path / "shm" / "minifoundry-user"
+    parent.mkdir(parents=True)
+    parent.chmod(0o755)
+    with pytest.raises(PermissionError, match="private"):
+        Scratch(parent / "mine").clear()
+    assert not (parent / "mine").exists()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    link = tmp_path / "shm" / "minifoundry-linked"
+    link.symlink_to(target)
+    with pytest.raises(PermissionError, match="private"):
+        Scratch(link / "mine").clear()
+    assert list(target.iterdir()) == []
