@@ -799,10 +799,10 @@ class CellActor(AsyncioActor):
             out(f"Cell {self.cell_id} stopping instance {container}")
             out(f"Cell {self.cell_id} destroying container for instance {container}")
             out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
+            if scratch is not None and reserved:
+                scratch.release(reserved)  # first: a second cancel below must not keep it
             async with self.clock.threaded_io():
                 await in_thread(_remove_trees, work, scratch_work)
-            if scratch is not None and reserved:
-                scratch.release(reserved)
 
     # --- reporting ------------------------------------------------------------------------------
 
