@@ -86,8 +86,9 @@ class PlatformConfig:
     # Where cells stage (scratch: deleted when each staging ends): "auto" for
     # a RAM-backed directory when the machine has one (`actors.cell.scratch`),
     # else each cell's directory on disk; None: always on disk; or a directory
-    # to stage under (in a subdirectory of the platform's own).
-    staging_scratch: str | None = "auto"
+    # to stage under (in a subdirectory of the platform's own). Default:
+    # $MINIFOUNDRY_STAGING_SCRATCH ("auto", "disk" or a directory), else "auto".
+    staging_scratch: str | None = dataclasses.field(default_factory=lambda: _staging_scratch_default())
 
     def scratch_root(self) -> Path | None:
         if self.staging_scratch is None:
@@ -115,6 +116,11 @@ class PlatformConfig:
             scratch=scratch,
             staging_seconds=self.staging_seconds,
         )
+
+
+def _staging_scratch_default() -> str | None:
+    value = os.environ.get("MINIFOUNDRY_STAGING_SCRATCH", "").strip() or "auto"
+    return None if value == "disk" else value
 
 
 class Platform:

@@ -189,3 +189,17 @@ def test_scratch_under_a_directory_others_may_enter_is_refused(tmp_path):
     with pytest.raises(PermissionError, match="private"):
         Scratch(link / "mine").clear()
     assert list(target.iterdir()) == []
+
+
+def test_the_environment_picks_where_platforms_stage_by_default(tmp_path, monkeypatch):
+    from actors.platform import PlatformConfig
+
+    monkeypatch.delenv("MINIFOUNDRY_STAGING_SCRATCH", raising=False)
+    assert PlatformConfig(data_dir=tmp_path).staging_scratch == "auto"
+    monkeypatch.setenv("MINIFOUNDRY_STAGING_SCRATCH", "disk")
+    assert PlatformConfig(data_dir=tmp_path).staging_scratch is None
+    assert PlatformConfig(data_dir=tmp_path).scratch_root() is None
+    monkeypatch.setenv("MINIFOUNDRY_STAGING_SCRATCH", str(tmp_path / "fast"))
+    config = PlatformConfig(data_dir=tmp_path / "data")
+    assert config.scratch_root() == scratch_dir_for(tmp_path / "fast", tmp_path / "data")
+    assert PlatformConfig(data_dir=tmp_path, staging_scratch="auto").staging_scratch == "auto"  # given wins
