@@ -481,15 +481,11 @@ class CellActor(AsyncioActor):
     def _creating(self, instance: _Instance, desired: DesiredLRP) -> None:
         instance.app_guid = desired.app_guid
         instance.droplet_key = desired.droplet_key
-        index = str(instance.index)
-        self._log(
-            desired.app_guid, "CELL", index, f"Cell {self.cell_id} creating container for instance {instance.guid}"
-        )
-        self._log(
+        self._logs(
             desired.app_guid,
-            "CELL",
-            index,
-            f"Cell {self.cell_id} successfully created container for instance {instance.guid}",
+            str(instance.index),
+            ("CELL", f"Cell {self.cell_id} creating container for instance {instance.guid}"),
+            ("CELL", f"Cell {self.cell_id} successfully created container for instance {instance.guid}"),
         )
 
     async def _start_one(self, instance: _Instance, desired: DesiredLRP) -> None:
@@ -541,8 +537,12 @@ class CellActor(AsyncioActor):
         instance.plan = plan
         instance.state = "starting"
         instance.usage = usage
-        self._log(desired.app_guid, "CELL", index, "Starting health monitoring of container")
-        self._log(desired.app_guid, "APP", index, f"Starting app with command: {desired.start_command}")
+        self._logs(
+            desired.app_guid,
+            index,
+            ("CELL", "Starting health monitoring of container"),
+            ("APP", f"Starting app with command: {desired.start_command}"),
+        )
         if plan.healthy_after is not None:
             if healthy is None:
                 self.tell_self_later(plan.healthy_after, _Healthy(instance.guid))
@@ -818,6 +818,23 @@ class CellActor(AsyncioActor):
             assert batch is not None
         self._log_batch_trace = trace
         batch.append((app_guid, source, instance, text, self._log_batch_now, "OUT"))
+
+    def _logs(self, app_guid: str, instance: str, *lines: tuple[str, str]) -> None:
+        """Several lines, (source, text) each, as `_log` would send them one
+        by one (a cell starting thousands of instances logs four each)."""
+        batch = self._log_batch
+        if batch is None:
+            for source, text in lines:
+                self._log(app_guid, source, instance, text)
+            return
+        trace = current_trace.get()
+        if batch and trace is not self._log_batch_trace:
+            self._send_logs()  # each message carries one conversation's lines
+            batch = self._log_batch
+            assert batch is not None
+        self._log_batch_trace = trace
+        now = self._log_batch_now
+        batch.extend([(app_guid, source, instance, text, now, "OUT") for source, text in lines])
 
     @contextlib.contextmanager
     def _batched_logs(self) -> Iterator[None]:

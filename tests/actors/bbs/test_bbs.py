@@ -334,3 +334,40 @@ async def test_instances_of_two_conversations_healthy_in_one_step_are_reported_i
         assert all(a.state is ActualLRPState.RUNNING for a in await actuals(system, app))
         lines = [line.text for line in await system.ask("loggregator", RecentLogs(app, 100))]
         assert sum("Container became healthy" in t for t in lines) == 2
+
+
+async def test_a_cells_lines_logged_together_go_as_one_at_a_time_would(system):
+    # `_logs` (several lines in one call) sends what `_log`, line by line, sends:
+    # held in a step, one message per run of one conversation; else each alone.
+    from actors.runtime.delivery import current_trace
+    from protocol.messages import LogLine, LogLines, RecentLogs
+
+    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
+    cell = system.lookup(cluster.cell_configs[0].cell_id)._actor
+    sent: list[tuple[object, object]] = []
+    system.seam.add_observer(
+        lambda envelope, receiver: (
+            sent.append((envelope[3], type(envelope[0]))) if isinstance(envelope[0], LogLine | LogLines) else None
+        )
+    )
+    with cell._batched_logs():
+        for trace, lines in (("t1", [("CELL", "one"), ("APP", "two")]), ("t2", [("CELL", "three")])):
+            token = current_trace.set(trace)
+            try:
+                cell._logs("app", "0", *lines)
+            finally:
+                current_trace.reset(token)
+    cell._logs("app", "1", ("CELL", "four"), ("APP", "five"))
+    await system.ask("loggregator", RecentLogs("app", 1))
+    assert sent == [("t1", LogLines), ("t2", LogLine), (None, LogLine), (None, LogLine)]
+    got = [
+        (line.source_type, line.source_instance, line.text)
+        for line in await system.ask("loggregator", RecentLogs("app", 100))
+    ]
+    assert got == [
+        ("CELL", "0", "one"),
+        ("APP", "0", "two"),
+        ("CELL", "0", "three"),
+        ("CELL", "1", "four"),
+        ("APP", "1", "five"),
+    ]
