@@ -807,21 +807,16 @@ class CellActor(AsyncioActor):
     # --- reporting ------------------------------------------------------------------------------
 
     def _log(self, app_guid: str, source: str, instance: str, text: str) -> None:
-        batch = self._log_batch
-        if batch is None:
+        if self._log_batch is None:
             self._system.tell("loggregator", LogLine(app_guid, source, instance, text, self._clock.now()))
-            return
-        trace = current_trace.get()
-        if batch and trace is not self._log_batch_trace:
-            self._send_logs()  # each message carries one conversation's lines
-            batch = self._log_batch
-            assert batch is not None
-        self._log_batch_trace = trace
-        batch.append((app_guid, source, instance, text, self._log_batch_now, "OUT"))
+        else:
+            self._logs(app_guid, instance, (source, text))
 
     def _logs(self, app_guid: str, instance: str, *lines: tuple[str, str]) -> None:
-        """Several lines, (source, text) each, as `_log` would send them one
-        by one (a cell starting thousands of instances logs four each)."""
+        """Lines of one instance, (source, text) each: each on its own, or,
+        while lines are held (`_batched_logs`), added to the message of the
+        current conversation's run (a cell starting thousands of instances
+        logs four lines each)."""
         batch = self._log_batch
         if batch is None:
             for source, text in lines:

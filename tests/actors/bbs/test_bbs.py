@@ -198,11 +198,9 @@ async def test_instances_of_two_conversations_started_in_one_step_log_every_line
             assert sum(expected in t for t in lines) == 2, (app, expected, lines)
 
 
-async def test_a_cells_held_lines_under_a_new_conversation_start_a_new_message_and_none_is_lost(system):
-    # The cell holds the lines of one step and sends one message per run of
-    # lines under the same trace; the line that starts a new run is kept.
-    from actors.runtime.delivery import current_trace
-    from protocol.messages import LogLine, LogLines, RecentLogs
+async def _a_cell_and_its_log_messages(system):
+    """A one-cell cluster's cell, and the log messages it sends as (trace, message)."""
+    from protocol.messages import LogLine, LogLines
 
     cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
     cell = system.lookup(cluster.cell_configs[0].cell_id)._actor
@@ -212,6 +210,16 @@ async def test_a_cells_held_lines_under_a_new_conversation_start_a_new_message_a
             sent.append((envelope[3], envelope[0])) if isinstance(envelope[0], LogLine | LogLines) else None
         )
     )
+    return cell, sent
+
+
+async def test_a_cells_held_lines_under_a_new_conversation_start_a_new_message_and_none_is_lost(system):
+    # The cell holds the lines of one step and sends one message per run of
+    # lines under the same trace; the line that starts a new run is kept.
+    from actors.runtime.delivery import current_trace
+    from protocol.messages import LogLine, LogLines, RecentLogs
+
+    cell, sent = await _a_cell_and_its_log_messages(system)
     with cell._batched_logs():
         for trace, texts in (("t1", ["one", "two"]), ("t2", ["three", "four"]), ("t1", ["five"])):
             token = current_trace.set(trace)
@@ -342,14 +350,7 @@ async def test_a_cells_lines_logged_together_go_as_one_at_a_time_would(system):
     from actors.runtime.delivery import current_trace
     from protocol.messages import LogLine, LogLines, RecentLogs
 
-    cluster = await Cluster.start(system, cells=1, zones=1, memory_mb=1000)
-    cell = system.lookup(cluster.cell_configs[0].cell_id)._actor
-    sent: list[tuple[object, object]] = []
-    system.seam.add_observer(
-        lambda envelope, receiver: (
-            sent.append((envelope[3], type(envelope[0]))) if isinstance(envelope[0], LogLine | LogLines) else None
-        )
-    )
+    cell, sent = await _a_cell_and_its_log_messages(system)
     with cell._batched_logs():
         for trace, lines in (("t1", [("CELL", "one"), ("APP", "two")]), ("t2", [("CELL", "three")])):
             token = current_trace.set(trace)
@@ -359,7 +360,12 @@ async def test_a_cells_lines_logged_together_go_as_one_at_a_time_would(system):
                 current_trace.reset(token)
     cell._logs("app", "1", ("CELL", "four"), ("APP", "five"))
     await system.ask("loggregator", RecentLogs("app", 1))
-    assert sent == [("t1", LogLines), ("t2", LogLine), (None, LogLine), (None, LogLine)]
+    assert [(trace, type(m)) for trace, m in sent] == [
+        ("t1", LogLines),
+        ("t2", LogLine),
+        (None, LogLine),
+        (None, LogLine),
+    ]
     got = [
         (line.source_type, line.source_instance, line.text)
         for line in await system.ask("loggregator", RecentLogs("app", 100))
