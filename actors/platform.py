@@ -59,6 +59,11 @@ class DataDirInUse(MinifoundryError):
     """Another minifoundry process already serves this data directory."""
 
 
+def _staging_scratch_default() -> str | None:
+    value = os.environ.get("MINIFOUNDRY_STAGING_SCRATCH", "").strip() or "auto"
+    return None if value == "disk" else value
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlatformConfig:
     data_dir: Path
@@ -88,7 +93,7 @@ class PlatformConfig:
     # else each cell's directory on disk; None: always on disk; or a directory
     # to stage under (in a subdirectory of the platform's own). Default:
     # $MINIFOUNDRY_STAGING_SCRATCH ("auto", "disk" or a directory), else "auto".
-    staging_scratch: str | None = dataclasses.field(default_factory=lambda: _staging_scratch_default())
+    staging_scratch: str | None = dataclasses.field(default_factory=_staging_scratch_default)
 
     def scratch_root(self) -> Path | None:
         if self.staging_scratch is None:
@@ -116,11 +121,6 @@ class PlatformConfig:
             scratch=scratch,
             staging_seconds=self.staging_seconds,
         )
-
-
-def _staging_scratch_default() -> str | None:
-    value = os.environ.get("MINIFOUNDRY_STAGING_SCRATCH", "").strip() or "auto"
-    return None if value == "disk" else value
 
 
 class Platform:

@@ -59,8 +59,8 @@ def ram_scratch_root(data_dir: Path, *, candidate: str = "/dev/shm", mounts: str
 
 def scratch_dir_for(base: Path, data_dir: Path) -> Path:
     """The platform's scratch directory under `base`: named after this user
-    and the data directory, so two platforms never share one, and never
-    `base` itself (which is emptied at start and removed at stop)."""
+    and the data directory, so two platforms never share one. It is this
+    directory, never `base`, that is emptied at start and removed at stop."""
     digest = hashlib.sha1(str(Path(data_dir).resolve()).encode(), usedforsecurity=False).hexdigest()[:16]
     return Path(base) / f"minifoundry-{os.getuid()}" / digest
 
@@ -92,7 +92,11 @@ class Scratch:
         shutil.rmtree(self.root, ignore_errors=True)
         self.root.mkdir(mode=0o700)
         fd = os.open(self.root / _LOCK, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            os.close(fd)
+            raise
         self._lock = fd
         _remove_unheld(self.root.parent, keep=self.root)
 
