@@ -648,10 +648,20 @@ class FetchCellState(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class Perform(_Msg):
-    """auctioneer -> cell: you won these; reply with what you refuse."""
+    """auctioneer -> cell: you won these; reply with what you refuse.
+
+    `traces`, when the work came from several conversations, gives each
+    item's own (the lrps', then the tasks'), so what an instance or a task
+    sets off belongs to its own conversation only; empty, every item's is
+    the message's."""
 
     lrps: tuple[LRPStartRequest, ...] = ()
     tasks: tuple[TaskRequest, ...] = ()
+    traces: tuple[object, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if self.traces and len(self.traces) != len(self.lrps) + len(self.tasks):
+            raise ValueError("Perform.traces must give one trace per lrp and task")
 
     @property
     def step(self) -> int:

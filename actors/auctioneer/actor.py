@@ -313,9 +313,13 @@ class AuctioneerActor(AsyncioActor):
         refused: dict[int, PlacementError] = {}
 
         async def perform(cell_id: str, lrps: list[LRPStartRequest], tasks: list[TaskRequest]) -> None:
+            traces: tuple[Any, ...] = ()
             if shared is _VARIED:
                 keys: list[Key] = [(w.process_guid, w.index) for w in lrps] + [t.task_guid for t in tasks]
                 token = current_trace.set(self._traces(keys))
+                traces = tuple(map(self._trace.get, keys))
+                if len(set(traces)) == 1:
+                    traces = ()  # one conversation: the message's trace is every item's
             else:
                 token = current_trace.set(shared)
             try:
@@ -323,7 +327,9 @@ class AuctioneerActor(AsyncioActor):
                 if ref is None:
                     raise AskTimeout(f"{cell_id} is gone")
                 result = await ref.ask(
-                    Perform(lrps=tuple(lrps), tasks=tuple(tasks)), block=False, timeout=self.config.perform_timeout
+                    Perform(lrps=tuple(lrps), tasks=tuple(tasks), traces=traces),
+                    block=False,
+                    timeout=self.config.perform_timeout,
                 )
             except Exception as exc:  # noqa: BLE001 - the cell is unreachable: its work failed
                 log.warning("perform-failed", cell_id=cell_id, error=repr(exc))

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import random
 import shutil
 from collections.abc import Iterator
@@ -347,19 +348,20 @@ class CellActor(AsyncioActor):
 
     @handles(Perform)
     def _perform(self, message: Perform) -> PerformResult:
-        trace = current_trace.get()
+        # Each item's own conversation, when the work came from several.
+        traces: Iterator[Any] = iter(message.traces) if message.traces else itertools.repeat(current_trace.get())
         rejected_lrps: list[LRPStartRequest] = []
         rejected_tasks: list[TaskRequest] = []
         reserved: list[_Instance] = []
         now = self.clock.monotonic()
-        for work in message.lrps:
+        for work, trace in zip(message.lrps, traces):
             if self.draining or not self._fits(work.memory_mb, work.disk_mb) or self._has(work):
                 rejected_lrps.append(work)
                 continue
             instance = _Instance(work, self.system.new_guid(), now, trace)
             self._reserve(instance)
             reserved.append(instance)
-        for task_request in message.tasks:
+        for task_request, trace in zip(message.tasks, traces):
             if (
                 self.draining
                 or task_request.task_guid in self.tasks

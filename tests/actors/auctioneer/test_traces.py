@@ -48,6 +48,11 @@ async def test_each_perform_and_the_outcome_carry_the_traces_of_their_own_work(s
     assert performs and len(outcomes) == 1
     for trace, perform in performs:
         assert trace == _traces_of({w.process_guid for w in perform.lrps})
+        # each item's own conversation, when the message carries several
+        own = [f"push-{w.process_guid}" for w in perform.lrps]
+        assert list(perform.traces) == ([] if len(set(own)) == 1 else own)
+    if len(apps) > 1:
+        assert any(perform.traces for _, perform in performs)
     trace, outcome = outcomes[0]
     assert trace == _traces_of({w.process_guid for w, _ in outcome.placed_lrps})
     assert len(outcome.placed_lrps) == sum(count for _, count in apps)

@@ -3,12 +3,14 @@ droplets) on a virtual clock, one user-visible behaviour per test."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import re
 import shutil
 import tarfile
 import zipfile
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -531,3 +533,23 @@ async def test_pushing_zero_instances_succeeds_at_once_with_nothing_running(plat
     assert platform.clock.monotonic() - started < 60  # not cf's five-minute start timeout
     assert "instances:       0/0" in lines
     assert lines[-1] == "There are no running instances of this process."
+
+
+async def test_pushes_in_one_auction_round_each_keep_only_their_own_instances_in_their_trace(
+    make_platform, tmp_path
+):
+    # Four pushes at once on one cell: their stagings and their instances are
+    # placed in the same rounds, each round's work in one Perform; what each
+    # instance or staging then sets off belongs to its own push.
+    platform = await make_platform(cells=1, zones=1).start()
+    names = [f"app-{i}" for i in range(4)]
+    app = _copy_example("python", tmp_path / "py")
+    (app / "manifest.yml").unlink()
+    results = await asyncio.gather(*(run(platform, "push", name, "-p", str(app), "-m", "64M") for name in names))
+    assert [code for code, _ in results] == [0] * len(names)
+    for name in names:
+        trace = await db(platform, "latest_trace", app_guid=await app_guid(platform, name))
+        labels = Counter(d["label"] for d in trace.deliveries)
+        assert labels["InstanceStarted"] == 1 and labels["InstancesStarted"] == 0, (name, labels)
+        assert labels["TaskCompleted"] == 1 and labels["GetTask"] == 1, (name, labels)
+        assert labels["Perform"] == 2, (name, labels)  # its staging's, and its instance's
