@@ -108,6 +108,9 @@ class StagingRequest:
     command: str | None
     stack: str
     env: tuple[tuple[str, str], ...] = ()
+    # The package's size as Cloud Controller recorded it (0: not known): the
+    # cell reserves its staging's room before downloading.
+    package_size: int = 0
 
 
 @dataclass(frozen=True, slots=True)

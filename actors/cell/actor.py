@@ -68,6 +68,7 @@ from protocol.messages import (
     SyncNow,
     TaskCompleted,
 )
+from protocol.records import BlobInfo
 from protocol.snapshots import CellStatistics
 from protocol.states import HealthCheckType
 from protocol.units import format_bytes
@@ -354,14 +355,14 @@ class CellActor(AsyncioActor):
         rejected_tasks: list[TaskRequest] = []
         reserved: list[_Instance] = []
         now = self.clock.monotonic()
-        for work, trace in zip(message.lrps, traces):
+        for work, trace in zip(message.lrps, traces, strict=False):
             if self.draining or not self._fits(work.memory_mb, work.disk_mb) or self._has(work):
                 rejected_lrps.append(work)
                 continue
             instance = _Instance(work, self.system.new_guid(), now, trace)
             self._reserve(instance)
             reserved.append(instance)
-        for task_request, trace in zip(message.tasks, traces):
+        for task_request, trace in zip(message.tasks, traces, strict=False):
             if (
                 self.draining
                 or task_request.task_guid in self.tasks
@@ -741,18 +742,34 @@ class CellActor(AsyncioActor):
         reserved = 0
 
         try:
-            async with self.clock.threaded_io():
-                await in_thread(_fresh_dir, work)
+            # With the package's size known, room in scratch is reserved first
+            # and the package is downloaded there too: then nothing of the
+            # staging touches the disk. Else it comes to disk, and its size
+            # decides where the build goes.
+            if scratch is not None and staging.package_size > 0:
+                need = reservation_for(staging.package_size)
+                if scratch.reserve(need):
+                    reserved, scratch_work = need, scratch.root / task.guid
             out("Downloading app package...")
-            package = work / "package.tgz"
-            try:
-                info = await self.ask("blobstore", blobs.CopyTo(staging.package_key, str(package), step=8), timeout=60)
-            except PlatformError as exc:
-                raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
+            if scratch_work is not None:
+                try:
+                    package, info = await self._download_package(staging.package_key, scratch_work)
+                except OSError as exc:
+                    if not is_full(exc):
+                        raise
+                    # Scratch ran out of room: the whole staging goes to disk.
+                    assert scratch is not None
+                    scratch.release(reserved)
+                    reserved = 0
+                    await self._remove(scratch_work)
+                    scratch_work = None
+            if scratch_work is None:
+                package, info = await self._download_package(staging.package_key, work)
             out(f"Downloaded app package ({format_bytes(info.size)})")
-            need = reservation_for(info.size)
-            if scratch is not None and scratch.reserve(need):
-                reserved, scratch_work = need, scratch.root / task.guid
+            if scratch is not None and scratch_work is None and staging.package_size <= 0:
+                need = reservation_for(info.size)
+                if scratch.reserve(need):
+                    reserved, scratch_work = need, scratch.root / task.guid
             # One fixed time in every droplet: the same package and buildpacks
             # give the same bytes, so staging again rewrites a damaged copy.
             mtime = DROPLET_MTIME
@@ -803,8 +820,24 @@ class CellActor(AsyncioActor):
             out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
             if scratch is not None and reserved:
                 scratch.release(reserved)  # first: a second cancel below must not keep it
-            async with self.clock.threaded_io():
-                await in_thread(_remove_trees, work, scratch_work)
+            await self._remove(work, scratch_work)
+
+    async def _download_package(self, key: str, home: Path) -> tuple[Path, BlobInfo]:
+        """The package, copied into `home` (made afresh); a staging error if
+        the blob store cannot give it (OSError as raised if `home` cannot
+        take it)."""
+        async with self.clock.threaded_io():
+            await in_thread(_fresh_dir, home)
+        package = home / "package.tgz"
+        try:
+            info = await self.ask("blobstore", blobs.CopyTo(key, str(package), step=8), timeout=60)
+        except PlatformError as exc:
+            raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
+        return package, info
+
+    async def _remove(self, *paths: Path | None) -> None:
+        async with self.clock.threaded_io():
+            await in_thread(_remove_trees, *paths)
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -987,18 +1020,19 @@ def _stage_in_thread(
     if scratch_work is not None:
         lines: list[str] = []
         try:
-            _fresh_dir(scratch_work)
+            _fresh_dir(scratch_work / "build")  # beside the package, if it came here
             staged = _build(package, scratch_work, buildpacks, command, lines.append, mtime)
         except Exception as exc:
             if not is_full(exc):
                 for line in lines:
                     out(line)
                 raise
-            shutil.rmtree(scratch_work, ignore_errors=True)
+            shutil.rmtree(scratch_work / "build", ignore_errors=True)
         else:
             for line in lines:
                 out(line)
             return staged
+    _fresh_dir(work / "build")
     return _build(package, work, buildpacks, command, out, mtime)
 
 

@@ -113,6 +113,7 @@ class Staging(ControllerBase):
                 command=app.command,
                 stack=app.stack,
                 env=tuple(sorted(app.env.items())),
+                package_size=package.size,
             ),
         )
         done: asyncio.Future[BuildRecord] = asyncio.get_running_loop().create_future()

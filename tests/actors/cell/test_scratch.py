@@ -98,7 +98,9 @@ def test_a_staging_out_of_room_in_scratch_is_staged_again_on_disk_its_lines_show
     )
     assert Path(staged.droplet_path).is_relative_to(tmp_path / "disk")
     assert "-----> half a staging" not in lines and lines
-    assert not scratch_work.exists()
+    # the half-built tree is gone (the cell removes the rest, a package it
+    # downloaded there, when the staging ends)
+    assert not (scratch_work / "build").exists()
 
 
 def test_a_staging_that_fails_in_scratch_for_another_reason_fails_with_its_lines(tmp_path, monkeypatch):
@@ -111,6 +113,19 @@ def test_a_staging_that_fails_in_scratch_for_another_reason_fails_with_its_lines
     with pytest.raises(StagingError, match="buildpack failed"):
         _stage_in_thread(_package(tmp_path), tmp_path / "disk", (), None, lines.append, 0, tmp_path / "scratch")
     assert lines == ["-----> compiling"]
+
+
+def _watch_fresh_dirs(monkeypatch) -> list[Path]:
+    """Every directory a cell makes afresh for a staging."""
+    made: list[Path] = []
+    original = cell_actor._fresh_dir
+
+    def watch(path):
+        made.append(Path(path))
+        return original(path)
+
+    monkeypatch.setattr(cell_actor, "_fresh_dir", watch)
+    return made
 
 
 def _watch_builds(monkeypatch) -> list[Path]:
@@ -137,13 +152,45 @@ async def test_the_platform_stages_in_its_scratch_clears_it_at_start_and_removes
     assert platform.scratch is not None and platform.scratch.root == root
     assert [p.name for p in root.iterdir()] == [".lock"]
     built = _watch_builds(monkeypatch)
+    made = _watch_fresh_dirs(monkeypatch)
     code, lines = await run(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
     assert code == 0, "\n".join(lines)
     assert len(built) == 1 and built[0].parent == root
+    # the package was downloaded there too: the staging made nothing on disk
+    assert made and all(path.is_relative_to(root) for path in made), made
     assert [p.name for p in root.iterdir()] == [".lock"] and platform.scratch.reserved == 0
     assert not any((tmp_path / "data" / "cells").glob("*/staging/*"))
     await platform.stop()
     assert not root.exists() and (tmp_path / "scratch" / "mine").is_dir()
+
+
+async def test_a_package_that_scratch_has_no_room_for_is_downloaded_and_staged_on_disk(
+    make_platform, tmp_path, monkeypatch
+):
+    from actors.blobstore.actor import BlobStoreActor
+    from actors.blobstore.store import BlobStore
+    from protocol import blobs
+
+    root = scratch_dir_for(tmp_path / "scratch", tmp_path / "data")
+    copied: list[Path] = []
+
+    async def copy_to(store, key, dest):
+        copied.append(Path(dest))
+        if Path(dest).is_relative_to(root):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return await BlobStore.copy_to(store, key, dest)
+
+    monkeypatch.setitem(BlobStoreActor.OPERATIONS, blobs.CopyTo, copy_to)
+    platform = await make_platform(staging_scratch=str(tmp_path / "scratch")).start()
+    built = _watch_builds(monkeypatch)
+    code, lines = await run(platform, "push", "hello", "-p", str(EXAMPLES / "python"))
+    assert code == 0, "\n".join(lines)
+    packages = [p for p in copied if p.name == "package.tgz"]
+    assert [p.is_relative_to(root) for p in packages] == [True, False]
+    assert len(built) == 1 and built[0].is_relative_to(tmp_path / "data" / "cells")
+    assert platform.scratch is not None and platform.scratch.reserved == 0
+    assert [p.name for p in root.iterdir()] == [".lock"]
+    assert not any((tmp_path / "data" / "cells").glob("*/staging/*"))
 
 
 async def test_a_platform_without_scratch_stages_on_disk(make_platform, tmp_path, monkeypatch):

@@ -535,9 +535,7 @@ async def test_pushing_zero_instances_succeeds_at_once_with_nothing_running(plat
     assert lines[-1] == "There are no running instances of this process."
 
 
-async def test_pushes_in_one_auction_round_each_keep_only_their_own_instances_in_their_trace(
-    make_platform, tmp_path
-):
+async def test_pushes_in_one_auction_round_each_keep_only_their_own_instances_in_their_trace(make_platform, tmp_path):
     # Four pushes at once on one cell: their stagings and their instances are
     # placed in the same rounds, each round's work in one Perform; what each
     # instance or staging then sets off belongs to its own push.
