@@ -9,7 +9,7 @@ This module owns three things:
   SHA1, size, mode) with its bytes read on demand;
 * the package format (`write_package`, `build_package`): a deterministic
   gzipped tar of regular files only;
-* unpacking (`iter_package`, `extract_package`): reading a package back from
+* unpacking (`unpack_package`, `iter_package`, `extract_package`): reading a package back from
   the blob store, refusing anything hostile.
 
 Safety rules, the same for directories, archives and packages: no entry may
@@ -62,6 +62,7 @@ __all__ = [
     "iter_package",
     "scan_app",
     "scan_upload",
+    "unpack_package",
     "write_package",
     "write_package_from",
 ]
@@ -827,20 +828,36 @@ def _package_members(tf: tarfile.TarFile) -> list[tuple[str, tarfile.TarInfo]]:
     return out
 
 
-def iter_package(package: str | os.PathLike[str] | bytes) -> Iterator[tuple[AppFile, bytes]]:
-    """Each (file, bytes) of a package, after checking every entry is safe."""
+def unpack_package(package: str | os.PathLike[str] | bytes) -> Iterator[tuple[str, int, Iterator[bytes]]]:
+    """Each regular file of a package, in the package's order, as (name,
+    normalised mode, its bytes in chunks), once every entry has been checked:
+    a hostile entry (``..``, absolute, link, device) raises `UnsafePath`
+    before the first file is given. Reading an entry's chunks raises
+    `BlobCorrupt` if it is unreadable, truncated or longer than its header
+    says; read each one to its end before asking for the next."""
     with _open_package(package) as tf:
         for name, member in _package_members(tf):
-            try:
-                fh = tf.extractfile(member)
-                assert fh is not None
-                data = _bounded(fh.read, name)
-            except _READ_ERRORS as exc:
-                raise BlobCorrupt(f"Package entry {name} cannot be read: {exc}") from None
-            if len(data) != member.size:
-                raise BlobCorrupt(f"Package entry {name} is truncated")
-            sha1 = hashlib.sha1(data, usedforsecurity=False).hexdigest()
-            yield AppFile(name, sha1, len(data), _normal_mode(member.mode)), data
+            fh = tf.extractfile(member)
+            assert fh is not None
+            yield name, _normal_mode(member.mode), _member_chunks(fh, name, member.size)
+
+
+def _member_chunks(fh: IO[bytes], name: str, expected: int) -> Iterator[bytes]:
+    size = 0
+    while chunk := _read_package_chunk(fh, name):
+        size += len(chunk)
+        if size > expected:
+            raise BlobCorrupt(f"Package entry {name} is longer than its header says")
+        yield chunk
+    if size != expected:
+        raise BlobCorrupt(f"Package entry {name} is truncated")
+
+
+def iter_package(package: str | os.PathLike[str] | bytes) -> Iterator[tuple[AppFile, bytes]]:
+    """Each (file, bytes) of a package, after checking every entry is safe."""
+    for name, mode, chunks in unpack_package(package):
+        data = b"".join(chunks)
+        yield AppFile(name, hashlib.sha1(data, usedforsecurity=False).hexdigest(), len(data), mode), data
 
 
 def extract_package(package: str | os.PathLike[str] | bytes, dest_dir: str | os.PathLike[str]) -> list[AppFile]:
@@ -860,29 +877,20 @@ def extract_package(package: str | os.PathLike[str] | bytes, dest_dir: str | os.
     if occupied:
         raise UnsafePath(f"Destination {dest} is not empty")
     files: list[AppFile] = []
-    with _open_package(package) as tf:
-        members = _package_members(tf)
-        for name, member in members:
-            target = dest.joinpath(*name.split("/"))
-            target.parent.mkdir(parents=True, exist_ok=True)
-            mode = _normal_mode(member.mode)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-            digest = hashlib.sha1(usedforsecurity=False)
-            size = 0
-            fh = tf.extractfile(member)
-            assert fh is not None
-            with os.fdopen(os.open(target, flags, mode), "wb") as out:
-                while chunk := _read_package_chunk(fh, name):
-                    size += len(chunk)
-                    if size > member.size:
-                        raise BlobCorrupt(f"Package entry {name} is longer than its header says")
-                    digest.update(chunk)
-                    out.write(chunk)
-            if size != member.size:
-                raise BlobCorrupt(f"Package entry {name} is truncated")
-            # The umask may have narrowed the mode given to open().
-            os.chmod(target, mode)
-            files.append(AppFile(name, digest.hexdigest(), size, mode))
+    for name, mode, chunks in unpack_package(package):
+        target = dest.joinpath(*name.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        digest = hashlib.sha1(usedforsecurity=False)
+        size = 0
+        with os.fdopen(os.open(target, flags, mode), "wb") as out:
+            for chunk in chunks:
+                size += len(chunk)
+                digest.update(chunk)
+                out.write(chunk)
+        # The umask may have narrowed the mode given to open().
+        os.chmod(target, mode)
+        files.append(AppFile(name, digest.hexdigest(), size, mode))
     return files
 
 

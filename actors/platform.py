@@ -35,7 +35,6 @@ from actors.bbs.actor import BBS, BBSConfig
 from actors.blobstore.actor import BlobStoreActor
 from actors.ccdb.actor import CCDBActor
 from actors.cell.actor import CellActor, CellConfig
-from actors.cell.scratch import Scratch, ram_scratch_root, scratch_dir_for
 from actors.cli.actor import CliActor, CliConfig
 from actors.cloud_controller import CloudController, ControllerConfig
 from actors.loggregator import LoggregatorActor
@@ -57,11 +56,6 @@ log = structlog.get_logger("minifoundry.platform")
 
 class DataDirInUse(MinifoundryError):
     """Another minifoundry process already serves this data directory."""
-
-
-def _staging_scratch_default() -> str | None:
-    value = os.environ.get("MINIFOUNDRY_STAGING_SCRATCH", "").strip() or "auto"
-    return None if value == "disk" else value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,25 +82,12 @@ class PlatformConfig:
     # Cloud Controller's HTTP API on 127.0.0.1: a port (0: any free one), or
     # None for none (the in-process tests and experiments need none).
     api_port: int | None = None
-    # Where cells stage (scratch: deleted when each staging ends): "auto" for
-    # a RAM-backed directory when the machine has one (`actors.cell.scratch`),
-    # else each cell's directory on disk; None: always on disk; or a directory
-    # to stage under (in a subdirectory of the platform's own). Default:
-    # $MINIFOUNDRY_STAGING_SCRATCH ("auto", "disk" or a directory), else "auto".
-    staging_scratch: str | None = dataclasses.field(default_factory=_staging_scratch_default)
-
-    def scratch_root(self) -> Path | None:
-        if self.staging_scratch is None:
-            return None
-        if self.staging_scratch == "auto":
-            return ram_scratch_root(Path(self.data_dir))
-        return scratch_dir_for(Path(self.staging_scratch), Path(self.data_dir))
 
     def controller_config(self) -> ControllerConfig:
         quota = self.quota or QuotaDefinition(memory_limit_mb=4 * self.cells * self.cell_memory_mb)
         return dataclasses.replace(self.controller, quota=quota)
 
-    def cell_config(self, index: int, scratch: Scratch | None = None) -> CellConfig:
+    def cell_config(self, index: int) -> CellConfig:
         cell_id = f"cell-{index}"
         tags = dict(self.placement_tags).get(cell_id, frozenset())
         return CellConfig(
@@ -118,7 +99,6 @@ class PlatformConfig:
             placement_tags=tags,
             cell_index=index,
             work_dir=Path(self.data_dir) / "cells" / cell_id,
-            scratch=scratch,
             staging_seconds=self.staging_seconds,
         )
 
@@ -138,7 +118,6 @@ class Platform:
         self.faults = Faults(self)
         self._lock_fd: int | None = None
         self._umask: int | None = None
-        self.scratch: Scratch | None = None  # the cells' staging scratch, while started
         self._commands = 0
         self.started = False
         self.api: Any = None  # the ApiServer, when config.api_port is set
@@ -199,26 +178,6 @@ class Platform:
         os.replace(tmp, path)
         return boot
 
-    def _open_scratch(self) -> None:
-        """The cells' staging scratch, emptied of what an earlier run on
-        this data directory left (it held the lock then; this run holds it
-        now). One that cannot be made is not used: cells stage on disk."""
-        root = self.config.scratch_root()
-        if root is None:
-            return
-        scratch = Scratch(root)
-        try:
-            scratch.clear()
-        except OSError as exc:
-            log.warning("staging-scratch-unusable", path=str(root), error=str(exc))
-            return
-        self.scratch = scratch
-
-    def _close_scratch(self) -> None:
-        if self.scratch is not None:
-            self.scratch.remove()
-            self.scratch = None
-
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -231,7 +190,6 @@ class Platform:
         self._umask = os.umask(0o077)
         try:
             boot = self._count_boot()
-            self._open_scratch()
             if boot > 1:
                 # A restart on the same data must not replay the last boot's
                 # random stream: guids drawn from it would collide with the
@@ -263,7 +221,6 @@ class Platform:
             log.info("platform-started", data_dir=str(self.data_dir), cells=self.config.cells, api=self.api_url)
         except BaseException:
             await self.system.shutdown()
-            self._close_scratch()
             self._release_lock()
             os.umask(self._umask)
             raise
@@ -274,7 +231,7 @@ class Platform:
         d = self.data_dir
 
         def start_cell(i: int) -> Callable[[str], AsyncActorRef]:
-            return lambda n: CellActor.start(c.cell_config(i, self.scratch), name=n)
+            return lambda n: CellActor.start(c.cell_config(i), name=n)
 
         cells = [ChildSpec(f"cell-{i}", start_cell(i)) for i in range(1, c.cells + 1)]
         return [
@@ -302,7 +259,6 @@ class Platform:
                 await api.close()  # no request is in flight when the actors stop
             await self.system.shutdown()
         finally:
-            self._close_scratch()
             self._release_lock()
             if self._umask is not None:
                 os.umask(self._umask)

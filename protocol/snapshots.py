@@ -125,6 +125,8 @@ class CellStatistics:
     starting: int = 0
     tasks: int = 0
     staged: int = 0
+    # Bytes the cell's stagings hold in memory now (build trees, packages, droplets).
+    staging_memory_held: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,10 @@ from typing import Any
 
 import structlog
 
-from actors.appfiles import extract_package
-from actors.cell.buildpacks import stage
+from actors.cell.buildpacks.lifecycle import stage_tree
+from actors.cell.buildtree import BuildTree
+from actors.cell.droplet import StagingInfo, droplet_bytes, write_droplet_file
 from actors.cell.instance_model import InstanceModel, StartPlan
-from actors.cell.scratch import Scratch, is_full, reservation_for
 from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
 from actors.runtime.offload import in_thread
@@ -84,6 +84,8 @@ _EXIT_STATUS = {NoAppDetectedError: 222, BuildpackCompileFailed: 223, BuildpackR
 _DESIRED_PER_ASK = 1000
 # 2026-01-01T00:00:00Z, the time every droplet's files carry.
 DROPLET_MTIME = 1_767_225_600
+# Packages up to this size are staged in memory (when the cell has room).
+STAGE_IN_MEMORY_BYTES = 32 * 1024 * 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -99,9 +101,9 @@ class CellConfig:
     volume_drivers: frozenset[str] = frozenset()
     cell_index: int = 0
     work_dir: Path | None = None  # staging and droplet cache; None: no disk (benchmarks)
-    # Where stagings build when there is room (a RAM-backed directory the
-    # platform shares among its cells); None: in work_dir. See `scratch`.
-    scratch: Scratch | None = None
+    # Real memory (bytes) the cell's stagings may hold at once in build trees;
+    # a staging that does not fit stages on disk in work_dir.
+    staging_memory: int = 256 * 1024 * 1024
     heartbeat_interval: float = 5.0
     sync_interval: float = 30.0
     staging_seconds: float = 2.0  # modelled compile time, platform seconds
@@ -196,6 +198,7 @@ class CellActor(AsyncioActor):
         self._downloads: dict[str, asyncio.Future[Path | None]] = {}
         self.incarnation = ""
         self.staged = 0
+        self._staging_memory_free = config.staging_memory
         self._clock = self._system.clock
         # Log lines held while one step starts many instances (`_batched_logs`),
         # the trace they were logged under and the time of that step.
@@ -737,54 +740,37 @@ class CellActor(AsyncioActor):
         # streamed when it returns, so when a line reaches the log never
         # depends on thread timing (two stagings cannot interleave by chance).
         buildpack_lines: list[str] = []
-        scratch = self.config.scratch
-        scratch_work: Path | None = None
-        reserved = 0
-
+        # A small package is staged in memory (`actors.cell.buildtree`): the
+        # package comes as bytes and the droplet goes as bytes, and nothing
+        # of the staging touches a disk. A large one, one of unknown size,
+        # or one the cell's staging memory has no room for now is staged on
+        # the cell's disk: its big files and its droplet are written there.
+        held = _staging_memory_for(staging.package_size)
+        in_memory = 0 < held <= self._staging_memory_free
+        if in_memory:
+            self._staging_memory_free -= held
         try:
-            # With the package's size known, room in scratch is reserved first
-            # and the package is downloaded there too: then nothing of the
-            # staging touches the disk. Else it comes to disk, and its size
-            # decides where the build goes.
-            if scratch is not None and staging.package_size > 0:
-                need = reservation_for(staging.package_size)
-                if scratch.reserve(need):
-                    reserved, scratch_work = need, scratch.root / task.guid
             out("Downloading app package...")
-            if scratch_work is not None:
-                try:
-                    package, info = await self._download_package(staging.package_key, scratch_work)
-                except OSError as exc:
-                    if not is_full(exc):
-                        raise
-                    # Scratch ran out of room: the whole staging goes to disk.
-                    assert scratch is not None
-                    scratch.release(reserved)
-                    reserved = 0
-                    await self._remove(scratch_work)
-                    scratch_work = None
-            if scratch_work is None:
+            package: bytes | Path
+            if in_memory:
+                package = await self._get_package(staging.package_key)
+                size = len(package)
+            else:
                 package, info = await self._download_package(staging.package_key, work)
-            out(f"Downloaded app package ({format_bytes(info.size)})")
-            if scratch is not None and scratch_work is None and staging.package_size <= 0:
-                need = reservation_for(info.size)
-                if scratch.reserve(need):
-                    reserved, scratch_work = need, scratch.root / task.guid
+                size = info.size
+            out(f"Downloaded app package ({format_bytes(size)})")
             # One fixed time in every droplet: the same package and buildpacks
             # give the same bytes, so staging again rewrites a damaged copy.
-            mtime = DROPLET_MTIME
             async with self.clock.threaded_io():
                 try:
-                    staged = await in_thread(
-                        lambda: _stage_in_thread(
-                            package,
-                            work,
-                            staging.buildpacks,
-                            staging.command,
-                            buildpack_lines.append,
-                            mtime,
-                            scratch_work,
-                        )
+                    staged, droplet_out = await in_thread(
+                        _stage_in_thread,
+                        package,
+                        None if in_memory else work,
+                        staging.buildpacks,
+                        staging.command,
+                        buildpack_lines.append,
+                        DROPLET_MTIME,
                     )
                 finally:
                     for line in buildpack_lines:
@@ -793,8 +779,14 @@ class CellActor(AsyncioActor):
             out("Exit status 0")
             out("Uploading droplet, build artifacts cache...")
             out("Uploading droplet...")
+            upload = (
+                blobs.PutBytes(droplet_out, step=9)
+                if isinstance(droplet_out, bytes)
+                else blobs.PutFile(str(droplet_out), step=9)
+            )
+            del package, droplet_out
             try:
-                droplet = await self.ask("blobstore", blobs.PutFile(staged.droplet_path, step=9), timeout=60)
+                droplet = await self.ask("blobstore", upload, timeout=60)
             except PlatformError as exc:
                 raise StagingError(f"Staging error: uploading the droplet failed: {exc}") from None
             out(f"Uploaded droplet ({format_bytes(droplet.size)})")
@@ -818,9 +810,18 @@ class CellActor(AsyncioActor):
             out(f"Cell {self.cell_id} stopping instance {container}")
             out(f"Cell {self.cell_id} destroying container for instance {container}")
             out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
-            if scratch is not None and reserved:
-                scratch.release(reserved)  # first: a second cancel below must not keep it
-            await self._remove(work, scratch_work)
+            if in_memory:
+                self._staging_memory_free += held
+            else:
+                await self._remove(work)
+
+    async def _get_package(self, key: str) -> bytes:
+        """The package's bytes, verified by the blob store; a staging error if it cannot give them."""
+        try:
+            data: bytes = await self.ask("blobstore", blobs.GetBytes(key, step=8), timeout=60)
+        except PlatformError as exc:
+            raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
+        return data
 
     async def _download_package(self, key: str, home: Path) -> tuple[Path, BlobInfo]:
         """The package, copied into `home` (made afresh); a staging error if
@@ -931,6 +932,7 @@ class CellActor(AsyncioActor):
             starting=self._starting,
             tasks=len(self.tasks),
             staged=self.staged,
+            staging_memory_held=c.staging_memory - self._staging_memory_free,
         )
 
     def containers(self) -> tuple[ContainerInfo, ...]:
@@ -1004,45 +1006,38 @@ def _fresh_dir(path: Path) -> None:
     path.mkdir(parents=True)
 
 
+def _staging_memory_for(package_size: int) -> int:
+    """What staging a package of this size in memory holds, in bytes: the
+    package, its files, what the buildpacks add and the droplet (0: too big,
+    or its size is unknown, so it stages on disk)."""
+    if not 0 < package_size <= STAGE_IN_MEMORY_BYTES:
+        return 0
+    return max(4 * package_size, 1024 * 1024)
+
+
 def _stage_in_thread(
-    package: Path,
-    work: Path,
+    package: bytes | Path,
+    work: Path | None,
     buildpacks: tuple[str, ...],
     command: str | None,
     out: Any,
     mtime: int,
-    scratch_work: Path | None = None,
-) -> Any:
-    """Stage `package` in `scratch_work` if given, else in `work` (on disk).
-    A staging that runs out of room in scratch is staged again on disk, as
-    if it had started there: the lines of the attempt that ran out are not
-    shown."""
-    if scratch_work is not None:
-        lines: list[str] = []
-        try:
-            _fresh_dir(scratch_work / "build")  # beside the package, if it came here
-            staged = _build(package, scratch_work, buildpacks, command, lines.append, mtime)
-        except Exception as exc:
-            if not is_full(exc):
-                for line in lines:
-                    out(line)
-                raise
-            shutil.rmtree(scratch_work / "build", ignore_errors=True)
-        else:
-            for line in lines:
-                out(line)
-            return staged
-    _fresh_dir(work / "build")
-    return _build(package, work, buildpacks, command, out, mtime)
-
-
-def _build(package: Path, work: Path, buildpacks: tuple[str, ...], command: str | None, out: Any, mtime: int) -> Any:
-    # Extracted straight into the build directory and staged there: no
-    # second copy of the app's files.
-    build = work / "build"
-    src = build / "app"
-    extract_package(package, src)
-    return stage(src, build, list(buildpacks), command, out, mtime=mtime)
+) -> tuple[StagingInfo, bytes | Path]:
+    """Stage `package` (its bytes, or its file) in a build tree; the droplet
+    as bytes, or, with a `work` directory on disk, written there (big app
+    files are spilled there too, under ``files/``)."""
+    tree = BuildTree(spill_dir=None if work is None else work / "files")
+    try:
+        tree.add_package(package)
+    except OSError as exc:
+        raise StagingError(f"Staging error: unpacking the app package failed: {exc}") from exc
+    info = stage_tree(tree.root, buildpacks, command, out)
+    try:
+        if work is None:
+            return info, droplet_bytes(tree, info, mtime=mtime)
+        return info, Path(write_droplet_file(tree, info, work / "droplet.tgz", mtime=mtime).path)
+    except OSError as exc:
+        raise StagingError(f"Staging error: {exc}") from exc
 
 
 def _remove_trees(*paths: Path | None) -> None:

@@ -3,7 +3,8 @@
 A droplet is a gzipped tar, laid out like Diego's:
 
     staging_info.yml      detected_buildpack, start_command, buildpacks,
-                          process_types (first entry, so it reads fast)
+                          process_types, as one line of JSON like Diego's
+                          builder writes it (first entry, so it reads fast)
     app/...               the staged app (build directory after finalize)
     deps/<i>/...          each buildpack's supplied dependencies
     logs/  tmp/           empty, as in a real droplet
@@ -17,20 +18,21 @@ holds directories and regular files.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
+import json
 import os
-import stat
 import tarfile
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import yaml
 
-from protocol.errors import BlobCorrupt, BlobNotFound, UnsafePath
+from actors.cell.buildtree import BuildTree
+from protocol.errors import BlobCorrupt, BlobNotFound
 
 __all__ = [
     "MAX_STAGING_INFO_BYTES",
@@ -38,7 +40,11 @@ __all__ = [
     "DropletFile",
     "StagingInfo",
     "build_droplet",
+    "droplet_bytes",
     "read_staging_info",
+    "staging_info_document",
+    "write_droplet",
+    "write_droplet_file",
 ]
 
 STAGING_INFO = "staging_info.yml"
@@ -80,55 +86,138 @@ class _HashingWriter:
         self.size += len(data)
         return self.raw.write(data)
 
-    def flush(self) -> None:
-        self.raw.flush()
 
-
-def _staging_info_yaml(info: StagingInfo) -> bytes:
+def staging_info_document(info: StagingInfo) -> bytes:
+    """`staging_info.yml` as Diego's builder writes it: one line of JSON
+    (which YAML readers read too), keys sorted."""
     doc = {
-        "detected_buildpack": info.detected_buildpack,
-        "start_command": info.start_command,
         "buildpacks": [{"name": n, "version": v} for n, v in info.buildpacks],
+        "detected_buildpack": info.detected_buildpack,
         "process_types": dict(info.process_types),
+        "start_command": info.start_command,
     }
-    return yaml.safe_dump(doc, sort_keys=True, default_flow_style=False).encode("utf-8")
+    return (json.dumps(doc, sort_keys=True) + "\n").encode("utf-8")
 
 
-def _dir_info(name: str, mtime: int) -> tarfile.TarInfo:
+# --- the tar stream ---------------------------------------------------------------------------
+#
+# tarfile builds a header through a dictionary, a pax check per field and a
+# struct.pack: most of a small droplet's cost. The droplet's entries are all
+# alike (root-owned, no names, one mtime, a directory or a regular file), so
+# their USTAR headers are put together here, byte for byte as tarfile's
+# PAX_FORMAT writes them; a name or size USTAR cannot hold goes to tarfile.
+
+_BLOCK = tarfile.BLOCKSIZE
+_RECORD = tarfile.RECORDSIZE
+_NUL = b"\0"
+_IDS = b"0000000\0" * 2  # uid, gid
+# After the checksum: type, linkname, magic, uname, gname, devmajor, devminor, prefix, padding.
+_AFTER_TYPE = _NUL * 100 + tarfile.POSIX_MAGIC + _NUL * (32 + 32 + 8 + 8 + 155 + 12)
+_SPACES = sum(b"        ")
+_FILE_TAIL = tarfile.REGTYPE + _AFTER_TYPE
+_DIR_TAIL = tarfile.DIRTYPE + _AFTER_TYPE
+_FILE_TAIL_SUM = sum(_FILE_TAIL) + _SPACES
+_DIR_TAIL_SUM = sum(_DIR_TAIL) + _SPACES
+
+
+def _header(name: str, size: int, mode: int, mtime: int, directory: bool) -> bytes:
+    """One entry's header block(s), as tarfile's PAX_FORMAT writes them."""
+    if directory:
+        name += "/"
+    encoded = name.encode("utf-8")
+    if len(encoded) <= 100 and encoded.isascii() and 0 <= size < 0o77777777777 and 0 <= mtime < 0o77777777777:
+        head = b"%b%b%07o\0%b%011o\0%011o\0" % (encoded, _NUL * (100 - len(encoded)), mode, _IDS, size, mtime)
+        tail = _DIR_TAIL if directory else _FILE_TAIL
+        chksum = sum(head) + (_DIR_TAIL_SUM if directory else _FILE_TAIL_SUM)
+        return b"%b%06o\0 %b" % (head, chksum, tail)
     info = tarfile.TarInfo(name)
-    info.type = tarfile.DIRTYPE
-    info.mode = 0o755
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.size = size
+    info.mode = mode
     info.mtime = mtime
-    info.uid = info.gid = 0
     info.uname = info.gname = ""
-    return info
+    return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _add_tree(tf: tarfile.TarFile, root: Path, arc_root: str, mtime: int) -> None:
-    """Add `root` as `arc_root/`, depth first, names sorted at every level."""
-    tf.addfile(_dir_info(arc_root, mtime))
-    if not root.exists():
-        return
-    with os.scandir(root) as listing:
-        entries = sorted(listing, key=lambda e: e.name)
-    for entry in entries:
-        arcname = f"{arc_root}/{entry.name}"
-        st = entry.stat(follow_symlinks=False)
-        if stat.S_ISLNK(st.st_mode):
-            raise UnsafePath(f"{arcname} is a symlink; droplets hold regular files only")
-        if stat.S_ISDIR(st.st_mode):
-            _add_tree(tf, Path(entry.path), arcname, mtime)
-        elif stat.S_ISREG(st.st_mode):
-            info = tarfile.TarInfo(arcname)
-            info.size = st.st_size
-            info.mode = 0o755 if st.st_mode & 0o100 else 0o644
-            info.mtime = mtime
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            with open(entry.path, "rb") as fh:
-                tf.addfile(info, fh)
-        else:
-            raise UnsafePath(f"{arcname} is not a regular file (device, FIFO or socket)")
+class _TarStream:
+    """A deterministic tar of directories and regular files, gzipped into `sink`
+    as `gzip.GzipFile(filename="", mtime=mtime)` would."""
+
+    def __init__(self, sink: Any, mtime: int) -> None:
+        self._sink = sink
+        self._mtime = mtime
+        self._deflate = zlib.compressobj(_COMPRESS_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+        self._crc = 0
+        self._length = 0
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        # gzip's header: magic, deflate, no flags, the mtime, no extra flags, OS unknown.
+        sink.write(b"\x1f\x8b\x08\x00" + (mtime & 0xFFFFFFFF).to_bytes(4, "little") + b"\x00\xff")
+
+    def _put(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= _CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending = []
+            self._pending_size = 0
+            self._crc = zlib.crc32(data, self._crc)
+            self._length += len(data)
+            self._sink.write(self._deflate.compress(data))
+
+    def directory(self, name: str) -> None:
+        self._put(_header(name, 0, 0o755, self._mtime, True))
+
+    def file(self, name: str, mode: int, size: int, chunks: Iterable[bytes]) -> None:
+        self._put(_header(name, size, mode, self._mtime, False))
+        written = 0
+        for chunk in chunks:
+            written += len(chunk)
+            self._put(chunk)
+        if written != size:
+            raise OSError(f"{name} changed size while the droplet was written")
+        if size % _BLOCK:
+            self._put(_NUL * (_BLOCK - size % _BLOCK))
+
+    def close(self) -> None:
+        # Two zero blocks, then zeros to a whole record, as tarfile ends an archive.
+        end = self._length + self._pending_size + 2 * _BLOCK
+        self._put(_NUL * (2 * _BLOCK + (-end) % _RECORD))
+        self._flush()
+        sink = self._sink
+        sink.write(self._deflate.flush())
+        sink.write(self._crc.to_bytes(4, "little") + (self._length & 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+def write_droplet(tree: BuildTree, info: StagingInfo, sink: BinaryIO, *, mtime: int = 0) -> tuple[str, int]:
+    """Write the droplet of `tree` (its ``app/`` and ``deps/``, either may be
+    absent) to `sink`; the sha256 and size of what was written."""
+    out = _HashingWriter(sink)
+    tar = _TarStream(out, mtime)
+    data = staging_info_document(info)
+    tar.file(STAGING_INFO, 0o644, len(data), (data,))
+    for top in ("app", "deps"):
+        for parts, entry in tree.walk((top,)):
+            name = "/".join(parts)
+            if entry is None:
+                tar.directory(name)
+            else:
+                tar.file(name, 0o755 if entry.mode & 0o100 else 0o644, entry.size, entry.chunks())
+    tar.directory("logs")
+    tar.directory("tmp")
+    tar.close()
+    return out.digest.hexdigest(), out.size
+
+
+def droplet_bytes(tree: BuildTree, info: StagingInfo, *, mtime: int = 0) -> bytes:
+    """The droplet of `tree`, in memory."""
+    buffer = io.BytesIO()
+    write_droplet(tree, info, buffer, mtime=mtime)
+    return buffer.getvalue()
 
 
 def build_droplet(
@@ -139,36 +228,33 @@ def build_droplet(
     *,
     mtime: int = 0,
 ) -> DropletFile:
-    """Write the droplet of `app_dir` and `deps_dir` (may be absent) to `dest`.
+    """Write the droplet of the directories `app_dir` and `deps_dir` (may be
+    absent) to `dest`.
 
     The file appears at `dest` only once complete (written beside it, then
     renamed), so a reader never sees half a droplet.
     """
+    tree = BuildTree()
+    for top, source in (("app", Path(app_dir)), ("deps", Path(deps_dir))):
+        if source.is_dir():
+            tree.add_directory(source, top)
+    return write_droplet_file(tree, info, dest, mtime=mtime)
+
+
+def write_droplet_file(
+    tree: BuildTree, info: StagingInfo, dest: str | os.PathLike[str], *, mtime: int = 0
+) -> DropletFile:
+    """Write the droplet of `tree` to the file `dest`, whole or not at all."""
     dest_path = Path(dest)
     tmp = dest_path.with_name(f".{dest_path.name}.partial")
     try:
         with open(tmp, "wb") as raw:
-            sink = _HashingWriter(raw)
-            with (
-                gzip.GzipFile(filename="", mode="wb", fileobj=sink, mtime=mtime, compresslevel=_COMPRESS_LEVEL) as gz,
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf,
-            ):
-                data = _staging_info_yaml(info)
-                si = tarfile.TarInfo(STAGING_INFO)
-                si.size = len(data)
-                si.mode = 0o644
-                si.mtime = mtime
-                si.uname = si.gname = ""
-                tf.addfile(si, io.BytesIO(data))
-                _add_tree(tf, Path(app_dir), "app", mtime)
-                _add_tree(tf, Path(deps_dir), "deps", mtime)
-                tf.addfile(_dir_info("logs", mtime))
-                tf.addfile(_dir_info("tmp", mtime))
+            sha256, size = write_droplet(tree, info, raw, mtime=mtime)
         os.replace(tmp, dest_path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return DropletFile(path=str(dest_path), sha256=sink.digest.hexdigest(), size=sink.size)
+    return DropletFile(path=str(dest_path), sha256=sha256, size=size)
 
 
 def read_staging_info(droplet: str | os.PathLike[str] | bytes) -> StagingInfo:

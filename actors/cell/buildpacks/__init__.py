@@ -1,7 +1,9 @@
 """Simulated buildpacks, and staging: app directory in, droplet out.
 
-The buildpacks work on real files in a staging directory and print what real
-Cloud Foundry buildpacks print, but install nothing real: an "installed"
+The buildpacks work on a staging's files (a build tree in memory,
+`actors.cell.buildtree`, or a real directory: they use the part of
+`pathlib.Path` both answer) and print what real Cloud Foundry buildpacks
+print, but install nothing real: an "installed"
 interpreter is a small text stub and each "installed" dependency a package
 directory with a stub module. Everything they write is a pure function of the
 app's files, so staging the same app twice gives the same droplet.

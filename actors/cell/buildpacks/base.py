@@ -4,12 +4,10 @@ lifecycle (`Buildpack`) and the small file helpers they use."""
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-
-import yaml
 
 from protocol.errors import BuildpackCompileFailed
 
@@ -23,6 +21,7 @@ __all__ = [
     "read_text",
     "stub",
     "write",
+    "yaml_document",
 ]
 
 Out = Callable[[str], None]
@@ -31,12 +30,16 @@ Out = Callable[[str], None]
 # is a mistake, and reading it whole would let one app exhaust a cell.
 MAX_CONFIG_FILE_BYTES = 1024 * 1024
 INDENT = "       "
+# Keys YAML reads as plain strings: no booleans or nulls in YAML 1.1's sense.
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_YAML_WORDS = frozenset({"y", "n", "yes", "no", "on", "off", "true", "false", "null"})
 
 
 # --- helpers -------------------------------------------------------------------
 
 
 def read_text(path: Path, what: str | None = None) -> str:
+    # `path` is a real Path or a build tree's `TreePath`: both answer these.
     what = what or path.name
     try:
         if path.stat().st_size > MAX_CONFIG_FILE_BYTES:
@@ -51,7 +54,30 @@ def read_text(path: Path, what: str | None = None) -> str:
 def write(path: Path, text: str, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
-    os.chmod(path, mode)
+    path.chmod(mode)
+
+
+def yaml_document(doc: Mapping[str, object]) -> str:
+    """A mapping of strings (and mappings of strings) as block YAML, keys
+    sorted, every value double-quoted (JSON's quoting is YAML's): what
+    `yaml.safe_dump(doc, sort_keys=True)` says, at a fraction of its cost."""
+    lines: list[str] = []
+
+    def name(key: str) -> str:
+        plain = _PLAIN_KEY.fullmatch(key) and key.lower() not in _YAML_WORDS
+        return key if plain else json.dumps(key)
+
+    def emit(mapping: Mapping[str, object], indent: str) -> None:
+        for key in sorted(mapping):
+            value = mapping[key]
+            if isinstance(value, Mapping):
+                lines.append(f"{indent}{name(key)}:" + ("" if value else " {}"))
+                emit(value, indent + "  ")
+            else:
+                lines.append(f"{indent}{name(key)}: {json.dumps(str(value))}")
+
+    emit(doc, "")
+    return "\n".join(lines) + "\n"
 
 
 def stub(path: Path, what: str) -> None:
@@ -116,7 +142,7 @@ class Buildpack:
 
     def _config(self, deps_dir: Path, **config: str) -> None:
         doc = {"name": self.short_name, "version": self.version, "config": dict(config)}
-        write(deps_dir / "config.yml", yaml.safe_dump(doc, sort_keys=True))
+        write(deps_dir / "config.yml", yaml_document(doc))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.version}>"

@@ -45,7 +45,9 @@ class JavaBuildpack(Buildpack):
     def supply(self, app_dir: Path, deps_dir: Path, out: Out) -> None:
         self._header(out)
         for archive in self._archives(app_dir, ".jar") + self._archives(app_dir, ".war"):
-            if not zipfile.is_zipfile(archive):
+            with archive.open("rb") as fh:
+                valid = zipfile.is_zipfile(fh)
+            if not valid:
                 raise BuildpackCompileFailed(f"{archive.name} is not a valid {archive.suffix[1:].upper()} file")
         self._config(deps_dir, jre=self.jre)
 

@@ -5,25 +5,24 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from actors.cell.buildpacks.base import Buildpack, Out, read_text
 from actors.cell.buildpacks.registry import BUILDPACKS, detect_buildpack, find_buildpack
-from actors.cell.droplet import StagingInfo, build_droplet
+from actors.cell.buildtree import BuildTree
+from actors.cell.droplet import StagingInfo, write_droplet_file
 from protocol.errors import (
     BuildpackCompileFailed,
     BuildpackReleaseFailed,
     NoAppDetectedError,
     PlatformError,
     StagingError,
-    UnsafePath,
 )
 
-__all__ = ["StagingResult", "parse_procfile", "stage"]
+__all__ = ["StagingResult", "parse_procfile", "stage", "stage_tree"]
 
 
 def parse_procfile(text: str) -> dict[str, str]:
@@ -52,22 +51,6 @@ class StagingResult:
     droplet_size: int
 
 
-def _copy_app(src: Path, dst: Path) -> None:
-    """Copy the app into the build directory; links and special files are refused
-    (packages never contain them, and a link could lead a buildpack outside)."""
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel = Path(dirpath).relative_to(src)
-        (dst / rel).mkdir(parents=True, exist_ok=True)
-        for name in sorted(dirnames + filenames):
-            st = os.lstat(Path(dirpath) / name)
-            if stat.S_ISLNK(st.st_mode):
-                raise UnsafePath(f"{(rel / name).as_posix()} is a symlink; staging copies regular files only")
-            if stat.S_ISREG(st.st_mode):
-                shutil.copy2(Path(dirpath) / name, dst / rel / name)
-            elif not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"{(rel / name).as_posix()} is not a regular file")
-
-
 def _phase(error: type[PlatformError], bp: Buildpack, step: Callable[[], object]) -> object:
     """Run a buildpack phase; a buildpack that crashes fails its phase, as in CF."""
     try:
@@ -78,39 +61,24 @@ def _phase(error: type[PlatformError], bp: Buildpack, step: Callable[[], object]
         raise error(f"{bp.name} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def stage(
-    app_dir: str | os.PathLike[str],
-    work_dir: str | os.PathLike[str],
+def stage_tree(
+    root: Any,
     buildpack_names: Sequence[str],
     command_override: str | None,
     out: Out,
     *,
-    mtime: int = 0,
     registry: Sequence[Buildpack] = BUILDPACKS,
-) -> StagingResult:
-    """Stage the app in `app_dir`; build the droplet at ``work_dir/droplet.tgz``.
+) -> StagingInfo:
+    """Stage the app in ``root/app``: detect or pick the buildpacks, supply
+    each into ``root/deps/<i>``, finalize and release with the last. What
+    staging decided comes back; the droplet is the tree as it is left.
 
-    `work_dir` must be absent or empty (or hold only ``app``, when `app_dir`
-    is ``work_dir/app``: then it is staged in place). It receives ``app/``
-    (the build directory), ``deps/<i>/`` and the droplet. `app_dir` itself is
-    left untouched otherwise.
+    `root` is a build tree's root (`TreePath`) or a real directory: the
+    buildpacks use the part of `pathlib.Path` both answer.
     """
-    src = Path(app_dir)
-    work = Path(work_dir)
-    build = work / "app"
-    in_place = src.resolve() == build.resolve() if build.exists() else False
-    if not src.is_dir():
-        raise StagingError(f"Staging error: app directory {src} does not exist")
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        leftovers = [p.name for p in work.iterdir() if not (in_place and p.name == "app")]
-        if leftovers:
-            raise StagingError(f"Staging error: work directory {work} is not empty ({sorted(leftovers)[0]})")
-        if not in_place:
-            _copy_app(src, build)
-    except OSError as exc:
-        raise StagingError(f"Staging error: cannot prepare {work}: {exc}") from exc
-
+    build = root / "app"
+    if not build.is_dir():
+        raise StagingError(f"Staging error: app directory {build} does not exist")
     if buildpack_names:
         chosen = [find_buildpack(n, registry) for n in buildpack_names]
         for bp in chosen[:-1]:
@@ -125,13 +93,13 @@ def stage(
             raise NoAppDetectedError()
         chosen = [detected]
 
-    deps = work / "deps"
+    deps = root / "deps"
     try:
         for index, bp in enumerate(chosen):
             deps_dir = deps / str(index)
             deps_dir.mkdir(parents=True)
 
-            def supply(bp: Buildpack = bp, deps_dir: Path = deps_dir) -> None:
+            def supply(bp: Buildpack = bp, deps_dir: Any = deps_dir) -> None:
                 bp.supply(build, deps_dir, out)
 
             _phase(BuildpackCompileFailed, bp, supply)
@@ -153,19 +121,58 @@ def stage(
             raise BuildpackReleaseFailed(
                 f"No start command detected by {last.name}: add a Procfile with a 'web:' line, or push with -c COMMAND"
             )
-        info = StagingInfo(
-            detected_buildpack=last.detect_output,
-            start_command=start_command,
-            buildpacks=tuple((bp.name, bp.version) for bp in chosen),
-            process_types=tuple(sorted(process_types.items())),
-        )
-        droplet = build_droplet(build, deps, work / "droplet.tgz", info, mtime=mtime)
+    except OSError as exc:
+        raise StagingError(f"Staging error: {exc}") from exc
+    return StagingInfo(
+        detected_buildpack=last.detect_output,
+        start_command=start_command,
+        buildpacks=tuple((bp.name, bp.version) for bp in chosen),
+        process_types=tuple(sorted(process_types.items())),
+    )
+
+
+def stage(
+    app_dir: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str],
+    buildpack_names: Sequence[str],
+    command_override: str | None,
+    out: Out,
+    *,
+    mtime: int = 0,
+    registry: Sequence[Buildpack] = BUILDPACKS,
+) -> StagingResult:
+    """Stage the app directory `app_dir`; build the droplet at ``work_dir/droplet.tgz``.
+
+    The app is staged in a build tree (`actors.cell.buildtree`), as a cell
+    stages a package. `work_dir` must be absent or empty (or hold only
+    ``app``, when `app_dir` is ``work_dir/app``). It receives what staging
+    left, ``app/`` (the build directory) and ``deps/<i>/``, and the droplet;
+    `app_dir` itself is left untouched otherwise.
+    """
+    src = Path(app_dir)
+    work = Path(work_dir)
+    build = work / "app"
+    in_place = src.resolve() == build.resolve() if build.exists() else False
+    if not src.is_dir():
+        raise StagingError(f"Staging error: app directory {src} does not exist")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        leftovers = [p.name for p in work.iterdir() if not (in_place and p.name == "app")]
+        if leftovers:
+            raise StagingError(f"Staging error: work directory {work} is not empty ({sorted(leftovers)[0]})")
+        tree = BuildTree.from_directory(src, "app")
+    except OSError as exc:
+        raise StagingError(f"Staging error: cannot prepare {work}: {exc}") from exc
+    info = stage_tree(tree.root, buildpack_names, command_override, out, registry=registry)
+    try:
+        tree.write_to(work)
+        droplet = write_droplet_file(tree, info, work / "droplet.tgz", mtime=mtime)
     except OSError as exc:
         raise StagingError(f"Staging error: {exc}") from exc
     return StagingResult(
         detected_buildpack=info.detected_buildpack,
         buildpacks=info.buildpacks,
-        start_command=start_command,
+        start_command=info.start_command,
         process_types=info.process_types,
         droplet_path=droplet.path,
         droplet_sha256=droplet.sha256,
@@ -173,7 +180,7 @@ def stage(
     )
 
 
-def _read_procfile(path: Path) -> str:
+def _read_procfile(path: Any) -> str:
     try:
         return read_text(path, "Procfile")
     except BuildpackCompileFailed as exc:

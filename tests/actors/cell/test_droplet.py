@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -8,9 +9,20 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors.cell import droplet as droplet_module
-from actors.cell.droplet import STAGING_INFO, StagingInfo, build_droplet, read_staging_info
+from actors.cell.buildtree import BuildTree
+from actors.cell.droplet import (
+    STAGING_INFO,
+    StagingInfo,
+    _header,
+    build_droplet,
+    droplet_bytes,
+    read_staging_info,
+    staging_info_document,
+)
 from protocol.errors import BlobCorrupt, BlobNotFound, UnsafePath
 
 INFO = StagingInfo(
@@ -194,3 +206,82 @@ def test_yaml_tags_in_staging_info_are_not_executed():
     evil = b"detected_buildpack: !!python/object/apply:os.system ['true']\nstart_command: x\n"
     with pytest.raises(BlobCorrupt):
         read_staging_info(_tar([_file(STAGING_INFO, evil)]))
+
+
+# --- the fast tar writer is tarfile's output, byte for byte -------------------------------------
+
+_NAME = st.text(alphabet=st.sampled_from("abcdefghijklmnopqrstuvwxyz0123456789._-/ü"), min_size=1, max_size=180).filter(
+    lambda n: not n.startswith("/") and "//" not in n and not n.endswith("/")
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=_NAME,
+    size=st.one_of(st.integers(0, 1 << 20), st.just(0o77777777777), st.just(1 << 34)),
+    mode=st.sampled_from([0o644, 0o755]),
+    mtime=st.one_of(st.just(0), st.integers(0, 2**33)),
+    directory=st.booleans(),
+)
+def test_a_droplet_entry_header_is_the_one_tarfile_writes(name, size, mode, mtime, directory):
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
+    info.size = 0 if directory else size
+    info.mode = 0o755 if directory else mode
+    info.mtime = mtime
+    info.uname = info.gname = ""
+    expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert _header(name, info.size, info.mode, mtime, directory) == expected
+
+
+def _reference(tree: BuildTree, info: StagingInfo, mtime: int) -> bytes:
+    """The droplet as tarfile and GzipFile would write it."""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=mtime, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf,
+    ):
+
+        def add(name: str, data: bytes | None, mode: int) -> None:
+            entry = tarfile.TarInfo(name)
+            entry.type = tarfile.REGTYPE if data is not None else tarfile.DIRTYPE
+            entry.size = len(data or b"")
+            entry.mode = mode
+            entry.mtime = mtime
+            entry.uname = entry.gname = ""
+            tf.addfile(entry, io.BytesIO(data) if data is not None else None)
+
+        add(STAGING_INFO, staging_info_document(info), 0o644)
+        for top in ("app", "deps"):
+            for parts, file in tree.walk((top,)):
+                if file is None:
+                    add("/".join(parts), None, 0o755)
+                else:
+                    add("/".join(parts), file.read(), 0o755 if file.mode & 0o100 else 0o644)
+        add("logs", None, 0o755)
+        add("tmp", None, 0o755)
+    return buffer.getvalue()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    files=st.dictionaries(
+        st.lists(st.sampled_from(["a", "b", "lib", "x" * 60, "ü", "main.py"]), min_size=1, max_size=4).map("/".join),
+        st.tuples(st.binary(max_size=3000), st.booleans()),
+        max_size=12,
+    ),
+    mtime=st.integers(0, 2**32 - 1),
+)
+def test_a_droplet_is_the_archive_tarfile_and_gzip_write(files, mtime):
+    tree = BuildTree()
+    tree.path("app").mkdir()
+    for rel, (data, executable) in files.items():
+        path = tree.path("app", *rel.split("/"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        except (FileExistsError, IsADirectoryError, NotADirectoryError):
+            continue  # a name used as both a file and a directory
+        if executable:
+            path.chmod(0o755)
+    assert droplet_bytes(tree, INFO, mtime=mtime) == _reference(tree, INFO, mtime)
