@@ -32,6 +32,10 @@ __all__ = [
 ]
 
 
+# Each operation type's label, made once (a trace labels every delivery).
+_LABELS: dict[type, str] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class BlobOperation:
     """Base of every blob store operation."""
@@ -42,7 +46,11 @@ class BlobOperation:
 
     @property
     def label(self) -> str:
-        return "blob." + re.sub(r"(?<!^)(?=[A-Z])", "_", type(self).__name__).lower()
+        kind = type(self)
+        label = _LABELS.get(kind)
+        if label is None:
+            label = _LABELS[kind] = "blob." + re.sub(r"(?<!^)(?=[A-Z])", "_", kind.__name__).lower()
+        return label
 
     def arguments(self) -> dict[str, Any]:
         import dataclasses

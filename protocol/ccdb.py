@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from protocol.records import AuditEvent, FrozenDict, freeze
+from protocol.records import AuditEvent, DeliveryRow, FrozenDict, delivery_row, freeze
 from protocol.states import AppState, HealthCheckType, PackageState
 
 __all__ = [
@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 
+# Each operation type's label, made once (a trace labels every delivery).
+_LABELS: dict[type, str] = {}
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -70,7 +74,11 @@ class CCDBOperation:
 
     @property
     def label(self) -> str:
-        return "db." + _snake(type(self).__name__)
+        kind = type(self)
+        label = _LABELS.get(kind)
+        if label is None:
+            label = _LABELS[kind] = "db." + _snake(kind.__name__)
+        return label
 
     def arguments(self) -> dict[str, Any]:
         """The operation's fields, as the store method takes them."""
@@ -351,11 +359,11 @@ class SaveTrace(_Write):
     app_guid: str
     app_name: str
     kind: str
-    deliveries: tuple[FrozenDict, ...] = field(default=(), repr=False)
+    deliveries: tuple[DeliveryRow, ...] = field(default=(), repr=False)  # rows of scalars
     keep: int = 5
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "deliveries", freeze(tuple(self.deliveries)))
+        object.__setattr__(self, "deliveries", tuple(map(delivery_row, self.deliveries)))
 
 
 @dataclass(frozen=True, slots=True)

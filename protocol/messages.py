@@ -15,7 +15,7 @@ from protocol.auction import LRPStartRequest, PlacementError, TaskRequest
 from protocol.frozen import fast_init
 from protocol.lrp import CellPresence, DesiredLRP, StagingFailure, StagingResult, TaskDefinition
 from protocol.manifest import AppSpec
-from protocol.records import AppFile, FrozenDict, freeze
+from protocol.records import AppFile, DeliveryRow, delivery_row
 
 
 class _Msg:
@@ -361,10 +361,10 @@ class SaveTrace(_Msg):
     app_name: str
     trace_id: str
     kind: str
-    deliveries: tuple[FrozenDict, ...] = field(default=(), repr=False)
+    deliveries: tuple[DeliveryRow, ...] = field(default=(), repr=False)  # rows of scalars
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "deliveries", freeze(tuple(self.deliveries)))
+        object.__setattr__(self, "deliveries", tuple(map(delivery_row, self.deliveries)))
 
 
 @dataclass(frozen=True, slots=True)

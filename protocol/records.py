@@ -8,7 +8,7 @@ changed behind the database's back. Times are timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from protocol.states import (
 )
 
 __all__ = [
+    "DELIVERY_FIELDS",
     "AppFile",
     "AppRecord",
     "AuditEvent",
@@ -29,12 +30,15 @@ __all__ = [
     "BlobStoreStats",
     "BuildRecord",
     "CCDBStats",
+    "DeliveryRow",
     "DropletRecord",
     "EventRecord",
     "FrozenDict",
     "JobRecord",
     "PackageRecord",
     "TraceRecord",
+    "delivery_from_row",
+    "delivery_row",
     "freeze",
 ]
 
@@ -218,6 +222,30 @@ class CCDBStats:
     builds: int
     droplets: int
     events: int
+
+
+#: One delivery of a recorded conversation, as it travels and is stored: a
+#: row of these fields (seq, platform time, sender, receiver, label, seed
+#: step or None, whether it was an ask).
+DELIVERY_FIELDS = ("seq", "t", "sender", "receiver", "label", "step", "ask")
+DeliveryRow = tuple[int, float, str, str, str, int | None, bool]
+
+
+def delivery_row(delivery: Sequence[Any] | Mapping[str, Any]) -> DeliveryRow:
+    """A delivery (a row, or a record by field name) as a row of scalars."""
+    if isinstance(delivery, Mapping):
+        return tuple(delivery.get(name) for name in DELIVERY_FIELDS)  # type: ignore[return-value]
+    row = tuple(delivery)
+    if len(row) != len(DELIVERY_FIELDS):
+        raise ValueError(f"a delivery row has {len(DELIVERY_FIELDS)} fields, not {len(row)}")
+    return row
+
+
+def delivery_from_row(row: Sequence[Any] | Mapping[str, Any]) -> FrozenDict:
+    """A delivery as `cf trace` reads it: a record with the row's fields by name."""
+    if isinstance(row, Mapping):
+        return freeze(row)  # as rows were stored before they were rows
+    return FrozenDict(zip(DELIVERY_FIELDS, row, strict=True))
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from actors.api.errors import from_exception, parse_error
 from actors.api.present import Names
 from actors.runtime.delivery import current_trace
 from protocol.messages import SaveTrace
+from protocol.records import DELIVERY_FIELDS
 
 __all__ = [
     "BASE_URL",
@@ -101,13 +102,14 @@ class Edge:
         holds a start), and end it."""
         recorder = self.platform.recorder
         trace_id = f"api:{app.guid}"
-        deliveries = recorder.snapshot(trace_id)
-        if not any(d.get("label") in STARTS for d in deliveries):
+        deliveries = recorder.rows(trace_id)
+        label = DELIVERY_FIELDS.index("label")
+        if not any(d[label] in STARTS for d in deliveries):
             return
         recorder.close(trace_id)
         token = current_trace.set(None)
         try:
-            key = f"{trace_id}:{deliveries[0]['seq']}"
+            key = f"{trace_id}:{deliveries[0][0]}"
             await self.ask("cloud_controller", SaveTrace(app.guid, app.name, key, "push", tuple(deliveries)))
         finally:
             current_trace.reset(token)

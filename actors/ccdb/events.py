@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,9 +14,10 @@ from actors.ccdb.codec import (
 )
 from actors.ccdb.connection import OP_READ, OP_WRITE, Connection, operation
 from protocol.records import (
+    DeliveryRow,
     EventRecord,
     TraceRecord,
-    freeze,
+    delivery_from_row,
 )
 
 __all__ = ["EventsTable"]
@@ -63,11 +65,12 @@ class EventsTable(Connection):
         app_guid: str,
         app_name: str,
         kind: str,
-        deliveries: list[dict[str, Any]],
+        deliveries: Sequence[DeliveryRow],
         now: datetime,
         keep: int = 5,
     ) -> None:
-        """Store one recorded conversation; keep the newest `keep` per app."""
+        """Store one recorded conversation (its deliveries as rows, a JSON
+        array each); keep the newest `keep` per app."""
         ts = _ts(now)
         async with self._write():
             await self._sql(
@@ -94,5 +97,10 @@ class EventsTable(Connection):
         if row is None:
             return None
         return TraceRecord(
-            trace_id=row[0], app_name=row[1], kind=row[2], created_at=row[3], deliveries=freeze(json.loads(row[4]))
+            trace_id=row[0],
+            app_name=row[1],
+            kind=row[2],
+            created_at=row[3],
+            # Rows, or (stored by earlier versions) an object per delivery.
+            deliveries=tuple(delivery_from_row(d) for d in json.loads(row[4])),
         )

@@ -283,7 +283,7 @@ class CliBase(AsyncioActor):
         trace_id = current_trace.get()
         if self.recorder is None or not isinstance(trace_id, str):
             return 0
-        return len(self.recorder.snapshot(trace_id))
+        return self.recorder.length(trace_id)
 
     async def _save_trace(self, app: AppRecord, kind: str, *, since: int = 0) -> None:
         raise NotImplementedError  # push.Push

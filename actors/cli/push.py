@@ -157,7 +157,7 @@ class Push(CliBase):
         trace_id = current_trace.get()
         if self.recorder is None or not isinstance(trace_id, str):
             return
-        deliveries = self.recorder.snapshot(trace_id)
+        deliveries = self.recorder.rows(trace_id)
         if since > 1:
             deliveries = deliveries[:1] + deliveries[since:]
         if not deliveries:

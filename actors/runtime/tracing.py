@@ -17,7 +17,7 @@ import structlog
 
 from actors.runtime.clock import Clock
 from actors.runtime.delivery import Envelope, Observer, sender_name
-from protocol.records import FrozenDict
+from protocol.records import DeliveryRow, FrozenDict, delivery_from_row
 
 __all__ = ["TraceRecorder", "delivery_record", "label_of", "step_of", "tracing_observer"]
 
@@ -54,19 +54,13 @@ def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> FrozenD
     )
 
 
-def _as_record(entry: Any) -> FrozenDict:
-    if type(entry) is FrozenDict:
+def _as_row(entry: Any) -> DeliveryRow:
+    """A book's entry as a row: kept raw (seq, t, sender, receiver, message,
+    ask) by the seam's fast path, or a row already."""
+    if len(entry) == 7:
         return entry
     seq, t, sender, receiver, message, ask = entry
-    return FrozenDict(
-        seq=seq,
-        t=round(t, 6),
-        sender=sender_name(sender),
-        receiver=receiver,
-        label=label_of(message),
-        step=step_of(message),
-        ask=ask,
-    )
+    return (seq, round(t, 6), sender_name(sender), receiver, label_of(message), step_of(message), ask)
 
 
 class TraceRecorder:
@@ -98,7 +92,7 @@ class TraceRecorder:
 
     def close(self, trace_id: str) -> list[dict[str, Any]]:
         self.recording.pop(trace_id, None)
-        return [_as_record(entry) for entry in self._open.pop(trace_id, ())]
+        return [delivery_from_row(_as_row(entry)) for entry in self._open.pop(trace_id, ())]
 
     def _append(self, trace_id: str, book: list[Any], entry: Any) -> None:
         book.append(entry)
@@ -120,11 +114,7 @@ class TraceRecorder:
         if book is not None and len(book) < self.max_deliveries:
             self._seq += 1
             t = round(self.clock.monotonic(), 6)
-            self._append(
-                trace_id,
-                book,
-                FrozenDict(seq=self._seq, t=t, sender=sender, receiver=receiver, label=label, step=step, ask=True),
-            )
+            self._append(trace_id, book, (self._seq, t, sender, receiver, label, step, True))
 
     def move(self, source: str, target: str) -> None:
         """Append what `source` recorded to `target` (open), and close `source`."""
@@ -136,13 +126,22 @@ class TraceRecorder:
             if len(book) >= self.max_deliveries:
                 self.recording.pop(target, None)
 
-    def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
+    def rows(self, trace_id: str) -> list[DeliveryRow]:
+        """What a conversation delivered so far, as rows (`protocol.records.DELIVERY_FIELDS`)."""
         book = self._open.get(trace_id)
         if book is None:
             return []
-        # Materialised in place: the next snapshot of the same book is a copy.
-        book[:] = [_as_record(entry) for entry in book]
+        # Made rows in place: the next look at the same book is a copy.
+        book[:] = [_as_row(entry) for entry in book]
         return list(book)
+
+    def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
+        """What a conversation delivered so far, each delivery a record (`delivery_from_row`)."""
+        return [delivery_from_row(row) for row in self.rows(trace_id)]
+
+    def length(self, trace_id: str) -> int:
+        """How many deliveries a conversation has recorded."""
+        return len(self._open.get(trace_id, ()))
 
     def record_delivery(self, trace: Any, sender: Any, receiver: str, message: Any, ask: bool) -> None:
         """Keep one delivery if its conversation is open (the seam's fast path)."""

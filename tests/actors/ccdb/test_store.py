@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ import pytest
 from actors.ccdb.schema import LATEST_VERSION, MIGRATIONS
 from actors.ccdb.store import CCDB, OP_READ, OP_WRITE
 from protocol.errors import AppNameTaken, AppNotFound, DatabaseUnavailable
-from protocol.records import AuditEvent
+from protocol.records import DELIVERY_FIELDS, AuditEvent
 from protocol.states import AppState, BuildState, DropletState, PackageState
 
 pytestmark = pytest.mark.anyio
@@ -707,6 +708,25 @@ async def test_a_saved_trace_is_read_back_and_only_the_newest_few_are_kept(tmp_p
         rows = await db._sql("SELECT count(*) FROM traces")
         assert rows[0][0] == 5
         assert await db.latest_trace("nope") is None
+
+
+async def test_a_trace_is_stored_as_rows_and_read_back_as_records(db: CCDB, db_path: Path) -> None:
+    row = (3, 1.5, "cli", "cloud_controller", "CreateOrUpdateApp", 2, True)
+    await db.save_trace("t1", app_guid="app-1", app_name="hello", kind="push", deliveries=[row], now=at(1))
+    assert json.loads(raw(db_path, "SELECT deliveries FROM traces")[0][0]) == [list(row)]
+    latest = await db.latest_trace("app-1")
+    assert latest is not None
+    assert latest.deliveries == (dict(zip(DELIVERY_FIELDS, row, strict=True)),)
+
+
+async def test_a_trace_stored_as_objects_by_an_earlier_version_still_reads(db: CCDB, db_path: Path) -> None:
+    old = {"seq": 1, "t": 0.0, "sender": "user", "receiver": "cli", "label": "CliCommand", "step": 1, "ask": True}
+    await db._sql(
+        "INSERT INTO traces (trace_id, app_guid, app_name, kind, created_at, deliveries) VALUES (?, ?, ?, ?, ?, ?)",
+        ("t0", "app-1", "hello", "push", "2026-11-25T10:00:00Z", json.dumps([old])),
+    )
+    latest = await db.latest_trace("app-1")
+    assert latest is not None and latest.deliveries == (old,)
 
 
 async def test_started_usage_sums_the_started_apps_memory_and_instances_but_one(db: CCDB) -> None:
