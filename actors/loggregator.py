@@ -122,11 +122,10 @@ class LoggregatorActor(AsyncioActor):
         recent.extend(run)
         subscribers = self._subscribers.get(app_guid)
         if subscribers:
-            for row in run:
-                line = LogLine(*row)
-                for subscription, subscriber in list(subscribers.items()):
-                    if not self.system.tell(subscriber, LogDelivery(subscription, line)):
-                        subscribers.pop(subscription, None)  # the subscriber is gone
+            lines = tuple(LogLine(*row) for row in run)
+            for subscription, subscriber in list(subscribers.items()):
+                if not self.system.tell(subscriber, LogDelivery(subscription, lines)):
+                    subscribers.pop(subscription, None)  # the subscriber is gone
         if self.log_dir is not None:
             self._pending.setdefault(app_guid, []).extend(run)
             if not self._flush_armed:

@@ -59,12 +59,13 @@ class Terminals:
         entry = self._open.get(message.command_id)
         if entry is None:
             return  # nobody waits for it any more
-        entry.seen = max(entry.seen, message.seq)
+        entry.seen = max(entry.seen, message.seq + len(message.lines) - 1)
         try:
-            if message.stream == "err" and entry.write_err is not None:
-                entry.write_err(message.text)
-            else:
-                entry.write(message.text)
+            for text, stream in message.lines:
+                if stream == "err" and entry.write_err is not None:
+                    entry.write_err(text)
+                else:
+                    entry.write(text)
         except Exception as exc:  # noqa: BLE001 - a broken writer must not stop the platform
             log.warning("terminal-write-failed", command_id=message.command_id, error=repr(exc))
         for n, waiter in list(entry.waiting):

@@ -74,12 +74,13 @@ class CommandOutcome(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class Output(_Msg):
-    """One line a command prints (its `seq`-th, from 1)."""
+    """Lines a command prints, in order, as (text, stream) with stream "out"
+    or "err": the first is its `seq`-th line (from 1). What a command prints
+    in one turn of the loop travels as one message."""
 
     command_id: str
     seq: int
-    text: str
-    stream: str = "out"  # out | err
+    lines: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -804,7 +805,7 @@ class LogLines(_Msg):
 @dataclass(frozen=True, slots=True)
 class Subscribe(_Msg):
     """Send the app's new log lines to the actor `subscriber`, as
-    `LogDelivery(subscription, line)`, until unsubscribed."""
+    `LogDelivery(subscription, lines)`, until unsubscribed."""
 
     app_guid: str
     subscriber: str
@@ -819,14 +820,15 @@ class Unsubscribe(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class LogDelivery(_Msg):
-    """loggregator -> a subscriber: a new line of a stream it subscribed to."""
+    """loggregator -> a subscriber: new lines of a stream it subscribed to,
+    in order (the lines that came in together go on together)."""
 
     subscription: str
-    line: LogLine
+    lines: tuple[LogLine, ...]
 
     @property
     def step(self) -> int | None:
-        return self.line.step
+        return 8 if any(line.source_type == "STG" for line in self.lines) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -728,11 +728,15 @@ class CellActor(AsyncioActor):
         app = staging.app_guid
         container = self.system.new_guid()
 
-        def out(text: str) -> None:
-            self._log(app, "STG", "0", text)
+        def out(*texts: str) -> None:
+            # Lines said together go to the loggregator together.
+            with self._batched_logs():
+                self._logs(app, "0", *(("STG", text) for text in texts))
 
-        out(f"Cell {self.cell_id} creating container for instance {container}")
-        out(f"Cell {self.cell_id} successfully created container for instance {container}")
+        out(
+            f"Cell {self.cell_id} creating container for instance {container}",
+            f"Cell {self.cell_id} successfully created container for instance {container}",
+        )
         if self.config.work_dir is None:
             raise StagingError("Staging error: this cell has no disk to stage on")
         work = self.config.work_dir / "staging" / task.guid
@@ -773,12 +777,9 @@ class CellActor(AsyncioActor):
                         DROPLET_MTIME,
                     )
                 finally:
-                    for line in buildpack_lines:
-                        out(line)
+                    out(*buildpack_lines)
             await self.clock.sleep(self.config.staging_seconds)
-            out("Exit status 0")
-            out("Uploading droplet, build artifacts cache...")
-            out("Uploading droplet...")
+            out("Exit status 0", "Uploading droplet, build artifacts cache...", "Uploading droplet...")
             upload = (
                 blobs.PutBytes(droplet_out, step=9)
                 if isinstance(droplet_out, bytes)
@@ -789,8 +790,7 @@ class CellActor(AsyncioActor):
                 droplet = await self.ask("blobstore", upload, timeout=60)
             except PlatformError as exc:
                 raise StagingError(f"Staging error: uploading the droplet failed: {exc}") from None
-            out(f"Uploaded droplet ({format_bytes(droplet.size)})")
-            out("Uploading complete")
+            out(f"Uploaded droplet ({format_bytes(droplet.size)})", "Uploading complete")
             self.staged += 1
             return StagingResult(
                 droplet_key=droplet.key,
@@ -802,14 +802,14 @@ class CellActor(AsyncioActor):
             )
         except PlatformError as exc:
             status = _EXIT_STATUS.get(type(exc))
-            if status is not None:
-                out(f"Exit status {status}")
-            out(str(exc))
+            out(*([f"Exit status {status}"] if status is not None else []), str(exc))
             raise
         finally:
-            out(f"Cell {self.cell_id} stopping instance {container}")
-            out(f"Cell {self.cell_id} destroying container for instance {container}")
-            out(f"Cell {self.cell_id} successfully destroyed container for instance {container}")
+            out(
+                f"Cell {self.cell_id} stopping instance {container}",
+                f"Cell {self.cell_id} destroying container for instance {container}",
+                f"Cell {self.cell_id} successfully destroyed container for instance {container}",
+            )
             if in_memory:
                 self._staging_memory_free += held
             else:

@@ -118,6 +118,7 @@ class Run:
         self.command_id = message.command_id
         self.lines = 0
         self.task: asyncio.Task[Any] | None = None
+        self._pending: list[tuple[str, str]] = []
 
     def out(self, text: str) -> None:
         """Print one line (to the command's terminal, as an `Output` message)."""
@@ -128,10 +129,24 @@ class Run:
         self._send(text, "err")
 
     def _send(self, text: str, stream: str) -> None:
+        # The lines of one turn of the loop go together: the first schedules
+        # the message, the others join it.
         self.lines += 1
+        pending = self._pending
+        pending.append((text, stream))
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Send the lines printed since the last `Output` (in order)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
         token = current_trace.set(None)  # output is not part of the picture of a push
         try:
-            self.cli.tell(self.message.terminal, Output(self.command_id, self.lines, text, stream))
+            first = self.lines - len(pending) + 1
+            self.cli.tell(self.message.terminal, Output(self.command_id, first, tuple(pending)))
         finally:
             current_trace.reset(token)
 
@@ -139,6 +154,7 @@ class Run:
         """The user's yes or no; None when nobody can be asked (not interactive)."""
         if not self.message.interactive:
             return None
+        self.flush()  # what was printed before the question comes before it
         answer = await self.cli.ask(self.message.terminal, Confirm(self.command_id, question), timeout=3600.0)
         return None if answer is None else bool(answer)
 
@@ -206,6 +222,7 @@ class CliBase(AsyncioActor):
             run.out("FAILED")
             return CommandOutcome(1, None, f"Unexpected error: {type(exc).__name__}: {exc}", run.lines)
         finally:
+            run.flush()
             self._runs.pop(message.command_id, None)
             if self.recorder is not None and trace_id is not None and not isinstance(trace_id, tuple):
                 self.recorder.close(trace_id)
@@ -263,7 +280,8 @@ class CliBase(AsyncioActor):
     def _log_delivery(self, message: LogDelivery) -> None:
         on_line = self._subscriptions.get(message.subscription)
         if on_line is not None:
-            on_line(message.line)
+            for line in message.lines:
+                on_line(line)
 
     # --- helpers -----------------------------------------------------------------------------
 

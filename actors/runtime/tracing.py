@@ -90,9 +90,10 @@ class TraceRecorder:
             evicted, _ = self._open.popitem(last=False)
             self.recording.pop(evicted, None)
 
-    def close(self, trace_id: str) -> list[dict[str, Any]]:
+    def close(self, trace_id: str) -> None:
+        """Stop recording a conversation and forget what it recorded."""
         self.recording.pop(trace_id, None)
-        return [delivery_from_row(_as_row(entry)) for entry in self._open.pop(trace_id, ())]
+        self._open.pop(trace_id, None)
 
     def _append(self, trace_id: str, book: list[Any], entry: Any) -> None:
         book.append(entry)

@@ -23,7 +23,7 @@ class Tail(AsyncioActor):
 
     @handles(LogDelivery)
     def _line(self, message: LogDelivery) -> None:
-        self.got.append((message.subscription, message.line.text))
+        self.got.extend((message.subscription, line.text) for line in message.lines)
 
     def on_receive(self, message: object) -> object:
         if message == "got":
