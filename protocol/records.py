@@ -233,6 +233,8 @@ DeliveryRow = tuple[int, float, str, str, str, int | None, bool]
 
 def delivery_row(delivery: Sequence[Any] | Mapping[str, Any]) -> DeliveryRow:
     """A delivery (a row, or a record by field name) as a row of scalars."""
+    if type(delivery) is tuple and len(delivery) == 7:
+        return delivery  # a row already (what the recorder gives)
     if isinstance(delivery, Mapping):
         return tuple(delivery.get(name) for name in DELIVERY_FIELDS)  # type: ignore[return-value]
     row = tuple(delivery)

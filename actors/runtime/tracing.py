@@ -54,13 +54,31 @@ def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> FrozenD
     )
 
 
+# Per message type: its (label, step) when every message of the type has the
+# same (no `label` or `step` of its own, nor a __dict__ to hold one), else None.
+_STATIC: dict[type, tuple[str, int | None] | None] = {}
+
+
+def _static_description(kind: type) -> tuple[str, int | None] | None:
+    if kind.__dictoffset__ == 0 and not any("label" in vars(k) or "step" in vars(k) for k in kind.__mro__):
+        described: tuple[str, int | None] | None = (kind.__name__, getattr(kind, "STEP", None))
+    else:
+        described = None
+    _STATIC[kind] = described
+    return described
+
+
 def _as_row(entry: Any) -> DeliveryRow:
     """A book's entry as a row: kept raw (seq, t, sender, receiver, message,
     ask) by the seam's fast path, or a row already."""
     if len(entry) == 7:
         return entry
     seq, t, sender, receiver, message, ask = entry
-    return (seq, round(t, 6), sender_name(sender), receiver, label_of(message), step_of(message), ask)
+    kind = type(message)
+    described = _STATIC[kind] if kind in _STATIC else _static_description(kind)
+    if described is None:
+        described = (label_of(message), step_of(message))
+    return (seq, round(t, 6), sender if type(sender) is str else sender.actor_name, receiver, *described, ask)
 
 
 class TraceRecorder:
