@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from actors.runtime.clock import Clock
-from actors.runtime.delivery import Envelope, Observer, sender_name
+from actors.runtime.delivery import Envelope, Observer
 from protocol.records import DeliveryRow, FrozenDict, delivery_from_row
 
 __all__ = ["TraceRecorder", "delivery_record", "label_of", "step_of", "tracing_observer"]

@@ -309,9 +309,59 @@ async def test_io_guard_is_entered_around_every_thread_hop(
         await store.get_resource(sha1(b"r"))
         await store.delete(info.key)
     assert unguarded == 0
-    assert hops >= 16
+    assert hops >= 10
     assert guard.entered == hops
     assert guard.depth == 0
+
+
+def _count_hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    hops: list[str] = []
+    original = store_module.in_thread
+
+    async def counted(func, *args):  # type: ignore[no-untyped-def]
+        hops.append(getattr(func, "__name__", "?"))
+        return await original(func, *args)
+
+    monkeypatch.setattr(store_module, "in_thread", counted)
+    return hops
+
+
+async def test_small_lookups_and_reads_run_here_and_writes_and_big_reads_hop(
+    tmp_path: Path, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = b"b" * (store_module.SMALL_BYTES + 1)
+    async with BlobStore(tmp_path / "store") as store:
+        hops = _count_hops(monkeypatch)
+        small = await store.put_bytes(b"small")  # new content: written on a thread
+        assert len(hops) == 1
+        large = await store.put_bytes(big)
+        assert len(hops) == 2
+        await store.add_resources([(sha1(b"r"), b"r")])
+        del hops[:]
+        assert await store.put_bytes(b"small") == small  # held already: nothing to write
+        assert await store.get_bytes(small.key) == b"small"
+        assert await store.exists(small.key) and await store.size(small.key) == 5
+        assert await store.match_resources([(sha1(b"r"), 1), (sha1(b"x"), 1)]) == [(sha1(b"r"), 1)]
+        assert hops == []
+        assert await store.get_bytes(large.key) == big
+        assert await store.put_bytes(big) == large
+        assert len(hops) == 2
+        many = [(sha1(bytes([i])), 1) for i in range(20)]
+        await store.match_resources(many)
+        assert len(hops) == 3
+
+
+async def test_a_small_blob_damaged_on_disk_is_refused_on_read_and_healed_by_a_put(
+    tmp_path: Path, anyio_backend: str
+) -> None:
+    async with BlobStore(tmp_path / "store") as store:
+        info = await store.put_bytes(b"precious")
+        path = store._blob_path(info.key)
+        path.write_bytes(b"PRECIOUS")  # same size, other bytes
+        with pytest.raises(BlobCorrupt):
+            await store.get_bytes(info.key)
+        assert await store.put_bytes(b"precious") == info
+        assert await store.get_bytes(info.key) == b"precious"
 
 
 async def test_a_raising_fault_hook_propagates_its_error_and_changes_nothing(
