@@ -62,6 +62,9 @@ class LoggregatorActor(AsyncioActor):
         # app_guid -> subscription id -> the subscribing actor's name
         self._subscribers: dict[str, dict[str, str]] = {}
         self._pending: dict[str, list[LogRow]] = {}
+        # How many lines each app's file holds, as this process counted them
+        # (absent: not counted yet), so a flush need not read the file again.
+        self._on_disk: dict[str, int] = {}
         self._flush_armed = False
         self.lines_seen = 0
 
@@ -155,13 +158,16 @@ class LoggregatorActor(AsyncioActor):
             return
         pending, self._pending = self._pending, {}
         log_dir = self.log_dir
+        known = {app_guid: self._on_disk.get(app_guid) for app_guid in pending}
         async with self.clock.threaded_io():
-            await in_thread(_append_lines, log_dir, pending)
+            counts = await in_thread(_append_lines, log_dir, pending, known)
+        self._on_disk.update(counts)
 
     async def _forget(self, app_guid: str) -> None:
         self._recent.pop(app_guid, None)
         self._pending.pop(app_guid, None)
         self._subscribers.pop(app_guid, None)
+        self._on_disk.pop(app_guid, None)
         if self.log_dir is not None:
             path = self.log_dir / f"{app_guid}.jsonl"
             async with self.clock.threaded_io():
@@ -173,21 +179,38 @@ def _row_to_json(row: LogRow) -> str:
     return json.dumps({"t": timestamp, "src": source_type, "i": source_instance, "s": stream, "m": text})
 
 
-def _append_lines(log_dir: Path, pending: dict[str, list[LogRow]]) -> None:
+def _append_lines(log_dir: Path, pending: dict[str, list[LogRow]], known: dict[str, int | None]) -> dict[str, int]:
+    """Append each app's new lines to its file; how many lines each file
+    holds now. A file's lines are counted once (`known` holds the counts of
+    those already counted), and a file past twice the window is cut back to
+    the newest window."""
     log_dir.mkdir(parents=True, exist_ok=True)
+    counts: dict[str, int] = {}
     for app_guid, lines in pending.items():
         path = log_dir / f"{app_guid}.jsonl"
-        with path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(_row_to_json(x) + "\n" for x in lines))
-        # Keep files bounded: past twice the window, keep the newest window.
-        with path.open("r", encoding="utf-8") as fh:
-            count = sum(1 for _ in fh)
+        count = known.get(app_guid)
+        if count is None:
+            count = _count_lines(path)
+        with path.open("ab") as fh:
+            fh.write("".join(_row_to_json(x) + "\n" for x in lines).encode("utf-8"))
+        count += len(lines)
         if count > _REWRITE_OVER:
             with path.open("r", encoding="utf-8") as fh:
                 keep = deque(fh, maxlen=RECENT)
             tmp = path.with_suffix(".tmp")
             tmp.write_text("".join(keep), encoding="utf-8")
             tmp.replace(path)
+            count = len(keep)
+        counts[app_guid] = count
+    return counts
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 16), b""))
+    except FileNotFoundError:
+        return 0
 
 
 def _read_lines(path: Path) -> list[LogRow]:

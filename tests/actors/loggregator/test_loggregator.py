@@ -116,3 +116,31 @@ async def test_lines_sent_together_are_kept_and_delivered_one_by_one_in_order() 
         assert await _lines(system) == ["first", "second", "third"]
         assert await _lines(system, "app-2") == ["elsewhere"]
         assert await system.ask("tail", "got") == [("s1", "first"), ("s1", "second"), ("s1", "third")]
+
+
+async def test_an_apps_file_is_cut_back_to_the_newest_window_past_twice_it_across_processes(tmp_path: Path) -> None:
+    from protocol.messages import LogLines
+
+    def count() -> int:
+        return len((tmp_path / "app-1.jsonl").read_text().splitlines())
+
+    async def write(system: ActorSystem, start: int, n: int) -> None:
+        system.tell("loggregator", LogLines(tuple(_line(f"line {i}").row for i in range(start, start + n))))
+        await system.clock.sleep(5)  # past the flush interval
+
+    async with ActorSystem(clock=VirtualClock()) as system:
+        LoggregatorActor.start(tmp_path)
+        await write(system, 0, RECENT)
+        await write(system, RECENT, RECENT)
+        assert count() == 2 * RECENT  # not past twice the window yet
+    async with ActorSystem(clock=VirtualClock()) as system:
+        LoggregatorActor.start(tmp_path)  # a later process counts what the file holds
+        await write(system, 2 * RECENT, 1)
+        assert count() == RECENT
+        await write(system, 2 * RECENT + 1, RECENT)
+        assert count() == 2 * RECENT
+        await write(system, 3 * RECENT + 1, 1)
+        assert count() == RECENT
+        lines = await _lines(system)
+    assert lines[-1] == f"line {3 * RECENT + 1}" and len(lines) == RECENT
+    assert (tmp_path / "app-1.jsonl").read_text().splitlines()[-1].endswith(f'"m": "line {3 * RECENT + 1}"}}')
