@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.loggregator import RECENT, LoggregatorActor, format_log_line
+from actors.loggregator import RECENT, LoggregatorActor, _bucket, format_log_line
 from actors.runtime import ActorSystem, AsyncioActor, VirtualClock, handles
 from protocol.messages import ForgetLogs, LogDelivery, LogLine, RecentLogs, Subscribe, Unsubscribe
 
@@ -78,21 +78,43 @@ async def test_a_subscriber_that_is_gone_is_dropped_not_fatal() -> None:
         assert await _lines(system) == ["one", "two"]
 
 
+def _bucket_file(tmp_path: Path, guid: str = "app-1") -> Path:
+    return tmp_path / f"{_bucket(guid)}.jsonl"
+
+
 async def test_lines_written_to_disk_are_shown_by_a_later_process_and_forgetting_removes_them(tmp_path: Path) -> None:
+    neighbour = next(f"app-{i}" for i in range(2, 10_000) if _bucket(f"app-{i}") == _bucket("app-1"))
     async with ActorSystem(clock=VirtualClock()) as system:
         LoggregatorActor.start(tmp_path)
         system.tell("loggregator", _line("first run"))
+        system.tell("loggregator", _line("next door", guid=neighbour))
         await system.clock.sleep(5)  # past the flush interval
-    assert (tmp_path / "app-1.jsonl").exists()
-    with (tmp_path / "app-1.jsonl").open("a") as fh:
-        fh.write('{"t": 1, "src": "APP"')  # torn by a crash mid-write
+    assert [p.name for p in tmp_path.iterdir()] == [_bucket_file(tmp_path).name]  # one file for both apps
+    with _bucket_file(tmp_path).open("a") as fh:
+        fh.write('{"a": "app-1", "t": 1, "src": "APP"')  # torn by a crash mid-write
     async with ActorSystem(clock=VirtualClock()) as system:
         LoggregatorActor.start(tmp_path)
         system.tell("loggregator", _line("second run"))
         assert await _lines(system) == ["first run", "second run"]
         await system.ask("loggregator", ForgetLogs("app-1"))
         assert await _lines(system) == []
-        assert not (tmp_path / "app-1.jsonl").exists()
+        assert await _lines(system, neighbour) == ["next door"]
+    async with ActorSystem(clock=VirtualClock()) as system:
+        LoggregatorActor.start(tmp_path)
+        assert await _lines(system) == []
+        assert await _lines(system, neighbour) == ["next door"]
+
+
+async def test_an_apps_file_of_an_earlier_version_is_read_first_and_removed_with_the_app(tmp_path: Path) -> None:
+    old = tmp_path / "app-1.jsonl"
+    old.write_text('{"t": 1767225600.0, "src": "APP", "i": "0", "s": "OUT", "m": "from before"}\n')
+    async with ActorSystem(clock=VirtualClock()) as system:
+        LoggregatorActor.start(tmp_path)
+        system.tell("loggregator", _line("now"))
+        await system.clock.sleep(5)
+        assert await _lines(system) == ["from before", "now"]
+        await system.ask("loggregator", ForgetLogs("app-1"))
+        assert not old.exists() and await _lines(system) == []
 
 
 def test_a_line_is_printed_as_cf_logs_prints_it() -> None:
@@ -122,7 +144,7 @@ async def test_an_apps_file_is_cut_back_to_the_newest_window_past_twice_it_acros
     from protocol.messages import LogLines
 
     def count() -> int:
-        return len((tmp_path / "app-1.jsonl").read_text().splitlines())
+        return len(_bucket_file(tmp_path).read_text().splitlines())
 
     async def write(system: ActorSystem, start: int, n: int) -> None:
         system.tell("loggregator", LogLines(tuple(_line(f"line {i}").row for i in range(start, start + n))))
@@ -143,4 +165,4 @@ async def test_an_apps_file_is_cut_back_to_the_newest_window_past_twice_it_acros
         assert count() == RECENT
         lines = await _lines(system)
     assert lines[-1] == f"line {3 * RECENT + 1}" and len(lines) == RECENT
-    assert (tmp_path / "app-1.jsonl").read_text().splitlines()[-1].endswith(f'"m": "line {3 * RECENT + 1}"}}')
+    assert _bucket_file(tmp_path).read_text().splitlines()[-1].endswith(f'"m": "line {3 * RECENT + 1}"}}')
