@@ -61,6 +61,7 @@ __all__ = [
     "extract_package",
     "iter_package",
     "scan_app",
+    "scan_small_app",
     "scan_upload",
     "unpack_package",
     "write_package",
@@ -388,7 +389,28 @@ def _read_regular(real: Path, path: str) -> bytes:
         return _bounded(fh.read, path)
 
 
-def scan_app(path: str | os.PathLike[str]) -> AppBits:
+class _TooBig(Exception):
+    """A scan asked to stay small went past its bound."""
+
+
+#: What `scan_small_app` takes on: a directory of at most this many entries
+#: (files, directories and links) and this many bytes.
+SMALL_APP_ENTRIES = 64
+SMALL_APP_BYTES = 256 * 1024
+
+
+def scan_small_app(path: str | os.PathLike[str]) -> AppBits | None:
+    """What `scan_app` gives, when `path` is a small directory (at most
+    `SMALL_APP_ENTRIES` entries and `SMALL_APP_BYTES` bytes); None when it is
+    not (an archive, or a bigger app), without reading any file's content.
+    Small enough to do where asked, rather than on a worker thread."""
+    try:
+        return scan_app(path, small=True)
+    except _TooBig:
+        return None
+
+
+def scan_app(path: str | os.PathLike[str], *, small: bool = False) -> AppBits:
     """Gather the app at `path`: a directory, or a zip/jar/war/tar/tgz file."""
     source = Path(path)
     if not os.path.lexists(source):
@@ -398,7 +420,9 @@ def scan_app(path: str | os.PathLike[str]) -> AppBits:
     except (FileNotFoundError, RuntimeError):
         raise PathNotFound(f"The specified path '{source}' does not exist.") from None
     if real.is_dir():
-        bits = _scan_directory(source, real)
+        bits = _scan_directory(source, real, small)
+    elif small:
+        raise _TooBig()
     elif real.is_file():
         if zipfile.is_zipfile(real):
             bits = _scan_zip(real)
@@ -423,8 +447,9 @@ def scan_upload(path: str | os.PathLike[str]) -> AppBits:
     return _scan_zip(source)
 
 
-def _scan_directory(source: Path, root: Path) -> AppBits:
+def _scan_directory(source: Path, root: Path, small: bool = False) -> AppBits:
     ignore = CfIgnore()
+    entries_left = SMALL_APP_ENTRIES if small else -1
     cfignore = root / ".cfignore"
     if cfignore.is_file() and not cfignore.is_symlink():
         ignore = CfIgnore.from_text(cfignore.read_text(encoding="utf-8", errors="replace"))
@@ -448,6 +473,9 @@ def _scan_directory(source: Path, root: Path) -> AppBits:
             continue
         rel = prefix + entry.name
         _check_utf8(rel)
+        if entries_left == 0:
+            raise _TooBig()
+        entries_left -= 1
         if entry.is_symlink():
             # Ignore rules first (a user may .cfignore a bad link); following
             # the link only to learn if it is a directory reads nothing.
@@ -474,6 +502,8 @@ def _scan_directory(source: Path, root: Path) -> AppBits:
             stack.append((entries_of(target, rel + "/"), rel + "/", chain | {target}))
         elif stat.S_ISREG(st.st_mode):
             budget.add(rel, st.st_size)
+            if small and budget.total > SMALL_APP_BYTES:
+                raise _TooBig()
             found.append((rel, str(target), st))
         else:
             raise UnsafePath(f"{rel} is not a regular file (device, FIFO or socket)")

@@ -314,15 +314,23 @@ class BlobStore:
     async def put_bytes(self, data: bytes) -> BlobInfo:
         """Store `data` under its sha256; storing the same content again is harmless."""
         await self._before(OP_PUT)
-        if len(data) <= SMALL_BYTES:
-            # Most small puts are of content already held (the same app's
-            # droplet, staged again): that is a small read, not a write.
-            key = hashlib.sha256(data).hexdigest()
-            final = _fanned(self._blobs, key)
-            with _store_disk(f"writing blob {key}"):
-                if _held_small(final, len(data)) and _verifies(final, key, "sha256", self._chunk):
-                    return BlobInfo(key, len(data))
+        held = self._held_already(data)
+        if held is not None:
+            return held
         return await self._thread(self._put_bytes_here, data)
+
+    def _held_already(self, data: bytes) -> BlobInfo | None:
+        """A small content's blob, if the store holds it whole already (here,
+        not on a thread: most small puts are of content held already, the
+        same app's package or droplet made again, and that is a small read)."""
+        if len(data) > SMALL_BYTES:
+            return None
+        key = hashlib.sha256(data).hexdigest()
+        final = _fanned(self._blobs, key)
+        with _store_disk(f"writing blob {key}"):
+            if _held_small(final, len(data)) and _verifies(final, key, "sha256", self._chunk):
+                return BlobInfo(key, len(data))
+        return None
 
     def _put_bytes_here(self, data: bytes) -> BlobInfo:
         key = hashlib.sha256(data).hexdigest()
@@ -598,19 +606,28 @@ class BlobStore:
         if new:
             await self._before(OP_PUT)
 
-        def assemble() -> BlobInfo:
+        def package() -> bytes:
             contents = dict(uploaded)
             for f in pooled:
                 try:
                     contents[f.path] = self._get_resource_here(paths[f.sha1], f.sha1)
                 except BlobNotFound:
                     raise BlobNotFound(f"resource {f.sha1} for {f.path} is not in the resource pool") from None
-            info = self._put_bytes_here(build_package(files, contents.__getitem__))
+            return build_package(files, contents.__getitem__)
+
+        def store(data: bytes) -> BlobInfo:
+            info = self._put_bytes_here(data)
             if new:
                 self._add_resources_here(list(new.items()))
             return info
 
-        return await self._thread(assemble)
+        if not new and len(pooled) <= _SMALL_FILES and sum(f.size for f in pooled) <= SMALL_BYTES:
+            # Every file pooled and small: made here, and kept without a
+            # write if the store holds that very package already.
+            data = package()
+            held = self._held_already(data)
+            return held if held is not None else await self._thread(store, data)
+        return await self._thread(lambda: store(package()))
 
     async def put_package(self, uploaded: AppBits | None, matched: Sequence[AppFile]) -> BlobInfo:
         """Build a package from an upload's files and the pooled files it

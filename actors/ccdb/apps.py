@@ -93,7 +93,7 @@ class AppsTable(Connection):
             row = await self._app_row(guid)
         return _app(row)
 
-    @operation(OP_READ)
+    @operation(OP_READ, cached="apps")
     async def get_app(self, guid: str) -> AppRecord:
         """The app with this guid; `AppNotFound` if there is none."""
         async with self._read():

@@ -84,7 +84,7 @@ class BuildsTable(Connection):
             row = await self._row("builds", build_guid)
         return _build(row)
 
-    @operation(OP_READ)
+    @operation(OP_READ, cached="builds")
     async def get_build(self, guid: str) -> BuildRecord:
         """The build with this guid; LookupError if there is none."""
         async with self._read():
@@ -190,7 +190,7 @@ class BuildsTable(Connection):
                 build = await self._row("builds", build_guid)
         return _build(build)
 
-    @operation(OP_READ)
+    @operation(OP_READ, cached="droplets")
     async def get_droplet(self, guid: str) -> DropletRecord:
         """The droplet with this guid; LookupError if there is none."""
         async with self._read():

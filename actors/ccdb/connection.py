@@ -14,6 +14,16 @@ those awaits never suspend, so the coroutine is run to its end there in one
 go. Guids it needs are drawn on the loop beforehand (`_guid`), so the
 platform's seeded stream is read in an order that does not depend on
 thread timing.
+
+Records read by guid (an app, package, build or droplet: `cached=` on the
+operation) are kept once read, and read again from there: Cloud Controller
+reads an app several times a push. SQLite itself says when a row changes:
+a temporary trigger on each such table calls back into the connection for
+every row inserted, updated or deleted, on the connection's thread, as the
+statement runs, so no write can leave a stale record behind. A failed
+operation or transaction forgets every record (it may have read rows that
+were then rolled back). With no operation in flight, a record kept answers
+on the loop, after the fault hook, without a hop to the thread.
 """
 
 from __future__ import annotations
@@ -74,19 +84,34 @@ def _fail_from(done: list[tuple[int, tuple[bool, Any]]], first: int | None, erro
     done[first:] = [(index, (False, error)) for index, _ in done[first:]]
 
 
-def operation(kind: str) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]:
+def operation(
+    kind: str, *, cached: str | None = None
+) -> Callable[[Callable[..., Coroutine[Any, Any, Any]]], Callable[..., Any]]:
     """Mark a CC_DB operation (`OP_READ` or `OP_WRITE`): called on the loop,
-    it is the fault hook and then one hop to the connection's thread."""
+    it is the fault hook and then one hop to the connection's thread.
+    `cached`: a read of one row of that table by its guid (the operation's
+    first argument, `guid`), whose record is kept (see the module's docstring)."""
+    if cached is not None and (kind != OP_READ or cached not in _CACHED_TABLES):
+        raise ValueError(f"only reads of {', '.join(_CACHED_TABLES)} by guid are cached, not {kind} of {cached}")
 
     def mark(method: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
         @functools.wraps(method)
         async def run(self: Connection, *args: Any, **kwargs: Any) -> Any:
-            return await self._perform(kind, method, args, kwargs)
+            return await self._perform(kind, method, args, kwargs, cached)
 
-        run.ccdb_operation = (kind, method)  # type: ignore[attr-defined]  # for `perform_batch`
+        run.ccdb_operation = (kind, method, cached)  # type: ignore[attr-defined]  # for `perform_batch`
         return run
 
     return mark
+
+
+#: The tables whose rows an operation may read by guid and keep (`cached=`).
+_CACHED_TABLES = ("apps", "packages", "builds", "droplets")
+_ROW_CHANGED = "minifoundry_row_changed"
+
+
+def _guid_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return args[0] if args else kwargs["guid"]
 
 
 class Connection:
@@ -123,6 +148,9 @@ class Connection:
         self._batch_open = False
         self._guids: deque[str] = deque()
         self._version = 0
+        # Records read by guid, by (table, guid); see the module's docstring.
+        self._records: dict[tuple[str, str], Any] = {}
+        self._in_flight = 0  # operations (or batches) on their way through the thread
         # One connection, one transaction at a time: without this, a second
         # task's statements would land inside the first task's transaction.
         self._lock = anyio.Lock()
@@ -162,6 +190,8 @@ class Connection:
                 await self._sql(f"PRAGMA synchronous = {self._synchronous}")
                 await self._sql("PRAGMA busy_timeout = 5000")
                 await self._migrate()
+                async with self._io_guard():
+                    await conn._execute(self._watch_rows)
         except BaseException:
             await self._disconnect()
             raise
@@ -211,9 +241,43 @@ class Connection:
             current = version
         self._version = current
 
+    def _watch_rows(self) -> None:
+        """On the connection's thread: temporary triggers that tell
+        `_row_changed` of every row written in the cached tables."""
+        conn = self._sqlite
+        assert conn is not None
+        conn.create_function(_ROW_CHANGED, 2, self._row_changed)
+        for table in _CACHED_TABLES:
+            for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
+                body = " ".join(f"SELECT {_ROW_CHANGED}('{table}', {row}.guid);" for row in rows)
+                conn.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS minifoundry_{table}_{event.lower()}"
+                    f" AFTER {event} ON main.{table} BEGIN {body} END"
+                )
+
+    def _row_changed(self, table: str, guid: str) -> None:
+        if table == "apps":
+            # An app's packages, builds and droplets may go with it (cascades).
+            self._records.clear()
+        else:
+            self._records.pop((table, guid), None)
+
+    def _kept(self, cached: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """The record a cached read would give, if it is kept (else None)."""
+        if cached is None:
+            return None
+        return self._records.get((cached, _guid_of(args, kwargs)))
+
     # --- one operation, one hop --------------------------------------------
 
-    async def _perform(self, kind: str, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
+    async def _perform(
+        self,
+        kind: str,
+        method: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: Any,
+        cached: str | None = None,
+    ) -> Any:
         if _get_ident() == self._worker:
             return await method(self, *args, **kwargs)  # an operation inside another
         conn = self._conn
@@ -221,34 +285,58 @@ class Connection:
             raise RuntimeError("ccdb is not open")
         if self._fault is not None:
             await self._fault(kind)
+        if not self._in_flight:
+            kept = self._kept(cached, args, kwargs)
+            if kept is not None:
+                return kept  # nothing is on its way to change it: no hop
         if kind == OP_WRITE:
             guids = self._guids
             while len(guids) < _GUIDS_AHEAD:
                 guids.append(self._new_guid())
         call = _Call()
+        self._in_flight += 1
         try:
             async with self._io_guard():
-                return await conn._execute(self._run_here, call, method, args, kwargs)
+                return await conn._execute(self._run_here, call, method, args, kwargs, cached)
         except asyncio.CancelledError:
             # Still queued or running on the thread: it rolls back rather
             # than commit (unless its COMMIT already ran).
             call.cancelled = True
             raise
+        finally:
+            self._in_flight -= 1
 
-    def _run_here(self, call: _Call, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
+    def _run_here(
+        self,
+        call: _Call,
+        method: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: Any,
+        cached: str | None = None,
+    ) -> Any:
         """On the connection's thread: the whole operation, to its end."""
         self._call = call
         try:
-            return self._to_end(method, args, kwargs)
+            return self._to_end(method, args, kwargs, cached)
         finally:
             self._call = None
 
-    def _to_end(self, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any) -> Any:
+    def _to_end(
+        self, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any, cached: str | None = None
+    ) -> Any:
+        kept = self._kept(cached, args, kwargs)
+        if kept is not None:
+            return kept
         coro = method(self, *args, **kwargs)
         try:
             coro.send(None)
         except StopIteration as done:
+            if cached is not None:
+                self._records[(cached, _guid_of(args, kwargs))] = done.value
             return done.value
+        except BaseException:
+            self._records.clear()  # it may have read what its rollback undid
+            raise
         coro.close()
         raise RuntimeError(f"CC_DB's {method.__name__} waited for something off its connection's thread")
 
@@ -270,36 +358,47 @@ class Connection:
         if conn is None:
             raise RuntimeError("ccdb is not open")
         outcomes: list[tuple[bool, Any]] = [(False, None)] * len(calls)
-        todo: list[tuple[int, Callable[..., Coroutine[Any, Any, Any]], dict[str, Any]]] = []
+        todo: list[tuple[int, Callable[..., Coroutine[Any, Any, Any]], dict[str, Any], str | None]] = []
         writes = 0
         guids = self._guids
         for index, (op, kwargs) in enumerate(calls):
-            kind, method = getattr(op, "ccdb_operation")  # noqa: B009 - set by `operation`, unknown to mypy
+            kind, method, cached = getattr(op, "ccdb_operation")  # noqa: B009 - set by `operation`, unknown to mypy
             if self._fault is not None:
                 try:
                     await self._fault(kind)
                 except Exception as exc:  # noqa: BLE001 - the operation's own outcome
                     outcomes[index] = (False, exc)
                     continue
+            if not todo and not self._in_flight:
+                # Ahead of every write of the batch: a record kept is the answer.
+                kept = self._kept(cached, (), kwargs)
+                if kept is not None:
+                    outcomes[index] = (True, kept)
+                    continue
             if kind == OP_WRITE:
                 writes += 1
                 while len(guids) < _GUIDS_AHEAD * writes:
                     guids.append(self._new_guid())
-            todo.append((index, method, kwargs))
+            todo.append((index, method, kwargs, cached))
         if todo:
             call = _Call()
+            self._in_flight += 1
             try:
                 async with self._io_guard():
                     done = await conn._execute(self._run_batch, call, todo)
             except asyncio.CancelledError:
                 call.cancelled = True  # nothing of it commits, unless its COMMIT already ran
                 raise
+            finally:
+                self._in_flight -= 1
             for index, outcome in done:
                 outcomes[index] = outcome
         return outcomes
 
     def _run_batch(
-        self, call: _Call, todo: list[tuple[int, Callable[..., Coroutine[Any, Any, Any]], dict[str, Any]]]
+        self,
+        call: _Call,
+        todo: list[tuple[int, Callable[..., Coroutine[Any, Any, Any]], dict[str, Any], str | None]],
     ) -> list[tuple[int, tuple[bool, Any]]]:
         """On the connection's thread: the operations of a batch, then the COMMIT."""
         conn = self._sqlite
@@ -310,9 +409,9 @@ class Connection:
         done: list[tuple[int, tuple[bool, Any]]] = []
         first_write: int | None = None
         try:
-            for index, method, kwargs in todo:
+            for index, method, kwargs, cached in todo:
                 try:
-                    outcome: tuple[bool, Any] = (True, self._to_end(method, (), kwargs))
+                    outcome: tuple[bool, Any] = (True, self._to_end(method, (), kwargs, cached))
                 except BaseException as exc:  # noqa: BLE001 - the operation's own outcome
                     outcome = (False, exc)
                 done.append((index, outcome))
@@ -321,6 +420,7 @@ class Connection:
                 if self._batch_open and not conn.in_transaction:
                     # SQLite ended the whole transaction (a full disk, an I/O
                     # error): nothing of the batch so far was kept.
+                    self._records.clear()
                     _fail_from(done, first_write, outcome[1])
                     self._batch_open = False
                     first_write = None
@@ -332,6 +432,7 @@ class Connection:
                 except BaseException as exc:  # noqa: BLE001 - every write's outcome
                     with contextlib.suppress(sqlite3.OperationalError):
                         conn.execute("ROLLBACK")
+                    self._records.clear()  # what the batch read may have been rolled back
                     _fail_from(done, first_write, exc)
         finally:
             self._call = None

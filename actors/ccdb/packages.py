@@ -52,7 +52,7 @@ class PackagesTable(Connection):
             row = await self._row("packages", guid)
         return _package(row)
 
-    @operation(OP_READ)
+    @operation(OP_READ, cached="packages")
     async def get_package(self, guid: str) -> PackageRecord:
         """The package with this guid; LookupError if there is none."""
         async with self._read():

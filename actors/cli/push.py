@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog
 
-from actors.appfiles import AppBits, build_package, scan_app
+from actors.appfiles import AppBits, build_package, scan_app, scan_small_app
 from actors.cli import render
 from actors.cli.base import CliBase, Command, CommandFailed, Run, runs
 from actors.cli.manifest_diff import diff_lines
@@ -78,8 +78,14 @@ class Push(CliBase):
         # platform: a bad path or hostile archive changes nothing.
         gathered: list[AppBits] = []
         for plan in plans:
-            async with self.clock.threaded_io():
-                gathered.append(await in_thread(scan_app, Path(plan.spec.path or ".")))
+            source = Path(plan.spec.path or ".")
+            # A small app directory is read here; anything bigger (or an
+            # archive) on a worker thread.
+            bits = scan_small_app(source)
+            if bits is None:
+                async with self.clock.threaded_io():
+                    bits = await in_thread(scan_app, source)
+            gathered.append(bits)
         existing: dict[str, AppRecord | None] = {}
         for plan in plans:
             try:

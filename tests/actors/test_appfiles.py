@@ -18,6 +18,7 @@ from actors.appfiles import (
     extract_package,
     iter_package,
     scan_app,
+    scan_small_app,
     write_package,
 )
 from protocol.errors import BlobCorrupt, FileTooLarge, PathEmpty, PathNotFound, UnsafePath
@@ -581,3 +582,32 @@ def test_extract_refuses_a_package_over_the_app_limit(tmp_path: Path, monkeypatc
 def test_extract_refuses_duplicate_entries(tmp_path: Path):
     with pytest.raises(UnsafePath, match="more than once"):
         extract_package(tar_bytes([tar_member("a", b"1"), tar_member("./a", b"2")]), tmp_path / "out")
+
+
+# --- small apps, gathered where asked ------------------------------------------------------------
+
+
+def test_a_small_app_is_gathered_as_scan_app_gathers_it(tmp_path):
+    app = make_app(
+        tmp_path / "app", {"app.py": "print()", "lib/util.py": "x = 1", ".cfignore": "lib/skip\n", "lib/skip": "no"}
+    )
+    small = scan_small_app(app)
+    assert small is not None
+    assert small.files == scan_app(app).files
+
+
+def test_an_app_past_the_small_bounds_or_an_archive_is_left_to_scan_app(tmp_path, monkeypatch):
+    import actors.appfiles as appfiles
+
+    many = make_app(tmp_path / "many", {f"f{i}.txt": "x" for i in range(appfiles.SMALL_APP_ENTRIES + 1)})
+    assert scan_small_app(many) is None and len(scan_app(many).files) == appfiles.SMALL_APP_ENTRIES + 1
+    deep = make_app(tmp_path / "deep", {"/".join(f"d{i}" for i in range(appfiles.SMALL_APP_ENTRIES)) + "/f": "x"})
+    assert scan_small_app(deep) is None
+    big = make_app(tmp_path / "big", {"blob.bin": b"b" * (appfiles.SMALL_APP_BYTES + 1)})
+    assert scan_small_app(big) is None
+    archive = tmp_path / "app.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("app.py", "print()")
+    assert scan_small_app(archive) is None
+    with pytest.raises(PathNotFound):
+        scan_small_app(tmp_path / "missing")

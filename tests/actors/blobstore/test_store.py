@@ -351,6 +351,26 @@ async def test_small_lookups_and_reads_run_here_and_writes_and_big_reads_hop(
         assert len(hops) == 3
 
 
+async def test_a_package_of_small_pooled_files_held_already_is_assembled_without_a_hop(
+    tmp_path: Path, anyio_backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = (AppFile("a.txt", sha1(b"a"), 1, 0o644), AppFile("b.txt", sha1(b"b"), 1, 0o644))
+    async with BlobStore(tmp_path / "store") as store:
+        hops = _count_hops(monkeypatch)
+        first = await store.assemble_package(files, {"a.txt": b"a", "b.txt": b"b"})  # uploads join the pool
+        assert len(hops) == 1
+        assert await store.assemble_package(files, {}) == first  # all pooled, package held: nothing to write
+        assert len(hops) == 1
+        other = (files[0], AppFile("c.txt", sha1(b"c"), 1, 0o644))
+        await store.add_resources([(sha1(b"c"), b"c")])
+        await store.assemble_package(other, {})  # a package not held yet: written on a thread
+        assert len(hops) == 3
+        assert {f.path: data for f, data in iter_package(await store.get_bytes(first.key))} == {
+            "a.txt": b"a",
+            "b.txt": b"b",
+        }
+
+
 async def test_a_small_blob_damaged_on_disk_is_refused_on_read_and_healed_by_a_put(
     tmp_path: Path, anyio_backend: str
 ) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import itertools
@@ -822,3 +823,78 @@ async def test_a_batch_whose_commit_fails_keeps_nothing_and_fails_every_operatio
         assert [ok for ok, _ in await db.perform_batch([(CCDB.find_app, {"name": "zero"})])] == [True]
         await db.update_app("app-0", at(3), instances=2)
         assert (await db.get_app("app-0")).instances == 2
+
+
+# --- records kept once read -----------------------------------------------------------------------
+
+
+async def test_a_record_read_again_comes_without_a_hop_until_its_row_changes(db_path: Path, anyio_backend: str) -> None:
+    guard = CountingGuard()
+    fault = SwitchableFault()
+    async with CCDB(db_path, io_guard=guard, fault=fault, new_guid=guids()) as db:
+        await db.create_app("app-1", "one", now=at(0), actor="user")
+        first = await db.get_app("app-1")
+        guard.entered, fault.seen = 0, []
+        assert await db.get_app("app-1") is first
+        assert guard.entered == 0 and fault.seen == [OP_READ]  # the fault hook still runs
+        fault.failing = {OP_READ}
+        with pytest.raises(DatabaseUnavailable):
+            await db.get_app("app-1")
+        fault.failing = set()
+        await db.update_app("app-1", at(1), instances=3)
+        assert (await db.get_app("app-1")).instances == 3
+
+
+async def test_a_row_changed_by_any_statement_is_read_anew(db_path: Path, anyio_backend: str) -> None:
+    async with CCDB(db_path, new_guid=guids()) as db:
+        await db.create_app("app-1", "one", now=at(0), actor="user")
+        await ready_package(db, "app-1", "pkg-1", key("blob"), at(0))
+        assert (await db.get_app("app-1")).memory_mb == 1024
+        assert (await db.get_package("pkg-1")).size is not None
+        # Written as no operation writes it: SQLite's trigger still tells.
+        await db._sql("UPDATE apps SET memory_mb = 64 WHERE guid = 'app-1'")
+        await db._sql("UPDATE packages SET size = 7 WHERE guid = 'pkg-1'")
+        assert (await db.get_app("app-1")).memory_mb == 64
+        assert (await db.get_package("pkg-1")).size == 7
+
+
+async def test_a_read_in_the_same_batch_as_a_write_sees_it_and_a_failed_commit_forgets_it(
+    db_path: Path, anyio_backend: str
+) -> None:
+    async with CCDB(db_path, new_guid=guids()) as db:
+        await db.create_app("app-1", "one", now=at(0), actor="user")
+        assert (await db.get_app("app-1")).instances == 1
+        outcomes = await db.perform_batch(
+            [(CCDB.update_app, {"guid": "app-1", "now": at(1), "instances": 2}), (CCDB.get_app, {"guid": "app-1"})]
+        )
+        assert outcomes[1][1].instances == 2
+        good = db._sqlite
+        assert good is not None
+        db._sqlite = _FailsToCommit(good)  # type: ignore[assignment]
+        try:
+            outcomes = await db.perform_batch(
+                [(CCDB.update_app, {"guid": "app-1", "now": at(2), "instances": 5}), (CCDB.get_app, {"guid": "app-1"})]
+            )
+        finally:
+            db._sqlite = good
+        # The read saw the write the COMMIT then lost: both fail, and neither is kept.
+        assert [ok for ok, _ in outcomes] == [False, False]
+        assert (await db.get_app("app-1")).instances == 2
+
+
+async def test_a_read_asked_while_a_write_is_on_its_way_waits_for_it(db_path: Path, anyio_backend: str) -> None:
+    async with CCDB(db_path, new_guid=guids()) as db:
+        await db.create_app("app-1", "one", now=at(0), actor="user")
+        await db.get_app("app-1")
+        _, read = await asyncio.gather(db.update_app("app-1", at(1), instances=9), db.get_app("app-1"))
+        assert read.instances == 9
+
+
+async def test_deleting_an_app_forgets_its_packages_builds_and_droplets(db_path: Path, anyio_backend: str) -> None:
+    async with CCDB(db_path, new_guid=guids()) as db:
+        await db.create_app("app-1", "one", now=at(0), actor="user")
+        await ready_package(db, "app-1", "pkg-1", key("blob"), at(0))
+        await db.get_package("pkg-1")
+        await db.delete_app("app-1", at(1), actor="user")
+        with pytest.raises(LookupError):
+            await db.get_package("pkg-1")
