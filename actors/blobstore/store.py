@@ -621,13 +621,20 @@ class BlobStore:
                 self._add_resources_here(list(new.items()))
             return info
 
-        if not new and len(pooled) <= _SMALL_FILES and sum(f.size for f in pooled) <= SMALL_BYTES:
-            # Every file pooled and small: made here, and kept without a
-            # write if the store holds that very package already.
+        if len(files) <= _SMALL_FILES and sum(f.size for f in files) <= SMALL_BYTES:
+            # A small app: its package made here, and kept without a write if
+            # the store holds that very package, and every uploaded file, already.
             data = package()
             held = self._held_already(data)
-            return held if held is not None else await self._thread(store, data)
+            if held is not None and all(self._resource_held(sha1, content) for sha1, content in new.items()):
+                return held
+            return await self._thread(store, data)
         return await self._thread(lambda: store(package()))
+
+    def _resource_held(self, sha1: str, data: bytes) -> bool:
+        path = _fanned(self._pool, sha1)
+        with _store_disk(f"reading resource {sha1}"):
+            return _held_small(path, len(data)) and _verifies(path, sha1, "sha1", self._chunk)
 
     async def put_package(self, uploaded: AppBits | None, matched: Sequence[AppFile]) -> BlobInfo:
         """Build a package from an upload's files and the pooled files it

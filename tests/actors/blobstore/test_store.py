@@ -360,6 +360,7 @@ async def test_a_package_of_small_pooled_files_held_already_is_assembled_without
         first = await store.assemble_package(files, {"a.txt": b"a", "b.txt": b"b"})  # uploads join the pool
         assert len(hops) == 1
         assert await store.assemble_package(files, {}) == first  # all pooled, package held: nothing to write
+        assert await store.assemble_package(files, {"a.txt": b"a"}) == first  # uploaded again, held already
         assert len(hops) == 1
         other = (files[0], AppFile("c.txt", sha1(b"c"), 1, 0o644))
         await store.add_resources([(sha1(b"c"), b"c")])
