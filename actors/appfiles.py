@@ -32,7 +32,6 @@ Always skipped (as cf does; these win over ``!`` rules in ``.cfignore``):
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import io
 import os
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO
 
+from actors.tarstream import TarStream
 from protocol.errors import BlobCorrupt, FileTooLarge, PathEmpty, PathNotFound, UnsafePath
 from protocol.records import AppFile
 
@@ -753,24 +753,6 @@ def write_package(
     write_package_from(files, open_file, fileobj, mtime=mtime)
 
 
-class _Verifying(io.RawIOBase):
-    """Reads a source through, hashing what passes (for `write_package_from`)."""
-
-    def __init__(self, source: IO[bytes]) -> None:
-        self.source = source
-        self.digest = hashlib.sha1(usedforsecurity=False)
-        self.size = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.source.read(n if n is not None and n >= 0 else _CHUNK)
-        self.digest.update(data)
-        self.size += len(data)
-        return data
-
-
 def write_package_from(
     files: Iterable[AppFile],
     open_file: Callable[[AppFile], contextlib.AbstractContextManager[IO[bytes]]],
@@ -795,26 +777,27 @@ def write_package_from(
     for f in ordered:
         budget.add(f.path, f.size)
     # Level 6 (gzip's own default) costs far less CPU than 9 for a few percent.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=fileobj, mtime=mtime, compresslevel=6) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf:
-            for f in ordered:
-                info = tarfile.TarInfo(f.path)
-                info.size = f.size
-                info.mode = _normal_mode(f.mode)
-                info.mtime = mtime
-                info.uid = info.gid = 0
-                info.uname = info.gname = ""
-                with open_file(f) as source:
-                    check = _Verifying(source)
-                    try:
-                        tf.addfile(info, check)  # copies exactly f.size bytes, in chunks
-                    except OSError as exc:
-                        if "unexpected end of data" not in str(exc):
-                            raise
-                        raise BlobCorrupt(f"Content for {f.path} is shorter than its size {f.size}") from None
-                    longer = bool(source.read(1))
-                if longer or check.size != f.size or check.digest.hexdigest() != f.sha1:
-                    raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
+    tar = TarStream(fileobj, mtime, 6)
+    for f in ordered:
+        with open_file(f) as source:
+            tar.file(f.path, _normal_mode(f.mode), f.size, _checked(source, f))
+    tar.close()
+
+
+def _checked(source: IO[bytes], f: AppFile) -> Iterator[bytes]:
+    """`source`'s content in chunks, which must be `f`'s (its size and SHA1): else `BlobCorrupt`."""
+    digest = hashlib.sha1(usedforsecurity=False)
+    size = 0
+    while chunk := source.read(min(_CHUNK, f.size - size + 1)):
+        size += len(chunk)
+        if size > f.size:
+            raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
+        digest.update(chunk)
+        yield chunk
+    if size < f.size:
+        raise BlobCorrupt(f"Content for {f.path} is shorter than its size {f.size}")
+    if digest.hexdigest() != f.sha1:
+        raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
 
 
 def build_package(files: Iterable[AppFile], read: Callable[[str], bytes], *, mtime: int = 0) -> bytes:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -9,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from actors import appfiles
 from actors.appfiles import (
@@ -611,3 +614,37 @@ def test_an_app_past_the_small_bounds_or_an_archive_is_left_to_scan_app(tmp_path
     assert scan_small_app(archive) is None
     with pytest.raises(PathNotFound):
         scan_small_app(tmp_path / "missing")
+
+
+def _reference_package(files: list[AppFile], contents: dict[str, bytes], mtime: int) -> bytes:
+    """A package as tarfile and GzipFile write it."""
+    buffer = io.BytesIO()
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=mtime, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, encoding="utf-8") as tf,
+    ):
+        for f in sorted(files, key=lambda f: f.path):
+            info = tarfile.TarInfo(f.path)
+            info.size, info.mode, info.mtime, info.uname, info.gname = f.size, f.mode, mtime, "", ""
+            tf.addfile(info, io.BytesIO(contents[f.path]))
+    return buffer.getvalue()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    contents=st.dictionaries(
+        st.lists(st.sampled_from(["a", "b", "lib", "x" * 60, "\u00fc"]), min_size=1, max_size=3).map("/".join),
+        st.binary(max_size=2000),
+        min_size=1,
+        max_size=8,
+    ),
+    executable=st.booleans(),
+    mtime=st.integers(0, 2**32 - 1),
+)
+def test_a_package_is_the_archive_tarfile_and_gzip_write(contents, executable, mtime):
+    names = sorted(contents)
+    if any(other.startswith(name + "/") for name in names for other in names):
+        return  # a name that is a file and a directory: refused, as the tests above show
+    mode = 0o755 if executable else 0o644
+    files = [AppFile(n, hashlib.sha1(d).hexdigest(), len(d), mode) for n, d in contents.items()]
+    assert build_package(files, contents.__getitem__, mtime=mtime) == _reference_package(files, contents, mtime)

@@ -17,12 +17,12 @@ from actors.cell.buildtree import BuildTree
 from actors.cell.droplet import (
     STAGING_INFO,
     StagingInfo,
-    _header,
     build_droplet,
     droplet_bytes,
     read_staging_info,
     staging_info_document,
 )
+from actors.tarstream import header as _header
 from protocol.errors import BlobCorrupt, BlobNotFound, UnsafePath
 
 INFO = StagingInfo(
