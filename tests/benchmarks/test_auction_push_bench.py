@@ -43,7 +43,20 @@ def test_bench_auction_one_app_places_every_instance():
 
 
 def test_bench_push_pushes_every_app_and_breaks_the_cpu_down(tmp_path):
-    proc = _bench("push", "--pushes", "6", "--concurrency", "3", "--clock", "virtual", "--json", "-", cwd=tmp_path)
+    proc = _bench(
+        "push",
+        "--pushes",
+        "6",
+        "--concurrency",
+        "3",
+        "--clock",
+        "virtual",
+        "--sample-ms",
+        "0.5",
+        "--json",
+        "-",
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     (result,) = report["results"]
