@@ -248,8 +248,16 @@ class Connection:
         assert conn is not None
         conn.create_function(_ROW_CHANGED, 2, self._row_changed)
         for table in _CACHED_TABLES:
-            for event, rows in (("INSERT", ("NEW",)), ("UPDATE", ("OLD", "NEW")), ("DELETE", ("OLD",))):
-                body = " ".join(f"SELECT {_ROW_CHANGED}('{table}', {row}.guid);" for row in rows)
+            for event, body in (
+                ("INSERT", f"SELECT {_ROW_CHANGED}('{table}', NEW.guid);"),
+                # A guid never changes; should one, both are told.
+                (
+                    "UPDATE",
+                    f"SELECT {_ROW_CHANGED}('{table}', OLD.guid);"
+                    f" SELECT {_ROW_CHANGED}('{table}', NEW.guid) WHERE NEW.guid IS NOT OLD.guid;",
+                ),
+                ("DELETE", f"SELECT {_ROW_CHANGED}('{table}', OLD.guid);"),
+            ):
                 conn.execute(
                     f"CREATE TEMP TRIGGER IF NOT EXISTS minifoundry_{table}_{event.lower()}"
                     f" AFTER {event} ON main.{table} BEGIN {body} END"
