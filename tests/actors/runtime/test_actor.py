@@ -403,3 +403,42 @@ async def test_a_running_system_tunes_the_collector_and_puts_it_back():
     async with ActorSystem():
         assert gc.get_threshold() == GC_THRESHOLDS
     assert gc.get_threshold() == before
+
+
+# --- the reply future: awaited as asyncio awaits its own, and pykka's too ---------------------
+
+
+async def test_a_reply_is_a_future_asyncio_takes_as_one_in_gather_and_wait_for(system):
+    refs = [Counter.start() for _ in range(3)]
+    futures = [ref.ask(Add(i), block=False) for i, ref in enumerate(refs)]
+    assert all(asyncio.isfuture(f) for f in futures)
+    assert await asyncio.gather(*futures) == [0, 1, 2]
+    assert await asyncio.wait_for(refs[0].ask(Add(5), block=False), timeout=5) == 5
+
+
+async def test_pykkas_combinators_work_awaited_on_the_loop_and_got_off_it(real_system):
+    a, b = Counter.start(), Counter.start()
+    joined = a.ask(Add(1), block=False).join(b.ask(Add(2), block=False))
+    assert await joined.map(sum) == 3
+    doubled = a.ask(Add(10), block=False).map(lambda x: 2 * x)
+    got = await asyncio.to_thread(doubled.get, timeout=5)
+    assert got == 22
+    evens = a.ask(Add(0), block=False).map(lambda x: list(range(x))).filter(lambda x: x % 2 == 0)
+    assert await evens == [0, 2, 4, 6, 8, 10]
+
+
+async def test_a_thread_waiting_in_get_hears_of_a_cancel(real_system):
+    future = Sleeper.start().ask(Slow(0.5, "slow"), block=False)
+    waiting = asyncio.create_task(asyncio.to_thread(future.get, timeout=30))
+    await asyncio.sleep(0.05)
+    future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(waiting, timeout=5)
+
+
+async def test_an_ask_nobody_waits_for_fails_without_asyncio_complaining(system, caplog):
+    ref = Sleeper.start()
+    ref.ask(Slow(60, "slow"), block=False, timeout=1)  # dropped: nobody awaits it
+    await system.clock.sleep(2)  # past its deadline: AskTimeout set, never read
+    gc.collect()
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
