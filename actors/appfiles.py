@@ -385,8 +385,10 @@ def _read_regular(real: Path, path: str) -> bytes:
         raise PathNotFound(f"{path} was removed while pushing") from None
     except OSError as exc:
         raise PathNotFound(f"Cannot read {path}: {exc.strerror}") from None
-    with os.fdopen(fd, "rb") as fh:
-        return _bounded(fh.read, path)
+    try:
+        return _bounded(lambda n: os.read(fd, n), path)
+    finally:
+        os.close(fd)
 
 
 class _TooBig(Exception):
@@ -515,8 +517,12 @@ def _scan_directory(source: Path, root: Path, small: bool = False) -> AppBits:
             fd = os.open(real, os.O_RDONLY)
         except OSError as exc:
             raise PathNotFound(f"Cannot read {rel}: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            sha1, size = _hash_stream(fh.read, rel)
+        try:
+            # os.read on the descriptor: a file object would cost more than
+            # hashing a small file does.
+            sha1, size = _hash_stream(lambda n, fd=fd: os.read(fd, n), rel)  # type: ignore[misc]
+        finally:
+            os.close(fd)
         files.append(AppFile(rel, sha1, size, _normal_mode(st.st_mode)))
         origin[rel] = real
     # Sizes may have grown since stat(): check the budget on what was hashed.

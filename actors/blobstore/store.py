@@ -131,12 +131,28 @@ def _verifies(path: Path, key: str, algorithm: str, chunk: int = _CHUNK) -> bool
     """Whether the file at `path` is there and hashes to `key`."""
     digest = hashlib.new(algorithm)
     try:
-        with path.open("rb") as src:
-            while block := src.read(chunk):
-                digest.update(block)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
+    try:
+        # os.read on the descriptor: a file object costs more than hashing
+        # a small blob does, and most blobs checked here are small.
+        while block := os.read(fd, chunk):
+            digest.update(block)
+    finally:
+        os.close(fd)
     return digest.hexdigest() == key
+
+
+def _read_whole(path: Path) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        blocks = []
+        while block := os.read(fd, _CHUNK):
+            blocks.append(block)
+        return b"".join(blocks)
+    finally:
+        os.close(fd)
 
 
 def _held_small(path: Path, size: int | None = None) -> bool:
@@ -151,7 +167,7 @@ def _held_small(path: Path, size: int | None = None) -> bool:
 def _read_verified(path: Path, key: str, algorithm: str, kind: str) -> bytes:
     with _store_disk(f"reading {kind} {key}"):
         try:
-            data = path.read_bytes()
+            data = _read_whole(path)
         except FileNotFoundError:
             raise BlobNotFound(f"{kind} {key} not found") from None
     if hashlib.new(algorithm, data).hexdigest() != key:

@@ -98,3 +98,22 @@ def test_what_a_staging_holds_grows_with_its_package_and_stops_at_the_in_memory_
     assert cell_actor._staging_memory_for(1) == 1024 * 1024
     assert cell_actor._staging_memory_for(10 * 1024 * 1024) == 40 * 1024 * 1024
     assert cell_actor._staging_memory_for(cell_actor.STAGE_IN_MEMORY_BYTES + 1) == 0
+
+
+async def test_a_small_app_stages_on_the_loop_and_a_bigger_one_on_a_thread(platform, monkeypatch):
+    staged_on_threads: list[object] = []
+    original = cell_actor.in_thread
+
+    async def watched(fn, *args):  # type: ignore[no-untyped-def]
+        if fn is cell_actor._stage_in_thread:
+            staged_on_threads.append(args[0])
+        return await original(fn, *args)
+
+    monkeypatch.setattr(cell_actor, "in_thread", watched)
+    code, lines = await run(platform, "push", "small", "-p", str(EXAMPLES / "python"))
+    assert code == 0, "\n".join(lines)
+    assert staged_on_threads == []
+    monkeypatch.setattr(cell_actor, "STAGE_HERE_BYTES", 10)
+    code, lines = await run(platform, "push", "bigger", "-p", str(EXAMPLES / "python"))
+    assert code == 0, "\n".join(lines)
+    assert len(staged_on_threads) == 1 and isinstance(staged_on_threads[0], bytes)  # in memory still
