@@ -246,25 +246,22 @@ class Connection:
         `_row_changed` of every row written in the cached tables."""
         conn = self._sqlite
         assert conn is not None
-        conn.create_function(_ROW_CHANGED, 2, self._row_changed)
+        conn.create_function(_ROW_CHANGED, 3, self._row_changed)
         for table in _CACHED_TABLES:
+            tell = f"SELECT {_ROW_CHANGED}('{table}'"
             for event, body in (
-                ("INSERT", f"SELECT {_ROW_CHANGED}('{table}', NEW.guid);"),
+                ("INSERT", f"{tell}, NEW.guid, 0);"),
                 # A guid never changes; should one, both are told.
-                (
-                    "UPDATE",
-                    f"SELECT {_ROW_CHANGED}('{table}', OLD.guid);"
-                    f" SELECT {_ROW_CHANGED}('{table}', NEW.guid) WHERE NEW.guid IS NOT OLD.guid;",
-                ),
-                ("DELETE", f"SELECT {_ROW_CHANGED}('{table}', OLD.guid);"),
+                ("UPDATE", f"{tell}, OLD.guid, 0); {tell}, NEW.guid, 0) WHERE NEW.guid IS NOT OLD.guid;"),
+                ("DELETE", f"{tell}, OLD.guid, 1);"),
             ):
                 conn.execute(
                     f"CREATE TEMP TRIGGER IF NOT EXISTS minifoundry_{table}_{event.lower()}"
                     f" AFTER {event} ON main.{table} BEGIN {body} END"
                 )
 
-    def _row_changed(self, table: str, guid: str) -> None:
-        if table == "apps":
+    def _row_changed(self, table: str, guid: str, deleted: int) -> None:
+        if deleted and table == "apps":
             # An app's packages, builds and droplets may go with it (cascades).
             self._records.clear()
         else:

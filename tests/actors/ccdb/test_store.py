@@ -890,6 +890,21 @@ async def test_a_read_asked_while_a_write_is_on_its_way_waits_for_it(db_path: Pa
         assert read.instances == 9
 
 
+async def test_changing_one_app_keeps_the_others_records(db_path: Path, anyio_backend: str) -> None:
+    guard = CountingGuard()
+    async with CCDB(db_path, io_guard=guard, new_guid=guids()) as db:
+        await db.create_app("app-1", "one", now=at(0), actor="user")
+        await db.create_app("app-2", "two", now=at(0), actor="user")
+        await ready_package(db, "app-2", "pkg-2", key("blob"), at(0))
+        await db.get_app("app-2")
+        await db.get_package("pkg-2")
+        await db.update_app("app-1", at(1), instances=3)
+        guard.entered = 0
+        await db.get_app("app-2")
+        await db.get_package("pkg-2")
+        assert guard.entered == 0
+
+
 async def test_deleting_an_app_forgets_its_packages_builds_and_droplets(db_path: Path, anyio_backend: str) -> None:
     async with CCDB(db_path, new_guid=guids()) as db:
         await db.create_app("app-1", "one", now=at(0), actor="user")
