@@ -163,12 +163,20 @@ class AsyncActorRef(ActorRef[Any]):
         awaited on the loop (`await ref.ask(msg, block=False)`).
         """
         system = self._system
-        future: AsyncioFuture[Any] = AsyncioFuture(system.loop, system.loop_thread)
+        future: AsyncioFuture[Any] = AsyncioFuture(loop=system.loop)
         deadline = system.default_ask_timeout if timeout is None else timeout
         mailbox = self._mailbox
         if mailbox.fast and _get_ident() == self._loop_thread:
-            # The same inlined fast path as tell.
-            system.deadlines.arm(future, deadline, message, self.actor_name)
+            # The same inlined fast path as tell, with Deadlines.arm's too.
+            deadlines = system.deadlines
+            queue = deadlines._queues.get(deadline)
+            if queue is None or not len(queue) & 63:
+                deadlines.arm(future, deadline, message, self.actor_name)
+            else:
+                expiry = deadlines._raw() + deadline * deadlines._rate
+                queue.append((expiry, future, message, self.actor_name))
+                if expiry < deadlines._timer_at:
+                    deadlines._schedule(expiry)
             sender = _current_actor_get()
             if sender is None:
                 sender = _external_sender_get()
@@ -176,8 +184,17 @@ class AsyncActorRef(ActorRef[Any]):
             seam = self._seam
             seam.passed += 1
             self._queue_append((message, future, sender, trace))
-            if trace is not None and (trace in seam.recording or (type(trace) is tuple and seam.recorder is not None)):
-                seam.recorder.record_delivery(trace, sender, self.actor_name, message, True)
+            if trace is not None:
+                book = seam.recording.get(trace)
+                if book is not None:
+                    # TraceRecorder.record_delivery's own case, inlined.
+                    recorder = seam.recorder
+                    recorder._seq = seq = recorder._seq + 1
+                    book.append((seq, recorder._raw(), sender, self.actor_name, message, True))
+                    if len(book) >= recorder.max_deliveries:
+                        del seam.recording[trace]
+                elif type(trace) is tuple and seam.recorder is not None:
+                    seam.recorder.record_delivery(trace, sender, self.actor_name, message, True)
             waiter = mailbox._waiter
             if waiter is not None:
                 mailbox._waiter = None
@@ -220,7 +237,7 @@ class AsyncActorRef(ActorRef[Any]):
                 return False
             return True
 
-        stopped: AsyncioFuture[bool] = AsyncioFuture(system.loop, system.loop_thread)
+        stopped: AsyncioFuture[bool] = AsyncioFuture(loop=system.loop)
         stopped.set_get_hook(converter)
         if block and threading.get_ident() != system.loop_thread:
             return stopped.get(timeout=deadline + 1.0)
@@ -319,7 +336,7 @@ class AsyncioActor(pykka.Actor):
     @staticmethod
     def _create_future() -> AsyncioFuture[Any]:
         system = current_system()
-        return AsyncioFuture(system.loop, system.loop_thread)
+        return AsyncioFuture(loop=system.loop)
 
     def _start_actor_loop(self) -> None:
         system = self._system
@@ -398,10 +415,10 @@ class AsyncioActor(pykka.Actor):
                     if kind is Deferred:
                         self._defer(result.awaitable, reply_to)
                         continue
-                if reply_to is not None:
-                    # Our refs only ever attach AsyncioFutures, and this is
-                    # the loop thread: skip the public set()'s checks.
-                    reply_to._finish_on_loop(result, None)
+                if reply_to is not None and not reply_to.done():
+                    # Our refs only ever attach AsyncioFutures (asyncio's own,
+                    # underneath), and this is the loop thread.
+                    reply_to.set_result(result)
             except Exception:  # noqa: BLE001 - pykka's rule: to the asker, or the actor crashes
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker

@@ -63,9 +63,23 @@ class Clock(Protocol):
 class _ClockBase:
     """Shared pieces: the cancel-scope timeout and the threaded-I/O count."""
 
+    #: Seconds of `raw_time()` per second of this clock's time.
+    raw_per_second = 1.0
+
     def __init__(self) -> None:
         self._io_in_flight = 0
         self._io_idle: asyncio.Event | None = None
+
+    # `raw_time()`: this clock's time in its cheapest form to read, for
+    # what reads it per message (ask deadlines, traces); `from_raw` turns
+    # it into `monotonic()`'s seconds. Here (and for the virtual clock)
+    # they are the same.
+
+    def raw_time(self) -> float:
+        return self.monotonic()
+
+    def from_raw(self, raw: float) -> float:
+        return raw
 
     # Subclasses provide these.
     def monotonic(self) -> float:  # pragma: no cover - abstract
@@ -132,6 +146,12 @@ class RealClock(_ClockBase):
         self.speed = speed
         self._epoch = time.time() if epoch is None else epoch  # the one wall-clock read
         self._origin = time.monotonic()
+        # The loop's monotonic seconds, unscaled: a C call, no Python frame.
+        self.raw_time = _monotonic  # type: ignore[method-assign]
+        self.raw_per_second = 1.0 / speed
+
+    def from_raw(self, raw: float) -> float:
+        return (raw - self._origin) * self.speed
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()

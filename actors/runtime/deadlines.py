@@ -5,7 +5,13 @@ cost of an ask round trip. Deadlines with the same timeout expire in the
 order they were armed, so one FIFO queue per distinct timeout value holds
 them in expiry order, and one clock timer, set for the earliest pending
 expiry, serves them all. A reply cancels nothing: the sweep drops answered
-futures as it meets them.
+futures as it meets them, and arming drops those at a queue's head every
+`_PRUNE_EVERY` arms. Times are the clock's raw ones (`raw_time()`, a C call
+for the real clock), `timeout * raw_per_second` past the arming.
+
+`AsyncActorRef.ask` arms inline what `arm` would (the queue exists and is
+not due a pruning): an ask's round trip is a few microseconds, and a method
+call is a tenth of that.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ if TYPE_CHECKING:
 __all__ = ["Deadlines"]
 
 _INF = float("inf")
+# Answered asks are dropped from a queue's head every this many arms.
+_PRUNE_EVERY = 64
 
 
 class Deadlines:
@@ -27,6 +35,10 @@ class Deadlines:
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
+        # Expiries are kept in the clock's raw time (cheapest to read; an
+        # ask arms one every round trip), `timeout * rate` past the arming.
+        self._raw = getattr(clock, "raw_time", clock.monotonic)
+        self._rate: float = getattr(clock, "raw_per_second", 1.0)
         # (expiry, future, message, receiver): the message's type is named
         # only if the deadline passes.
         self._queues: dict[float, deque[tuple[float, AsyncioFuture[Any], Any, str]]] = {}
@@ -37,17 +49,17 @@ class Deadlines:
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
-        else:
+        elif not len(queue) % _PRUNE_EVERY:
             # Answered asks at the head need no deadline any more.
-            while queue and queue[0][1]._state:
+            while queue and queue[0][1].done():
                 queue.popleft()
-        expiry = self._clock.monotonic() + timeout
+        expiry = self._raw() + timeout * self._rate
         queue.append((expiry, future, message, receiver))
         if expiry < self._timer_at:
             self._schedule(expiry)
 
     def pending(self) -> int:
-        return sum(1 for q in self._queues.values() for _, f, _, _ in q if not f._state)
+        return sum(1 for q in self._queues.values() for _, f, _, _ in q if not f.done())
 
     def cancel_all(self) -> None:
         if self._timer is not None:
@@ -60,18 +72,19 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_at = at
-        self._timer = self._clock.call_later(max(0.0, at - self._clock.monotonic()), self._sweep)
+        delay = max(0.0, (at - self._raw()) / self._rate)
+        self._timer = self._clock.call_later(delay, self._sweep)
 
     def _sweep(self) -> None:
         self._timer = None
         self._timer_at = _INF
-        now = self._clock.monotonic()
+        now = self._raw()
         earliest = _INF
         for timeout in list(self._queues):
             queue = self._queues[timeout]
             while queue:
                 expiry, future, message, receiver = queue[0]
-                if future._state:
+                if future.done():
                     queue.popleft()
                 elif expiry <= now:
                     queue.popleft()

@@ -5,19 +5,25 @@ thread `.get(timeout=)` blocks that thread. `.get()` on the loop's own thread
 would block the very loop that has to produce the value, so it raises
 `GetOnLoopThread` at once instead of hanging.
 
-The future speaks asyncio's future protocol itself (`_asyncio_future_blocking`,
-`add_done_callback`, `result`), so awaiting it costs no second future object:
-this is most of why an ask round trip is cheap.
+It is asyncio's own future (the C one) with pykka's face on it: awaiting it,
+its callbacks and its result are asyncio's, at C speed (every ask makes one,
+and waiting for it is most of an ask's round trip), and `get`, `set`,
+`set_exception(exc_info)`, `map`, `join`, `filter` and `reduce` are pykka's.
+A future of pykka's combinators (a get hook) is a `_HookedFuture`, which
+awaits by running its hook. An exception set on one is never reported by
+asyncio as "never retrieved": whoever asked hears of it, or no longer waits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import queue
 import sys
 import threading
-from collections.abc import Callable, Generator
+import weakref
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pykka
@@ -28,12 +34,23 @@ from actors.runtime.errors import AskTimeout, GetOnLoopThread
 if TYPE_CHECKING:
     from pykka._types import OptExcInfo
 
-__all__ = ["AsyncioFuture"]
+__all__ = ["AsyncioFuture", "register_loop"]
 
 T = TypeVar("T")
 
-_PENDING, _DONE = 0, 1
 _UNSET = _Unset()
+_Future = asyncio.Future
+_future_set_result = _Future.set_result
+_future_set_exception = _Future.set_exception
+# Each running loop's thread (`register_loop`): a future set from another
+# thread hops over to it, and `get()` there refuses to block.
+_LOOP_THREADS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+def register_loop(loop: asyncio.AbstractEventLoop, thread: int) -> None:
+    """Futures of `loop` are set and awaited on `thread` (the actor system's loop thread)."""
+    _LOOP_THREADS[loop] = thread
+
 
 # Set while a get-hook (pykka's map/filter/join/reduce) is evaluated inside
 # `__await__`: a `.get()` on a not-yet-done future then asks to be awaited
@@ -46,38 +63,19 @@ class _NotReady(Exception):
         self.future = future
 
 
-class AsyncioFuture(pykka.Future[T]):
+class AsyncioFuture(asyncio.Future, pykka.Future[T]):
     """A reply that is set on the loop and read on the loop or off it."""
 
-    # asyncio's Task looks for this attribute to decide it may wait on us.
-    _asyncio_future_blocking = False
+    # pykka's fields, as class attributes: nothing is set per future.
+    _get_hook: Callable[[float | None], T] | None = None
+    _get_hook_result: Any = _UNSET
 
-    # Defaults as class attributes: an ask creates one future per round
-    # trip, and each attribute not assigned in __init__ is time saved.
-    _get_hook = None
-    _get_hook_result = _UNSET
-    _value: Any = None
-    _exc: BaseException | None = None
-    _callbacks: list[tuple[Callable[[Any], Any], contextvars.Context | None]] | None = None
-    _event: threading.Event | None = None
+    # No __init__ of its own: asyncio's, in C, takes `loop=`, and an ask
+    # makes one future each round trip. The loop's thread is looked up only
+    # off the fast path (`_on_loop_thread`).
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, loop_thread: int | None = None) -> None:
-        # pykka's Future.__init__ only sets the two get-hook fields, which
-        # are class attributes here.
-        if loop is None or loop_thread is None:
-            # pykka derives futures with `future.__class__()` (map, filter,
-            # join, stop): take the running system's loop.
-            from actors.runtime.system import current_system
-
-            system = current_system()
-            loop, loop_thread = system.loop, system.loop_thread
-        self._loop = loop
-        self._loop_thread = loop_thread
-        self._state = _PENDING
-
-    def __repr__(self) -> str:
-        state = "pending" if self._state == _PENDING else "done"
-        return f"<AsyncioFuture {state}>"
+    def _on_loop_thread(self) -> bool:
+        return _LOOP_THREADS.get(self.get_loop()) == threading.get_ident()
 
     # --- setting ----------------------------------------------------------
 
@@ -86,9 +84,14 @@ class AsyncioFuture(pykka.Future[T]):
             raise queue.Full
         self._finish(value, None)
 
-    def set_exception(self, exc_info: OptExcInfo | None = None) -> None:
+    def set_exception(self, exc_info: OptExcInfo | BaseException | None = None) -> None:  # type: ignore[override]
+        """pykka's: `exc_info` a (type, value, traceback) triple, or the one
+        being handled; an exception instance is taken as it is too."""
         if self._get_hook is not None:
             raise queue.Full
+        if isinstance(exc_info, BaseException):
+            self._finish(None, exc_info)
+            return
         if exc_info is None:
             exc_info = sys.exc_info()
         exc_type, exc_value, tb = exc_info
@@ -100,124 +103,85 @@ class AsyncioFuture(pykka.Future[T]):
         self._finish(None, exc_value)
 
     def _finish(self, value: Any, exc: BaseException | None) -> None:
-        # All mutation happens on the loop thread, so no lock is needed: a
-        # setter on another thread hops over. First answer wins: a duplicated
-        # ask (a fault) or a deadline that raced the reply is ignored.
-        if threading.get_ident() != self._loop_thread:
-            self._loop.call_soon_threadsafe(self._finish, value, exc)
+        # All mutation happens on the loop thread: a setter on another thread
+        # hops over. First answer wins: a duplicated ask (a fault) or a
+        # deadline that raced the reply is ignored.
+        if not self._on_loop_thread():
+            self.get_loop().call_soon_threadsafe(self._finish, value, exc)
             return
         self._finish_on_loop(value, exc)
 
     def _finish_on_loop(self, value: Any, exc: BaseException | None) -> None:
-        if self._state != _PENDING:
+        if self.done():
             return
-        self._value = value
-        self._exc = exc
-        self._state = _DONE
-        # A thread blocked in get() published its event before re-checking
-        # the state; reading it after setting the state cannot miss it.
-        event = self._event
-        if event is not None:
-            event.set()
-        callbacks = self._callbacks
-        if callbacks:
-            self._callbacks = None
-            call_soon = self._loop.call_soon
-            for cb, ctx in callbacks:
-                call_soon(cb, self, context=ctx)
+        if exc is None:
+            _future_set_result(self, value)
+        else:
+            _future_set_exception(self, exc)
+            self._log_traceback = False  # the asker hears of it, or no longer waits
 
     def _expire(self, timeout: float, what: str) -> None:
         """The deadline passed: fail the ask with AskTimeout."""
         self._finish(None, AskTimeout(f"no reply to {what} within {timeout:g} s"))
 
-    def done(self) -> bool:
-        return self._state == _DONE
-
     # --- reading off the loop ----------------------------------------------
 
     def get(self, *, timeout: float | None = None) -> T:
         if self._get_hook is not None:
-            return super().get(timeout=timeout)
-        if self._state == _PENDING:
-            if threading.get_ident() == self._loop_thread:
+            return pykka.Future.get(self, timeout=timeout)
+        if not self.done():
+            if self._on_loop_thread():
                 if _awaiting_hook.get():
                     raise _NotReady(self)
                 raise GetOnLoopThread(
                     "Future.get() called on the event loop thread would block the loop "
                     "that must produce the reply; use `await future` there instead"
                 )
-            event = self._event
-            if event is None:
-                event = threading.Event()
-                self._event = event
-            if self._state == _PENDING and not event.wait(timeout):
+            # Told by a callback added on the loop (where callbacks are added);
+            # one added to a future done meanwhile runs at once.
+            event = threading.Event()
+            self.get_loop().call_soon_threadsafe(self.add_done_callback, lambda _: event.set())
+            if not event.wait(timeout) and not self.done():
                 raise AskTimeout(f"no reply within {timeout:g} s")
-        return self._outcome()
+        return self.result()
 
-    def _outcome(self) -> T:
-        if self._exc is not None:
-            raise self._exc
-        return self._value
+    def set_get_hook(self, func: Callable[[float | None], T]) -> None:
+        self._get_hook = func
+        # Awaited, it runs its hook: the class that knows how.
+        self.__class__ = _HookedFuture
 
-    # --- asyncio's future protocol ------------------------------------------
+    # pykka's combinators make `self.__class__()`, which would look for a
+    # loop where they are called: made here, on this future's loop.
 
-    def get_loop(self) -> asyncio.AbstractEventLoop:
-        return self._loop
+    def _derived(self, hook: Callable[[float | None], Any]) -> AsyncioFuture[Any]:
+        future: AsyncioFuture[Any] = AsyncioFuture(loop=self.get_loop())
+        future.set_get_hook(hook)
+        return future
 
-    def add_done_callback(self, fn: Callable[[Any], Any], *, context: contextvars.Context | None = None) -> None:
-        # Loop thread only, as with asyncio futures.
-        if self._state == _PENDING:
-            if self._callbacks is None:
-                self._callbacks = []
-            self._callbacks.append((fn, context))
-            return
-        self._loop.call_soon(fn, self, context=context)
+    def map(self, func: Callable[[T], Any]) -> AsyncioFuture[Any]:
+        return self._derived(lambda timeout: func(self.get(timeout=timeout)))
 
-    def remove_done_callback(self, fn: Callable[[Any], Any]) -> int:
-        if not self._callbacks:
-            return 0
-        before = len(self._callbacks)
-        self._callbacks = [(f, c) for f, c in self._callbacks if f != fn]
-        return before - len(self._callbacks)
+    def filter(self, func: Callable[[Any], bool]) -> AsyncioFuture[Any]:
+        return self._derived(lambda timeout: list(filter(func, self._items(timeout))))
 
-    def result(self) -> T:
-        return self._outcome()
+    def join(self, *futures: pykka.Future[Any]) -> AsyncioFuture[Any]:
+        return self._derived(lambda timeout: [f.get(timeout=timeout) for f in (self, *futures)])
 
-    def exception(self) -> BaseException | None:
-        return self._exc
+    def reduce(self, func: Callable[[Any, Any], Any], *args: Any) -> AsyncioFuture[Any]:
+        return self._derived(lambda timeout: functools.reduce(func, self._items(timeout), *args))
 
-    def cancel(self, msg: Any = None) -> bool:
-        # As with asyncio futures: a task cancelled while awaiting its reply
-        # cancels the reply; the actor's later answer is then ignored.
-        if self._state != _PENDING:
-            return False
-        self._finish(None, asyncio.CancelledError(msg) if msg is not None else asyncio.CancelledError())
-        return True
+    def _items(self, timeout: float | None) -> Iterable[Any]:
+        return self.get(timeout=timeout)  # type: ignore[return-value]  # an iterable, or the caller's TypeError
 
-    def cancelled(self) -> bool:
-        return isinstance(self._exc, asyncio.CancelledError)
 
-    def _make_cancelled_error(self) -> BaseException:
-        assert self._exc is not None
-        return self._exc
+class _HookedFuture(AsyncioFuture[T]):
+    """A future of pykka's combinators (map, filter, join, reduce, stop):
+    its value is a function of other futures' `.get()`."""
 
     def __await__(self) -> Generator[Any, None, T]:
-        if self._get_hook is not None:
-            return (yield from self._await_hooked())
-        if self._state == _PENDING:
-            self._asyncio_future_blocking = True
-            yield self
-        return self._outcome()
-
-    __iter__ = __await__
-
-    def _await_hooked(self) -> Generator[Any, None, T]:
-        """Await a pykka get-hook future (map/filter/join/reduce, stop()).
-
-        The hook is a function of other futures' `.get()`; run it, and each
-        time it needs a future that is not done yet, await that one and run
-        it again. Hooks are pure, so re-running is safe.
-        """
+        """Run the hook, and each time it needs a future that is not done
+        yet, await that one and run it again (hooks are pure, so re-running
+        is safe)."""
         while True:
             token = _awaiting_hook.set(True)
             try:
@@ -227,3 +191,5 @@ class AsyncioFuture(pykka.Future[T]):
             finally:
                 _awaiting_hook.reset(token)
             yield from waiting_on.__await__()
+
+    __iter__ = __await__

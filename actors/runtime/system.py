@@ -27,6 +27,7 @@ from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.deadlines import Deadlines
 from actors.runtime.delivery import DeliverySeam, Envelope, current_actor_name
 from actors.runtime.errors import RuntimeNotRunning
+from actors.runtime.future import register_loop
 
 if TYPE_CHECKING:
     from actors.runtime.actor import AsyncActorRef, AsyncioActor
@@ -113,6 +114,7 @@ class ActorSystem:
             raise RuntimeError("another ActorSystem is already running in this process")
         self.loop = asyncio.get_running_loop()
         self.loop_thread = threading.get_ident()
+        register_loop(self.loop, self.loop_thread)
         self.failed = asyncio.Event()
         _current = self
         if self.gc_thresholds is not None:

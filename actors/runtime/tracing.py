@@ -68,17 +68,22 @@ def _static_description(kind: type) -> tuple[str, int | None] | None:
     return described
 
 
-def _as_row(entry: Any) -> DeliveryRow:
-    """A book's entry as a row: kept raw (seq, t, sender, receiver, message,
-    ask) by the seam's fast path, or a row already."""
+def _as_row(entry: Any, from_raw: Callable[[float], float]) -> DeliveryRow:
+    """A book's entry as a row: kept raw (seq, raw time, sender, receiver,
+    message, ask) by the seam's fast path, or a row already."""
     if len(entry) == 7:
         return entry
-    seq, t, sender, receiver, message, ask = entry
+    seq, raw, sender, receiver, message, ask = entry
     kind = type(message)
     described = _STATIC[kind] if kind in _STATIC else _static_description(kind)
     if described is None:
         described = (label_of(message), step_of(message))
-    return (seq, round(t, 6), sender if type(sender) is str else sender.actor_name, receiver, *described, ask)
+    sender = sender if type(sender) is str else sender.actor_name
+    return (seq, round(from_raw(raw), 6), sender, receiver, *described, ask)
+
+
+def _same(t: float) -> float:
+    return t
 
 
 class TraceRecorder:
@@ -99,6 +104,10 @@ class TraceRecorder:
         # The open books that still have room, for the seam's fast path.
         self.recording: dict[str, list[Any]] = {}
         self._seq = 0
+        # A delivery's time is kept in the clock's raw form (the cheapest to
+        # read) and made platform seconds when its row is made.
+        self._raw: Callable[[], float] = getattr(clock, "raw_time", clock.monotonic)
+        self._from_raw: Callable[[float], float] = getattr(clock, "from_raw", _same)
 
     def open(self, trace_id: str) -> None:
         book: list[Any] = []
@@ -151,7 +160,8 @@ class TraceRecorder:
         if book is None:
             return []
         # Made rows in place: the next look at the same book is a copy.
-        book[:] = [_as_row(entry) for entry in book]
+        from_raw = self._from_raw
+        book[:] = [_as_row(entry, from_raw) for entry in book]
         return list(book)
 
     def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
@@ -171,7 +181,7 @@ class TraceRecorder:
         book = self.recording.get(trace)
         if book is not None:
             self._seq = seq = self._seq + 1
-            book.append((seq, self.clock.monotonic(), sender, receiver, message, ask))
+            book.append((seq, self._raw(), sender, receiver, message, ask))
             if len(book) >= self.max_deliveries:
                 del self.recording[trace]
 

@@ -442,3 +442,23 @@ async def test_an_ask_nobody_waits_for_fails_without_asyncio_complaining(system,
     await system.clock.sleep(2)  # past its deadline: AskTimeout set, never read
     gc.collect()
     assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
+
+
+async def test_an_ask_deadline_is_in_platform_seconds_on_a_compressed_clock():
+    from actors.runtime import RealClock
+
+    async with ActorSystem(clock=RealClock(speed=50)):
+        ref = Sleeper.start()
+        began = asyncio.get_running_loop().time()
+        with pytest.raises(AskTimeout):
+            await ref.ask(Slow(10, "slow"), block=False, timeout=2)  # 2 platform s: 0.04 s at 50x
+        took = asyncio.get_running_loop().time() - began
+        assert 0.035 <= took < 1.0
+
+
+async def test_answered_asks_do_not_pile_up_waiting_for_their_deadline(system):
+    ref = Counter.start()
+    for i in range(1000):
+        await ref.ask(Add(i), block=False, timeout=30)
+    assert len(system.deadlines._queues[30]) <= 64
+    assert system.deadlines.pending() == 0

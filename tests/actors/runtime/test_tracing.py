@@ -88,3 +88,19 @@ def test_a_conversation_records_deliveries_in_order_up_to_its_limit():
     assert [row[0] for row in recorder.rows("t")] == [1, 2, 3]
     recorder.close("t")
     assert recorder.rows("t") == [] and recorder.length("t") == 0
+
+
+def test_a_rows_time_is_the_clocks_platform_time_on_a_compressed_clock():
+    import time
+
+    from actors.runtime import RealClock
+
+    clock = RealClock(speed=1000)
+    recorder = TraceRecorder(clock)
+    recorder.open("t")
+    time.sleep(0.01)
+    before = clock.monotonic()
+    recorder.record_delivery("t", "cli", "ccdb", _Stepped(), True)
+    after = clock.monotonic()
+    (row,) = recorder.rows("t")
+    assert before - 1e-6 <= row[1] <= after + 1e-6 and row[1] >= 5  # ten ms at 1000x: about 10 s
