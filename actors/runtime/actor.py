@@ -60,6 +60,7 @@ _current_trace_get = current_trace.get
 _external_sender_get = external_sender.get
 _PYKKA_MESSAGES = frozenset({messages._ActorStop, messages.ProxyCall, messages.ProxyGetAttr, messages.ProxySetAttr})
 _names = itertools.count(1)
+_InvalidState = asyncio.InvalidStateError
 
 
 class Deferred:
@@ -75,6 +76,9 @@ class Deferred:
     def __init__(self, awaitable: Any) -> None:
         self.awaitable = awaitable
 
+
+#: What a handler returns when its reply comes later: a coroutine to await, or a Deferred.
+_LATER_RESULTS = frozenset({_CoroutineType, Deferred})
 
 Handler = Callable[[Any, Any], Any]
 #: How a handler answers an ask it took from the mailbox (`take_queued`):
@@ -386,6 +390,7 @@ class AsyncioActor(pykka.Actor):
         handle = self._handle_receive
         on_receive = self.on_receive
         special = _PYKKA_MESSAGES
+        later = _LATER_RESULTS
         trace_var = current_trace
         trace = None
         while self._actor_running:
@@ -403,30 +408,31 @@ class AsyncioActor(pykka.Actor):
                 # Ordinary messages go straight to on_receive; stop and proxy
                 # messages take pykka's path.
                 result = handle(message) if type(message) in special else on_receive(message)
-                if result is not None:
-                    kind = type(result)
-                    if kind is _CoroutineType:
+                if type(result) in later:
+                    if type(result) is _CoroutineType:
                         # Remember whom we owe a reply while we wait: if the actor
                         # is killed meanwhile, that ask fails with ActorDeadError.
                         self._actor_owed = reply_to
                         result = await result
                         self._actor_owed = None
-                        kind = type(result)
-                    if kind is Deferred:
+                    if type(result) is Deferred:
                         self._defer(result.awaitable, reply_to)
                         continue
-                if reply_to is not None and not reply_to.done():
-                    # Our refs only ever attach AsyncioFutures (asyncio's own,
-                    # underneath), and this is the loop thread.
-                    reply_to.set_result(result)
             except Exception:  # noqa: BLE001 - pykka's rule: to the asker, or the actor crashes
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker
                     # and the actor lives on.
                     reply_to.set_exception()
-                else:
-                    self._actor_crash(sys.exc_info())
-                    return
+                    continue
+                self._actor_crash(sys.exc_info())
+                return
+            if reply_to is not None:
+                # Our refs only ever attach AsyncioFutures (asyncio's own,
+                # underneath), and this is the loop thread.
+                try:
+                    reply_to.set_result(result)
+                except _InvalidState:
+                    pass  # the asker stopped waiting (cancelled), or its deadline answered first
 
     def _actor_crash(self, exc_info: Any) -> None:
         exc_type, exc_value, tb = exc_info
