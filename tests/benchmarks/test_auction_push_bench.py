@@ -64,7 +64,11 @@ def test_bench_push_pushes_every_app_and_breaks_the_cpu_down(tmp_path):
     assert result["failed"] == 0 and result["apps_in_ccdb"] == 6
     assert result["pushes_per_s"] > 0 and result["cpu_ms_per_push"] > 0
     parts = result["cpu_ms_per_push_by_component"]
-    assert {"cell", "ccdb", "unattributed"} <= set(parts)
+    # CC_DB's thread is busy in every push; what the loop runs, small
+    # stagings included, may fall between samples of so short a run, so the
+    # parts are held to adding up to the whole rather than each named.
+    assert {"ccdb", "unattributed"} <= set(parts)
+    assert abs(sum(parts.values()) - result["cpu_ms_per_push"]) <= 0.05
     # Its data directory was beside the caller's, and is gone.
     assert list(tmp_path.iterdir()) == []
 
