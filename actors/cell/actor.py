@@ -742,9 +742,10 @@ class CellActor(AsyncioActor):
         if self.config.work_dir is None:
             raise StagingError("Staging error: this cell has no disk to stage on")
         work = self.config.work_dir / "staging" / task.guid
-        # The buildpacks run on a thread; their lines are gathered there and
-        # streamed when it returns, so when a line reaches the log never
-        # depends on thread timing (two stagings cannot interleave by chance).
+        # The buildpacks' lines are gathered while they run (on a thread, for
+        # all but a small app) and streamed when they return, so when a line
+        # reaches the log never depends on thread timing (two stagings cannot
+        # interleave by chance).
         buildpack_lines: list[str] = []
         # A small package is staged in memory (`actors.cell.buildtree`): the
         # package comes as bytes and the droplet goes as bytes, and nothing
@@ -779,10 +780,10 @@ class CellActor(AsyncioActor):
                 if in_memory and size <= STAGE_HERE_BYTES:
                     # A small app stages in well under a millisecond: here,
                     # where a hop to a thread and back would cost about as much.
-                    staged, droplet_out = _stage_in_thread(*stage_args)
+                    staged, droplet_out = _run_staging(*stage_args)
                 else:
                     async with self.clock.threaded_io():
-                        staged, droplet_out = await in_thread(_stage_in_thread, *stage_args)
+                        staged, droplet_out = await in_thread(_run_staging, *stage_args)
             finally:
                 out(*buildpack_lines)
             await self.clock.sleep(self.config.staging_seconds)
@@ -1022,7 +1023,7 @@ def _staging_memory_for(package_size: int) -> int:
     return max(4 * package_size, 1024 * 1024)
 
 
-def _stage_in_thread(
+def _run_staging(
     package: bytes | Path,
     work: Path | None,
     buildpacks: tuple[str, ...],
@@ -1032,7 +1033,8 @@ def _stage_in_thread(
 ) -> tuple[StagingInfo, bytes | Path]:
     """Stage `package` (its bytes, or its file) in a build tree; the droplet
     as bytes, or, with a `work` directory on disk, written there (big app
-    files are spilled there too, under ``files/``)."""
+    files are spilled there too, under ``files/``). Blocking: on a worker
+    thread, but for a small app."""
     tree = BuildTree(spill_dir=None if work is None else work / "files")
     try:
         tree.add_package(package)

@@ -105,7 +105,7 @@ async def test_a_small_app_stages_on_the_loop_and_a_bigger_one_on_a_thread(platf
     original = cell_actor.in_thread
 
     async def watched(fn, *args):  # type: ignore[no-untyped-def]
-        if fn is cell_actor._stage_in_thread:
+        if fn is cell_actor._run_staging:
             staged_on_threads.append(args[0])
         return await original(fn, *args)
 
