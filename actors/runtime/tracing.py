@@ -17,9 +17,9 @@ import structlog
 
 from actors.runtime.clock import Clock
 from actors.runtime.delivery import Envelope, Observer
-from protocol.records import DeliveryRow, FrozenDict, delivery_from_row
+from protocol.records import DeliveryRow, delivery_from_row
 
-__all__ = ["TraceRecorder", "delivery_record", "label_of", "step_of", "tracing_observer"]
+__all__ = ["TraceRecorder", "label_of", "step_of", "tracing_observer"]
 
 log = structlog.get_logger("minifoundry.delivery")
 
@@ -37,21 +37,6 @@ def label_of(message: Any) -> str:
     if isinstance(label, str):
         return label
     return type(message).__name__
-
-
-def delivery_record(seq: int, t: float, envelope: Any, receiver: str) -> FrozenDict:
-    """One delivery as a trace keeps it (frozen: a trace is sent on and
-    stored as it is, with nothing left to freeze)."""
-    message = envelope.message
-    return FrozenDict(
-        seq=seq,
-        t=round(t, 6),
-        sender=envelope.sender,
-        receiver=receiver,
-        label=label_of(message),
-        step=step_of(message),
-        ask=envelope.reply_to is not None,
-    )
 
 
 # Per message type: its (label, step) when every message of the type has the
@@ -92,7 +77,7 @@ class TraceRecorder:
     A seam observer: only messages whose trace id was opened are kept, so
     background chatter (heartbeats, convergence) costs a dictionary lookup.
     The seam calls `record_delivery` from its fast path; a delivery is kept
-    as a plain tuple and becomes its record (`delivery_record`'s shape) the
+    as a plain tuple and becomes its row (`protocol.records.DELIVERY_FIELDS`) the
     first time someone reads the conversation.
     """
 
