@@ -55,6 +55,7 @@ __all__ = [
     "MAX_APP_FILES",
     "MAX_FILE_BYTES",
     "AppBits",
+    "AppBudget",
     "AppFile",
     "CfIgnore",
     "build_package",
@@ -220,7 +221,7 @@ def _check_utf8(path: str) -> None:
         raise UnsafePath(f"File name {path!r} is not valid UTF-8") from None
 
 
-class _Budget:
+class AppBudget:
     """Enforces the per-file and per-app size limits while gathering."""
 
     def __init__(self) -> None:
@@ -455,7 +456,7 @@ def _scan_directory(source: Path, root: Path, small: bool = False) -> AppBits:
     cfignore = root / ".cfignore"
     if cfignore.is_file() and not cfignore.is_symlink():
         ignore = CfIgnore.from_text(cfignore.read_text(encoding="utf-8", errors="replace"))
-    budget = _Budget()
+    budget = AppBudget()
     found: list[tuple[str, str, os.stat_result]] = []
 
     def entries_of(real_dir: Path, prefix: str) -> Iterator[os.DirEntry[str]]:
@@ -526,7 +527,7 @@ def _scan_directory(source: Path, root: Path, small: bool = False) -> AppBits:
         files.append(AppFile(rel, sha1, size, _normal_mode(st.st_mode)))
         origin[rel] = real
     # Sizes may have grown since stat(): check the budget on what was hashed.
-    final = _Budget()
+    final = AppBudget()
     for f in files:
         final.add(f.path, f.size)
     return AppBits(source, "directory", files, origin)
@@ -638,7 +639,7 @@ def _finish_archive(
             raise UnsafePath(f"{source} is not a readable archive: {exc}") from None
     kept = [e for e in entries if e.kind != "dir" and not ignore.ignored(e.name)]
     resolved = _resolve_links(entries)
-    budget = _Budget()
+    budget = AppBudget()
     for e in kept:
         budget.add(e.name, resolved[e.name].size)
     wanted = {resolved[e.name].member for e in kept}
@@ -779,7 +780,7 @@ def write_package_from(
         if _clean_name(f.path) != f.path or not f.path:
             raise UnsafePath(f"Package entry {f.path!r} is not a clean relative path")
     _check_conflicts(f.path for f in ordered)
-    budget = _Budget()
+    budget = AppBudget()
     for f in ordered:
         budget.add(f.path, f.size)
     # Level 6 (gzip's own default) costs far less CPU than 9 for a few percent.
@@ -831,7 +832,7 @@ def _package_members(tf: tarfile.TarFile) -> list[tuple[str, tarfile.TarInfo]]:
     except _READ_ERRORS as exc:
         raise BlobCorrupt(f"Package is not a readable tar archive: {exc}") from None
     out: list[tuple[str, tarfile.TarInfo]] = []
-    budget = _Budget()
+    budget = AppBudget()
     for m in members:
         name = _clean_name(m.name)
         if m.isdir():

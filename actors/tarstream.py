@@ -95,7 +95,7 @@ class TarStream:
             written += len(chunk)
             self._put(chunk)
         if written != size:
-            raise OSError(f"{name} changed size while the droplet was written")
+            raise OSError(f"{name} changed size while it was archived")
         if size % _BLOCK:
             self._put(_NUL * (_BLOCK - size % _BLOCK))
 

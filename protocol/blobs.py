@@ -5,6 +5,7 @@ Replies are `protocol.records.BlobInfo` and friends."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -32,8 +33,9 @@ __all__ = [
 ]
 
 
-# Each operation type's label, made once (a trace labels every delivery).
-_LABELS: dict[type, str] = {}
+@functools.cache  # made once per type name: a trace labels every delivery
+def _label(name: str) -> str:
+    return "blob." + re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +48,7 @@ class BlobOperation:
 
     @property
     def label(self) -> str:
-        kind = type(self)
-        label = _LABELS.get(kind)
-        if label is None:
-            label = _LABELS[kind] = "blob." + re.sub(r"(?<!^)(?=[A-Z])", "_", kind.__name__).lower()
-        return label
+        return _label(type(self).__name__)
 
     def arguments(self) -> dict[str, Any]:
         import dataclasses

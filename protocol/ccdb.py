@@ -11,6 +11,7 @@ replies are the records in `protocol.records`.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,12 +56,13 @@ __all__ = [
 ]
 
 
-# Each operation type's label, made once (a trace labels every delivery).
-_LABELS: dict[type, str] = {}
-
-
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+@functools.cache  # made once per type name: a trace labels every delivery
+def _label(name: str) -> str:
+    return "db." + _snake(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +76,7 @@ class CCDBOperation:
 
     @property
     def label(self) -> str:
-        kind = type(self)
-        label = _LABELS.get(kind)
-        if label is None:
-            label = _LABELS[kind] = "db." + _snake(kind.__name__)
-        return label
+        return _label(type(self).__name__)
 
     def arguments(self) -> dict[str, Any]:
         """The operation's fields, as the store method takes them."""

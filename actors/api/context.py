@@ -71,6 +71,8 @@ STEPS = {
 STARTS = frozenset(
     {"POST /v3/apps/{guid}/actions/start", "POST /v3/apps/{guid}/actions/restart", "PUT /v2/apps/{guid}"}
 )
+# Where a delivery row holds its seq and its label.
+_SEQ, _LABEL = DELIVERY_FIELDS.index("seq"), DELIVERY_FIELDS.index("label")
 
 
 class Edge:
@@ -103,13 +105,12 @@ class Edge:
         recorder = self.platform.recorder
         trace_id = f"api:{app.guid}"
         deliveries = recorder.rows(trace_id)
-        label = DELIVERY_FIELDS.index("label")
-        if not any(d[label] in STARTS for d in deliveries):
+        if not any(d[_LABEL] in STARTS for d in deliveries):
             return
         recorder.close(trace_id)
         token = current_trace.set(None)
         try:
-            key = f"{trace_id}:{deliveries[0][0]}"
+            key = f"{trace_id}:{deliveries[0][_SEQ]}"
             await self.ask("cloud_controller", SaveTrace(app.guid, app.name, key, "push", tuple(deliveries)))
         finally:
             current_trace.reset(token)

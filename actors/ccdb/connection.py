@@ -281,7 +281,7 @@ class Connection:
         method: Callable[..., Coroutine[Any, Any, Any]],
         args: Any,
         kwargs: Any,
-        cached: str | None = None,
+        cached: str | None,
     ) -> Any:
         if _get_ident() == self._worker:
             return await method(self, *args, **kwargs)  # an operation inside another
@@ -298,11 +298,16 @@ class Connection:
             guids = self._guids
             while len(guids) < _GUIDS_AHEAD:
                 guids.append(self._new_guid())
+        return await self._hop(conn, self._run_here, method, args, kwargs, cached)
+
+    async def _hop(self, conn: Any, run: Callable[..., Any], *args: Any) -> Any:
+        """`run(call, *args)` on the connection's thread, counted in flight
+        (no record kept answers on the loop meanwhile)."""
         call = _Call()
         self._in_flight += 1
         try:
             async with self._io_guard():
-                return await conn._execute(self._run_here, call, method, args, kwargs, cached)
+                return await conn._execute(run, call, *args)
         except asyncio.CancelledError:
             # Still queued or running on the thread: it rolls back rather
             # than commit (unless its COMMIT already ran).
@@ -317,7 +322,7 @@ class Connection:
         method: Callable[..., Coroutine[Any, Any, Any]],
         args: Any,
         kwargs: Any,
-        cached: str | None = None,
+        cached: str | None,
     ) -> Any:
         """On the connection's thread: the whole operation, to its end."""
         self._call = call
@@ -327,7 +332,7 @@ class Connection:
             self._call = None
 
     def _to_end(
-        self, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any, cached: str | None = None
+        self, method: Callable[..., Coroutine[Any, Any, Any]], args: Any, kwargs: Any, cached: str | None
     ) -> Any:
         kept = self._kept(cached, args, kwargs)
         if kept is not None:
@@ -386,17 +391,7 @@ class Connection:
                     guids.append(self._new_guid())
             todo.append((index, method, kwargs, cached))
         if todo:
-            call = _Call()
-            self._in_flight += 1
-            try:
-                async with self._io_guard():
-                    done = await conn._execute(self._run_batch, call, todo)
-            except asyncio.CancelledError:
-                call.cancelled = True  # nothing of it commits, unless its COMMIT already ran
-                raise
-            finally:
-                self._in_flight -= 1
-            for index, outcome in done:
+            for index, outcome in await self._hop(conn, self._run_batch, todo):
                 outcomes[index] = outcome
         return outcomes
 

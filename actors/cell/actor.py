@@ -844,9 +844,9 @@ class CellActor(AsyncioActor):
             raise StagingError(f"Staging error: downloading the app package failed: {exc}") from exc
         return package, info
 
-    async def _remove(self, *paths: Path | None) -> None:
+    async def _remove(self, path: Path) -> None:
         async with self.clock.threaded_io():
-            await in_thread(_remove_trees, *paths)
+            await in_thread(shutil.rmtree, path, True)  # errors ignored
 
     # --- reporting ------------------------------------------------------------------------------
 
@@ -1047,9 +1047,3 @@ def _run_staging(
         return info, Path(write_droplet_file(tree, info, work / "droplet.tgz", mtime=mtime).path)
     except OSError as exc:
         raise StagingError(f"Staging error: {exc}") from exc
-
-
-def _remove_trees(*paths: Path | None) -> None:
-    for path in paths:
-        if path is not None:
-            shutil.rmtree(path, ignore_errors=True)

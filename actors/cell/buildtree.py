@@ -32,8 +32,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any, NamedTuple
 
-from actors.appfiles import MAX_APP_BYTES, MAX_APP_FILES, MAX_DEPTH, MAX_FILE_BYTES, unpack_package
-from protocol.errors import FileTooLarge, UnsafePath
+from actors.appfiles import MAX_DEPTH, AppBudget, unpack_package
+from protocol.errors import UnsafePath
 
 __all__ = ["TREE_ROOT", "BuildTree", "TreePath", "TreeStat"]
 
@@ -127,7 +127,7 @@ class BuildTree:
         if not root.is_dir():
             raise FileNotFoundError(f"{root} is not a directory")
         self.path(under).mkdir(parents=True, exist_ok=True)
-        budget = [0, 0]
+        budget = AppBudget()
         stack: list[tuple[Path, Parts]] = [(root, self.path(under)._parts)]
         while stack:
             real, parts = stack.pop()
@@ -144,7 +144,7 @@ class BuildTree:
                     self._mkdir((*parts, entry.name))
                     stack.append((Path(entry.path), (*parts, entry.name)))
                 elif stat.S_ISREG(st.st_mode):
-                    _count(budget, rel, st.st_size)
+                    budget.add(rel, st.st_size)
                     with open(entry.path, "rb") as fh:
                         self._put((*parts, entry.name), stat.S_IMODE(st.st_mode), _read_chunks(fh))
                 else:
@@ -219,17 +219,6 @@ class BuildTree:
 def _read_chunks(fh: IO[bytes]) -> Iterator[bytes]:
     while chunk := fh.read(_CHUNK):
         yield chunk
-
-
-def _count(budget: list[int], path: str, size: int) -> None:
-    budget[0] += 1
-    budget[1] += size
-    if budget[0] > MAX_APP_FILES:
-        raise FileTooLarge(f"The app has over {MAX_APP_FILES} files; that is the upload limit")
-    if size > MAX_FILE_BYTES:
-        raise FileTooLarge(f"{path} is {size} bytes; the limit per file is {MAX_FILE_BYTES} bytes")
-    if budget[1] > MAX_APP_BYTES:
-        raise FileTooLarge(f"The app is over {MAX_APP_BYTES} bytes; that is the upload limit")
 
 
 def _split(text: str) -> Parts:
