@@ -6,6 +6,13 @@ Three workloads, one process, one run:
 2. sequential ask round trips (one ask in flight at a time);
 3. one bid round: ask 1,000 actors for a number and gather every reply.
 
+Ours sends through the paths the platform uses: tells and asks by name
+(`system.tell` / `system.ask`, as the platform's actors address each other;
+asks by name come back on asyncio's own future, `AsyncActorRef.request`),
+the bid round as the auctioneer's (`request` to every cell, gathered). Two
+more rows measure a held ref's `tell` and pykka's face, `ref.ask(block=False)`
+(the REPL, proxies), against the same floors.
+
 Implementations:
 
 - ours, bare: `AsyncioActor` under `ActorSystem` (RealClock), nothing on the
@@ -61,16 +68,29 @@ NAMES = {
     BARE: "asyncio.Queue",
     PYKKA: "pykka threads",
 }
-TELL, ASK, BID = "tell", "ask", "bid_round"
-WORKLOADS = (TELL, ASK, BID)
+TELL, TELL_NAME, ASK, ASK_PYKKA, BID = "tell", "tell_by_name", "ask", "ask_pykka_face", "bid_round"
+WORKLOADS = (TELL, TELL_NAME, ASK, ASK_PYKKA, BID)
+# Rows that measure another path of ours against the same floors (measured
+# once, under the row named here).
+SAME_FLOORS = {TELL_NAME: TELL, ASK_PYKKA: ASK}
 
 LABELS = {
-    TELL: "tell throughput (msg/s)",
-    ASK: "sequential ask (round trips/s)",
+    TELL: "tell throughput, ref.tell (msg/s)",
+    TELL_NAME: "tell throughput, by name (msg/s)",
+    ASK: "sequential ask, by name (round trips/s)",
+    ASK_PYKKA: "sequential ask, ref.ask (round trips/s)",
     BID: "bid round, {cells:,} actors (ms/round)",
 }
-UNITS = {TELL: "msg/s", ASK: "round trips/s", BID: "ms/round"}
-HIGHER_IS_BETTER = {TELL: True, ASK: True, BID: False}
+# What each row's "ours" sends through.
+PATHS = {
+    TELL: "ref.tell(msg): a held ref",
+    TELL_NAME: "system.tell(name, msg): how the platform's actors tell each other",
+    ASK: "await system.ask(name, msg): how the platform's actors ask each other (AsyncActorRef.request)",
+    ASK_PYKKA: "await ref.ask(msg, block=False): pykka's face (the REPL, proxies)",
+    BID: "gather(ref.request(msg) for each cell): the auctioneer's round",
+}
+UNITS = {TELL: "msg/s", TELL_NAME: "msg/s", ASK: "round trips/s", ASK_PYKKA: "round trips/s", BID: "ms/round"}
+HIGHER_IS_BETTER = {TELL: True, TELL_NAME: True, ASK: True, ASK_PYKKA: True, BID: False}
 # From the issue: as the platform runs it, within 1.25x of the deque floor.
 FLOOR_TARGET = 1.25
 
@@ -227,29 +247,41 @@ async def _our_system(as_platform: bool, ask_timeout: float) -> Any:
             current_trace.reset(token)
 
 
-async def _ours_tell(p: Params, counter: type[AsyncioActor], as_platform: bool) -> float:
-    async with _our_system(as_platform, 120.0):
+async def _ours_tell(p: Params, counter: type[AsyncioActor], as_platform: bool, by_name: bool = False) -> float:
+    async with _our_system(as_platform, 120.0) as system:
         ref = counter.start(name="bench-counter")
         await ref.ask(0, block=False)  # started and warm
         n = p.tells
         gc.collect()
-        t = time.perf_counter()
-        for _ in range(n):
-            ref.tell(1)
+        if by_name:
+            tell = system.tell
+            t = time.perf_counter()
+            for _ in range(n):
+                tell("bench-counter", 1)
+        else:
+            t = time.perf_counter()
+            for _ in range(n):
+                ref.tell(1)
         await ref.ask(0, block=False)  # wait for the drain
         dt = time.perf_counter() - t
     return n / dt
 
 
-async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool) -> float:
-    async with _our_system(as_platform, 5.0):
+async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool, pykka_face: bool = False) -> float:
+    async with _our_system(as_platform, 5.0) as system:
         ref = counter.start(name="bench-counter")
         await ref.ask(0, block=False)
         n = p.asyncio_asks
         gc.collect()
-        t = time.perf_counter()
-        for i in range(n):
-            await ref.ask(i, block=False)
+        if pykka_face:
+            t = time.perf_counter()
+            for i in range(n):
+                await ref.ask(i, block=False)
+        else:
+            ask = system.ask
+            t = time.perf_counter()
+            for i in range(n):
+                await ask("bench-counter", i)
         dt = time.perf_counter() - t
     return n / dt
 
@@ -257,11 +289,11 @@ async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool) -
 async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int], as_platform: bool) -> float:
     async with _our_system(as_platform, 60.0):
         refs = [cell.start(free, name=f"bench-cell-{i}") for i, free in enumerate(frees)]
-        await asyncio.gather(*[r.ask(512, block=False) for r in refs])  # warm-up round
+        await asyncio.gather(*[r.request(512) for r in refs])  # warm-up round
         gc.collect()
         t = time.perf_counter()
         for _ in range(p.rounds):
-            bids = await asyncio.gather(*[r.ask(512, block=False) for r in refs])
+            bids = await asyncio.gather(*[r.request(512) for r in refs])
         dt = (time.perf_counter() - t) / p.rounds
         assert len(bids) == len(refs)
     return dt * 1000.0
@@ -486,9 +518,13 @@ async def run_asyncio(p: Params, frees: list[int], runs: dict[str, dict[str, lis
         runs[TELL][PLATFORM].append(await _ours_tell(p, counter, True))
         runs[TELL][DEQUE].append(await _deque_tell(p))
         runs[TELL][BARE].append(await _bare_tell(p))
+        runs[TELL_NAME][OURS].append(await _ours_tell(p, counter, False, by_name=True))
+        runs[TELL_NAME][PLATFORM].append(await _ours_tell(p, counter, True, by_name=True))
         progress(f"run {r + 1}/{p.repeat}: ask")
         runs[ASK][OURS].append(await _ours_ask(p, counter, False))
         runs[ASK][PLATFORM].append(await _ours_ask(p, counter, True))
+        runs[ASK_PYKKA][OURS].append(await _ours_ask(p, counter, False, pykka_face=True))
+        runs[ASK_PYKKA][PLATFORM].append(await _ours_ask(p, counter, True, pykka_face=True))
         runs[ASK][DEQUE].append(await _deque_ask(p))
         runs[ASK][BARE].append(await _bare_ask(p))
         progress(f"run {r + 1}/{p.repeat}: bid round")
@@ -538,6 +574,8 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
         median: dict[str, float] = {}
         for impl in IMPLEMENTATIONS:
             values = runs[w][impl]
+            if not values and w in SAME_FLOORS and impl not in (OURS, PLATFORM):
+                values = runs[SAME_FLOORS[w]][impl]
             if not values:  # left out (--no-pykka)
                 continue
             best[impl] = max(values) if higher else min(values)
@@ -546,6 +584,8 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
         vs_floor = _slower(best[PLATFORM], best[DEQUE], higher)
         workloads[w] = {
             "label": LABELS[w].format(cells=p.cells),
+            "path": PATHS[w],
+            "floors_of": SAME_FLOORS.get(w, w),
             "unit": UNITS[w],
             "higher_is_better": higher,
             "results": results,
@@ -607,6 +647,9 @@ def print_report(report: dict[str, Any], out: Any = None) -> None:
         "pykka's threads are context only.",
         file=out,
     )
+    print("Ours sends through:", file=out)
+    for w in WORKLOADS:
+        print(f"  {w}: {PATHS[w]}", file=out)
     for w in WORKLOADS:
         d = report["workloads"][w]
         over = d["platform_over_pykka"]

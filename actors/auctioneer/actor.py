@@ -283,6 +283,7 @@ class AuctioneerActor(AsyncioActor):
             return []
         wanted = [p for p in presences if not p.draining]
         timeout = self.config.cell_state_timeout
+        # One ask's future per cell, gathered as they are (no task per cell).
         replies = await asyncio.gather(
             *(self._fetch_one(p.cell_id, step, timeout) for p in wanted), return_exceptions=True
         )
@@ -299,11 +300,13 @@ class AuctioneerActor(AsyncioActor):
         cells.sort(key=lambda c: (c.cell_index, c.cell_id))
         return cells
 
-    async def _fetch_one(self, cell_id: str, step: int, timeout: float) -> Any:
+    def _fetch_one(self, cell_id: str, step: int, timeout: float) -> asyncio.Future[Any]:
         ref = self.system.lookup(cell_id)
         if ref is None:
-            return None
-        return await ref.ask(FetchCellState(step=step), block=False, timeout=timeout)
+            gone: asyncio.Future[Any] = self.system.loop.create_future()
+            gone.set_result(None)
+            return gone
+        return ref.request(FetchCellState(step=step), timeout=timeout)
 
     async def _commit(
         self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]], shared: Any = _VARIED
@@ -326,9 +329,8 @@ class AuctioneerActor(AsyncioActor):
                 ref = self.system.lookup(cell_id)
                 if ref is None:
                     raise AskTimeout(f"{cell_id} is gone")
-                result = await ref.ask(
+                result = await ref.request(
                     Perform(lrps=tuple(lrps), tasks=tuple(tasks), traces=traces),
-                    block=False,
                     timeout=self.config.perform_timeout,
                 )
             except Exception as exc:  # noqa: BLE001 - the cell is unreachable: its work failed

@@ -22,6 +22,7 @@ conversations that wait on something slow without holding up the others.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import sys
 import threading
@@ -42,7 +43,7 @@ from actors.runtime.delivery import (
     external_sender,
     sender_name,
 )
-from actors.runtime.future import AsyncioFuture
+from actors.runtime.future import AsyncioFuture, finish, finish_on_loop
 from actors.runtime.system import current_system
 
 if TYPE_CHECKING:
@@ -119,8 +120,8 @@ class AsyncActorRef(ActorRef[Any]):
         mailbox = actor.actor_inbox
         self._mailbox = mailbox
         self._seam = mailbox._seam
-        self._loop_thread = mailbox._loop_thread
         self._queue_append = mailbox._queue.append
+        self._create_future = actor._system.loop.create_future
 
     def is_alive(self) -> bool:
         return self._actor._actor_running
@@ -133,7 +134,7 @@ class AsyncActorRef(ActorRef[Any]):
 
     def tell(self, message: Any) -> None:
         mailbox = self._mailbox
-        if mailbox.fast and _get_ident() == self._loop_thread:
+        if _get_ident() == mailbox.fast_thread:
             # Mailbox.put's fast path, inlined: tells are the hottest path.
             # The queue takes a plain (message, reply_to, sender, trace)
             # tuple, its sender the sending actor itself (`sender_name`).
@@ -168,9 +169,34 @@ class AsyncActorRef(ActorRef[Any]):
         """
         system = self._system
         future: AsyncioFuture[Any] = AsyncioFuture(loop=system.loop)
+        self._send_ask(future, message, timeout)
+        if not block:
+            return future
+        if _get_ident() == system.loop_thread:
+            return future.get(timeout=None)  # GetOnLoopThread unless done
+        # Off the loop the caller's thread waits; the platform-time deadline
+        # normally fires first, this is the backstop.
+        deadline = system.default_ask_timeout if timeout is None else timeout
+        return future.get(timeout=deadline + 1.0)
+
+    def request(self, message: Any, *, timeout: float | None = None) -> asyncio.Future[Any]:
+        """The platform's own ask, on the loop: `await ref.request(msg)`.
+
+        As `ask(block=False)` (the same deadline, delivery and answers), but
+        the reply comes on asyncio's own future, which has no pykka face
+        (`get`, `map`, ...) and which the loop's task waits on at C speed.
+        Actors asking each other by name (`AsyncioActor.ask`) and the
+        auctioneer's bid rounds use it.
+        """
+        future: asyncio.Future[Any] = self._create_future()
+        self._send_ask(future, message, timeout)
+        return future
+
+    def _send_ask(self, future: asyncio.Future[Any], message: Any, timeout: float | None) -> None:
+        system = self._system
         deadline = system.default_ask_timeout if timeout is None else timeout
         mailbox = self._mailbox
-        if mailbox.fast and _get_ident() == self._loop_thread:
+        if _get_ident() == mailbox.fast_thread:
             # The same inlined fast path as tell, with Deadlines.arm's too.
             deadlines = system.deadlines
             queue = deadlines._queues.get(deadline)
@@ -204,21 +230,14 @@ class AsyncActorRef(ActorRef[Any]):
                 mailbox._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            if not block:
-                return future
-            return future.get(timeout=None)  # on the loop: GetOnLoopThread unless done
+            return
         sender = current_actor_name()
         if not self._actor._actor_running:
             system.seam.dead_letter(sender, self.actor_name, message, "stopped")
-            future._finish(None, ActorDeadError(f"{self.actor_name} not found"))
+            finish(future, None, ActorDeadError(f"{self.actor_name} not found"))
         else:
             system.arm_deadline(future, deadline, message, self.actor_name)
             mailbox.put(Envelope(message, future, sender, _current_trace_get()))
-        if block:
-            # Off the loop the caller's thread waits; the platform-time
-            # deadline above normally fires first, this is the backstop.
-            return future.get(timeout=None if threading.get_ident() == system.loop_thread else deadline + 1.0)
-        return future
 
     async def ask_async(self, message: Any, *, timeout: float | None = None) -> Any:
         """`await ref.ask_async(msg)`: the loop-side spelling of a blocking ask."""
@@ -312,10 +331,11 @@ class AsyncioActor(pykka.Actor):
         self._actor_parent: AsyncioActor | None = _current_actor.get()
         self._actor_task: asyncio.Task[None] | None = None
         self._actor_running = True
+        self._actor_started = False
         self._actor_timers: set[TimerHandle] = set()
         self._actor_children: set[asyncio.Task[Any]] = set()
         self.crash_reason: BaseException | None = None
-        self._actor_owed: AsyncioFuture[Any] | None = None
+        self._actor_owed: asyncio.Future[Any] | None = None
         system.claim_name(self.actor_name, self._actor_ref)
 
     @property
@@ -354,14 +374,26 @@ class AsyncioActor(pykka.Actor):
         # this actor for its whole life, at no cost per message.
         import contextvars
 
-        self._actor_task = self._system.loop.create_task(
+        self._actor_task = task = self._system.loop.create_task(
             self._actor_main(), name=f"actor:{self.actor_name}", context=contextvars.Context()
         )
+        task.add_done_callback(self._actor_never_ran)
         self._system._track(self)
+
+    def _actor_never_ran(self, _task: asyncio.Task[None]) -> None:
+        # A task cancelled (killed) before its first step never enters
+        # `_actor_main`, whose teardown would fail the queued asks and tell
+        # the supervisor: do both here.
+        if self._actor_started:
+            return
+        if self._actor_running:
+            self._actor_crash((_Killed, _Killed(), None))
+        self._actor_loop_teardown()
 
     # --- the loop: setup / running / teardown ----------------------------------------
 
     async def _actor_main(self) -> None:
+        self._actor_started = True
         _current_actor.set(self)
         try:
             try:
@@ -375,7 +407,7 @@ class AsyncioActor(pykka.Actor):
         except asyncio.CancelledError:
             owed, self._actor_owed = self._actor_owed, None
             if owed is not None:
-                owed._finish_on_loop(None, ActorDeadError(f"{self.actor_name} was killed while handling the message"))
+                finish_on_loop(owed, None, ActorDeadError(f"{self.actor_name} was killed while handling the message"))
             if self._actor_running:
                 self._actor_crash((_Killed, _Killed(), None))
             # else: cancelled during shutdown after a stop: nothing to report
@@ -393,8 +425,13 @@ class AsyncioActor(pykka.Actor):
         later = _LATER_RESULTS
         trace_var = current_trace
         trace = None
-        while self._actor_running:
-            if not queue or mailbox.paused:
+        # No flag is read per message: a paused or stopped actor's mailbox
+        # sets its queue aside, so an empty queue is all the loop looks at,
+        # and whether the actor still runs is asked only then.
+        while True:
+            if not queue:
+                if not self._actor_running:
+                    return
                 # Inlined Mailbox.wait(): this is the hottest await there is.
                 waiter = create_future()
                 mailbox._waiter = waiter
@@ -418,17 +455,17 @@ class AsyncioActor(pykka.Actor):
                     if type(result) is Deferred:
                         self._defer(result.awaitable, reply_to)
                         continue
-            except Exception:  # noqa: BLE001 - pykka's rule: to the asker, or the actor crashes
+            except Exception as exc:  # noqa: BLE001 - pykka's rule: to the asker, or the actor crashes
                 if reply_to is not None:
                     # pykka's rule: an ask's exception goes back to the asker
                     # and the actor lives on.
-                    reply_to.set_exception()
+                    finish_on_loop(reply_to, None, exc)
                     continue
                 self._actor_crash(sys.exc_info())
                 return
             if reply_to is not None:
-                # Our refs only ever attach AsyncioFutures (asyncio's own,
-                # underneath), and this is the loop thread.
+                # Our refs only ever attach asyncio futures (an AsyncioFuture
+                # is one underneath), and this is the loop thread.
                 try:
                     reply_to.set_result(result)
                 except _InvalidState:
@@ -494,17 +531,16 @@ class AsyncioActor(pykka.Actor):
 
     def _actor_loop_teardown(self) -> None:
         self._actor_mark_stopped()
-        queue = self.actor_inbox._queue
-        while queue:
+        for item in self.actor_inbox.take_aside():
             # Plain 4-tuples (the tell fast path) or Envelopes: unpack either.
-            message, reply_to, sender, _ = queue.popleft()
+            message, reply_to, sender, _ = item
             if isinstance(message, messages._ActorStop):
                 if reply_to is not None:
-                    reply_to.set(None)
+                    finish(reply_to, None, None)
                 continue
             self._system.seam.dead_letter(sender_name(sender), self.actor_name, message, "actor stopped")
             if reply_to is not None:
-                reply_to._finish(None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
+                finish(reply_to, None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
         self._system._untrack(self)
 
     def _handle_receive(self, message: Any) -> Any:
@@ -523,9 +559,9 @@ class AsyncioActor(pykka.Actor):
         """Send to the actor that has `name` now (a dead letter if none)."""
         self._system.tell(name, message)
 
-    async def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
-        """Ask the actor that has `name` now and await its reply."""
-        return await self._system.ask(name, message, timeout=timeout)
+    def ask(self, name: str, message: Any, *, timeout: float | None = None) -> asyncio.Future[Any]:
+        """Ask the actor that has `name` now: `await self.ask(name, msg)`."""
+        return self._system.ask(name, message, timeout=timeout)
 
     def tell_self_later(self, delay: float, message: Any) -> TimerHandle:
         """A timer on the platform clock that sends this actor `message`.
@@ -563,13 +599,13 @@ class AsyncioActor(pykka.Actor):
         mailbox = self.actor_inbox
         queue = mailbox._queue
         taken: list[tuple[Any, Answer]] = []
-        while queue and len(taken) < limit and not mailbox.paused:
+        while queue and len(taken) < limit:
             envelope = queue[0]
             message, reply_to = envelope[0], envelope[1]
             if reply_to is None or type(message) in _PYKKA_MESSAGES or not accept(message):
                 break
             queue.popleft()
-            taken.append((message, reply_to._finish_on_loop))
+            taken.append((message, functools.partial(finish_on_loop, reply_to)))
         return taken
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
@@ -580,7 +616,7 @@ class AsyncioActor(pykka.Actor):
         task.add_done_callback(self._actor_task_done)
         return task
 
-    def _defer(self, awaitable: Any, reply_to: AsyncioFuture[Any] | None) -> None:
+    def _defer(self, awaitable: Any, reply_to: asyncio.Future[Any] | None) -> None:
         """Reply when `awaitable` is done, beside the mailbox. If the actor
         stops before that task even starts, the asker still hears (ActorDeadError)."""
         task = self.spawn(_reply_later(awaitable, reply_to, self.actor_name), name=f"{self.actor_name}:reply")
@@ -589,7 +625,7 @@ class AsyncioActor(pykka.Actor):
         def cancelled(done: asyncio.Task[Any]) -> None:
             if done.cancelled():
                 if reply_to is not None:
-                    reply_to._finish_on_loop(None, ActorDeadError(f"{name} stopped before replying"))
+                    finish_on_loop(reply_to, None, ActorDeadError(f"{name} stopped before replying"))
                 close = getattr(awaitable, "close", None)
                 if close is not None:
                     close()  # a coroutine that never ran: no "never awaited" warning
@@ -610,19 +646,19 @@ class AsyncioActor(pykka.Actor):
         return f"<{type(self).__name__} {self.actor_name}>"
 
 
-async def _reply_later(awaitable: Any, reply_to: AsyncioFuture[Any] | None, actor_name: str = "") -> None:
+async def _reply_later(awaitable: Any, reply_to: asyncio.Future[Any] | None, actor_name: str = "") -> None:
     """Await a deferred result and answer the asker (if it was an ask)."""
     try:
         result = await awaitable
     except asyncio.CancelledError:
         # The actor stopped (or was killed) before the reply was ready.
         if reply_to is not None:
-            reply_to._finish_on_loop(None, ActorDeadError(f"{actor_name} stopped before replying"))
+            finish_on_loop(reply_to, None, ActorDeadError(f"{actor_name} stopped before replying"))
         raise
     except Exception as exc:
         if reply_to is None:
             raise  # a tell's failure: logged by the actor's task bookkeeping
-        reply_to._finish_on_loop(None, exc)
+        finish_on_loop(reply_to, None, exc)
     else:
         if reply_to is not None:
-            reply_to._finish_on_loop(result, None)
+            finish_on_loop(reply_to, result, None)

@@ -19,9 +19,12 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from actors.runtime.future import expire
+
 if TYPE_CHECKING:
+    import asyncio
+
     from actors.runtime.clock import Clock, TimerHandle
-    from actors.runtime.future import AsyncioFuture
 
 __all__ = ["Deadlines"]
 
@@ -41,11 +44,11 @@ class Deadlines:
         self._rate: float = getattr(clock, "raw_per_second", 1.0)
         # (expiry, future, message, receiver): the message's type is named
         # only if the deadline passes.
-        self._queues: dict[float, deque[tuple[float, AsyncioFuture[Any], Any, str]]] = {}
+        self._queues: dict[float, deque[tuple[float, asyncio.Future[Any], Any, str]]] = {}
         self._timer: TimerHandle | None = None
         self._timer_at = _INF
 
-    def arm(self, future: AsyncioFuture[Any], timeout: float, message: Any, receiver: str) -> None:
+    def arm(self, future: asyncio.Future[Any], timeout: float, message: Any, receiver: str) -> None:
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
@@ -88,7 +91,7 @@ class Deadlines:
                     queue.popleft()
                 elif expiry <= now:
                     queue.popleft()
-                    future._expire(timeout, f"{type(message).__name__} to {receiver}")
+                    expire(future, timeout, f"{type(message).__name__} to {receiver}")
                 else:
                     earliest = min(earliest, expiry)
                     break

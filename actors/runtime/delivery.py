@@ -55,6 +55,9 @@ log = structlog.get_logger("minifoundry.delivery")
 _get_ident = threading.get_ident
 _tuple_new = tuple.__new__
 
+# No thread has this ident (`threading.get_ident` is never negative).
+_NO_THREAD = -1
+
 #: The sender name of anything sent from outside every actor (a test, the REPL).
 EXTERNAL = "user"
 
@@ -186,13 +189,14 @@ class Mailbox:
 
     __slots__ = (
         "__weakref__",
+        "_aside",
         "_loop",
         "_loop_thread",
         "_queue",
         "_seam",
         "_waiter",
         "actor_name",
-        "fast",
+        "fast_thread",
         "open",
         "paused",
     )
@@ -207,18 +211,71 @@ class Mailbox:
         self._loop = loop
         self._loop_thread = loop_thread
         self.actor_name = "?"
+        # Messages the actor must not take now, in order: while it is paused
+        # (a fault), and once it has stopped (for its teardown's dead
+        # letters). The queue itself then stays empty, so the actor's loop
+        # needs no flag check per message: an empty queue is all it sees.
+        self._aside: deque[tuple[Any, Any, Any, str | None]] | None = None
         self.paused = False
-        # `open`: its actor still takes messages. `fast`: open, and the seam
-        # has no fault rule nor plain observer, so a send on the loop thread
-        # may append to the queue directly. One flag read on the hot path.
+        # `open`: its actor still takes messages. `fast_thread`: the loop's
+        # thread while the mailbox is open and not paused and the seam has no
+        # fault rule nor plain observer, else no thread at all: a send whose
+        # thread is `fast_thread` may append to the queue directly. One
+        # comparison on the hot path decides both.
         self.open = True
-        self.fast = not seam.active
+        self.fast_thread = _NO_THREAD
+        self.refresh(seam.active)
         seam._mailboxes.add(self)
 
+    @property
+    def fast(self) -> bool:
+        """Whether a send on the loop thread may append to the queue directly."""
+        return self.fast_thread != _NO_THREAD
+
+    def refresh(self, seam_active: bool) -> None:
+        fast = self.open and not self.paused and not seam_active
+        self.fast_thread = self._loop_thread if fast else _NO_THREAD
+
     def close(self) -> None:
-        """Its actor stopped: sends take the checked path from now on."""
+        """Its actor stopped: sends take the checked path from now on, and
+        what is still queued is set aside for the teardown (not taken)."""
         self.open = False
-        self.fast = False
+        self._set_aside()
+        self.refresh(self._seam.active)
+
+    def pause(self) -> None:
+        """Take nothing more until `resume`: what is queued, and whatever
+        arrives meanwhile, waits aside in order."""
+        self.paused = True
+        self._set_aside()
+        self.refresh(self._seam.active)
+
+    def resume(self) -> None:
+        self.paused = False
+        aside = self._aside
+        if self.open and aside is not None:
+            self._aside = None
+            self._queue.extendleft(reversed(aside))
+        self.refresh(self._seam.active)
+        self.wake()
+
+    def _set_aside(self) -> None:
+        aside = self._aside
+        if aside is None:
+            aside = self._aside = deque()
+        aside.extend(self._queue)
+        self._queue.clear()
+
+    def take_aside(self) -> list[tuple[Any, Any, Any, str | None]]:
+        """Everything still held (queued or set aside), in order, removed."""
+        held = [*(self._aside or ()), *self._queue]
+        self._aside = None
+        self._queue.clear()
+        return held
+
+    def _append(self, item: tuple[Any, Any, Any, str | None]) -> None:
+        aside = self._aside
+        (self._queue if aside is None else aside).append(item)
 
     def put(self, envelope: Envelope | _PykkaEnvelope[Any], /) -> None:
         if type(envelope) is not Envelope:
@@ -235,7 +292,7 @@ class Mailbox:
             return
         # The fast path counts once: sent and delivered are the same here.
         seam.passed += 1
-        self._queue.append(envelope)
+        self._append(envelope)
         trace = envelope[3]
         if trace is not None and (trace in seam.recording or (type(trace) is tuple and seam.recorder is not None)):
             seam.recorder.record_delivery(trace, envelope[2], self.actor_name, envelope[0], envelope[1] is not None)
@@ -248,7 +305,7 @@ class Mailbox:
     def enqueue(self, envelope: Envelope) -> None:
         """Past the seam: put the envelope in the queue and wake the actor."""
         self._seam.delivered_slow += 1
-        self._queue.append(envelope)
+        self._append(envelope)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -257,7 +314,7 @@ class Mailbox:
 
     def deliver_local(self, envelope: Envelope) -> None:
         """The runtime's own signals (timers, supervision): no seam, no counts."""
-        self._queue.append(envelope)
+        self._append(envelope)
         self.wake()
 
     def wake(self) -> None:
@@ -288,7 +345,7 @@ class Mailbox:
         return not self._queue
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._aside or ())
 
 
 Observer = Callable[[Envelope, str], None]
@@ -371,7 +428,7 @@ class DeliverySeam:
     def _refresh(self) -> None:
         self.active = active = bool(self._observers or self._rules)
         for mailbox in self._mailboxes:
-            mailbox.fast = mailbox.open and not active
+            mailbox.refresh(active)
 
     # --- delivery ---------------------------------------------------------------
 

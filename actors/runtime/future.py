@@ -34,7 +34,7 @@ from actors.runtime.errors import AskTimeout, GetOnLoopThread
 if TYPE_CHECKING:
     from pykka._types import OptExcInfo
 
-__all__ = ["AsyncioFuture", "register_loop"]
+__all__ = ["AsyncioFuture", "expire", "finish", "finish_on_loop", "register_loop"]
 
 T = TypeVar("T")
 
@@ -56,6 +56,34 @@ def register_loop(loop: asyncio.AbstractEventLoop, thread: int) -> None:
 # `__await__`: a `.get()` on a not-yet-done future then asks to be awaited
 # instead of raising GetOnLoopThread.
 _awaiting_hook: contextvars.ContextVar[bool] = contextvars.ContextVar("awaiting_hook", default=False)
+
+
+def finish(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    """Answer an ask's future (an `AsyncioFuture`, or asyncio's own one of
+    `AsyncActorRef.request`) with `value`, or fail it with `exc`, from any
+    thread. All mutation happens on the loop thread: a setter on another
+    thread hops over."""
+    if _LOOP_THREADS.get(future.get_loop()) != threading.get_ident():
+        future.get_loop().call_soon_threadsafe(finish_on_loop, future, value, exc)
+        return
+    finish_on_loop(future, value, exc)
+
+
+def finish_on_loop(future: asyncio.Future[Any], value: Any, exc: BaseException | None) -> None:
+    """`finish` on the loop thread. First answer wins: a duplicated ask (a
+    fault) or a deadline that raced the reply is ignored."""
+    if future.done():
+        return
+    if exc is None:
+        _future_set_result(future, value)
+    else:
+        _future_set_exception(future, exc)
+        future._log_traceback = False  # the asker hears of it, or no longer waits
+
+
+def expire(future: asyncio.Future[Any], timeout: float, what: str) -> None:
+    """An ask's deadline passed: fail it with AskTimeout."""
+    finish(future, None, AskTimeout(f"no reply to {what} within {timeout:g} s"))
 
 
 class _NotReady(Exception):
@@ -103,26 +131,7 @@ class AsyncioFuture(asyncio.Future, pykka.Future[T]):
         self._finish(None, exc_value)
 
     def _finish(self, value: Any, exc: BaseException | None) -> None:
-        # All mutation happens on the loop thread: a setter on another thread
-        # hops over. First answer wins: a duplicated ask (a fault) or a
-        # deadline that raced the reply is ignored.
-        if not self._on_loop_thread():
-            self.get_loop().call_soon_threadsafe(self._finish, value, exc)
-            return
-        self._finish_on_loop(value, exc)
-
-    def _finish_on_loop(self, value: Any, exc: BaseException | None) -> None:
-        if self.done():
-            return
-        if exc is None:
-            _future_set_result(self, value)
-        else:
-            _future_set_exception(self, exc)
-            self._log_traceback = False  # the asker hears of it, or no longer waits
-
-    def _expire(self, timeout: float, what: str) -> None:
-        """The deadline passed: fail the ask with AskTimeout."""
-        self._finish(None, AskTimeout(f"no reply to {what} within {timeout:g} s"))
+        finish(self, value, exc)
 
     # --- reading off the loop ----------------------------------------------
 

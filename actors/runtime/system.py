@@ -27,11 +27,10 @@ from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.deadlines import Deadlines
 from actors.runtime.delivery import DeliverySeam, Envelope, current_actor_name
 from actors.runtime.errors import RuntimeNotRunning
-from actors.runtime.future import register_loop
+from actors.runtime.future import finish, register_loop
 
 if TYPE_CHECKING:
     from actors.runtime.actor import AsyncActorRef, AsyncioActor
-    from actors.runtime.future import AsyncioFuture
 
 __all__ = ["ActorNameTaken", "ActorSystem", "current_system"]
 
@@ -234,7 +233,7 @@ class ActorSystem:
         actor = self.actor(name)
         if actor is None:
             return False
-        actor.actor_inbox.paused = True
+        actor.actor_inbox.pause()
         log.warning("actor-paused", actor=name)
         return True
 
@@ -242,9 +241,7 @@ class ActorSystem:
         actor = self.actor(name)
         if actor is None:
             return False
-        mailbox = actor.actor_inbox
-        mailbox.paused = False
-        mailbox.wake()
+        actor.actor_inbox.resume()
         log.info("actor-resumed", actor=name)
         return True
 
@@ -269,15 +266,19 @@ class ActorSystem:
             return False
         return True
 
-    async def ask(self, name: str, message: Any, *, timeout: float | None = None) -> Any:
-        """Ask whoever has `name`; ActorDeadError (and a dead letter) if nobody."""
+    def ask(self, name: str, message: Any, *, timeout: float | None = None) -> asyncio.Future[Any]:
+        """Ask whoever has `name` (`await system.ask(name, msg)`); the reply
+        comes on the future (`AsyncActorRef.request`), or ActorDeadError (and
+        a dead letter) if nobody has the name."""
         ref = self._names.get(name)
         if ref is None:
             self.seam.dead_letter(current_actor_name(), name, message, "unknown")
-            raise ActorDeadError(f"no actor named {name!r}")
-        return await ref.ask(message, block=False, timeout=timeout)
+            future: asyncio.Future[Any] = self.loop.create_future()
+            finish(future, None, ActorDeadError(f"no actor named {name!r}"))
+            return future
+        return ref.request(message, timeout=timeout)
 
-    def arm_deadline(self, future: AsyncioFuture[Any], deadline: float, message: Any, receiver: str) -> None:
+    def arm_deadline(self, future: asyncio.Future[Any], deadline: float, message: Any, receiver: str) -> None:
         if threading.get_ident() == self.loop_thread:
             self.deadlines.arm(future, deadline, message, receiver)
         else:

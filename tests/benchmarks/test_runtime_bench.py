@@ -16,9 +16,17 @@ def test_quick_run_writes_every_figure(tmp_path, capsys):
     assert main(["--quick", "--json", str(out)]) == 0
 
     report = json.loads(out.read_text())
-    assert set(report["workloads"]) == set(WORKLOADS) == {"tell", "ask", "bid_round"}
+    assert set(report["workloads"]) == set(WORKLOADS) == {"tell", "tell_by_name", "ask", "ask_pykka_face", "bid_round"}
+    # The by-name tell and pykka's ask are measured against the same floors.
+    for row, floors in (("tell_by_name", "tell"), ("ask_pykka_face", "ask")):
+        assert report["workloads"][row]["floors_of"] == floors
+        assert (
+            report["workloads"][row]["results"]["deque_floor"] == report["workloads"][floors]["results"]["deque_floor"]
+        )
+        assert report["workloads"][row]["results"]["ours"] != report["workloads"][floors]["results"]["ours"]
     for workload in WORKLOADS:
         data = report["workloads"][workload]
+        assert data["path"]
         assert (
             set(data["results"])
             == set(IMPLEMENTATIONS)

@@ -366,6 +366,126 @@ async def test_a_paused_actor_queues_messages_until_resumed(system):
     assert await pending == 2
 
 
+async def test_a_paused_actor_keeps_the_order_of_what_was_queued_and_what_came_later(system):
+    ref = Counter.start(name="counter")
+    actor = system.actor("counter")
+    for n in (1, 2):
+        ref.tell(Add(n))
+    system.pause("counter")  # before the actor took anything queued
+    ref.tell(Add(3))
+    system.tell("counter", Add(4))
+    await system.clock.advance(10)
+    assert actor.seen == []
+    assert len(actor.actor_inbox) == 4
+    system.resume("counter")
+    ref.tell(Add(5))
+    assert await ref.ask(Add(6), block=False) == 21
+    assert actor.seen == [1, 2, 3, 4, 5, 6]
+
+
+async def test_an_actor_that_pauses_itself_takes_nothing_more_until_resumed(system):
+    class SelfPausing(Counter):
+        def on_receive(self, message):
+            total = super().on_receive(message)
+            if message == Add(2):
+                current_system().pause(self.actor_name)
+            return total
+
+    ref = SelfPausing.start(name="pauser")
+    for n in (1, 2, 3):
+        ref.tell(Add(n))
+    await system.clock.advance(1)
+    actor = system.actor("pauser")
+    assert actor.seen == [1, 2]  # the third waits: no flag per message, an empty queue
+    system.resume("pauser")
+    assert await ref.ask(Add(0), block=False) == 6
+
+
+@pytest.mark.parametrize("started", [True, False], ids=["running", "killed-before-its-first-step"])
+async def test_a_paused_actor_that_is_killed_fails_its_held_asks_and_dead_letters_its_tells(system, started):
+    ref = Counter.start(name="counter")
+    if started:
+        await system.clock.advance(0)
+    system.pause("counter")
+    ref.tell(Add(1))
+    held = ref.ask(Add(2), block=False, timeout=600)
+    assert system.kill("counter")
+    with pytest.raises(ActorDeadError):
+        await held
+    assert system.seam.dead_letter_count == 2
+    assert not ref.is_alive()
+    assert system.lookup("counter") is None  # its name is free again
+
+
+async def test_an_actor_killed_before_its_first_step_is_restarted_by_its_supervisor(system):
+    from actors.runtime import ChildSpec, Supervisor
+
+    births: list[object] = []
+
+    def start(name: str):
+        ref = Counter.start(name=name)
+        births.append(ref)
+        if len(births) == 1:
+            births.append(ref.ask(Add(1), block=False, timeout=600))
+            assert system.kill(name)  # before its task ran at all
+        return ref
+
+    Supervisor.start([ChildSpec("cell-1", start)], name="cells")
+    await system.clock.advance(0)
+    first, pending = births[0], births[1]
+    with pytest.raises(ActorDeadError):
+        await pending
+    await system.clock.advance(0)
+    second = system.lookup("cell-1")
+    assert second is not None and second is not first
+    assert await second.ask(Add(2), block=False) == 2
+
+
+async def test_request_is_an_ask_on_asyncio_s_own_future(system):
+    ref = Counter.start(name="counter")
+    future = ref.request(Add(2))
+    assert type(future) is asyncio.Future  # the loop's task waits on it at C speed
+    assert await future == 2
+    with pytest.raises(RuntimeError, match="boom"):
+        await ref.request(Boom())  # the handler's exception, and the actor lives on
+    assert await ref.request(Add(1)) == 3
+    slow = Sleeper.start(name="sleeper")
+    late = slow.request(Slow(10, "late"), timeout=1)
+    await system.clock.advance(2)
+    with pytest.raises(AskTimeout, match="Slow to sleeper"):
+        await late
+
+
+async def test_asking_by_name_gives_a_future_that_fails_for_an_unknown_name(system):
+    Counter.start(name="counter")
+    pending = system.ask("counter", Add(5))  # not a coroutine: gathered or awaited as it is
+    assert isinstance(pending, asyncio.Future)
+    assert await pending == 5
+    nobody = system.ask("nobody", Add(1))
+    with pytest.raises(ActorDeadError, match="nobody"):
+        await nobody
+    assert [(d.receiver, d.reason) for d in system.seam.dead_letters] == [("nobody", "unknown")]
+    results = await asyncio.gather(system.ask("counter", Add(1)), system.ask("gone", Add(1)), return_exceptions=True)
+    assert results[0] == 6 and isinstance(results[1], ActorDeadError)
+
+
+async def test_an_actor_asks_another_by_name_and_a_stopped_one_fails_its_request(system):
+    class Asker(AsyncioActor):
+        async def on_receive(self, message):
+            return await self.ask("counter", message)
+
+    counter = Counter.start(name="counter")
+    asker = Asker.start(name="asker")
+    assert await asker.ask(Add(7), block=False) == 7
+    pending = counter.request(Slow(1, "x"))  # queued behind the stop below? no: before it
+    await counter.stop(block=False)
+    assert await pending is None  # Counter ignores Slow: answered before the stop
+    with pytest.raises(ActorDeadError):
+        await counter.request(Add(1))
+    with pytest.raises(ActorDeadError):
+        await asker.ask(Add(1), block=False)
+
+
 async def test_a_deferred_reply_fails_with_actor_dead_error_when_its_actor_stops(system):
     from actors.runtime import Deferred
 
