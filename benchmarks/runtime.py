@@ -203,14 +203,16 @@ def _join_pykka_threads(timeout: float = 10.0) -> None:
 
 
 def _our_classes() -> tuple[type[AsyncioActor], type[AsyncioActor]]:
-    from actors.runtime import AsyncioActor
+    # As the platform's actors are written: a `@handles` table, no on_receive.
+    from actors.runtime import AsyncioActor, handles
 
     class Counter(AsyncioActor):
         def __init__(self, *, name: str | None = None) -> None:
             super().__init__(name=name)
             self.n = 0
 
-        def on_receive(self, _message: Any) -> Any:
+        @handles(int)
+        def count(self, _message: int) -> int:
             self.n += 1
             return self.n
 
@@ -219,7 +221,8 @@ def _our_classes() -> tuple[type[AsyncioActor], type[AsyncioActor]]:
             super().__init__(name=name)
             self.free = free
 
-        def on_receive(self, mem: Any) -> Any:
+        @handles(int)
+        def bid(self, mem: int) -> float | None:
             return (self.free - mem) / 32000.0 if self.free >= mem else None
 
     return Counter, Cell

@@ -97,6 +97,34 @@ def handles(*types: type, concurrent: bool = False) -> Callable[[Handler], Handl
     return mark
 
 
+def _concurrently(handler: Handler) -> Handler:
+    def receive(actor: Any, message: Any) -> Deferred:
+        return Deferred(handler(actor, message))
+
+    return receive
+
+
+# Per actor class: message type -> what its loop calls, `receive(actor, message)`.
+_RECEIVERS: dict[type, dict[type, Handler]] = {}
+
+
+def _receivers(cls: type[AsyncioActor]) -> dict[type, Handler]:
+    """The loop's dispatch table: the class's `@handles` marks (a concurrent
+    handler wrapped to return `Deferred`), so a message goes to its handler
+    in one lookup and one call. Empty for a class that overrides
+    `on_receive`: everything then goes through its `on_receive`. Built on
+    the class's first start, after every `__init_subclass__` has run."""
+    table = _RECEIVERS.get(cls)
+    if table is None:
+        table = {}
+        if cls.on_receive is AsyncioActor.on_receive:
+            for kind, (handler, concurrent) in cls._handlers.items():
+                if kind not in _PYKKA_MESSAGES:
+                    table[kind] = _concurrently(handler) if concurrent else handler
+        _RECEIVERS[cls] = table
+    return table
+
+
 class _Killed(Exception):
     """The reason recorded when an actor is killed from outside (a fault)."""
 
@@ -419,9 +447,8 @@ class AsyncioActor(pykka.Actor):
         queue = mailbox._queue
         popleft = queue.popleft
         create_future = self._system.loop.create_future
+        receiver = _receivers(type(self)).get
         handle = self._handle_receive
-        on_receive = self.on_receive
-        special = _PYKKA_MESSAGES
         later = _LATER_RESULTS
         trace_var = current_trace
         trace = None
@@ -442,9 +469,11 @@ class AsyncioActor(pykka.Actor):
                 trace = envelope_trace
                 trace_var.set(trace)
             try:
-                # Ordinary messages go straight to on_receive; stop and proxy
-                # messages take pykka's path.
-                result = handle(message) if type(message) in special else on_receive(message)
+                # A handled type goes straight to its handler; anything else
+                # (stop and proxy messages, or every message of a class with
+                # its own on_receive) takes pykka's path.
+                receive = receiver(type(message))
+                result = handle(message) if receive is None else receive(self, message)
                 if type(result) in later:
                     if type(result) is _CoroutineType:
                         # Remember whom we owe a reply while we wait: if the actor

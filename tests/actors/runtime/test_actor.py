@@ -441,6 +441,53 @@ async def test_an_actor_killed_before_its_first_step_is_restarted_by_its_supervi
     assert await second.ask(Add(2), block=False) == 2
 
 
+async def test_handles_marks_dispatch_by_type_and_an_own_on_receive_sees_everything(system):
+    from actors.runtime import handles
+
+    class Marked(AsyncioActor):
+        def __init__(self, name: str | None = None) -> None:
+            super().__init__(name=name)
+            self.log: list[str] = []
+
+        @handles(Add)
+        def add(self, message):
+            self.log.append(f"add {message.amount}")
+            return message.amount
+
+        @handles(Slow, concurrent=True)
+        async def slow(self, message):
+            await current_system().clock.sleep(message.seconds)
+            self.log.append(f"slow {message.tag}")
+            return message.tag
+
+        def double(self, n: int) -> int:
+            return 2 * n
+
+    class Overriding(Marked):
+        @handles(Add)
+        def add(self, message):  # by name: the subclass's handler
+            return -message.amount
+
+    class OwnReceive(Marked):
+        def on_receive(self, message):
+            return ("own", type(message).__name__)
+
+    marked = Marked.start(name="marked")
+    slow = marked.ask(Slow(5, "s"), block=False, timeout=60)
+    assert await marked.ask(Add(2), block=False) == 2  # answered while the slow one waits
+    assert await marked.ask("unhandled", block=False) is None  # pykka's on_receive
+    assert await marked.proxy().double(4) == 8  # pykka's proxy messages take pykka's path
+    await system.clock.advance(5)
+    assert await slow == "s"
+    assert system.actor("marked").log == ["add 2", "slow s"]
+    assert await Overriding.start().ask(Add(3), block=False) == -3
+    own = OwnReceive.start()
+    assert await own.ask(Add(1), block=False) == ("own", "Add")
+    assert await own.proxy().double(5) == 10
+    await own.stop(block=False)
+    assert not own.is_alive()
+
+
 async def test_request_is_an_ask_on_asyncio_s_own_future(system):
     ref = Counter.start(name="counter")
     future = ref.request(Add(2))
