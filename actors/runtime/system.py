@@ -257,11 +257,11 @@ class ActorSystem:
         dropped by a fault further on).
         """
         ref = self._names.get(name)
-        if ref is None or not ref._actor._actor_running:
-            self.seam.dead_letter(current_actor_name(), name, message, "unknown" if ref is None else "stopped")
+        if ref is None:
+            self.seam.dead_letter(current_actor_name(), name, message, "unknown")
             return False
         try:
-            ref.tell(message)
+            ref.tell(message)  # a stopped actor: a dead letter ("stopped") and ActorDeadError
         except ActorDeadError:
             return False
         return True
