@@ -290,12 +290,20 @@ async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool, p
 
 
 async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int], as_platform: bool) -> float:
-    async with _our_system(as_platform, 60.0):
+    from actors.runtime.delivery import current_trace
+
+    async with _our_system(as_platform, 60.0) as system:
         refs = [cell.start(free, name=f"bench-cell-{i}") for i, free in enumerate(frees)]
         await asyncio.gather(*[r.request(512) for r in refs])  # warm-up round
+        # As the platform runs it, every round is recorded whole: each in a
+        # conversation of its own, as each push's rounds are in the push's.
+        recorder = system.seam.recorder
         gc.collect()
         t = time.perf_counter()
-        for _ in range(p.rounds):
+        for i in range(p.rounds):
+            if recorder is not None:
+                recorder.open(f"round-{i}")
+                current_trace.set(f"round-{i}")
             bids = await asyncio.gather(*[r.request(512) for r in refs])
         dt = (time.perf_counter() - t) / p.rounds
         assert len(bids) == len(refs)
