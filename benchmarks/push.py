@@ -68,6 +68,11 @@ _IDLE = {
 }
 
 
+# The virtual clock's wrappers of the loop's call_soon (they count what the
+# loop is asked to run): below them is asyncio's own scheduling.
+_COUNTING = {"counted_call_soon", "counted_call_soon_threadsafe"}
+
+
 def _component(frame: FrameType | None) -> str | None:
     """The platform component whose code is on this stack (None: idle)."""
     innermost = frame
@@ -85,6 +90,8 @@ def _component(frame: FrameType | None) -> str | None:
         return None
     while frame is not None:
         filename = frame.f_code.co_filename
+        if frame.f_code.co_name in _COUNTING:
+            return "event loop"  # asyncio scheduling a callback; the virtual clock only counts it
         if filename.startswith(_ACTORS):
             rest = filename[len(_ACTORS) :]
             part = rest.split(os.sep, 1)[0]
