@@ -91,8 +91,9 @@ def _store_disk(what: str) -> Iterator[None]:
 
 
 def _fanned(base: Path, key: str) -> Path:
-    # Two levels of 256 keep any one directory small.
-    return base / key[:2] / key[2:4] / key
+    # Two levels of 256 keep any one directory small. One join, not three:
+    # pathlib parses each, and every blob operation makes a path.
+    return base / f"{key[:2]}/{key[2:4]}/{key}"
 
 
 def _fsync_dir(path: Path) -> None:
