@@ -250,6 +250,24 @@ async def _our_system(as_platform: bool, ask_timeout: float) -> Any:
             current_trace.reset(token)
 
 
+#: As the platform runs it, sends go in conversations of this many, every one
+#: recorded (a push's conversation is about 100 deliveries).
+CONVERSATION = 100
+
+
+def _conversations(system: Any, n: int) -> Any:
+    """The sizes of the runs `n` sends are made in; as the platform runs it
+    (the recorder on the seam), each run in a conversation of its own."""
+    from actors.runtime.delivery import current_trace
+
+    recorder = system.seam.recorder
+    for i, start in enumerate(range(0, n, CONVERSATION)):
+        if recorder is not None:
+            recorder.open(f"conversation-{i}")
+            current_trace.set(f"conversation-{i}")
+        yield min(CONVERSATION, n - start)
+
+
 async def _ours_tell(p: Params, counter: type[AsyncioActor], as_platform: bool, by_name: bool = False) -> float:
     async with _our_system(as_platform, 120.0) as system:
         ref = counter.start(name="bench-counter")
@@ -259,12 +277,14 @@ async def _ours_tell(p: Params, counter: type[AsyncioActor], as_platform: bool, 
         if by_name:
             tell = system.tell
             t = time.perf_counter()
-            for _ in range(n):
-                tell("bench-counter", 1)
+            for size in _conversations(system, n):
+                for _ in range(size):
+                    tell("bench-counter", 1)
         else:
             t = time.perf_counter()
-            for _ in range(n):
-                ref.tell(1)
+            for size in _conversations(system, n):
+                for _ in range(size):
+                    ref.tell(1)
         await ref.ask(0, block=False)  # wait for the drain
         dt = time.perf_counter() - t
     return n / dt
@@ -276,15 +296,20 @@ async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool, p
         await ref.ask(0, block=False)
         n = p.asyncio_asks
         gc.collect()
+        i = 0
         if pykka_face:
             t = time.perf_counter()
-            for i in range(n):
-                await ref.ask(i, block=False)
+            for size in _conversations(system, n):
+                for _ in range(size):
+                    await ref.ask(i, block=False)
+                    i += 1
         else:
             ask = system.ask
             t = time.perf_counter()
-            for i in range(n):
-                await ask("bench-counter", i)
+            for size in _conversations(system, n):
+                for _ in range(size):
+                    await ask("bench-counter", i)
+                    i += 1
         dt = time.perf_counter() - t
     return n / dt
 

@@ -173,8 +173,17 @@ class AsyncActorRef(ActorRef[Any]):
             seam = self._seam
             seam.passed += 1
             self._queue_append((message, None, sender, trace))
-            if trace is not None and (trace in seam.recording or (type(trace) is tuple and seam.recorder is not None)):
-                seam.recorder.record_delivery(trace, sender, self.actor_name, message, False)
+            if trace is not None:
+                book = seam.recording.get(trace)
+                if book is not None:
+                    # TraceRecorder.record_delivery's own case, inlined (as in _send_ask).
+                    recorder = seam.recorder
+                    recorder._seq = seq = recorder._seq + 1
+                    book.append((seq, recorder._raw(), sender, self.actor_name, message, False))
+                    if len(book) >= recorder.max_deliveries:
+                        del seam.recording[trace]
+                elif type(trace) is tuple and seam.recorder is not None:
+                    seam.recorder.record_delivery(trace, sender, self.actor_name, message, False)
             waiter = mailbox._waiter
             if waiter is not None:
                 mailbox._waiter = None
