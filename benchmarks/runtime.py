@@ -19,8 +19,9 @@ Implementations:
   delivery seam;
 - ours, as the platform runs it: the same, with the platform's
   `TraceRecorder` installed on the seam (as `Platform.start` installs it)
-  and every message sent inside a conversation the recorder has open (as a
-  push's are), the recorder at the platform's own limits;
+  and every message sent inside a conversation the recorder has open, and
+  recorded: conversations of 100 sends (a push's is about 100 deliveries),
+  a bid round's each in one of its own;
 - deque floor: a deque mailbox with one waiter future, the shape of ours with
   nothing else (the floor the targets are measured against);
 - asyncio.Queue: a bare `asyncio.Queue` consumer task;
@@ -642,7 +643,7 @@ def summarize(p: Params, runs: dict[str, dict[str, list[float]]], machine: dict[
         "params": p.__dict__,
         "notes": {
             "*_vs_floor": "times slower than the deque + waiter floor (best of each); lower is better",
-            "platform": "the platform's TraceRecorder on the seam, every send inside a recorded conversation",
+            "platform": "the platform's TraceRecorder on the seam, every send recorded, in conversations of 100 sends (a bid round: one each)",
             "platform_over_pykka": "speedup over pykka's threads; context, not a target",
         },
         "workloads": workloads,
