@@ -176,7 +176,7 @@ class AsyncActorRef(ActorRef[Any]):
             if trace is not None:
                 book = seam.recording.get(trace)
                 if book is not None:
-                    # TraceRecorder.record_delivery's own case, inlined (as in _send_ask).
+                    # TraceRecorder.record_delivery's own case, inlined (as in request).
                     recorder = seam.recorder
                     recorder._seq = seq = recorder._seq + 1
                     book.append((seq, recorder._raw(), sender, self.actor_name, message, False))
@@ -206,7 +206,7 @@ class AsyncActorRef(ActorRef[Any]):
         """
         system = self._system
         future: AsyncioFuture[Any] = AsyncioFuture(loop=system.loop)
-        self._send_ask(future, message, timeout)
+        self.request(message, timeout=timeout, _future=future)
         if not block:
             return future
         if _get_ident() == system.loop_thread:
@@ -216,31 +216,33 @@ class AsyncActorRef(ActorRef[Any]):
         deadline = system.default_ask_timeout if timeout is None else timeout
         return future.get(timeout=deadline + 1.0)
 
-    def request(self, message: Any, *, timeout: float | None = None) -> asyncio.Future[Any]:
+    def request(
+        self, message: Any, *, timeout: float | None = None, _future: asyncio.Future[Any] | None = None
+    ) -> asyncio.Future[Any]:
         """The platform's own ask, on the loop: `await ref.request(msg)`.
 
         As `ask(block=False)` (the same deadline, delivery and answers), but
         the reply comes on asyncio's own future, which has no pykka face
         (`get`, `map`, ...) and which the loop's task waits on at C speed.
         Actors asking each other by name (`AsyncioActor.ask`) and the
-        auctioneer's bid rounds use it.
+        auctioneer's bid rounds use it. (`ask` sends through here with its
+        pykka-faced future as `_future`: one body for both.)
         """
-        future: asyncio.Future[Any] = self._create_future()
-        self._send_ask(future, message, timeout)
-        return future
-
-    def _send_ask(self, future: asyncio.Future[Any], message: Any, timeout: float | None) -> None:
+        future: asyncio.Future[Any] = self._create_future() if _future is None else _future
         system = self._system
         deadline = system.default_ask_timeout if timeout is None else timeout
         mailbox = self._mailbox
         if _get_ident() == mailbox.fast_thread:
-            # The same inlined fast path as tell, with Deadlines.arm's too.
+            # The same inlined fast path as tell, with Deadlines.arm's too;
+            # one read of the clock serves the deadline and the trace entry.
             deadlines = system.deadlines
+            raw = deadlines._raw
+            now = raw()
             queue = deadlines._queues.get(deadline)
             if queue is None or not len(queue) & 63:
-                deadlines.arm(future, deadline, message, self.actor_name)
+                deadlines.arm(future, deadline, message, self.actor_name, now)
             else:
-                expiry = deadlines._raw() + deadline * deadlines._rate
+                expiry = now + deadline * deadlines._rate
                 queue.append((expiry, future, message, self.actor_name))
                 if expiry < deadlines._timer_at:
                     deadlines._schedule(expiry)
@@ -257,7 +259,9 @@ class AsyncActorRef(ActorRef[Any]):
                     # TraceRecorder.record_delivery's own case, inlined.
                     recorder = seam.recorder
                     recorder._seq = seq = recorder._seq + 1
-                    book.append((seq, recorder._raw(), sender, self.actor_name, message, True))
+                    book.append(
+                        (seq, now if recorder._raw is raw else recorder._raw(), sender, self.actor_name, message, True)
+                    )
                     if len(book) >= recorder.max_deliveries:
                         del seam.recording[trace]
                 elif type(trace) is tuple and seam.recorder is not None:
@@ -267,7 +271,7 @@ class AsyncActorRef(ActorRef[Any]):
                 mailbox._waiter = None
                 if not waiter.done():
                     waiter.set_result(None)
-            return
+            return future
         sender = current_actor_name()
         if not self._actor._actor_running:
             system.seam.dead_letter(sender, self.actor_name, message, "stopped")
@@ -275,6 +279,7 @@ class AsyncActorRef(ActorRef[Any]):
         else:
             system.arm_deadline(future, deadline, message, self.actor_name)
             mailbox.put(Envelope(message, future, sender, _current_trace_get()))
+        return future
 
     async def ask_async(self, message: Any, *, timeout: float | None = None) -> Any:
         """`await ref.ask_async(msg)`: the loop-side spelling of a blocking ask."""

@@ -48,7 +48,11 @@ class Deadlines:
         self._timer: TimerHandle | None = None
         self._timer_at = _INF
 
-    def arm(self, future: asyncio.Future[Any], timeout: float, message: Any, receiver: str) -> None:
+    def arm(
+        self, future: asyncio.Future[Any], timeout: float, message: Any, receiver: str, now: float | None = None
+    ) -> None:
+        """Fail `future` if `timeout` passes from `now` (the clock's raw time,
+        read here unless the caller has just read it)."""
         queue = self._queues.get(timeout)
         if queue is None:
             queue = self._queues[timeout] = deque()
@@ -56,7 +60,7 @@ class Deadlines:
             # Answered asks at the head need no deadline any more.
             while queue and queue[0][1].done():
                 queue.popleft()
-        expiry = self._raw() + timeout * self._rate
+        expiry = (self._raw() if now is None else now) + timeout * self._rate
         queue.append((expiry, future, message, receiver))
         if expiry < self._timer_at:
             self._schedule(expiry)
