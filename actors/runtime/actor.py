@@ -41,7 +41,6 @@ from actors.runtime.delivery import (
     current_actor_name,
     current_trace,
     external_sender,
-    sender_name,
 )
 from actors.runtime.future import AsyncioFuture, finish, finish_on_loop
 from actors.runtime.system import current_system
@@ -574,16 +573,7 @@ class AsyncioActor(pykka.Actor):
 
     def _actor_loop_teardown(self) -> None:
         self._actor_mark_stopped()
-        for item in self.actor_inbox.take_aside():
-            # Plain 4-tuples (the tell fast path) or Envelopes: unpack either.
-            message, reply_to, sender, _ = item
-            if isinstance(message, messages._ActorStop):
-                if reply_to is not None:
-                    finish(reply_to, None, None)
-                continue
-            self._system.seam.dead_letter(sender_name(sender), self.actor_name, message, "actor stopped")
-            if reply_to is not None:
-                finish(reply_to, None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
+        self.actor_inbox.reject_held()
         self._system._untrack(self)
 
     def _handle_receive(self, message: Any) -> Any:

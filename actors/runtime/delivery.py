@@ -29,7 +29,11 @@ from operator import itemgetter as _itemgetter
 from typing import TYPE_CHECKING, Any, cast
 
 import structlog
+from pykka import ActorDeadError
 from pykka._envelope import Envelope as _PykkaEnvelope
+from pykka.messages import _ActorStop
+
+from actors.runtime.future import finish
 
 if TYPE_CHECKING:
     import asyncio
@@ -266,16 +270,37 @@ class Mailbox:
         aside.extend(self._queue)
         self._queue.clear()
 
-    def take_aside(self) -> list[tuple[Any, Any, Any, str | None]]:
-        """Everything still held (queued or set aside), in order, removed."""
+    def reject_held(self) -> None:
+        """Its actor's teardown: everything still held (queued or set aside)
+        is rejected, in order, and so is whatever arrives from now on (a
+        delayed delivery, a send handed over from another thread)."""
         held = [*(self._aside or ()), *self._queue]
         self._aside = None
         self._queue.clear()
-        return held
+        for item in held:
+            self._reject(item)
 
     def _append(self, item: tuple[Any, Any, Any, str | None]) -> None:
         aside = self._aside
-        (self._queue if aside is None else aside).append(item)
+        if aside is not None:
+            aside.append(item)
+        elif self.open:
+            self._queue.append(item)
+        else:
+            self._reject(item)  # after its actor's teardown: nobody will take it
+
+    def _reject(self, item: tuple[Any, Any, Any, str | None]) -> None:
+        """A message its stopped actor will never take: a dead letter, and
+        an ask fails with ActorDeadError (a stop is answered: it stopped)."""
+        # Plain 4-tuples (the fast path) or Envelopes: unpack either.
+        message, reply_to, sender, _ = item
+        if isinstance(message, _ActorStop):
+            if reply_to is not None:
+                finish(reply_to, None, None)
+            return
+        self._seam.dead_letter(sender_name(sender), self.actor_name, message, "actor stopped")
+        if reply_to is not None:
+            finish(reply_to, None, ActorDeadError(f"{self.actor_name} stopped before handling the message"))
 
     def put(self, envelope: Envelope | _PykkaEnvelope[Any], /) -> None:
         if type(envelope) is not Envelope:

@@ -134,3 +134,21 @@ async def test_supervision_and_timers_are_not_subject_to_fault_rules(system):
     assert ticks == ["ticker"]
     restarted = system.lookup("counter")
     assert restarted is not None and restarted is not first
+
+
+async def test_a_delivery_delayed_past_its_receiver_s_stop_is_a_dead_letter_and_fails_its_ask(system):
+    from actors.runtime.errors import ActorDeadError
+
+    ref = Counter.start(name="counter")
+    await system.clock.advance(0)
+    system.seam.add_fault(FaultRule("delay", receiver="counter", delay=5.0))
+    late = ref.ask(Add(1), block=False, timeout=60)
+    late_tell = ref.tell(Add(2))
+    system.seam.clear_faults()
+    await ref.stop(block=False)  # its teardown runs before the delayed ones land
+    await system.clock.advance(6)
+    with pytest.raises(ActorDeadError, match="stopped before handling"):
+        await late  # not an AskTimeout 54 s later
+    assert late_tell is None
+    letters = [(d.receiver, d.message_type, d.reason) for d in system.seam.dead_letters]
+    assert letters == [("counter", "Add", "actor stopped"), ("counter", "Add", "actor stopped")]
