@@ -86,8 +86,8 @@ def _component(frame: FrameType | None) -> str | None:
         return None  # aiosqlite's thread, waiting for its next statement
     if name == ("offload.py", "_work") and "get(" in _line(frame):
         return None  # a file worker, waiting for its next job
-    if code.co_name == "run" and "uvloop" in code.co_filename:
-        return None
+    if code.co_name == "run" and ("uvloop" in code.co_filename or name == ("runners.py", "run")):
+        return None  # inside uvloop's own loop (C): waiting, or its scheduling
     while frame is not None:
         filename = frame.f_code.co_filename
         if frame.f_code.co_name in _COUNTING:
@@ -143,6 +143,7 @@ class Sampler:
         self._main = threading.main_thread().ident or 0
         self._main_samples: Counter[str] = Counter()
         self._previous_handler: Any = None
+        self._previous_timer: tuple[float, float] = (0.0, 0.0)
         self._in_itself = False
         self.native: dict[int, int] = {}
         self.start_cpu: dict[int, float] = {}
@@ -156,23 +157,37 @@ class Sampler:
         for thread in threading.enumerate():
             if thread.native_id is not None:
                 self.start_cpu[thread.ident or 0] = _thread_cpu(thread.native_id)
+        self._thread.start()  # first: if it cannot start, no timer is left running
         if threading.get_ident() == self._main and hasattr(signal, "setitimer"):
-            self._in_itself = True
             self.samples[self._main] = self._main_samples
             self.native[self._main] = threading.get_native_id()
             self._previous_handler = signal.signal(signal.SIGPROF, self._on_timer)
-            signal.siginterrupt(signal.SIGPROF, False)  # system calls it lands in resume
-            signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
-        self._thread.start()
+            self._in_itself = True
+            try:
+                signal.siginterrupt(signal.SIGPROF, False)  # system calls it lands in resume
+                self._previous_timer = signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
+            except BaseException:
+                self._stop_sampling_itself()
+                self._stop.set()
+                self._thread.join()
+                raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._in_itself:
-            signal.setitimer(signal.ITIMER_PROF, 0.0, 0.0)
-            signal.signal(signal.SIGPROF, self._previous_handler or signal.SIG_DFL)
+        self._stop_sampling_itself()
         self._stop.set()
         self._thread.join()
         self._read_cpu()
+
+    def _stop_sampling_itself(self) -> None:
+        if not self._in_itself:
+            return
+        self._in_itself = False
+        signal.setitimer(signal.ITIMER_PROF, *self._previous_timer)
+        previous = self._previous_handler
+        # A SIGPROF still on its way must not find the default action
+        # (ending the process): with no handler before, it is ignored.
+        signal.signal(signal.SIGPROF, signal.SIG_IGN if previous in (None, signal.SIG_DFL) else previous)
 
     def _on_timer(self, _signum: int, frame: FrameType | None) -> None:
         component = _component(frame)

@@ -53,3 +53,22 @@ def test_the_loop_thread_is_charged_where_its_cpu_goes_not_where_it_lets_the_gil
     charged = sampler.breakdown()
     for component, cpu in spent.items():
         assert 0.5 < charged.get(component, 0.0) / cpu < 2.0, (component, charged, spent)
+
+
+def test_the_sampler_leaves_no_profiling_timer_behind_even_when_it_cannot_start():
+    import signal
+
+    import pytest
+
+    before = signal.getsignal(signal.SIGPROF)
+    sampler = Sampler(0.005)
+    with sampler:
+        assert signal.getitimer(signal.ITIMER_PROF)[1] == pytest.approx(0.005)
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+    # A SIGPROF still on its way finds no default action (ending the process).
+    assert signal.getsignal(signal.SIGPROF) not in (signal.SIG_DFL, sampler._on_timer)
+    with pytest.raises(RuntimeError):
+        sampler.__enter__()  # its thread cannot start twice
+    assert signal.getitimer(signal.ITIMER_PROF) == (0.0, 0.0)
+    assert signal.getsignal(signal.SIGPROF) != sampler._on_timer
+    signal.signal(signal.SIGPROF, before if before is not None else signal.SIG_DFL)
