@@ -167,9 +167,7 @@ class Sampler:
                 signal.siginterrupt(signal.SIGPROF, False)  # system calls it lands in resume
                 self._previous_timer = signal.setitimer(signal.ITIMER_PROF, self.interval, self.interval)
             except BaseException:
-                self._stop_sampling_itself()
-                self._stop.set()
-                self._thread.join()
+                self.__exit__(None, None, None)
                 raise
         return self
 

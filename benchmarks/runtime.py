@@ -256,17 +256,18 @@ async def _our_system(as_platform: bool, ask_timeout: float) -> Any:
 CONVERSATION = 100
 
 
-def _conversations(system: Any, n: int) -> Any:
-    """The sizes of the runs `n` sends are made in; as the platform runs it
-    (the recorder on the seam), each run in a conversation of its own."""
+def _conversations(system: Any, n: int, size: int = CONVERSATION) -> Any:
+    """The sizes of the runs `n` sends (or rounds) are made in; as the
+    platform runs it (the recorder on the seam), each run in a conversation
+    of its own."""
     from actors.runtime.delivery import current_trace
 
     recorder = system.seam.recorder
-    for i, start in enumerate(range(0, n, CONVERSATION)):
+    for i, start in enumerate(range(0, n, size)):
         if recorder is not None:
             recorder.open(f"conversation-{i}")
             current_trace.set(f"conversation-{i}")
-        yield min(CONVERSATION, n - start)
+        yield min(size, n - start)
 
 
 async def _ours_tell(p: Params, counter: type[AsyncioActor], as_platform: bool, by_name: bool = False) -> float:
@@ -316,20 +317,14 @@ async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool, p
 
 
 async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int], as_platform: bool) -> float:
-    from actors.runtime.delivery import current_trace
-
     async with _our_system(as_platform, 60.0) as system:
         refs = [cell.start(free, name=f"bench-cell-{i}") for i, free in enumerate(frees)]
         await asyncio.gather(*[r.request(512) for r in refs])  # warm-up round
-        # As the platform runs it, every round is recorded whole: each in a
-        # conversation of its own, as each push's rounds are in the push's.
-        recorder = system.seam.recorder
         gc.collect()
         t = time.perf_counter()
-        for i in range(p.rounds):
-            if recorder is not None:
-                recorder.open(f"round-{i}")
-                current_trace.set(f"round-{i}")
+        # As the platform runs it, every round is recorded whole: each in a
+        # conversation of its own, as each push's rounds are in the push's.
+        for _ in _conversations(system, p.rounds, size=1):
             bids = await asyncio.gather(*[r.request(512) for r in refs])
         dt = (time.perf_counter() - t) / p.rounds
         assert len(bids) == len(refs)

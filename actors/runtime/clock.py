@@ -65,22 +65,17 @@ class _ClockBase:
 
     #: Seconds of `raw_time()` per second of this clock's time.
     raw_per_second = 1.0
+    #: This clock's time in its cheapest form to read, for what reads it per
+    #: message (ask deadlines, traces); `from_raw` turns it into
+    #: `monotonic()`'s seconds. Here (and for the virtual clock) they are the
+    #: same. One object, made once: the deadlines and the trace recorder see
+    #: that they read the same clock, so an ask reads it once for both.
+    raw_time: Callable[[], float]
 
     def __init__(self) -> None:
         self._io_in_flight = 0
         self._io_idle: asyncio.Event | None = None
-        # One object, read per message by the ask deadlines and the trace
-        # recorder: they see that they read the same clock, so an ask reads
-        # it once for both (and a frame less than the method below).
-        self.raw_time = self.monotonic  # type: ignore[method-assign]
-
-    # `raw_time()`: this clock's time in its cheapest form to read, for
-    # what reads it per message (ask deadlines, traces); `from_raw` turns
-    # it into `monotonic()`'s seconds. Here (and for the virtual clock)
-    # they are the same.
-
-    def raw_time(self) -> float:
-        return self.monotonic()
+        self.raw_time = self.monotonic
 
     def from_raw(self, raw: float) -> float:
         return raw
@@ -151,7 +146,7 @@ class RealClock(_ClockBase):
         self._epoch = time.time() if epoch is None else epoch  # the one wall-clock read
         self._origin = time.monotonic()
         # The loop's monotonic seconds, unscaled: a C call, no Python frame.
-        self.raw_time = _monotonic  # type: ignore[method-assign]
+        self.raw_time = _monotonic
         self.raw_per_second = 1.0 / speed
 
     def from_raw(self, raw: float) -> float:

@@ -228,16 +228,11 @@ class Mailbox:
         # comparison on the hot path decides both.
         self.open = True
         self.fast_thread = _NO_THREAD
-        self.refresh(seam.active)
+        self.refresh()
         seam._mailboxes.add(self)
 
-    @property
-    def fast(self) -> bool:
-        """Whether a send on the loop thread may append to the queue directly."""
-        return self.fast_thread != _NO_THREAD
-
-    def refresh(self, seam_active: bool) -> None:
-        fast = self.open and not self.paused and not seam_active
+    def refresh(self) -> None:
+        fast = self.open and not self.paused and not self._seam.active
         self.fast_thread = self._loop_thread if fast else _NO_THREAD
 
     def close(self) -> None:
@@ -245,14 +240,14 @@ class Mailbox:
         what is still queued is set aside for the teardown (not taken)."""
         self.open = False
         self._set_aside()
-        self.refresh(self._seam.active)
+        self.refresh()
 
     def pause(self) -> None:
         """Take nothing more until `resume`: what is queued, and whatever
         arrives meanwhile, waits aside in order."""
         self.paused = True
         self._set_aside()
-        self.refresh(self._seam.active)
+        self.refresh()
 
     def resume(self) -> None:
         self.paused = False
@@ -260,7 +255,7 @@ class Mailbox:
         if self.open and aside is not None:
             self._aside = None
             self._queue.extendleft(reversed(aside))
-        self.refresh(self._seam.active)
+        self.refresh()
         self.wake()
 
     def _set_aside(self) -> None:
@@ -451,9 +446,9 @@ class DeliverySeam:
         return tuple(r for r in self._rules if r.until is None or r.until > now)
 
     def _refresh(self) -> None:
-        self.active = active = bool(self._observers or self._rules)
+        self.active = bool(self._observers or self._rules)
         for mailbox in self._mailboxes:
-            mailbox.refresh(active)
+            mailbox.refresh()
 
     # --- delivery ---------------------------------------------------------------
 

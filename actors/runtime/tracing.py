@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from actors.runtime.clock import Clock
-from actors.runtime.delivery import Envelope, Observer
-from protocol.records import DeliveryRow, delivery_from_row
+from actors.runtime.delivery import Envelope, Observer, sender_name
+from protocol.records import DeliveryRow
 
 __all__ = ["TraceRecorder", "label_of", "step_of", "tracing_observer"]
 
@@ -63,7 +63,7 @@ def _as_row(entry: Any, from_raw: Callable[[float], float]) -> DeliveryRow:
     described = _STATIC[kind] if kind in _STATIC else _static_description(kind)
     if described is None:
         described = (label_of(message), step_of(message))
-    sender = sender if type(sender) is str else sender.actor_name
+    sender = sender_name(sender)
     return (seq, round(from_raw(raw), 6), sender, receiver, *described, ask)
 
 
@@ -148,10 +148,6 @@ class TraceRecorder:
         from_raw = self._from_raw
         book[:] = [_as_row(entry, from_raw) for entry in book]
         return list(book)
-
-    def snapshot(self, trace_id: str) -> list[dict[str, Any]]:
-        """What a conversation delivered so far, each delivery a record (`delivery_from_row`)."""
-        return [delivery_from_row(row) for row in self.rows(trace_id)]
 
     def length(self, trace_id: str) -> int:
         """How many deliveries a conversation has recorded."""
