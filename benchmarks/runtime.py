@@ -9,7 +9,9 @@ Three workloads, one process, one run:
 Ours sends through the paths the platform uses: tells and asks by name
 (`system.tell` / `system.ask`, as the platform's actors address each other;
 asks by name come back on asyncio's own future, `AsyncActorRef.request`),
-the bid round as the auctioneer's (`request` to every cell, gathered). Two
+the bid round as the auctioneer's (`system.request_all`: the same ask to
+every cell at once, one deadline and one reading of the context for the
+round, every ask delivered, counted and recorded; gathered). Two
 more rows measure a held ref's `tell` and pykka's face, `ref.ask(block=False)`
 (the REPL, proxies), against the same floors.
 
@@ -88,7 +90,7 @@ PATHS = {
     TELL_NAME: "system.tell(name, msg): how the platform's actors tell each other",
     ASK: "await system.ask(name, msg): how the platform's actors ask each other (AsyncActorRef.request)",
     ASK_PYKKA: "await ref.ask(msg, block=False): pykka's face (the REPL, proxies)",
-    BID: "gather(ref.request(msg) for each cell): the auctioneer's round",
+    BID: "gather(*system.request_all(cells, msg)): the auctioneer's round (one deadline, one record for the round)",
 }
 UNITS = {TELL: "msg/s", TELL_NAME: "msg/s", ASK: "round trips/s", ASK_PYKKA: "round trips/s", BID: "ms/round"}
 HIGHER_IS_BETTER = {TELL: True, TELL_NAME: True, ASK: True, ASK_PYKKA: True, BID: False}
@@ -319,13 +321,14 @@ async def _ours_ask(p: Params, counter: type[AsyncioActor], as_platform: bool, p
 async def _ours_bid(p: Params, cell: type[AsyncioActor], frees: list[int], as_platform: bool) -> float:
     async with _our_system(as_platform, 60.0) as system:
         refs = [cell.start(free, name=f"bench-cell-{i}") for i, free in enumerate(frees)]
-        await asyncio.gather(*[r.request(512) for r in refs])  # warm-up round
+        request_all = system.request_all
+        await asyncio.gather(*request_all(refs, 512))  # warm-up round
         gc.collect()
         t = time.perf_counter()
         # As the platform runs it, every round is recorded whole: each in a
         # conversation of its own, as each push's rounds are in the push's.
         for _ in _conversations(system, p.rounds, size=1):
-            bids = await asyncio.gather(*[r.request(512) for r in refs])
+            bids = await asyncio.gather(*request_all(refs, 512))
         dt = (time.perf_counter() - t) / p.rounds
         assert len(bids) == len(refs)
     return dt * 1000.0

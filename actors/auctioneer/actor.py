@@ -282,11 +282,15 @@ class AuctioneerActor(AsyncioActor):
             log.warning("fetching-cells-failed", error=repr(exc))
             return []
         wanted = [p for p in presences if not p.draining]
-        timeout = self.config.cell_state_timeout
-        # One ask's future per cell, gathered as they are (no task per cell).
-        replies = await asyncio.gather(
-            *(self._fetch_one(p.cell_id, step, timeout) for p in wanted), return_exceptions=True
-        )
+        # One round: the same ask to every cell at once, one deadline for it
+        # (`ActorSystem.request_all`); a cell no longer registered by name
+        # answers nothing (unreachable).
+        system = self.system
+        refs = [system.lookup(p.cell_id) for p in wanted]
+        present = [ref for ref in refs if ref is not None]
+        asked = system.request_all(present, FetchCellState(step=step), timeout=self.config.cell_state_timeout)
+        answers = iter(await asyncio.gather(*asked, return_exceptions=True))
+        replies = [None if ref is None else next(answers) for ref in refs]
         cells: list[CellState] = []
         unreachable = 0
         for presence, reply in zip(wanted, replies, strict=True):
@@ -299,14 +303,6 @@ class AuctioneerActor(AsyncioActor):
         self.stats.cells_unreachable += unreachable
         cells.sort(key=lambda c: (c.cell_index, c.cell_id))
         return cells
-
-    def _fetch_one(self, cell_id: str, step: int, timeout: float) -> asyncio.Future[Any]:
-        ref = self.system.lookup(cell_id)
-        if ref is None:
-            gone: asyncio.Future[Any] = self.system.loop.create_future()
-            gone.set_result(None)
-            return gone
-        return ref.request(FetchCellState(step=step), timeout=timeout)
 
     async def _commit(
         self, by_cell: dict[str, tuple[list[LRPStartRequest], list[TaskRequest]]], shared: Any = _VARIED

@@ -12,6 +12,10 @@ for the real clock), `timeout * raw_per_second` past the arming.
 `AsyncActorRef.ask` arms inline what `arm` would (the queue exists and is
 not due a pruning): an ask's round trip is a few microseconds, and a method
 call is a tenth of that.
+
+A round of asks sent together with one timeout (`ActorSystem.request_all`,
+the auctioneer's bid round) shares one entry, `arm_round`: its futures
+expire together, each named by its own receiver.
 """
 
 from __future__ import annotations
@@ -65,8 +69,18 @@ class Deadlines:
         if expiry < self._timer_at:
             self._schedule(expiry)
 
+    def arm_round(
+        self, futures: list[asyncio.Future[Any]], timeout: float, message: Any, receivers: list[str], now: float
+    ) -> None:
+        """Fail each of `futures` (asks of `message` to `receivers`, in the
+        same order) not answered when `timeout` passes from `now`: one entry
+        for the round."""
+        self.arm(_Round(futures), timeout, message, receivers, now)  # type: ignore[arg-type]
+
     def pending(self) -> int:
-        return sum(1 for q in self._queues.values() for _, f, _, _ in q if not f.done())
+        return sum(
+            len(f.pending()) if type(f) is _Round else not f.done() for q in self._queues.values() for _, f, _, _ in q
+        )
 
     def cancel_all(self) -> None:
         if self._timer is not None:
@@ -95,7 +109,11 @@ class Deadlines:
                     queue.popleft()
                 elif expiry <= now:
                     queue.popleft()
-                    expire(future, timeout, f"{type(message).__name__} to {receiver}")
+                    if type(future) is _Round:
+                        for i in future.pending():
+                            expire(future.futures[i], timeout, f"{type(message).__name__} to {receiver[i]}")
+                    else:
+                        expire(future, timeout, f"{type(message).__name__} to {receiver}")
                 else:
                     earliest = min(earliest, expiry)
                     break
@@ -103,3 +121,25 @@ class Deadlines:
                 del self._queues[timeout]
         if earliest < _INF:
             self._schedule(earliest)
+
+
+class _Round:
+    """The futures of one round's entry: done when every one is."""
+
+    __slots__ = ("_first", "futures")
+
+    def __init__(self, futures: list[asyncio.Future[Any]]) -> None:
+        self.futures = futures
+        self._first = 0  # every future before it is done
+
+    def done(self) -> bool:
+        futures = self.futures
+        first = self._first
+        while first < len(futures) and futures[first].done():
+            first += 1
+        self._first = first
+        return first == len(futures)
+
+    def pending(self) -> list[int]:
+        """The indexes of the futures not answered yet."""
+        return [i for i in range(self._first, len(self.futures)) if not self.futures[i].done()]

@@ -18,6 +18,7 @@ import asyncio
 import gc
 import random
 import threading
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -25,7 +26,14 @@ from pykka import ActorDeadError, ActorRegistry
 
 from actors.runtime.clock import Clock, RealClock, VirtualClock
 from actors.runtime.deadlines import Deadlines
-from actors.runtime.delivery import DeliverySeam, Envelope, current_actor_name
+from actors.runtime.delivery import (
+    DeliverySeam,
+    Envelope,
+    _current_actor,
+    current_actor_name,
+    current_trace,
+    external_sender,
+)
 from actors.runtime.errors import RuntimeNotRunning
 from actors.runtime.future import finish, register_loop
 
@@ -37,6 +45,9 @@ __all__ = ["ActorNameTaken", "ActorSystem", "current_system"]
 log = structlog.get_logger("minifoundry.runtime")
 
 _current: ActorSystem | None = None
+_current_actor_get = _current_actor.get
+_current_trace_get = current_trace.get
+_external_sender_get = external_sender.get
 
 # The collector's thresholds while a system runs. A running platform makes
 # and drops a few objects per message (envelopes, futures, records); at
@@ -277,6 +288,60 @@ class ActorSystem:
             finish(future, None, ActorDeadError(f"no actor named {name!r}"))
             return future
         return ref.request(message, timeout=timeout)
+
+    def request_all(
+        self, refs: Sequence[AsyncActorRef], message: Any, *, timeout: float | None = None
+    ) -> list[asyncio.Future[Any]]:
+        """Ask every one of `refs` the same `message` at once (a bid round):
+        their futures, in order, each as `ref.request(message)` would give.
+
+        Every ask is delivered, counted and recorded as `request`'s is; what
+        the round's asks have in common is done once for the round: one
+        reading of the sender, the conversation and the clock, and one
+        deadline entry (`Deadlines.arm_round`). A ref whose mailbox is off
+        the fast path (paused, stopped, a fault rule or observer on the
+        seam, another thread) is asked by `ref.request` itself.
+        """
+        deadline = self.default_ask_timeout if timeout is None else timeout
+        thread = threading.get_ident()
+        if thread != self.loop_thread:
+            return [ref.request(message, timeout=deadline) for ref in refs]
+        create_future = self.loop.create_future
+        sender = _current_actor_get()
+        if sender is None:
+            sender = _external_sender_get()
+        trace = _current_trace_get()
+        futures: list[asyncio.Future[Any]] = []
+        receivers: list[str] = []
+        rest = len(refs)
+        for i, ref in enumerate(refs):
+            mailbox = ref._mailbox
+            if mailbox.fast_thread != thread:
+                rest = i  # this one and those after it: one by one, after the round's record
+                break
+            future = create_future()
+            ref._queue_append((message, future, sender, trace))
+            futures.append(future)
+            receivers.append(ref.actor_name)
+            waiter = mailbox._waiter
+            if waiter is not None:
+                mailbox._waiter = None
+                if not waiter.done():
+                    waiter.set_result(None)
+        if futures:
+            deadlines = self.deadlines
+            now = deadlines._raw()
+            deadlines.arm_round(futures[:], deadline, message, receivers, now)
+            seam = self.seam
+            seam.passed += len(futures)
+            recorder = seam.recorder
+            if trace is not None and (trace in seam.recording or (type(trace) is tuple and recorder is not None)):
+                recorder.record_round(
+                    trace, sender, receivers, message, now if recorder._raw is deadlines._raw else None
+                )
+        for ref in refs[rest:]:
+            futures.append(ref.request(message, timeout=deadline))
+        return futures
 
     def arm_deadline(self, future: asyncio.Future[Any], deadline: float, message: Any, receiver: str) -> None:
         if threading.get_ident() == self.loop_thread:

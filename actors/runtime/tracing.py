@@ -166,6 +166,28 @@ class TraceRecorder:
             if len(book) >= self.max_deliveries:
                 del self.recording[trace]
 
+    def record_round(self, trace: Any, sender: Any, receivers: list[str], message: Any, raw: float | None) -> None:
+        """Keep the asks of one round (`ActorSystem.request_all`): one
+        delivery of `message` to each of `receivers`, in order, at the
+        clock's raw time `raw` (read here if None)."""
+        if type(trace) is tuple:
+            for tid in trace:
+                self.record_round(tid, sender, receivers, message, raw)
+            return
+        book = self.recording.get(trace)
+        if book is None:
+            return
+        if raw is None:
+            raw = self._raw()
+        room = min(len(receivers), self.max_deliveries - len(book))
+        first = self._seq + 1
+        self._seq += room
+        book.extend(
+            [(seq, raw, sender, receiver, message, True) for seq, receiver in enumerate(receivers[:room], first)]
+        )
+        if len(book) >= self.max_deliveries:
+            del self.recording[trace]
+
     def __call__(self, envelope: Envelope, receiver: str) -> None:
         trace = envelope.trace_id
         if trace is not None:

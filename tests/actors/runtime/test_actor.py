@@ -12,7 +12,7 @@ import anyio
 import pykka
 import pytest
 
-from actors.runtime import ActorNameTaken, ActorSystem, AsyncioActor, VirtualClock, current_system
+from actors.runtime import ActorNameTaken, ActorSystem, AsyncioActor, VirtualClock, current_system, handles
 from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError, AskTimeout, GetOnLoopThread
 
@@ -629,3 +629,119 @@ async def test_answered_asks_do_not_pile_up_waiting_for_their_deadline(system):
         await ref.ask(Add(i), block=False, timeout=30)
     assert len(system.deadlines._queues[30]) <= 64
     assert system.deadlines.pending() == 0
+
+
+# --- request_all: one round of asks (the auctioneer's bid round) --------------------------
+
+
+class Bidder(AsyncioActor):
+    """Answers a round's message with its own name and the message; `Slow` late."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name)
+
+    @handles(Add)
+    def bid(self, message: Add) -> tuple[str, int]:
+        return (self.actor_name, message.amount)
+
+    @handles(Slow)
+    async def slow(self, message: Slow) -> str:
+        if self.actor_name in message.tag:
+            await self.clock.sleep(message.seconds)
+        return self.actor_name
+
+
+def _recorded(system, trace: str) -> list[tuple]:
+    # A row without its sequence number and time: (sender, receiver, label, step, ask).
+    return [row[2:] for row in system.seam.recorder.rows(trace)]
+
+
+async def test_a_round_asks_each_ref_as_its_own_request_would(system):
+    from actors.runtime.tracing import TraceRecorder
+
+    recorder = TraceRecorder(system.clock)
+    system.seam.add_observer(recorder)
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(5)]
+    for ref in refs:
+        await ref.request(Add(0))
+    sent = system.seam.sent
+    recorder.open("round")
+    recorder.open("one-by-one")
+    token = current_trace.set("round")
+    futures = system.request_all(refs, Add(7))
+    current_trace.set("one-by-one")
+    reference = [ref.request(Add(7)) for ref in refs]
+    current_trace.reset(token)
+    assert all(type(f) is asyncio.Future for f in futures)
+    assert await asyncio.gather(*futures) == await asyncio.gather(*reference) == [(f"cell-{i}", 7) for i in range(5)]
+    assert (
+        _recorded(system, "round")
+        == _recorded(system, "one-by-one")
+        == [("user", f"cell-{i}", "Add", None, True) for i in range(5)]
+    )
+    seqs = [row[0] for row in recorder.rows("round") + recorder.rows("one-by-one")]
+    assert seqs == list(range(seqs[0], seqs[0] + 10))  # in the order sent, as one sequence
+    assert system.seam.sent == system.seam.delivered == sent + 10
+    assert system.deadlines.pending() == 0
+
+
+async def test_a_round_s_deadline_fails_only_the_asks_not_answered_each_named(system):
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(4)]
+    futures = system.request_all(refs, Slow(10, "cell-1 cell-3"), timeout=1)
+    await system.clock.advance(0)
+    assert [f.done() for f in futures] == [True, False, True, False]
+    assert system.deadlines.pending() == 2
+    await system.clock.advance(2)
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    assert results[0] == "cell-0" and results[2] == "cell-2"
+    assert isinstance(results[1], AskTimeout) and "Slow to cell-1" in str(results[1])
+    assert isinstance(results[3], AskTimeout) and "Slow to cell-3" in str(results[3])
+    assert system.deadlines.pending() == 0
+
+
+async def test_a_round_keeps_its_order_past_a_paused_actor_and_fails_a_stopped_one(system):
+    from actors.runtime.tracing import TraceRecorder
+
+    recorder = TraceRecorder(system.clock)
+    system.seam.add_observer(recorder)
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(5)]
+    await refs[3].stop(block=False)
+    system.pause("cell-1")
+    recorder.open("round")
+    token = current_trace.set("round")
+    futures = system.request_all(refs, Add(1))
+    current_trace.reset(token)
+    # Recorded in the refs' order: the round's first, the paused one and
+    # those after it one by one (the stopped one is a dead letter, not a delivery).
+    assert [row[3] for row in recorder.rows("round")] == ["cell-0", "cell-1", "cell-2", "cell-4"]
+    await system.clock.advance(0)
+    assert [f.done() for f in futures] == [True, False, True, True, True]
+    with pytest.raises(ActorDeadError):
+        futures[3].result()
+    assert [(d.receiver, d.reason) for d in system.seam.dead_letters] == [("cell-3", "stopped")]
+    system.resume("cell-1")
+    assert await futures[1] == ("cell-1", 1)
+
+
+async def test_a_round_asked_from_another_thread_is_answered_on_the_loop(real_system):
+    # The real clock: the virtual one would count the loop idle while the thread works.
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(3)]
+    futures = await anyio.to_thread.run_sync(real_system.request_all, refs, Add(2))
+    assert await asyncio.gather(*futures) == [(f"cell-{i}", 2) for i in range(3)]
+
+
+async def test_a_round_records_no_more_than_its_conversation_has_room_for(system):
+    from actors.runtime.tracing import TraceRecorder
+
+    recorder = TraceRecorder(system.clock, max_deliveries=3)
+    system.seam.add_observer(recorder)
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(5)]
+    recorder.open("a")
+    recorder.open("b")
+    token = current_trace.set(("a", "b"))  # work of two conversations: recorded in both
+    answers = await asyncio.gather(*system.request_all(refs, Add(3)))
+    current_trace.reset(token)
+    assert len(answers) == 5
+    for trace in ("a", "b"):
+        assert [row[3] for row in recorder.rows(trace)] == ["cell-0", "cell-1", "cell-2"]
+        assert trace not in recorder.recording  # full: no longer recording
