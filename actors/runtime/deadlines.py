@@ -75,6 +75,12 @@ class Deadlines:
         """Fail each of `futures` (asks of `message` to `receivers`, in the
         same order) not answered when `timeout` passes from `now`: one entry
         for the round."""
+        queue = self._queues.get(timeout)
+        if queue is not None:
+            # A round holds many futures (and their replies): answered ones
+            # at the head go now, not every `_PRUNE_EVERY` entries.
+            while queue and queue[0][1].done():
+                queue.popleft()
         self.arm(_Round(futures), timeout, message, receivers, now)  # type: ignore[arg-type]
 
     def pending(self) -> int:

@@ -297,15 +297,20 @@ class ActorSystem:
 
         Every ask is delivered, counted and recorded as `request`'s is; what
         the round's asks have in common is done once for the round: one
-        reading of the sender, the conversation and the clock, and one
-        deadline entry (`Deadlines.arm_round`). A ref whose mailbox is off
-        the fast path (paused, stopped, a fault rule or observer on the
-        seam, another thread) is asked by `ref.request` itself.
+        reading of the sender, the conversation and the clock (the round is
+        sent at one instant: its recorded deliveries share that time, and
+        its deadlines expire together), and one deadline entry
+        (`Deadlines.arm_round`). A ref whose mailbox is off the fast path
+        (paused, stopped, a fault rule or observer on the seam, another
+        thread) and those after it are asked by `ref.request` itself, after
+        the round's record, so the record keeps the refs' order.
         """
         deadline = self.default_ask_timeout if timeout is None else timeout
         thread = threading.get_ident()
         if thread != self.loop_thread:
             return [ref.request(message, timeout=deadline) for ref in refs]
+        deadlines = self.deadlines
+        now = deadlines._raw()
         create_future = self.loop.create_future
         sender = _current_actor_get()
         if sender is None:
@@ -314,31 +319,33 @@ class ActorSystem:
         futures: list[asyncio.Future[Any]] = []
         receivers: list[str] = []
         rest = len(refs)
-        for i, ref in enumerate(refs):
-            mailbox = ref._mailbox
-            if mailbox.fast_thread != thread:
-                rest = i  # this one and those after it: one by one, after the round's record
-                break
-            future = create_future()
-            ref._queue_append((message, future, sender, trace))
-            futures.append(future)
-            receivers.append(ref.actor_name)
-            waiter = mailbox._waiter
-            if waiter is not None:
-                mailbox._waiter = None
-                if not waiter.done():
-                    waiter.set_result(None)
-        if futures:
-            deadlines = self.deadlines
-            now = deadlines._raw()
-            deadlines.arm_round(futures[:], deadline, message, receivers, now)
-            seam = self.seam
-            seam.passed += len(futures)
-            recorder = seam.recorder
-            if trace is not None and (trace in seam.recording or (type(trace) is tuple and recorder is not None)):
-                recorder.record_round(
-                    trace, sender, receivers, message, now if recorder._raw is deadlines._raw else None
-                )
+        try:
+            for i, ref in enumerate(refs):
+                mailbox = ref._mailbox
+                if mailbox.fast_thread != thread:
+                    rest = i  # this one and those after it: one by one, after the round's record
+                    break
+                future = create_future()
+                ref._queue_append((message, future, sender, trace))
+                futures.append(future)
+                receivers.append(ref.actor_name)
+                waiter = mailbox._waiter
+                if waiter is not None:
+                    mailbox._waiter = None
+                    if not waiter.done():
+                        waiter.set_result(None)
+        finally:
+            # What was sent is counted, recorded and given its deadline even
+            # if a later ref was no ref at all.
+            if futures:
+                deadlines.arm_round(futures[:], deadline, message, receivers, now)
+                seam = self.seam
+                seam.passed += len(futures)
+                recorder = seam.recorder
+                if trace is not None and (trace in seam.recording or (type(trace) is tuple and recorder is not None)):
+                    recorder.record_round(
+                        trace, sender, receivers, message, now if recorder._raw is deadlines._raw else None
+                    )
         for ref in refs[rest:]:
             futures.append(ref.request(message, timeout=deadline))
         return futures

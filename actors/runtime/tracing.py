@@ -169,17 +169,20 @@ class TraceRecorder:
     def record_round(self, trace: Any, sender: Any, receivers: list[str], message: Any, raw: float | None) -> None:
         """Keep the asks of one round (`ActorSystem.request_all`): one
         delivery of `message` to each of `receivers`, in order, at the
-        clock's raw time `raw` (read here if None)."""
+        clock's raw time `raw` (read here if None): what `record_delivery`
+        would keep for each in turn."""
         if type(trace) is tuple:
-            for tid in trace:
-                self.record_round(tid, sender, receivers, message, raw)
+            # Work of several conversations: each ask in every one of them
+            # before the next ask, as one by one.
+            for receiver in receivers:
+                self.record_delivery(trace, sender, receiver, message, True)
             return
         book = self.recording.get(trace)
         if book is None:
             return
         if raw is None:
             raw = self._raw()
-        room = min(len(receivers), self.max_deliveries - len(book))
+        room = min(len(receivers), max(1, self.max_deliveries - len(book)))
         first = self._seq + 1
         self._seq += room
         book.extend(

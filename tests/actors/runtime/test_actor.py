@@ -736,12 +736,62 @@ async def test_a_round_records_no_more_than_its_conversation_has_room_for(system
     recorder = TraceRecorder(system.clock, max_deliveries=3)
     system.seam.add_observer(recorder)
     refs = [Bidder.start(name=f"cell-{i}") for i in range(5)]
-    recorder.open("a")
-    recorder.open("b")
-    token = current_trace.set(("a", "b"))  # work of two conversations: recorded in both
+    recorder.open("round")
+    token = current_trace.set("round")
     answers = await asyncio.gather(*system.request_all(refs, Add(3)))
     current_trace.reset(token)
     assert len(answers) == 5
-    for trace in ("a", "b"):
-        assert [row[3] for row in recorder.rows(trace)] == ["cell-0", "cell-1", "cell-2"]
-        assert trace not in recorder.recording  # full: no longer recording
+    assert [row[3] for row in recorder.rows("round")] == ["cell-0", "cell-1", "cell-2"]
+    assert "round" not in recorder.recording  # full: no longer recording
+
+
+async def test_a_round_of_several_conversations_numbers_its_asks_as_one_by_one(system):
+    from actors.runtime.tracing import TraceRecorder
+
+    recorder = TraceRecorder(system.clock, max_deliveries=5)
+    system.seam.add_observer(recorder)
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(3)]
+    for trace in "abcd":
+        recorder.open(trace)
+    token = current_trace.set(("a", "b"))  # work of two conversations: each ask in both
+    await asyncio.gather(*system.request_all(refs, Add(1)))
+    await asyncio.gather(*system.request_all(refs, Add(1)))  # past the books' room
+    current_trace.set(("c", "d"))
+    await asyncio.gather(*[ref.request(Add(1)) for ref in refs])
+    await asyncio.gather(*[ref.request(Add(1)) for ref in refs])
+    current_trace.reset(token)
+
+    def numbered(first: str, second: str) -> list[list[tuple[int, str]]]:
+        base = recorder.rows(first)[0][0]
+        return [[(row[0] - base, row[3]) for row in recorder.rows(trace)] for trace in (first, second)]
+
+    assert numbered("a", "b") == numbered("c", "d")
+    assert numbered("a", "b")[0] == [(0, "cell-0"), (2, "cell-1"), (4, "cell-2"), (6, "cell-0"), (8, "cell-1")]
+
+
+async def test_a_round_holds_no_more_answered_asks_than_one_by_one_would(system):
+    from actors.runtime.deadlines import _Round
+
+    def held() -> int:
+        queues = system.deadlines._queues.values()
+        return sum(len(f.futures) if type(f) is _Round else 1 for queue in queues for _, f, _, _ in queue)
+
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(100)]
+    for _ in range(63):
+        await asyncio.gather(*system.request_all(refs, Add(1), timeout=30))
+    assert system.deadlines.pending() == 0
+    # The futures (and replies) of answered rounds go when the next round is
+    # armed: no more than the last round's are held until its deadline.
+    assert held() <= 100
+
+
+async def test_a_round_that_meets_something_not_a_ref_keeps_what_it_sent(system):
+    refs = [Bidder.start(name=f"cell-{i}") for i in range(2)]
+    sent = system.seam.sent
+    with pytest.raises(AttributeError):
+        system.request_all([*refs, "cell-9"], Slow(10, "cell-0 cell-1"), timeout=1)
+    # The two asks sent before it are counted and have their deadline.
+    assert system.seam.sent == sent + 2
+    assert system.deadlines.pending() == 2
+    await system.clock.advance(2)
+    assert system.deadlines.pending() == 0
