@@ -32,6 +32,7 @@ Always skipped (as cf does; these win over ``!`` rules in ``.cfignore``):
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -120,22 +121,9 @@ class CfIgnore:
         return cls(text.splitlines())
 
     def _add(self, line: str) -> None:
-        line = line.rstrip("\r\n")
-        if not line.strip() or line.startswith("#"):
-            return
-        line = line.rstrip(" ")
-        negate = line.startswith("!")
-        if negate or line.startswith(("\\#", "\\!")):
-            line = line[1:]
-        dir_only = line.endswith("/")
-        line = line.rstrip("/")
-        if not line:
-            return
-        anchored = "/" in line
-        line = line.lstrip("/")
-        body = _glob_to_regex(line)
-        regex = body if anchored else f"(?:.*/)?{body}"
-        self._rules.append((re.compile(regex, re.DOTALL), negate, dir_only))
+        rule = _rule(line)
+        if rule is not None:
+            self._rules.append(rule)
 
     def _matches(self, path: str, is_dir: bool) -> bool:
         ignored = False
@@ -153,6 +141,29 @@ class CfIgnore:
             if self._matches("/".join(parts[:i]), True):
                 return True
         return self._matches(path, is_dir)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rule(line: str) -> tuple[re.Pattern[str], bool, bool] | None:
+    """A .cfignore line as (pattern, negate, dir_only), or None for a blank
+    line or a comment. Cached: every push reads the default rules, and an
+    app's own .cfignore rarely changes between its pushes."""
+    line = line.rstrip("\r\n")
+    if not line.strip() or line.startswith("#"):
+        return None
+    line = line.rstrip(" ")
+    negate = line.startswith("!")
+    if negate or line.startswith(("\\#", "\\!")):
+        line = line[1:]
+    dir_only = line.endswith("/")
+    line = line.rstrip("/")
+    if not line:
+        return None
+    anchored = "/" in line
+    line = line.lstrip("/")
+    body = _glob_to_regex(line)
+    regex = body if anchored else f"(?:.*/)?{body}"
+    return re.compile(regex, re.DOTALL), negate, dir_only
 
 
 def _glob_to_regex(glob: str) -> str:

@@ -15,8 +15,8 @@ from typing import Any
 
 import structlog
 
-from actors.runtime.clock import Clock
-from actors.runtime.delivery import Envelope, Observer, sender_name
+from actors.runtime.clock import Clock, _ClockBase
+from actors.runtime.delivery import Envelope, Observer
 from protocol.records import DeliveryRow
 
 __all__ = ["TraceRecorder", "label_of", "step_of", "tracing_observer"]
@@ -53,22 +53,28 @@ def _static_description(kind: type) -> tuple[str, int | None] | None:
     return described
 
 
-def _as_row(entry: Any, from_raw: Callable[[float], float]) -> DeliveryRow:
-    """A book's entry as a row: kept raw (seq, raw time, sender, receiver,
-    message, ask) by the seam's fast path, or a row already."""
-    if len(entry) == 7:
-        return entry
-    seq, raw, sender, receiver, message, ask = entry
-    kind = type(message)
-    described = _STATIC[kind] if kind in _STATIC else _static_description(kind)
-    if described is None:
-        described = (label_of(message), step_of(message))
-    sender = sender_name(sender)
-    return (seq, round(from_raw(raw), 6), sender, receiver, *described, ask)
-
-
-def _same(t: float) -> float:
-    return t
+def _as_rows(entries: list[Any], from_raw: Callable[[float], float] | None) -> list[DeliveryRow]:
+    """A book's entries as rows: each kept raw (seq, raw time, sender,
+    receiver, message, ask) by the seam's fast path, or a row already.
+    `from_raw`: the clock's raw time to platform seconds (None: the same)."""
+    rows: list[DeliveryRow] = []
+    append = rows.append
+    static = _STATIC
+    for entry in entries:
+        if len(entry) == 7:
+            append(entry)
+            continue
+        seq, raw, sender, receiver, message, ask = entry
+        kind = type(message)
+        described = static[kind] if kind in static else _static_description(kind)
+        if described is None:
+            label, step = label_of(message), step_of(message)
+        else:
+            label, step = described
+        if type(sender) is not str:
+            sender = sender.actor_name  # the fast path queues the sending actor itself
+        append((seq, round(raw if from_raw is None else from_raw(raw), 6), sender, receiver, label, step, ask))
+    return rows
 
 
 class TraceRecorder:
@@ -92,7 +98,11 @@ class TraceRecorder:
         # A delivery's time is kept in the clock's raw form (the cheapest to
         # read) and made platform seconds when its row is made.
         self._raw: Callable[[], float] = getattr(clock, "raw_time", clock.monotonic)
-        self._from_raw: Callable[[float], float] = getattr(clock, "from_raw", _same)
+        from_raw = getattr(clock, "from_raw", None)
+        # None where raw time is the clock's time already (the virtual clock).
+        self._from_raw: Callable[[float], float] | None = (
+            None if getattr(from_raw, "__func__", None) is _ClockBase.from_raw else from_raw
+        )
 
     def open(self, trace_id: str) -> None:
         book: list[Any] = []
@@ -145,8 +155,7 @@ class TraceRecorder:
         if book is None:
             return []
         # Made rows in place: the next look at the same book is a copy.
-        from_raw = self._from_raw
-        book[:] = [_as_row(entry, from_raw) for entry in book]
+        book[:] = _as_rows(book, self._from_raw)
         return list(book)
 
     def length(self, trace_id: str) -> int:
