@@ -8,7 +8,8 @@ run the actors:
         ref = Counter.start(name="counter")
         assert await ref.ask(Increment(), block=False) == 1
 
-Leaving the block stops every actor (newest first), awaits their `on_stop`,
+Leaving the block stops every actor (children before their parent, newest
+first, as a supervisor stops its children), awaits their `on_stop`,
 cancels anything they left running and checks no task is left behind.
 """
 
@@ -140,7 +141,8 @@ class ActorSystem:
         await self.shutdown()
 
     async def shutdown(self) -> None:
-        """Stop every actor, newest first; wait for them; leave nothing running."""
+        """Stop every actor (children before their parent, newest first:
+        `_stop_order`); wait for them; leave nothing running."""
         global _current
         if _current is not self:
             return
@@ -153,9 +155,36 @@ class ActorSystem:
                 self._gc_before = None
         log.debug("actor-system-stopped", **self.seam.statistics())
 
+    def _stop_order(self) -> list[AsyncioActor]:
+        """Every actor in the order shutdown stops them: as a supervisor
+        stops its children (OTP's rule), an actor's children before it, the
+        newest first, and among actors without a running parent the newest
+        first. A platform's front (its newest components) stops before what
+        it uses, and no component loses its workers while it still works."""
+        actors = list(self._actors.values())
+        children: dict[str, list[AsyncioActor]] = {}
+        roots: list[AsyncioActor] = []
+        for actor in actors:
+            parent = actor._actor_parent
+            if parent is not None and parent.actor_urn in self._actors:
+                children.setdefault(parent.actor_urn, []).append(actor)
+            else:
+                roots.append(actor)
+        order: list[AsyncioActor] = []
+        # Post-order, newest first at each level, without recursion.
+        stack: list[tuple[AsyncioActor, bool]] = [(root, False) for root in roots]
+        while stack:
+            actor, expanded = stack.pop()
+            if expanded:
+                order.append(actor)
+                continue
+            stack.append((actor, True))
+            stack.extend((child, False) for child in children.get(actor.actor_urn, ()))
+        return order
+
     async def _stop_everything(self) -> None:
         actors = list(self._actors.values())
-        for actor in reversed(actors):
+        for actor in self._stop_order():
             await self._stop_actor(actor)
         # Anything still alive after its stop deadline is cancelled.
         leftovers = [a._actor_task for a in actors if a._actor_task is not None and not a._actor_task.done()]

@@ -331,6 +331,38 @@ async def test_a_build_a_stopped_platform_left_staging_fails_at_the_next_boot(ma
         await second.stop()
 
 
+async def test_a_staging_auction_cut_short_by_a_stop_is_an_interrupted_build_not_a_failed_one(make_platform):
+    from actors.runtime.delivery import FaultRule
+
+    first = make_platform()
+    await first.start()
+    # The staging task's placement (Perform) waits in a cell's mailbox when
+    # the platform stops, and the cell's stop fails it: the cells stop after
+    # the cloud controller, so the auctioneer's failed commit reaches nobody
+    # who would record it, and the build is left to the next boot.
+    held = first.system.seam.add_fault(FaultRule("delay", receiver="cell-*", message_type="Perform", delay=0.5))
+    push = asyncio.ensure_future(run(first, "push", "hello", "-p", str(EXAMPLES / "python")))
+
+    async def perform_sent() -> bool:
+        return held.matched > 0
+
+    await eventually(first, perform_sent, every=0.01)
+    for cell in ("cell-1", "cell-2", "cell-3", "cell-4"):
+        first.system.pause(cell)
+    stopped_at = first.clock.monotonic()
+    await first.stop()
+    push.cancel()
+    await asyncio.gather(push, return_exceptions=True)
+
+    second = make_platform(clock_start=stopped_at)
+    await second.start()
+    try:
+        [build] = await db(second, "list_builds", app_guid=await app_guid(second, "hello"))
+        assert build.error == "StagingError - Staging error: staging was interrupted by a platform restart"
+    finally:
+        await second.stop()
+
+
 async def test_a_restarted_cloud_controller_leaves_one_copy_of_each_app_running(platform):
     await _push(platform, "hello", "-f", str(EXAMPLES / "python" / "manifest.yml"))
     old = platform.system.lookup("cloud_controller")

@@ -795,3 +795,28 @@ async def test_a_round_that_meets_something_not_a_ref_keeps_what_it_sent(system)
     assert system.deadlines.pending() == 2
     await system.clock.advance(2)
     assert system.deadlines.pending() == 0
+
+
+async def test_shutdown_stops_children_before_their_parent_and_the_newest_first():
+    stopped: list[str] = []
+
+    class Node(AsyncioActor):
+        def __init__(self, name: str) -> None:
+            super().__init__(name=name)
+
+        @handles(str)
+        def start_child(self, child: str) -> None:
+            Node.start(name=child)  # started inside this actor's handler: its child
+
+        def on_stop(self) -> None:
+            stopped.append(self.actor_name)
+
+    async with ActorSystem(clock=VirtualClock()) as system:
+        back = Node.start(name="back")
+        await back.request("back-worker-1")
+        front = Node.start(name="front")
+        await back.request("back-worker-2")  # newer than front, but back's
+        await front.request("front-worker")
+        assert sorted(system.names()) == ["back", "back-worker-1", "back-worker-2", "front", "front-worker"]
+    # The newest root (front) and its child first; then back's children, newest first, then back.
+    assert stopped == ["front-worker", "front", "back-worker-2", "back-worker-1", "back"]
