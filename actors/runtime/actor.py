@@ -421,6 +421,18 @@ class AsyncioActor(pykka.Actor):
         task.add_done_callback(self._actor_never_ran)
         self._system._track(self)
 
+    def _actor_kill_now(self) -> None:
+        """Crash this actor at once, from outside its task (its supervisor
+        died): stopped and its name free before this returns, its failure
+        hooks run, its task cancelled (which fails the ask it was serving)."""
+        if not self._actor_running:
+            return
+        log.warning("actor-killed", actor=self.actor_name)
+        self._actor_crash((_Killed, _Killed(), None))
+        task = self._actor_task
+        if task is not None and not task.done():
+            task.cancel()
+
     def _actor_never_ran(self, _task: asyncio.Task[None]) -> None:
         # A task cancelled (killed) before its first step never enters
         # `_actor_main`, whose teardown would fail the queued asks and tell

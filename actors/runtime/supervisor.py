@@ -13,7 +13,9 @@ leave the platform dead does.
 Children are started by name, so a restarted child takes the same stable
 name and everyone addressing it by name reaches the new one.
 
-Only crashes are restarted: a child stopped on purpose stays stopped.
+Only crashes are restarted: a child stopped on purpose stays stopped. A
+supervisor that crashes or is killed takes its children with it (OTP's
+links), so the supervisor above it restarts the whole subtree.
 `temporary` children are never restarted.
 """
 
@@ -221,3 +223,13 @@ class Supervisor(AsyncioActor):
 
     async def on_stop(self) -> None:  # type: ignore[override]  # pykka types hooks -> None
         await self._stop_all_children()
+
+    def on_failure(self, *_exc_info: object) -> None:
+        """A supervisor that crashes (or is killed) takes its children with
+        it, as OTP's links do, newest first and at once: its own supervisor
+        restarts the subtree, and the children's names are free for that
+        before it hears of the crash. (A supervisor giving up has stopped
+        them already.)"""
+        for ref in reversed(list(self._children.values())):
+            if ref.is_alive():
+                ref._actor._actor_kill_now()

@@ -159,9 +159,14 @@ class ActorSystem:
         """Every actor in the order shutdown stops them: as a supervisor
         stops its children (OTP's rule), an actor's children before it, the
         newest first, and among actors without a running parent the newest
-        first. A platform's front (its newest components) stops before what
-        it uses, and no component loses its workers while it still works."""
-        actors = list(self._actors.values())
+        first. "Newest" is by when the actor's name was first taken, so a
+        restarted actor keeps its place (as a child keeps its place in its
+        supervisor's specs). A platform's front (its newest components)
+        stops before what it uses, and no component loses its workers while
+        it still works."""
+        # `_starts` holds every name ever taken, in the order first taken.
+        place = {name: i for i, name in enumerate(self._starts)}
+        actors = sorted(self._actors.values(), key=lambda a: place.get(a.actor_name, len(place)))
         children: dict[str, list[AsyncioActor]] = {}
         roots: list[AsyncioActor] = []
         for actor in actors:

@@ -331,11 +331,19 @@ async def test_a_build_a_stopped_platform_left_staging_fails_at_the_next_boot(ma
         await second.stop()
 
 
-async def test_a_staging_auction_cut_short_by_a_stop_is_an_interrupted_build_not_a_failed_one(make_platform):
+@pytest.mark.parametrize("cells_restarted", [False, True])
+async def test_a_staging_auction_cut_short_by_a_stop_is_an_interrupted_build_not_a_failed_one(
+    make_platform, cells_restarted
+):
     from actors.runtime.delivery import FaultRule
 
     first = make_platform()
     await first.start()
+    if cells_restarted:
+        # A restarted subtree keeps its place in the order things stop.
+        first.system.kill("cells")
+        await first.clock.sleep(30)
+        assert first.system.starts("cells") == 2
     # The staging task's placement (Perform) waits in a cell's mailbox when
     # the platform stops, and the cell's stop fails it: the cells stop after
     # the cloud controller, so the auctioneer's failed commit reaches nobody
@@ -361,6 +369,19 @@ async def test_a_staging_auction_cut_short_by_a_stop_is_an_interrupted_build_not
         assert build.error == "StagingError - Staging error: staging was interrupted by a platform restart"
     finally:
         await second.stop()
+
+
+async def test_a_killed_cells_supervisor_is_restarted_with_its_cells_and_the_app_runs_again(platform):
+    await _push(platform, "hello", "-p", str(EXAMPLES / "python"), "-i", "3")
+    assert platform.system.kill("cells")
+    await platform.clock.sleep(120)
+    # Once: the cells went down with their supervisor, so the new one could
+    # start them under their names (before, every restart found the names
+    # taken, and the platform restarted its components without end).
+    assert platform.system.starts("cells") == 2
+    assert [platform.system.starts(f"cell-{i}") for i in range(1, 5)] == [2, 2, 2, 2]
+    assert await eventually(platform, lambda: _eq(_running(platform, "hello"), 3))
+    assert await _instances_on_cells(platform) == 3
 
 
 async def test_a_restarted_cloud_controller_leaves_one_copy_of_each_app_running(platform):

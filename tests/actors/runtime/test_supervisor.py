@@ -137,3 +137,49 @@ async def test_a_subtree_past_its_intensity_is_restarted_whole_by_a_root_that_ne
     assert await system.ask("bbs", Add(1)) == 1
     assert await system.ask("ccdb", Add(1)) == 1
     assert not system.failed.is_set()
+
+
+async def test_a_killed_supervisor_takes_its_children_with_it_and_its_parent_restarts_the_subtree(system):
+    def middle(name: str):
+        return Supervisor.start([spec("leaf-1"), spec("leaf-2")], name=name)
+
+    root = Supervisor.start([ChildSpec("middle", middle), spec("sibling")], name="root")
+    await system.clock.advance(0)
+    old_leaf = system.lookup("leaf-1")
+    assert system.kill("middle")
+    await system.clock.advance(30)
+    # The children went with it, and their names were free for the restart.
+    assert not old_leaf.is_alive()
+    assert [system.starts(n) for n in ("middle", "leaf-1", "leaf-2", "sibling")] == [2, 2, 2, 1]
+    assert await system.ask("leaf-1", Add(3)) == 3
+    assert (await root.proxy().restart_count) == 1
+    assert system.escalations == []
+
+
+async def test_shutdown_stops_a_restarted_subtree_in_its_first_place_among_its_siblings():
+    from actors.runtime import ActorSystem, AsyncioActor, VirtualClock
+
+    stopped: list[str] = []
+
+    class Recording(Supervisor):
+        def on_stop(self):
+            stopped.append(self.actor_name)
+            return super().on_stop()
+
+    class Leaf(AsyncioActor):
+        def on_stop(self) -> None:
+            stopped.append(self.actor_name)
+
+    def leaf(name: str):
+        return Leaf.start(name=name)
+
+    def middle(name: str):
+        return Recording.start([ChildSpec("worker", leaf)], name=name)
+
+    async with ActorSystem(clock=VirtualClock()) as system:
+        Recording.start([ChildSpec("back", middle), ChildSpec("front", leaf)], name="root")
+        await system.clock.advance(0)
+        system.kill("back")  # restarted: now the newest incarnation, still the older child
+        await system.clock.advance(30)
+        assert system.starts("back") == 2
+    assert stopped == ["front", "worker", "back", "root"]
