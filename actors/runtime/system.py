@@ -107,6 +107,7 @@ class ActorSystem:
         self._started_at = 0.0
         self.gc_thresholds = gc_thresholds
         self._gc_before: tuple[int, int, int] | None = None
+        self._shutting_down = False
 
     def new_guid(self) -> str:
         """A version-4 style guid drawn from the seeded generator: the same
@@ -124,6 +125,7 @@ class ActorSystem:
         if _current is not None:
             raise RuntimeError("another ActorSystem is already running in this process")
         self.loop = asyncio.get_running_loop()
+        self._shutting_down = False
         self.loop_thread = threading.get_ident()
         register_loop(self.loop, self.loop_thread)
         self.failed = asyncio.Event()
@@ -146,6 +148,7 @@ class ActorSystem:
         global _current
         if _current is not self:
             return
+        self._shutting_down = True
         try:
             await self._stop_everything()
         finally:
@@ -394,6 +397,12 @@ class ActorSystem:
 
     def _child_crashed(self, actor: AsyncioActor, reason: BaseException | None) -> None:
         parent = actor._actor_parent
+        if self._shutting_down:
+            # An actor cancelled because its stop timed out: nobody restarts
+            # anything while everything stops (as a stopping supervisor
+            # restarts none of the children it stops).
+            log.warning("actor-crashed-while-stopping", actor=actor.actor_name, error=repr(reason))
+            return
         if parent is not None and parent.actor_ref.is_alive():
             from actors.runtime.supervisor import ChildCrashed
 

@@ -183,3 +183,14 @@ async def test_shutdown_stops_a_restarted_subtree_in_its_first_place_among_its_s
         await system.clock.advance(30)
         assert system.starts("back") == 2
     assert stopped == ["front", "worker", "back", "root"]
+
+
+async def test_a_child_whose_stop_times_out_at_shutdown_is_not_restarted():
+    from actors.runtime import ActorSystem, VirtualClock
+
+    async with ActorSystem(clock=VirtualClock(), shutdown_timeout=1.0) as system:
+        Supervisor.start([spec("stuck"), spec("fine")], name="sup")
+        await system.clock.advance(0)
+        system.pause("stuck")  # its stop waits aside: cancelled after the shutdown timeout
+    assert system.starts("stuck") == 1
+    assert system.lookup("stuck") is None
