@@ -174,8 +174,16 @@ class Connection:
         """Connect, set the pragmas, and apply any migrations not yet applied."""
         if self._conn is not None:
             raise RuntimeError("ccdb is already open")
-        async with self._io_guard():
-            conn = await aiosqlite.connect(self._path, isolation_level=None)
+        conn = aiosqlite.connect(self._path, isolation_level=None)
+        try:
+            async with self._io_guard():
+                await conn
+        except BaseException:
+            # Cancelled (its actor killed) while connecting or just after:
+            # the connection's thread must end all the same, or it keeps
+            # the process alive.
+            conn.stop()
+            raise
         self._conn = conn
         try:
             async with self._lock:

@@ -14,8 +14,10 @@ Children are started by name, so a restarted child takes the same stable
 name and everyone addressing it by name reaches the new one.
 
 Only crashes are restarted: a child stopped on purpose stays stopped. A
-supervisor that crashes or is killed takes its children with it (OTP's
-links), so the supervisor above it restarts the whole subtree.
+supervisor that crashes or is killed under a supervisor takes its children
+with it (OTP's links), so the supervisor above it restarts the whole
+subtree; the root leaves them running. Nothing restarts once the system
+has begun to stop.
 `temporary` children are never restarted.
 """
 
@@ -158,6 +160,8 @@ class Supervisor(AsyncioActor):
     @handles(_RestartChild)
     def _restart_child(self, message: _RestartChild) -> None:
         spec = self._specs.get(message.name)
+        if self._system.stopping:
+            return  # a restart delayed into the shutdown: nothing restarts now
         if spec is not None and not self._alive(message.name):
             self._start_child(spec)
 
@@ -225,11 +229,22 @@ class Supervisor(AsyncioActor):
         await self._stop_all_children()
 
     def on_failure(self, *_exc_info: object) -> None:
-        """A supervisor that crashes (or is killed) takes its children with
-        it, as OTP's links do, newest first and at once: its own supervisor
-        restarts the subtree, and the children's names are free for that
-        before it hears of the crash. (A supervisor giving up has stopped
-        them already.)"""
+        """A supervisor that crashes (or is killed) under a supervisor takes
+        its children with it, as OTP's links do, newest first and at once:
+        the supervisor above restarts the subtree, and the children's names
+        are free for that before it hears of the crash. (A supervisor giving
+        up has stopped them already. The root, whom nobody restarts, leaves
+        its children running.)"""
+        parent = self._actor_parent
+        if isinstance(parent, Supervisor) and parent.actor_ref.is_alive():
+            self._kill_children_now()
+
+    def _kill_children_now(self) -> None:
         for ref in reversed(list(self._children.values())):
+            child = ref._actor
             if ref.is_alive():
-                ref._actor._actor_kill_now()
+                child._actor_kill_now()
+            elif isinstance(child, Supervisor):
+                # Stopping (one_for_all, or its parent's restart): what it
+                # has not stopped yet goes now, so no name stays taken.
+                child._kill_children_now()

@@ -109,6 +109,11 @@ class ActorSystem:
         self._gc_before: tuple[int, int, int] | None = None
         self._shutting_down = False
 
+    @property
+    def stopping(self) -> bool:
+        """Whether `shutdown` has begun: nothing is restarted from then on."""
+        return self._shutting_down
+
     def new_guid(self) -> str:
         """A version-4 style guid drawn from the seeded generator: the same
         seed names everything the same way."""
@@ -397,7 +402,7 @@ class ActorSystem:
 
     def _child_crashed(self, actor: AsyncioActor, reason: BaseException | None) -> None:
         parent = actor._actor_parent
-        if self._shutting_down:
+        if self._shutting_down and parent is not None:
             # An actor cancelled because its stop timed out: nobody restarts
             # anything while everything stops (as a stopping supervisor
             # restarts none of the children it stops).

@@ -194,3 +194,51 @@ async def test_a_child_whose_stop_times_out_at_shutdown_is_not_restarted():
         system.pause("stuck")  # its stop waits aside: cancelled after the shutdown timeout
     assert system.starts("stuck") == 1
     assert system.lookup("stuck") is None
+
+
+async def test_a_killed_root_supervisor_leaves_its_children_running(system):
+    # Nobody restarts the root: taking its children down would leave nothing.
+    Supervisor.start([spec("a"), spec("b")], name="root", max_restarts=None)
+    await system.clock.advance(0)
+    assert system.kill("root")
+    await system.clock.advance(5)
+    assert sorted(system.names()) == ["a", "b"]
+    assert await system.ask("a", Add(1)) == 1
+
+
+async def test_a_restart_delayed_into_the_shutdown_does_not_happen():
+    from actors.runtime import ActorSystem, VirtualClock
+
+    async with ActorSystem(clock=VirtualClock()) as system:
+        Supervisor.start([spec("c"), spec("stuck")], name="sup", restart_backoff=5.0)
+        await system.clock.advance(0)
+        system.kill("c")  # restarted 5 s later, by then inside the shutdown below
+        await system.clock.advance(1)
+        system.pause("stuck")  # the shutdown waits 10 s for it
+    assert system.starts("c") == 1
+
+
+async def test_a_killed_supervisor_takes_down_what_a_stopping_child_supervisor_still_holds(system):
+    from actors.runtime import AsyncioActor
+
+    class SlowStop(AsyncioActor):
+        async def on_stop(self) -> None:
+            await self.clock.sleep(5)
+
+    def slow(name: str):
+        return SlowStop.start(name=name)
+
+    def sub(name: str):
+        return Supervisor.start([ChildSpec("leaf-1", slow), ChildSpec("leaf-2", slow)], name=name)
+
+    def middle(name: str):
+        return Supervisor.start([spec("a"), ChildSpec("sub", sub)], name=name, strategy="one_for_all")
+
+    Supervisor.start([ChildSpec("middle", middle)], name="root", max_restarts=None, restart_backoff=0.5)
+    await system.clock.advance(0)
+    system.tell("a", Boom())  # one_for_all: middle stops sub, which stops its leaves (5 s each)
+    await system.clock.advance(1)
+    assert system.lookup("leaf-1") is not None  # not stopped yet
+    assert system.kill("middle")
+    await system.clock.advance(30)
+    assert [system.starts(n) for n in ("middle", "sub", "leaf-1", "leaf-2")] == [2, 2, 2, 2]
