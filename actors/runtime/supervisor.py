@@ -235,8 +235,9 @@ class Supervisor(AsyncioActor):
         are free for that before it hears of the crash. (A supervisor giving
         up has stopped them already. The root, whom nobody restarts, leaves
         its children running.)"""
-        parent = self._actor_parent
-        if isinstance(parent, Supervisor) and parent.actor_ref.is_alive():
+        # Under a supervisor, alive or itself going down with its subtree
+        # (which its own supervisor then restarts).
+        if isinstance(self._actor_parent, Supervisor):
             self._kill_children_now()
 
     def _kill_children_now(self) -> None:

@@ -371,15 +371,19 @@ async def test_a_staging_auction_cut_short_by_a_stop_is_an_interrupted_build_not
         await second.stop()
 
 
-async def test_a_killed_cells_supervisor_is_restarted_with_its_cells_and_the_app_runs_again(platform):
+@pytest.mark.parametrize("supervisor", ["cells", "components"])
+async def test_a_killed_supervisor_is_restarted_with_its_subtree_and_the_app_runs_again(platform, supervisor):
     await _push(platform, "hello", "-p", str(EXAMPLES / "python"), "-i", "3")
-    assert platform.system.kill("cells")
+    assert platform.system.kill(supervisor)
     await platform.clock.sleep(120)
-    # Once: the cells went down with their supervisor, so the new one could
-    # start them under their names (before, every restart found the names
-    # taken, and the platform restarted its components without end).
+    # Once: its children (and theirs) went down with it, so the new one
+    # could start them under their names (before, every restart found the
+    # names taken, and the platform restarted its components without end).
+    assert platform.system.starts(supervisor) == 2
     assert platform.system.starts("cells") == 2
     assert [platform.system.starts(f"cell-{i}") for i in range(1, 5)] == [2, 2, 2, 2]
+    if supervisor == "components":
+        assert [platform.system.starts(n) for n in ("ccdb", "bbs", "cloud_controller", "cli")] == [2, 2, 2, 2]
     assert await eventually(platform, lambda: _eq(_running(platform, "hello"), 3))
     assert await _instances_on_cells(platform) == 3
 

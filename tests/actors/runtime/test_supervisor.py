@@ -242,3 +242,18 @@ async def test_a_killed_supervisor_takes_down_what_a_stopping_child_supervisor_s
     assert system.kill("middle")
     await system.clock.advance(30)
     assert [system.starts(n) for n in ("middle", "sub", "leaf-1", "leaf-2")] == [2, 2, 2, 2]
+
+
+async def test_a_killed_supervisor_takes_its_whole_subtree_down_and_it_restarts_once(system):
+    def sub(name: str):
+        return Supervisor.start([spec("leaf")], name=name)
+
+    def middle(name: str):
+        return Supervisor.start([ChildSpec("sub", sub)], name=name)
+
+    Supervisor.start([ChildSpec("middle", middle)], name="root", max_restarts=None, restart_backoff=1.0)
+    await system.clock.advance(0)
+    assert system.kill("middle")
+    await system.clock.advance(30)
+    assert [system.starts(n) for n in ("middle", "sub", "leaf")] == [2, 2, 2]
+    assert await system.ask("leaf", Add(2)) == 2
