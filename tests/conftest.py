@@ -13,7 +13,17 @@ import structlog
 def _quiet_logging() -> None:
     # run.py configures logging for real runs; tests only need it cheap and
     # quiet (capture_logs() still sees every event where a test asks).
+    # Tracebacks plain, not rich: a test that crashes actors by the hundred
+    # (a restart storm) would spend minutes drawing them.
     structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
         cache_logger_on_first_use=False,
     )
