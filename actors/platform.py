@@ -82,6 +82,9 @@ class PlatformConfig:
     # Cloud Controller's HTTP API on 127.0.0.1: a port (0: any free one), or
     # None for none (the in-process tests and experiments need none).
     api_port: int | None = None
+    # Whether a crashed supervisor takes its children with it (OTP's links);
+    # False only for an experiment's `break = "links"`.
+    supervisor_links: bool = True
 
     def controller_config(self) -> ControllerConfig:
         quota = self.quota or QuotaDefinition(memory_limit_mb=4 * self.cells * self.cell_memory_mb)
@@ -198,10 +201,13 @@ class Platform:
             await self.system.__aenter__()
             self.system.seam.add_observer(self.recorder)
             children = self._children()
+            links = self.config.supervisor_links
             components = ChildSpec(
-                "components", lambda n: Supervisor.start(children, name=n, max_restarts=10, within=60)
+                "components", lambda n: Supervisor.start(children, name=n, max_restarts=10, within=60, links=links)
             )
-            self.root = Supervisor.start([components], name="platform", max_restarts=None, restart_backoff=1.0)
+            self.root = Supervisor.start(
+                [components], name="platform", max_restarts=None, restart_backoff=1.0, links=links
+            )
             # Wait until the last child answers: everything before it is up.
             await self.system.clock.sleep(0)
             for _ in range(1000):
@@ -240,7 +246,12 @@ class Platform:
             ChildSpec("loggregator", lambda n: LoggregatorActor.start(d / "logs", name=n)),
             ChildSpec("bbs", lambda n: BBS.start(c.bbs, name=n)),
             ChildSpec("auctioneer", lambda n: AuctioneerActor.start(c.auctioneer, name=n)),
-            ChildSpec("cells", lambda n: Supervisor.start(cells, name=n, max_restarts=len(cells) * 10 + 10, within=60)),
+            ChildSpec(
+                "cells",
+                lambda n: Supervisor.start(
+                    cells, name=n, max_restarts=len(cells) * 10 + 10, within=60, links=c.supervisor_links
+                ),
+            ),
             ChildSpec("uaa", lambda n: UaaActor.start(d / "uaa", c.uaa, name=n)),
             ChildSpec("cloud_controller", lambda n: CloudController.start(c.controller_config(), name=n)),
             ChildSpec("user", lambda n: TerminalActor.start(self.terminals, name=n)),

@@ -256,6 +256,8 @@ class _Run:
             kwargs["staging_seconds"] = p.staging_seconds
         if "sync" in p.breaks:
             kwargs["controller"] = dataclasses.replace(ControllerConfig(), sync_enabled=False)
+        if "links" in p.breaks:
+            kwargs["supervisor_links"] = False
         return PlatformConfig(
             data_dir=self.data,
             cells=p.cells,
@@ -278,6 +280,10 @@ class _Run:
         if "sync" in self.exp.platform.breaks:
             self.recording.event(
                 self.now(), "break", 'Cloud Controller\'s sync with the BBS switched off (break = "sync")'
+            )
+        if "links" in self.exp.platform.breaks:
+            self.recording.event(
+                self.now(), "break", 'a crashed supervisor leaves its children running (break = "links")'
             )
         return platform
 

@@ -62,7 +62,7 @@ class ExperimentInUse(PlatformError):
 
 #: Recovery mechanisms an experiment may switch off on purpose, to prove
 #: that its checks can fail.
-BREAKS = ("convergence", "sync")
+BREAKS = ("convergence", "sync", "links")
 
 # --- workload ----------------------------------------------------------------------------
 

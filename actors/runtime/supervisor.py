@@ -94,6 +94,7 @@ class Supervisor(AsyncioActor):
         within: float = 5.0,
         restart_backoff: float = 0.0,
         max_backoff: float = 30.0,
+        links: bool = True,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -104,6 +105,9 @@ class Supervisor(AsyncioActor):
         self.within = within
         self.restart_backoff = restart_backoff
         self.max_backoff = max_backoff
+        # False: a crashed supervisor leaves its children running (the links
+        # switched off, for an experiment to show what they are for).
+        self.links = links
         self._specs: dict[str, ChildSpec] = {}
         self._children: dict[str, AsyncActorRef] = {}
         self._restarts: deque[float] = deque()
@@ -237,7 +241,7 @@ class Supervisor(AsyncioActor):
         its children running.)"""
         # Under a supervisor, alive or itself going down with its subtree
         # (which its own supervisor then restarts).
-        if isinstance(self._actor_parent, Supervisor):
+        if self.links and isinstance(self._actor_parent, Supervisor):
             self._kill_children_now()
 
     def _kill_children_now(self) -> None:

@@ -52,6 +52,20 @@ async def test_with_convergence_switched_off_killing_cells_is_invalid(tmp_path):
     assert any(e["kind"] == "break" for e in report["timeline"])
 
 
+async def test_with_supervision_links_switched_off_killing_supervisors_is_invalid(tmp_path):
+    exp = load_experiment(ROOT / "experiments" / "kill-supervisors.toml")
+    broken = dataclasses.replace(exp, platform=dataclasses.replace(exp.platform, breaks=("links",)))
+
+    report = await run_experiment(broken, exp.seed, tmp_path)
+
+    # The killed cells' supervisor leaves its cells running under their names:
+    # every new one fails to start them, and the components restart without end.
+    assert report["verdict"] == "invalid"
+    pushes = next(c for c in report["checks"] if c["name"] == "pushes_end")
+    assert pushes["status"] == "fail", pushes
+    assert any(e["kind"] == "break" for e in report["timeline"])
+
+
 async def test_the_same_seed_repeats_the_same_run(tmp_path):
     exp = load_experiment(ROOT / "experiments" / "message-loss.toml")
 
