@@ -163,9 +163,9 @@ class Supervisor(AsyncioActor):
 
     @handles(_RestartChild)
     def _restart_child(self, message: _RestartChild) -> None:
-        spec = self._specs.get(message.name)
         if self._system.stopping:
             return  # a restart delayed into the shutdown: nothing restarts now
+        spec = self._specs.get(message.name)
         if spec is not None and not self._alive(message.name):
             self._start_child(spec)
 

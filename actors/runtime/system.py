@@ -196,8 +196,8 @@ class ActorSystem:
         return order
 
     async def _stop_everything(self) -> None:
-        actors = list(self._actors.values())
-        for actor in self._stop_order():
+        actors = self._stop_order()
+        for actor in actors:
             await self._stop_actor(actor)
         # Anything still alive after its stop deadline is cancelled.
         leftovers = [a._actor_task for a in actors if a._actor_task is not None and not a._actor_task.done()]

@@ -15,8 +15,8 @@ from typing import Any
 
 import structlog
 
-from actors.runtime.clock import Clock, _ClockBase
-from actors.runtime.delivery import Envelope, Observer
+from actors.runtime.clock import Clock
+from actors.runtime.delivery import Envelope, Observer, sender_name
 from protocol.records import DeliveryRow
 
 __all__ = ["TraceRecorder", "label_of", "step_of", "tracing_observer"]
@@ -53,10 +53,9 @@ def _static_description(kind: type) -> tuple[str, int | None] | None:
     return described
 
 
-def _as_rows(entries: list[Any], from_raw: Callable[[float], float] | None) -> list[DeliveryRow]:
+def _as_rows(entries: list[Any], from_raw: Callable[[float], float]) -> list[DeliveryRow]:
     """A book's entries as rows: each kept raw (seq, raw time, sender,
-    receiver, message, ask) by the seam's fast path, or a row already.
-    `from_raw`: the clock's raw time to platform seconds (None: the same)."""
+    receiver, message, ask) by the seam's fast path, or a row already."""
     rows: list[DeliveryRow] = []
     append = rows.append
     static = _STATIC
@@ -71,10 +70,12 @@ def _as_rows(entries: list[Any], from_raw: Callable[[float], float] | None) -> l
             label, step = label_of(message), step_of(message)
         else:
             label, step = described
-        if type(sender) is not str:
-            sender = sender.actor_name  # the fast path queues the sending actor itself
-        append((seq, round(raw if from_raw is None else from_raw(raw), 6), sender, receiver, label, step, ask))
+        append((seq, round(from_raw(raw), 6), sender_name(sender), receiver, label, step, ask))
     return rows
+
+
+def _same(t: float) -> float:
+    return t
 
 
 class TraceRecorder:
@@ -98,11 +99,7 @@ class TraceRecorder:
         # A delivery's time is kept in the clock's raw form (the cheapest to
         # read) and made platform seconds when its row is made.
         self._raw: Callable[[], float] = getattr(clock, "raw_time", clock.monotonic)
-        from_raw = getattr(clock, "from_raw", None)
-        # None where raw time is the clock's time already (the virtual clock).
-        self._from_raw: Callable[[float], float] | None = (
-            None if getattr(from_raw, "__func__", None) is _ClockBase.from_raw else from_raw
-        )
+        self._from_raw: Callable[[float], float] = getattr(clock, "from_raw", _same)
 
     def open(self, trace_id: str) -> None:
         book: list[Any] = []

@@ -304,6 +304,21 @@ async def test_a_second_platform_on_a_data_directory_in_use_is_refused(platform,
     assert code == 0
 
 
+INTERRUPTED = "StagingError - Staging error: staging was interrupted by a platform restart"
+
+
+async def _stop_and_boot_again(first, push, make_platform):
+    """Stop `first` with `push` in flight (never answered: cancelled), and
+    start a new platform on its data from the time it stopped."""
+    stopped_at = first.clock.monotonic()
+    await first.stop()
+    push.cancel()
+    await asyncio.gather(push, return_exceptions=True)
+    second = make_platform(clock_start=stopped_at)
+    await second.start()
+    return second
+
+
 async def test_a_build_a_stopped_platform_left_staging_fails_at_the_next_boot(make_platform):
     first = make_platform(staging_seconds=600)
     await first.start()
@@ -314,16 +329,10 @@ async def test_a_build_a_stopped_platform_left_staging_fails_at_the_next_boot(ma
         return app is not None and await db(first, "list_builds", app_guid=app.guid)
 
     await eventually(first, staging_builds, every=0.5)
-    stopped_at = first.clock.monotonic()
-    await first.stop()
-    push.cancel()  # the stopped platform never answers it
-    await asyncio.gather(push, return_exceptions=True)
-
-    second = make_platform(clock_start=stopped_at)
-    await second.start()
+    second = await _stop_and_boot_again(first, push, make_platform)
     try:
         [build] = await db(second, "list_builds", app_guid=await app_guid(second, "hello"))
-        assert build.error == "StagingError - Staging error: staging was interrupted by a platform restart"
+        assert build.error == INTERRUPTED
         code, lines = await run(second, "push", "hello", "-f", str(EXAMPLES / "python" / "manifest.yml"))
         assert code == 0, "\n".join(lines)
         assert "instances:       2/2" in lines
@@ -357,16 +366,10 @@ async def test_a_staging_auction_cut_short_by_a_stop_is_an_interrupted_build_not
     await eventually(first, perform_sent, every=0.01)
     for cell in ("cell-1", "cell-2", "cell-3", "cell-4"):
         first.system.pause(cell)
-    stopped_at = first.clock.monotonic()
-    await first.stop()
-    push.cancel()
-    await asyncio.gather(push, return_exceptions=True)
-
-    second = make_platform(clock_start=stopped_at)
-    await second.start()
+    second = await _stop_and_boot_again(first, push, make_platform)
     try:
         [build] = await db(second, "list_builds", app_guid=await app_guid(second, "hello"))
-        assert build.error == "StagingError - Staging error: staging was interrupted by a platform restart"
+        assert build.error == INTERRUPTED
     finally:
         await second.stop()
 

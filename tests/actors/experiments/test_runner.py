@@ -25,6 +25,13 @@ def comparable(report: dict) -> dict:
     return {k: v for k, v in report.items() if k not in ("wall_seconds", "folder", "child")}
 
 
+async def _run_broken(name: str, mechanism: str, folder: Path) -> dict:
+    """Run a shipped experiment on its own seed with `mechanism` switched off."""
+    exp = load_experiment(ROOT / "experiments" / f"{name}.toml")
+    broken = dataclasses.replace(exp, platform=dataclasses.replace(exp.platform, breaks=(mechanism,)))
+    return await run_experiment(broken, exp.seed, folder)
+
+
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
 async def test_every_shipped_experiment_passes(path, tmp_path):
     exp = load_experiment(path)
@@ -40,10 +47,7 @@ async def test_every_shipped_experiment_passes(path, tmp_path):
 
 
 async def test_with_convergence_switched_off_killing_cells_is_invalid(tmp_path):
-    exp = load_experiment(ROOT / "experiments" / "kill-cells.toml")
-    broken = dataclasses.replace(exp, platform=dataclasses.replace(exp.platform, breaks=("convergence",)))
-
-    report = await run_experiment(broken, exp.seed, tmp_path)
+    report = await _run_broken("kill-cells", "convergence", tmp_path)
 
     assert report["verdict"] == "invalid"
     recover = next(c for c in report["checks"] if c["name"] == "recover_within")
@@ -53,10 +57,7 @@ async def test_with_convergence_switched_off_killing_cells_is_invalid(tmp_path):
 
 
 async def test_with_supervision_links_switched_off_killing_supervisors_is_invalid(tmp_path):
-    exp = load_experiment(ROOT / "experiments" / "kill-supervisors.toml")
-    broken = dataclasses.replace(exp, platform=dataclasses.replace(exp.platform, breaks=("links",)))
-
-    report = await run_experiment(broken, exp.seed, tmp_path)
+    report = await _run_broken("kill-supervisors", "links", tmp_path)
 
     # The killed cells' supervisor leaves its cells running under their names:
     # every new one fails to start them, and the components restart without end.
