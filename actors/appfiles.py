@@ -60,6 +60,7 @@ __all__ = [
     "AppFile",
     "CfIgnore",
     "build_package",
+    "clean_name",
     "extract_package",
     "iter_package",
     "scan_app",
@@ -208,7 +209,7 @@ def _glob_to_regex(glob: str) -> str:
 # --- entry names -------------------------------------------------------------
 
 
-def _clean_name(name: str, *, backslash: bool = False) -> str:
+def clean_name(name: str, *, backslash: bool = False) -> str:
     """An archive entry name as a safe relative POSIX path ('' for the root)."""
     if "\x00" in name:
         raise UnsafePath(f"Entry name {name!r} contains a NUL byte")
@@ -457,7 +458,7 @@ def scan_upload(path: str | os.PathLike[str]) -> AppBits:
     file may have matched the resource pool)."""
     source = Path(path)
     if not zipfile.is_zipfile(source):
-        raise UnsafePath("The app upload is invalid: the bits must be a zip archive")
+        raise UnsafePath("the bits must be a zip archive")
     return _scan_zip(source)
 
 
@@ -674,7 +675,7 @@ def _scan_zip(path: Path) -> AppBits:
     entries: list[_Entry] = []
     with _open_zip(path) as zf:
         for info in zf.infolist():
-            name = _clean_name(info.filename, backslash=True)
+            name = clean_name(info.filename, backslash=True)
             unix = info.external_attr >> 16
             ftype = stat.S_IFMT(unix)
             if info.flag_bits & 0x1:
@@ -711,7 +712,7 @@ def _scan_zip(path: Path) -> AppBits:
 def _tar_entries(tf: tarfile.TarFile) -> list[_Entry]:
     entries: list[_Entry] = []
     for m in tf.getmembers():
-        name = _clean_name(m.name)
+        name = clean_name(m.name)
         if m.isdir():
             if name:
                 entries.append(_Entry(name, m.name, "dir"))
@@ -788,7 +789,7 @@ def write_package_from(
     """
     ordered = sorted(files, key=lambda f: f.path)
     for f in ordered:
-        if _clean_name(f.path) != f.path or not f.path:
+        if clean_name(f.path) != f.path or not f.path:
             raise UnsafePath(f"Package entry {f.path!r} is not a clean relative path")
     _check_conflicts(f.path for f in ordered)
     budget = AppBudget()
@@ -845,7 +846,7 @@ def _package_members(tf: tarfile.TarFile) -> list[tuple[str, tarfile.TarInfo]]:
     out: list[tuple[str, tarfile.TarInfo]] = []
     budget = AppBudget()
     for m in members:
-        name = _clean_name(m.name)
+        name = clean_name(m.name)
         if m.isdir():
             continue
         if not m.isreg():

@@ -74,6 +74,7 @@ __all__ = [
     "load_manifest",
     "normalise_buildpacks",
     "parse_manifest",
+    "reserved_env_name",
 ]
 
 _ROUTE = re.compile(r"(\*|[A-Za-z0-9][A-Za-z0-9-]*)(\.[A-Za-z0-9][A-Za-z0-9-]*)+(:\d{1,5})?(/\S*)?")
@@ -162,6 +163,9 @@ def parse_manifest(
     doc = _load_yaml(text, source)
     if not isinstance(doc, Mapping):
         raise InvalidManifest(f"Manifest {source} must be a mapping with an 'applications' list")
+    if "version" in doc and (type(doc["version"]) is not int or doc["version"] != 1):
+        # Cloud Controller's words: it is CC that refuses it, for cf v8 too.
+        raise InvalidManifest("Unsupported manifest schema version. Currently supported versions: [1].")
     warnings: list[str] = [
         f"Manifest {source}: unknown top-level key '{k}' ignored" for k in doc if k not in _KNOWN_TOP_LEVEL
     ]
@@ -407,13 +411,18 @@ def _env_value(value: object, app: str, key: str) -> str:
     )
 
 
+def reserved_env_name(key: str) -> str | None:
+    """Why `key` cannot be set as an app's environment variable, or None."""
+    if key == "PORT" or key.startswith(_RESERVED_ENV):
+        return "PORT and names starting with VCAP_ or CF_ are reserved by the platform"
+    return None
+
+
 def _check_env_names(env: Mapping[str, str], app: str) -> None:
     for key in env:
-        if key == "PORT" or key.startswith(_RESERVED_ENV):
-            raise InvalidManifest(
-                f"Application '{app}': env: {key}: PORT and names starting with "
-                "VCAP_ or CF_ are reserved by the platform"
-            )
+        reason = reserved_env_name(key)
+        if reason:
+            raise InvalidManifest(f"Application '{app}': env: {key}: {reason}")
 
 
 def _one_line(exc: yaml.YAMLError) -> str:

@@ -108,6 +108,15 @@ class CreateOrUpdateApp(_Msg):
 
 
 @dataclass(frozen=True, slots=True)
+class RenameApp(_Msg):
+    """`cf rename`: give the app (by guid) a new name (AppNameTaken if another has it)."""
+
+    app_guid: str
+    name: str
+    actor: str = "admin"
+
+
+@dataclass(frozen=True, slots=True)
 class GetApp(_Msg):
     """Find an app by name (AppNotFound if absent)."""
 
@@ -268,6 +277,14 @@ class ListRoutes(_Msg):
 @dataclass(frozen=True, slots=True)
 class CreateRoute(_Msg):
     url: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteRoute(_Msg):
+    """Delete a route: unmapped from every app it is mapped to, then gone."""
+
+    url: str
+    actor: str = "admin"
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,9 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from actors.api.errors import from_exception, parse_error
+from actors.api.errors import ApiError, from_exception, parse_error, unprocessable
 from actors.api.present import Names
 from actors.runtime.delivery import current_trace
+from protocol.errors import BlobCorrupt, BlobNotFound
 from protocol.messages import SaveTrace
 from protocol.records import DELIVERY_FIELDS
 
@@ -26,7 +27,9 @@ __all__ = [
     "USER",
     "Edge",
     "RequestTrace",
+    "dig",
     "json_body",
+    "known_fields",
     "read_body",
 ]
 
@@ -125,6 +128,18 @@ class Edge:
         except Exception as exc:
             raise from_exception(exc) from exc
 
+    async def upload(self, message: Any) -> Any:
+        """Ask Cloud Controller to take an upload. A matched resource the
+        pool does not hold, or holds with other content than the request
+        says, is the client's mistake: CC's AppPackageInvalid, not a 500."""
+        try:
+            return await self.ask("cloud_controller", message, timeout=600.0)
+        except (BlobNotFound, BlobCorrupt) as exc:
+            detail = f"The app package is invalid: {exc.message}"
+            raise ApiError(422, 150001, "CF-AppPackageInvalid", detail) from exc
+        except Exception as exc:
+            raise from_exception(exc) from exc
+
     def query(self) -> dict[str, str]:
         return dict(self.request.query)
 
@@ -158,9 +173,32 @@ async def json_body(request: web.Request, *, required: bool = True) -> dict[str,
             raise parse_error("invalid request body")
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nested past what a parser should follow.
         raise parse_error("invalid request body") from None
     if not isinstance(body, dict):
         raise parse_error("invalid request body")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity (Python's parser would take them)."""
+    raise ValueError(f"{name} is not JSON")
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """`value[k1][k2]...`, or None where a step is missing or not an object
+    (a body's ``relationships`` given as a string, say)."""
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def known_fields(body: dict[str, Any], allowed: frozenset[str] | set[str]) -> None:
+    """CC's ``Unknown field(s): 'a', 'b'`` (422) for keys its message does not take."""
+    unknown = sorted(str(k) for k in body if k not in allowed)
+    if unknown:
+        raise unprocessable("Unknown field(s): " + ", ".join(f"'{k}'" for k in unknown))

@@ -78,14 +78,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every call but the public ones needs a valid, unexpired token from
     UAA: none is CF-NotAuthenticated, a bad one CF-InvalidAuthToken."""
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.match_info.http_exception is not None:
+        # An unknown path is "Unknown request" (404) to anyone, as CC answers it.
         return await handler(request)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.strip().partition(" ")
-    if not header.strip():
-        raise NOT_AUTHENTICATED
     if scheme.lower() != "bearer" or not token.strip():
-        raise INVALID_TOKEN
+        # Only a bearer token counts as one (Basic credentials are no token).
+        raise NOT_AUTHENTICATED
     platform = request.app[PLATFORM]
     try:
         claims: TokenClaims = await platform.system.ask("uaa", VerifyToken(token.strip()), timeout=10.0)

@@ -818,7 +818,7 @@ async def _upload_bits(request: web.Request) -> web.Response:
     matched, archive = await receive_upload(edge, "application", v2=True)
     try:
         package = await edge.cc(CreatePackage(app.guid, edge.user))
-        await edge.cc(UploadPackage(package.guid, str(archive) if archive else None, matched, edge.user), timeout=600.0)
+        await edge.upload(UploadPackage(package.guid, str(archive) if archive else None, matched, edge.user))
     finally:
         if archive is not None:
             archive.unlink(missing_ok=True)

@@ -19,19 +19,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import yaml
 from aiohttp import BodyPartReader, web
 
-from actors.api.context import BASE_URL, Edge, json_body, read_body
+from actors.api.context import BASE_URL, Edge, dig, json_body, known_fields, read_body
 from actors.api.errors import (
     ApiError,
     bad_request,
     from_exception,
     not_found,
+    parse_error,
     unprocessable,
     upload_invalid,
 )
 from actors.api.present import DOMAIN_GUID, paginate, route_guid
-from actors.manifest import parse_manifest
+from actors.appfiles import clean_name
+from actors.manifest import ManifestNotYaml, parse_manifest, reserved_env_name
+from protocol.buildpacks import buildpack_name
 from protocol.errors import PackageBitsAlreadyUploaded, PlatformError
 from protocol.manifest import DEFAULT_DOMAIN, AppSpec, validate_app_name
 from protocol.messages import (
@@ -40,6 +44,7 @@ from protocol.messages import (
     CreatePackage,
     CreateRoute,
     DeleteApp,
+    DeleteRoute,
     GetApp,
     GetAppInstances,
     GetEvents,
@@ -51,6 +56,7 @@ from protocol.messages import (
     MapRoute,
     MatchResources,
     RecordJob,
+    RenameApp,
     ScaleApp,
     SetCurrentDroplet,
     ShowApp,
@@ -99,6 +105,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v3/apps", _apps)
     r.add_post("/v3/apps", _create_app)
     r.add_get("/v3/apps/{guid}", _app)
+    r.add_patch("/v3/apps/{guid}", _update_app)
     r.add_delete("/v3/apps/{guid}", _delete_app)
     r.add_post("/v3/apps/{guid}/actions/start", _start)
     r.add_post("/v3/apps/{guid}/actions/restart", _restart)
@@ -116,16 +123,20 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v3/routes", _routes)
     r.add_post("/v3/routes", _create_route)
     r.add_get("/v3/routes/{guid}", _route)
+    r.add_delete("/v3/routes/{guid}", _delete_route)
     r.add_post("/v3/routes/{guid}/destinations", _map_destinations)
     r.add_delete("/v3/routes/{guid}/destinations/{dest}", _unmap_destination)
     r.add_get("/v3/apps/{guid}/droplets/current", _current_droplet)
     r.add_get("/v3/apps/{guid}/relationships/current_droplet", _current_droplet_relationship)
     r.add_patch("/v3/apps/{guid}/relationships/current_droplet", _set_current_droplet)
     r.add_get("/v3/apps/{guid}/droplets", _app_droplets)
+    r.add_get("/v3/droplets", _droplets)
     r.add_get("/v3/droplets/{guid}", _droplet)
     r.add_get("/v3/apps/{guid}/packages", _app_packages)
+    r.add_get("/v3/packages", _packages)
     r.add_post("/v3/packages", _create_package)
     r.add_get("/v3/packages/{guid}", _package)
+    r.add_get("/v3/packages/{guid}/droplets", _package_droplets)
     r.add_post("/v3/packages/{guid}/upload", _upload)
     r.add_post("/v3/resource_matches", _resource_matches)
     r.add_post("/v3/builds", _create_build)
@@ -272,8 +283,23 @@ async def _manifest_text(request: web.Request) -> str:
 
 
 def _parse(text: str) -> Any:
+    """The manifest as Cloud Controller reads it: YAML that is not a mapping
+    is a parse error, anchors and aliases are refused, then the apps are checked."""
+    top: yaml.Event | None = None
     try:
-        return parse_manifest(text, base_dir=None, source="the manifest")
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise bad_request("Manifest does not support Anchors and Aliases")
+            if top is None and isinstance(event, yaml.NodeEvent):
+                top = event
+    except (yaml.YAMLError, RecursionError):
+        raise parse_error("invalid request body") from None
+    if not isinstance(top, yaml.MappingStartEvent):
+        raise parse_error("invalid request body")
+    try:
+        return parse_manifest(text, base_dir=None, source="(request body)")
+    except ManifestNotYaml:
+        raise parse_error("invalid request body") from None
     except PlatformError as exc:
         raise unprocessable(exc.message or str(exc)) from None
 
@@ -409,27 +435,107 @@ async def _apps(request: web.Request) -> web.Response:
     return _json(body)
 
 
+#: What CC's AppCreateMessage and AppUpdateMessage take.
+_APP_CREATE_FIELDS = frozenset({"name", "environment_variables", "relationships", "lifecycle", "metadata"})
+_APP_UPDATE_FIELDS = frozenset({"name", "lifecycle", "metadata"})
+DOCKER_DISABLED = ApiError(403, 330002, "CF-FeatureDisabled", "Feature Disabled: diego_docker")
+
+
+def _checked_name(name: Any) -> str:
+    try:
+        return validate_app_name(name)
+    except PlatformError as exc:
+        raise unprocessable(exc.message) from None
+
+
+def _no_metadata(body: dict[str, Any]) -> None:
+    """Labels and annotations are not kept here: refused, not dropped."""
+    metadata = body.get("metadata")
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or any(metadata.get(k) for k in metadata):
+        raise unprocessable("Metadata labels and annotations are not supported by this platform")
+
+
+def _lifecycle(raw: Any) -> dict[str, Any]:
+    """The AppSpec fields a request's ``lifecycle`` sets (buildpacks, stack),
+    checked as CC's lifecycle messages check them."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise unprocessable("Lifecycle must be an object")
+    known_fields(raw, {"type", "data"})
+    kind = raw.get("type", "buildpack")
+    if kind == "docker":
+        raise DOCKER_DISABLED
+    if kind != "buildpack":
+        raise unprocessable("Lifecycle type is not included in the list: buildpack, docker")
+    data = raw.get("data") or {}
+    if not isinstance(data, dict):
+        raise unprocessable("Lifecycle data must be an object")
+    known_fields(data, {"buildpacks", "stack", "credentials"})
+    fields: dict[str, Any] = {}
+    buildpacks = data.get("buildpacks")
+    if buildpacks is not None:
+        if not isinstance(buildpacks, list) or not all(isinstance(b, str) for b in buildpacks):
+            raise unprocessable("Buildpacks can only contain strings")
+        fields["buildpacks"] = tuple(buildpacks)
+    stack = data.get("stack")
+    if stack is not None:
+        if not isinstance(stack, str):
+            raise unprocessable("Stack must be a string")
+        fields["stack"] = stack
+    return fields
+
+
+def _check_lifecycle(edge: Edge, fields: dict[str, Any]) -> None:
+    """What Cloud Controller would refuse of `fields`, refused before anything changes."""
+    stack = fields.get("stack")
+    if stack is not None and stack not in edge.names.stacks:
+        raise unprocessable(f"Stack '{stack}' does not exist")
+    for name in fields.get("buildpacks", ()):
+        try:
+            buildpack_name(name)
+        except PlatformError as exc:
+            raise unprocessable(exc.message) from None
+
+
+def _env_changes(raw: Any, env: dict[str, str], what: str) -> dict[str, str]:
+    """`env` with `raw`'s changes (a value of null unsets), each name checked
+    as a manifest's are (PORT, VCAP_ and CF_ are the platform's)."""
+    if not isinstance(raw, dict):
+        raise unprocessable(f"{what} must be an object")
+    env = dict(env)
+    for key, value in raw.items():
+        if not key:
+            raise unprocessable(f"{what} key must be a minimum length of 1")
+        reason = reserved_env_name(key)
+        if reason:
+            raise unprocessable(f"{what} {key}: {reason}")
+        if value is None:
+            env.pop(key, None)
+        elif isinstance(value, str | int | float | bool):
+            env[key] = value if isinstance(value, str) else json.dumps(value)
+        else:
+            raise unprocessable(f"Environment variable {key} must be a string, number or boolean")
+    return env
+
+
 async def _create_app(request: web.Request) -> web.Response:
     """`cf create-app`: an app with no bits yet (UniquenessError if the name is taken)."""
     edge = Edge(request)
     body = await json_body(request)
-    name = body.get("name")
-    try:
-        validate_app_name(name)
-    except PlatformError as exc:
-        raise unprocessable(exc.message) from None
-    space = (((body.get("relationships") or {}).get("space") or {}).get("data") or {}).get("guid")
-    if space != edge.names.space_guid:
+    known_fields(body, _APP_CREATE_FIELDS)
+    name = _checked_name(body.get("name"))
+    if dig(body, "relationships", "space", "data", "guid") != edge.names.space_guid:
         raise unprocessable("Invalid space. Ensure that the space exists and you have access to it.")
-    lifecycle = (body.get("lifecycle") or {}).get("data") or {}
-    spec = AppSpec(name=str(name))
-    given: set[str] = set()
-    if isinstance(lifecycle.get("buildpacks"), list):
-        spec = dataclasses.replace(spec, buildpacks=tuple(str(b) for b in lifecycle["buildpacks"]))
-        given.add("buildpacks")
-    if isinstance(lifecycle.get("stack"), str):
-        spec = dataclasses.replace(spec, stack=lifecycle["stack"])
-        given.add("stack")
+    _no_metadata(body)
+    fields = _lifecycle(body.get("lifecycle"))
+    if "environment_variables" in body:
+        env = _env_changes(body["environment_variables"], {}, "Environment variables")
+        fields["env"] = tuple(sorted(env.items()))
+    spec = dataclasses.replace(AppSpec(name=name), **fields)
+    given = set(fields)
     try:
         await edge.cc(GetApp(spec.name))
     except ApiError:
@@ -449,6 +555,25 @@ async def _app_record(edge: Edge, guid: str | None = None) -> AppRecord:
 async def _app(request: web.Request) -> web.Response:
     edge = Edge(request)
     return _json(edge.names.app(await _app_record(edge)))
+
+
+async def _update_app(request: web.Request) -> web.Response:
+    """`cf rename` (and a lifecycle's buildpacks or stack): PATCH /v3/apps/:guid.
+    Everything is checked before anything changes."""
+    edge = Edge(request)
+    app = await _app_record(edge)
+    body = await json_body(request)
+    known_fields(body, _APP_UPDATE_FIELDS)
+    name = _checked_name(body["name"]) if "name" in body else None
+    _no_metadata(body)
+    fields = _lifecycle(body.get("lifecycle"))
+    _check_lifecycle(edge, fields)
+    if name is not None and name != app.name:
+        app = await edge.cc(RenameApp(app.guid, name, edge.user))
+    if fields:
+        spec = dataclasses.replace(AppSpec(name=app.name), **fields)
+        app = await edge.cc(CreateOrUpdateApp(spec, frozenset(fields), actor=edge.user))
+    return _json(edge.names.app(app))
 
 
 async def _delete_app(request: web.Request) -> web.Response:
@@ -555,9 +680,7 @@ async def _app_process_stats(request: web.Request) -> web.Response:
 
 async def _scale(edge: Edge, app: AppRecord) -> web.Response:
     body = await json_body(edge.request)
-    unknown = sorted(set(body) - {"instances", "memory_in_mb", "disk_in_mb", "log_rate_limit_in_bytes_per_second"})
-    if unknown:
-        raise unprocessable(f"Unknown field(s): '{', '.join(unknown)}'")
+    known_fields(body, {"instances", "memory_in_mb", "disk_in_mb", "log_rate_limit_in_bytes_per_second"})
     values: dict[str, int | None] = {}
     for key, limit in (("instances", 2_000_000), ("memory_in_mb", 2**31 - 1), ("disk_in_mb", 2**31 - 1)):
         value = body.get(key)
@@ -645,10 +768,13 @@ async def _route(request: web.Request) -> web.Response:
 async def _create_route(request: web.Request) -> web.Response:
     edge = Edge(request)
     body = await json_body(request)
+    known_fields(body, {"host", "path", "port", "relationships", "metadata", "options"})
+    _no_metadata(body)
     host = body.get("host") or ""
     path = body.get("path") or ""
-    rel = body.get("relationships") or {}
-    domain = ((rel.get("domain") or {}).get("data") or {}).get("guid")
+    domain = dig(body, "relationships", "domain", "data", "guid")
+    if dig(body, "relationships", "space", "data", "guid") not in (None, edge.names.space_guid):
+        raise unprocessable("Invalid space. Ensure that the space exists and you have access to it.")
     if domain != DOMAIN_GUID:
         raise unprocessable("Invalid domain. Ensure that the domain exists and you have access to it.")
     if not isinstance(host, str) or not isinstance(path, str) or (path and not path.startswith("/")):
@@ -664,11 +790,12 @@ async def _map_destinations(request: web.Request) -> web.Response:
     edge = Edge(request)
     url, _apps = await _route_by_guid(edge)
     body = await json_body(request)
+    known_fields(body, {"destinations"})
     destinations = body.get("destinations")
     if not isinstance(destinations, list) or not destinations:
         raise unprocessable("Destinations must be a non-empty array")
     for d in destinations:
-        guid = ((d or {}).get("app") or {}).get("guid") if isinstance(d, dict) else None
+        guid = dig(d, "app", "guid")
         if not isinstance(guid, str):
             raise unprocessable("Destinations must each name an app")
         try:
@@ -680,6 +807,15 @@ async def _map_destinations(request: web.Request) -> web.Response:
     url, apps = await _route_by_guid(edge)
     shown = edge.names.route(url, apps)
     return _json({"destinations": shown["destinations"], "links": shown["links"]})
+
+
+async def _delete_route(request: web.Request) -> web.Response:
+    """`cf delete-route`, `cf delete APP -r`: unmapped everywhere, then gone (202, a job)."""
+    edge = Edge(request)
+    url, _apps = await _route_by_guid(edge)
+    await edge.cc(DeleteRoute(url, edge.user), timeout=60.0)
+    job = await edge.cc(RecordJob("route.delete", "route", route_guid(url)))
+    return web.Response(status=202, headers={"Location": f"{edge.base}/v3/jobs/{job.guid}"})
 
 
 async def _unmap_destination(request: web.Request) -> web.Response:
@@ -725,7 +861,8 @@ async def _set_current_droplet(request: web.Request) -> web.Response:
     edge = Edge(request)
     app = await _app_record(edge)
     body = await json_body(request)
-    guid = (body.get("data") or {}).get("guid") if isinstance(body.get("data"), dict) else None
+    known_fields(body, {"data"})
+    guid = dig(body, "data", "guid")
     if not isinstance(guid, str):
         raise unprocessable("Unable to assign current droplet. Ensure the droplet exists and belongs to this app.")
     app = await edge.cc(SetCurrentDroplet(app.guid, guid, edge.user))
@@ -736,8 +873,7 @@ async def _app_droplets(request: web.Request) -> web.Response:
     edge = Edge(request)
     app = await _app_record(edge)
     droplets = await edge.cc(ListAppDroplets(app.guid))
-    states = edge.query_list("states")
-    droplets = [d for d in droplets if states is None or d.state.value in states]
+    droplets = _filtered(edge, droplets, guids=lambda d: d.guid, states=lambda d: d.state.value)
     return _list(edge, droplets, lambda d: edge.names.droplet(d, app.stack))
 
 
@@ -757,17 +893,87 @@ async def _app_packages(request: web.Request) -> web.Response:
     edge = Edge(request)
     app = await _app_record(edge)
     packages = await edge.cc(ListAppPackages(app.guid))
-    states = edge.query_list("states")
-    packages = [p for p in packages if states is None or p.state.value in states]
+    packages = _filtered(edge, packages, guids=lambda p: p.guid, states=lambda p: p.state.value)
     return _list(edge, packages, edge.names.package)
+
+
+#: The orders CC's package and droplet lists take.
+_BY_TIME: dict[str, Callable[[Any], Any]] = {"created_at": lambda r: r.created_at, "updated_at": lambda r: r.updated_at}
+
+
+async def _apps_asked(edge: Edge) -> list[AppRecord]:
+    """The apps a list's ``app_guids`` (and space and org filters) select."""
+    apps = await _all_apps(edge) if _space_matches(edge) else []
+    app_guids = edge.query_list("app_guids")
+    return [a for a in apps if app_guids is None or a.guid in app_guids]
+
+
+def _filtered(edge: Edge, records: list[Any], **filters: Callable[[Any], str]) -> list[Any]:
+    """`records` kept by the query's comma-separated filters (``states=...``)
+    and put in its ``order_by`` (created_at, oldest first, by default)."""
+    for key, value_of in filters.items():
+        wanted = edge.query_list(key)
+        if wanted is not None:
+            records = [r for r in records if value_of(r) in wanted]
+    records = sorted(records, key=lambda r: (r.created_at, r.guid))
+    return _ordered(edge, records, _BY_TIME)
+
+
+async def _packages(request: web.Request) -> web.Response:
+    """GET /v3/packages: cf v8 asks for an app's newest (``app_guids``,
+    ``order_by=-created_at``, ``per_page=1``) before start and restart."""
+    edge = Edge(request)
+    packages: list[Any] = []
+    for app in await _apps_asked(edge):
+        packages.extend(await edge.cc(ListAppPackages(app.guid)))
+    packages = _filtered(
+        edge, packages, guids=lambda p: p.guid, states=lambda p: p.state.value, types=lambda _p: "bits"
+    )
+    return _list(edge, packages, edge.names.package)
+
+
+async def _package_droplets(request: web.Request) -> web.Response:
+    """GET /v3/packages/:guid/droplets: has the newest package staged yet?"""
+    edge = Edge(request)
+    try:
+        package = await edge.cc(ShowPackage(request.match_info["guid"]))
+    except ApiError:
+        raise not_found("Package") from None
+    app = await _app_record(edge, package.app_guid)
+    droplets = [d for d in await edge.cc(ListAppDroplets(app.guid)) if d.package_guid == package.guid]
+    droplets = _filtered(edge, droplets, guids=lambda d: d.guid, states=lambda d: d.state.value)
+    return _list(edge, droplets, lambda d: edge.names.droplet(d, app.stack))
+
+
+async def _droplets(request: web.Request) -> web.Response:
+    """GET /v3/droplets (`cf droplets`), by app, package, guid or state."""
+    edge = Edge(request)
+    droplets: list[Any] = []
+    stacks: dict[str, str] = {}
+    for app in await _apps_asked(edge):
+        stacks[app.guid] = app.stack
+        droplets.extend(await edge.cc(ListAppDroplets(app.guid)))
+    droplets = _filtered(
+        edge,
+        droplets,
+        guids=lambda d: d.guid,
+        states=lambda d: d.state.value,
+        package_guids=lambda d: d.package_guid,
+    )
+    return _list(edge, droplets, lambda d: edge.names.droplet(d, stacks.get(d.app_guid)))
 
 
 async def _create_package(request: web.Request) -> web.Response:
     edge = Edge(request)
     body = await json_body(request)
-    if body.get("type", "bits") != "bits":
+    known_fields(body, {"type", "relationships", "data", "metadata"})
+    kind = body.get("type", "bits")
+    if kind not in ("bits", "docker"):
+        raise unprocessable("Type must be one of 'bits, docker'")
+    if kind == "docker":
         raise unprocessable("Cannot create Docker package for a buildpack app.")
-    guid = ((((body.get("relationships") or {}).get("app") or {}).get("data")) or {}).get("guid")
+    _no_metadata(body)
+    guid = dig(body, "relationships", "app", "data", "guid")
     if not isinstance(guid, str):
         raise unprocessable("App is invalid. Ensure it exists and you have access to it.")
     edge.trace_app(guid)
@@ -808,10 +1014,21 @@ def resources_of(raw: Any, *, v2: bool = False) -> tuple[AppFile, ...]:
             raise unprocessable("Resources must each have a path and a SHA1 checksum")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise unprocessable("Resources must each have a size in bytes of 0 or more")
+        try:
+            clean = clean_name(path, backslash=True)
+        except PlatformError:
+            clean = ""
+        if not clean:
+            raise ApiError(400, 160004, "CF-AppResourcesFilePathInvalid", f"File path '{path}' is not safe.")
         mode_text = str(mode)
-        if not _OCTAL.fullmatch(mode_text):
-            raise unprocessable(f"Resource mode '{mode_text}' is not an octal file mode")
-        out.append(AppFile(path.replace("\\", "/"), sha1, size, int(mode_text, 8)))
+        if not _OCTAL.fullmatch(mode_text) or int(mode_text, 8) & 0o600 != 0o600:
+            raise ApiError(
+                400,
+                160003,
+                "CF-AppResourcesFileModeInvalid",
+                f"File mode '{mode_text}' is invalid. Minimum file mode is '0600'",
+            )
+        out.append(AppFile(clean, sha1, size, int(mode_text, 8)))
     return tuple(out)
 
 
@@ -890,10 +1107,10 @@ async def _upload(request: web.Request) -> web.Response:
         raise from_exception(PackageBitsAlreadyUploaded())
     edge.trace_app(package.app_guid)
     matched, archive = await receive_upload(edge, "bits")
+    if not matched and archive is None:
+        raise unprocessable("Upload must include either resources or bits")
     try:
-        package = await edge.cc(
-            UploadPackage(package.guid, str(archive) if archive else None, matched, edge.user), timeout=600.0
-        )
+        package = await edge.upload(UploadPackage(package.guid, str(archive) if archive else None, matched, edge.user))
     finally:
         if archive is not None:
             archive.unlink(missing_ok=True)
@@ -903,8 +1120,9 @@ async def _upload(request: web.Request) -> web.Response:
 async def _resource_matches(request: web.Request) -> web.Response:
     edge = Edge(request)
     body = await json_body(request)
+    known_fields(body, {"resources"})
     resources = body.get("resources")
-    if not isinstance(resources, list) or len(resources) > 5000:
+    if not isinstance(resources, list) or not 1 <= len(resources) <= 5000:
         raise unprocessable("Resources must have between 1 and 5000 items")
     wanted: list[tuple[str, int]] = []
     for entry in resources:
@@ -933,6 +1151,19 @@ async def _resource_matches(request: web.Request) -> web.Response:
 # --- builds -------------------------------------------------------------------------------------------------
 
 
+#: What CC's BuildCreateMessage takes.
+_BUILD_FIELDS = frozenset(
+    {
+        "package",
+        "lifecycle",
+        "staging_memory_in_mb",
+        "staging_disk_in_mb",
+        "staging_log_rate_limit_bytes_per_second",
+        "metadata",
+    }
+)
+
+
 def _shown_state(edge: Edge, build: BuildRecord) -> BuildState:
     if build.state is not BuildState.STAGING and edge.clock.now() - build.updated_at.timestamp() < STAGING_LOG_HOLD:
         return BuildState.STAGING
@@ -942,7 +1173,10 @@ def _shown_state(edge: Edge, build: BuildRecord) -> BuildState:
 async def _create_build(request: web.Request) -> web.Response:
     edge = Edge(request)
     body = await json_body(request)
-    guid = (body.get("package") or {}).get("guid") if isinstance(body.get("package"), dict) else None
+    known_fields(body, _BUILD_FIELDS)
+    _no_metadata(body)
+    lifecycle = _lifecycle(body.get("lifecycle"))
+    guid = dig(body, "package", "guid")
     if not isinstance(guid, str):
         raise unprocessable("Unable to use package. Ensure that the package exists and you have access to it.")
     try:
@@ -951,6 +1185,9 @@ async def _create_build(request: web.Request) -> web.Response:
         raise unprocessable(
             "Unable to use package. Ensure that the package exists and you have access to it."
         ) from None
+    app = await _app_record(edge, package.app_guid)
+    if any(getattr(app, key) != value for key, value in lifecycle.items()):
+        raise unprocessable("A build stages with its app's buildpacks and stack here: set them on the app")
     edge.trace_app(package.app_guid)
     build = await edge.cc(CreateBuild(guid, edge.user), timeout=60.0)
     app = await _app_record(edge, build.app_guid)
@@ -1038,17 +1275,8 @@ async def _set_env_vars(request: web.Request) -> web.Response:
     edge = Edge(request)
     app = await _app_record(edge)
     body = await json_body(request)
-    changes = body.get("var")
-    if not isinstance(changes, dict):
-        raise unprocessable("Var must be an object")
-    env = dict(app.env)
-    for key, value in changes.items():
-        if value is None:
-            env.pop(key, None)
-        elif isinstance(value, str | int | float | bool):
-            env[key] = value if isinstance(value, str) else json.dumps(value)
-        else:
-            raise unprocessable(f"Environment variable {key} must be a string, number or boolean")
+    known_fields(body, {"var"})
+    env = _env_changes(body.get("var"), dict(app.env), "Var")
     spec = AppSpec(name=app.name, env=tuple(sorted(env.items())))
     app = await edge.cc(CreateOrUpdateApp(spec, frozenset({"env"}), actor=edge.user))
     return _json(_env_body(edge, app))

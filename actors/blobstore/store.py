@@ -227,6 +227,16 @@ def _pool_file(path: Path, f: AppFile) -> Iterator[IO[bytes]]:
     except FileNotFoundError:
         raise BlobNotFound(f"resource {f.sha1} for {f.path} is not in the resource pool") from None
     with fh:
+        if os.fstat(fh.fileno()).st_size != f.size:
+            # The request names the file at another size. If what the pool
+            # holds is the file, the pool just does not hold it at that size
+            # (the request's mistake); if not, the entry is corrupt.
+            digest = hashlib.sha1(usedforsecurity=False)
+            while chunk := fh.read(1024 * 1024):
+                digest.update(chunk)
+            if digest.hexdigest() != f.sha1:
+                raise BlobCorrupt(f"Content for {f.path} does not match its SHA1 {f.sha1}")
+            raise BlobNotFound(f"resource {f.sha1} for {f.path} is not in the resource pool at {f.size} bytes")
         yield fh
 
 

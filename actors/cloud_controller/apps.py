@@ -13,15 +13,17 @@ from protocol.buildpacks import buildpack_name
 from protocol.errors import AppNotFound, InvalidManifest, StackNotFound
 from protocol.knobs import InstanceKnobs
 from protocol.lrp import InstanceInfo
-from protocol.manifest import AppSpec, default_route, show
+from protocol.manifest import AppSpec, default_route, show, validate_app_name
 from protocol.messages import (
     CreateOrUpdateApp,
     CreateRoute,
+    DeleteRoute,
     GetApp,
     ListAppRecords,
     ListApps,
     ListRoutes,
     MapRoute,
+    RenameApp,
     UnmapRoute,
 )
 from protocol.records import AppRecord, AuditEvent, freeze
@@ -164,6 +166,26 @@ class Apps(ControllerBase):
             routes = tuple(r for r in app.routes if r != message.url)
             app = await self.db(ccdb.UpdateApp(app.guid, freeze({"routes": routes}), event))
         self._created_routes.add(message.url)  # the route outlives its mapping, as in Cloud Foundry
+        return app
+
+    @handles(DeleteRoute, concurrent=True)
+    async def _delete_route(self, message: DeleteRoute) -> None:
+        url = _check_route(message.url)
+        for app in await self.db(ccdb.ListApps()):
+            if url in app.routes:
+                await self._unmap_route(UnmapRoute(app.guid, url, message.actor))
+        self._created_routes.discard(url)
+
+    @handles(RenameApp, concurrent=True)
+    async def _rename_app(self, message: RenameApp) -> AppRecord:
+        name = validate_app_name(message.name)
+        async with self._app_lock(message.app_guid):
+            app = await self._app(message.app_guid)
+            if app.name == name:
+                return app
+            event = AuditEvent("audit.app.update", message.actor, freeze({"request": {"name": name}}))
+            app = await self.db(ccdb.UpdateApp(app.guid, freeze({"name": name}), event))
+        self._api_log(app.guid, f"Updated app with guid {app.guid} (name)")
         return app
 
     @handles(ListAppRecords, concurrent=True)

@@ -71,15 +71,24 @@ async def test_manifests_that_are_not_yaml_or_not_valid_are_refused_and_create_n
     path = f"/v3/spaces/{space}/actions/apply_manifest"
     status, body, _ = await api.call("POST", path, raw=b"applications: []", ctype="application/json")
     assert (status, body["errors"][0]["detail"]) == (400, "Bad request: Content-Type must be yaml")
-    for manifest in (
-        b"applications: [ {name: a",  # broken YAML
-        b"applications:\n- name: a\n  memory: lots\n",  # a bad value
-        b"applications:\n- name: 'has space'\n",  # a bad name
-        b"a: &x [*x, *x]\n",  # an alias
-        b"applications:\n- name: a\n  instances: -1\n",
+    for manifest, status_error in (
+        # As CC's parsed_yaml: YAML that is not a mapping is a parse error,
+        # anchors and aliases a bad request; then the apps are checked.
+        (b"applications: [ {name: a", (400, (1001, "CF-MessageParseError"))),  # broken YAML
+        (b"- a\n- b\n", (400, (1001, "CF-MessageParseError"))),  # a list
+        (b"just words\n", (400, (1001, "CF-MessageParseError"))),  # a scalar
+        (b"", (400, (1001, "CF-MessageParseError"))),
+        (b"a: &x [*x, *x]\n", (400, (1004, "CF-BadRequest"))),  # an alias
+        (b"base: &b {memory: 64M}\napplications:\n- name: a\n  <<: *b\n", (400, (1004, "CF-BadRequest"))),
+        (b"applications:\n- name: a\n  memory: lots\n", (422, (10008, "CF-UnprocessableEntity"))),  # a bad value
+        (b"applications:\n- name: 'has space'\n", (422, (10008, "CF-UnprocessableEntity"))),  # a bad name
+        (b"applications:\n- name: a\n  instances: -1\n", (422, (10008, "CF-UnprocessableEntity"))),
+        (b"version: 2\napplications:\n- name: a\n", (422, (10008, "CF-UnprocessableEntity"))),
     ):
         status, body, _ = await api.call("POST", path, raw=manifest, ctype="application/x-yaml")
-        assert (status, _error(body)) == (422, (10008, "CF-UnprocessableEntity")), manifest
+        assert (status, _error(body)) == status_error, manifest
+    status, body, _ = await api.call("POST", path, raw=b"version: 2\napplications:\n- name: a\n", ctype="text/yaml")
+    assert body["errors"][0]["detail"] == "Unsupported manifest schema version. Currently supported versions: [1]."
     status, body, _ = await api.call("POST", path, raw=b"x" * (1024 * 1024 + 1), ctype="application/x-yaml")
     assert status == 400 and "too large" in body["errors"][0]["detail"]
     assert await _stored(api.platform) == before

@@ -519,3 +519,20 @@ async def test_a_package_that_cannot_be_assembled_writes_nothing(
         # Nothing uploaded entered the pool; a damaged pooled copy left it.
         assert await store.match_resources([(sha1(sent), len(sent))]) == []
         assert pool_file.exists() == (damage in ("upload-lies", "put-fails"))
+
+
+async def test_a_pooled_file_claimed_at_another_size_is_not_found_and_stays_but_a_truncated_one_is_dropped(
+    store: BlobStore,
+) -> None:
+    data = b"a pooled file\n" * 10
+    key = sha1(data)
+    await store.add_resources([(key, data)])
+    with pytest.raises(BlobNotFound, match="at 999 bytes"):
+        await store.put_package(None, [AppFile("a.py", key, 999, 0o644)])
+    # The request's mistake: the pool still holds the file.
+    assert await store.match_resources([(key, len(data))]) == [(key, len(data))]
+    pool_file = store.root / "resource_pool" / key[:2] / key[2:4] / key
+    pool_file.write_bytes(data[:-3])
+    with pytest.raises(BlobCorrupt):
+        await store.put_package(None, [AppFile("a.py", key, len(data), 0o644)])
+    assert not pool_file.exists()

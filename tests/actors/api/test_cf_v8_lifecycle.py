@@ -1,0 +1,257 @@
+"""The calls cf v8 makes around a push: `start`, `restart` and `restage` ask
+for the app's newest package and whether it has staged; `droplets`, `rename`,
+`delete-route` and `delete -r`. And the bodies Cloud Controller checks
+before it changes anything: wrongly typed JSON, unknown fields, Docker,
+reserved environment variables, empty uploads, resources that are not what
+the request says."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.actors.api.conftest import app_zip, example_files, resources
+from tests.actors.api.test_bad_input import _app, _error, _package, _space, _stored, _upload
+from tests.actors.api.test_cf_v8_push import _poll, _push, _target
+
+pytestmark = pytest.mark.anyio
+
+
+async def _newest_unstaged_package(api, app_guid: str) -> str | None:
+    """cf v8's GetUnstagedNewestPackageGUID, call for call."""
+    status, packages, _ = await api.call(
+        "GET", f"/v3/packages?app_guids={app_guid}&order_by=-created_at&per_page=1&page=1"
+    )
+    assert status == 200, packages
+    if not packages["resources"]:
+        return None
+    newest = packages["resources"][0]["guid"]
+    status, droplets, _ = await api.call("GET", f"/v3/packages/{newest}/droplets?states=STAGED&per_page=1")
+    assert status == 200, droplets
+    return None if droplets["resources"] else newest
+
+
+async def test_start_and_restart_find_the_newest_package_and_whether_it_staged(api):
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)
+    # The pushed package staged: nothing to stage before a restart.
+    assert await _newest_unstaged_package(api, guid) is None
+    _, first, _ = await api.call("GET", f"/v3/packages?app_guids={guid}")
+    [staged] = first["resources"]
+    # A newer package, not staged yet: cf stages it before starting.
+    package = await _package(api, guid)
+    files = example_files("python")
+    status, body = await _upload(api, package, app_zip(files))
+    assert status == 200, body
+    assert await _newest_unstaged_package(api, guid) == package
+    _, both, _ = await api.call("GET", f"/v3/packages?app_guids={guid}&order_by=-created_at")
+    assert [p["guid"] for p in both["resources"]] == [package, staged["guid"]]
+    _, oldest_first, _ = await api.call("GET", f"/v3/packages?app_guids={guid}")
+    assert [p["guid"] for p in oldest_first["resources"]] == [staged["guid"], package]
+    _, ready, _ = await api.call("GET", f"/v3/packages?app_guids={guid}&states=READY&guids={package}")
+    assert [p["guid"] for p in ready["resources"]] == [package]
+    status, build, _ = await api.call("POST", "/v3/builds", body={"package": {"guid": package}})
+    assert status == 201, build
+    for _ in range(600):
+        if await _newest_unstaged_package(api, guid) is None:
+            break
+    else:
+        raise AssertionError("the new package never staged")
+    # `cf droplets`: every droplet of the app, by app, package and state.
+    _, droplets, _ = await api.call("GET", f"/v3/droplets?app_guids={guid}&states=STAGED")
+    assert len(droplets["resources"]) == 2
+    _, of_package, _ = await api.call("GET", f"/v3/packages/{package}/droplets")
+    [droplet] = of_package["resources"]
+    _, by_package, _ = await api.call("GET", f"/v3/droplets?package_guids={package}")
+    assert [d["guid"] for d in by_package["resources"]] == [droplet["guid"]]
+    _, none, _ = await api.call("GET", "/v3/droplets?app_guids=nope")
+    assert none["resources"] == []
+    status, body, _ = await api.call("GET", "/v3/packages/nope/droplets")
+    assert (status, body["errors"][0]["detail"]) == (404, "Package not found")
+    status, body, _ = await api.call("GET", "/v3/packages?order_by=size")
+    assert (status, _error(body)) == (400, (10005, "CF-BadQueryParameter"))
+
+
+async def test_rename_changes_the_name_only_and_refuses_a_taken_or_bad_one(api):
+    guid = await _app(api, "first")
+    other = await _app(api, "second")
+    status, app, _ = await api.call("PATCH", f"/v3/apps/{guid}", body={"name": "renamed"})
+    assert (status, app["name"], app["guid"]) == (200, "renamed", guid)
+    _, apps, _ = await api.call("GET", "/v3/apps?names=first,renamed")
+    assert [a["guid"] for a in apps["resources"]] == [guid]
+    _, events, _ = await api.call("GET", f"/v3/audit_events?target_guids={guid}&types=audit.app.update")
+    assert events["resources"][-1]["data"]["request"] == {"name": "renamed"}
+    before = await _stored(api.platform)
+    for body, status_error in (
+        ({"name": "second"}, (422, (10016, "CF-UniquenessError"))),
+        ({"name": ""}, (422, (10008, "CF-UnprocessableEntity"))),
+        ({"name": "x", "color": "red"}, (422, (10008, "CF-UnprocessableEntity"))),
+        # Checked before anything changes: the name stays.
+        ({"name": "x", "lifecycle": {"data": {"stack": "windows"}}}, (422, (10008, "CF-UnprocessableEntity"))),
+        ({"name": "x", "lifecycle": {"type": "docker", "data": {}}}, (403, (330002, "CF-FeatureDisabled"))),
+        ({"name": "x", "metadata": {"labels": {"env": "prod"}}}, (422, (10008, "CF-UnprocessableEntity"))),
+    ):
+        status, error, _ = await api.call("PATCH", f"/v3/apps/{guid}", body=body)
+        assert (status, _error(error)) == status_error, body
+    assert await _stored(api.platform) == before
+    status, app, _ = await api.call(
+        "PATCH", f"/v3/apps/{guid}", body={"lifecycle": {"type": "buildpack", "data": {"buildpacks": ["python"]}}}
+    )
+    assert (status, app["name"], app["lifecycle"]["data"]["buildpacks"]) == (200, "renamed", ["python"])
+    status, _, _ = await api.call("PATCH", f"/v3/apps/{other}", body={"name": "second"})
+    assert status == 200
+    status, error, _ = await api.call("PATCH", "/v3/apps/nope", body={"name": "x"})
+    assert (status, error["errors"][0]["detail"]) == (404, "App not found")
+
+
+async def test_delete_route_unmaps_it_everywhere_and_removes_it(api):
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)
+    _, routes, _ = await api.call("GET", f"/v3/apps/{guid}/routes")
+    [route] = routes["resources"]
+    status, _, headers = await api.call("DELETE", f"/v3/routes/{route['guid']}")
+    assert status == 202 and headers["Location"].startswith(f"{api.base}/v3/jobs/")
+    _, job, _ = await api.call("GET", headers["Location"])
+    assert job["state"] == "COMPLETE"
+    _, after, _ = await api.call("GET", f"/v3/apps/{guid}/routes")
+    assert after["resources"] == []
+    status, body, _ = await api.call("GET", f"/v3/routes/{route['guid']}")
+    assert (status, body["errors"][0]["detail"]) == (404, "Route not found")
+    status, body, _ = await api.call("DELETE", f"/v3/routes/{route['guid']}")
+    assert (status, body["errors"][0]["detail"]) == (404, "Route not found")
+    # A route made and never mapped goes as well.
+    _, domains, _ = await api.call("GET", "/v3/domains")
+    made = {"host": "spare", "relationships": {"domain": {"data": {"guid": domains["resources"][0]["guid"]}}}}
+    status, created, _ = await api.call("POST", "/v3/routes", body=made)
+    assert status == 201
+    status, _, _ = await api.call("DELETE", f"/v3/routes/{created['guid']}")
+    assert status == 202
+    _, left, _ = await api.call("GET", "/v3/routes?hosts=spare")
+    assert left["resources"] == []
+
+
+async def test_wrongly_typed_bodies_are_unprocessable_not_server_errors(api):
+    guid = await _app(api)
+    package = await _package(api, guid)
+    space = await _space(api)
+    before = await _stored(api.platform)
+    for method, path, body, status_error in (
+        ("POST", "/v3/apps", {"name": "a", "relationships": "x"}, (422, (10008, "CF-UnprocessableEntity"))),
+        ("POST", "/v3/apps", {"name": "a", "lifecycle": "x"}, (422, (10008, "CF-UnprocessableEntity"))),
+        ("POST", "/v3/apps", {"name": "a", "bogus": 1}, (422, (10008, "CF-UnprocessableEntity"))),
+        (
+            "POST",
+            "/v3/apps",
+            {"name": "d", "relationships": {"space": {"data": {"guid": space}}}, "lifecycle": {"type": "docker"}},
+            (403, (330002, "CF-FeatureDisabled")),
+        ),
+        (
+            "POST",
+            "/v3/apps",
+            {
+                "name": "e",
+                "relationships": {"space": {"data": {"guid": space}}},
+                "environment_variables": {"VCAP_X": "1"},
+            },
+            (422, (10008, "CF-UnprocessableEntity")),
+        ),
+        (
+            "POST",
+            "/v3/packages",
+            {"type": "bits", "relationships": {"app": "x"}},
+            (422, (10008, "CF-UnprocessableEntity")),
+        ),
+        ("POST", "/v3/packages", {"type": "zzz"}, (422, (10008, "CF-UnprocessableEntity"))),
+        ("POST", "/v3/routes", {"host": "h", "relationships": "x"}, (422, (10008, "CF-UnprocessableEntity"))),
+        ("POST", "/v3/builds", {"package": {"guid": package}, "bogus": 1}, (422, (10008, "CF-UnprocessableEntity"))),
+        ("POST", "/v3/builds", {"package": "x"}, (422, (10008, "CF-UnprocessableEntity"))),
+        ("POST", "/v3/resource_matches", {"resources": []}, (422, (10008, "CF-UnprocessableEntity"))),
+        (
+            "PATCH",
+            f"/v3/apps/{guid}/environment_variables",
+            {"var": {"VCAP_X": "2"}},
+            (422, (10008, "CF-UnprocessableEntity")),
+        ),
+        (
+            "PATCH",
+            f"/v3/apps/{guid}/environment_variables",
+            {"var": {"": "3"}},
+            (422, (10008, "CF-UnprocessableEntity")),
+        ),
+        (
+            "PATCH",
+            f"/v3/apps/{guid}/environment_variables",
+            {"var": {"PORT": "3"}},
+            (422, (10008, "CF-UnprocessableEntity")),
+        ),
+        (
+            "PATCH",
+            f"/v3/apps/{guid}/relationships/current_droplet",
+            {"data": "x"},
+            (422, (10008, "CF-UnprocessableEntity")),
+        ),
+    ):
+        status, error, _ = await api.call(method, path, body=body)
+        assert (status, _error(error)) == status_error, (method, path, body)
+    routes = [r async for r in _route_guids(api)]
+    status, error, _ = await api.call(
+        "POST", f"/v3/routes/{routes[0]}/destinations", body={"destinations": [{"app": "x"}]}
+    )
+    assert (status, _error(error)) == (422, (10008, "CF-UnprocessableEntity"))
+    # JSON nested past any sense, and JSON's missing NaN: parse errors.
+    for raw in (b"[" * 100_000 + b"]" * 100_000, b'{"var": {"A": NaN}}', b'{"a": Infinity}'):
+        status, error, _ = await api.call(
+            "PATCH", f"/v3/apps/{guid}/environment_variables", raw=raw, ctype="application/json"
+        )
+        assert (status, _error(error)) == (400, (1001, "CF-MessageParseError")), raw[:20]
+    assert await _stored(api.platform) == before
+    _, env, _ = await api.call("GET", f"/v3/apps/{guid}/environment_variables")
+    assert env["var"] == {}
+
+
+async def _route_guids(api):
+    _, routes, _ = await api.call("GET", "/v3/routes")
+    for route in routes["resources"]:
+        yield route["guid"]
+
+
+async def test_upload_mistakes_are_the_clients_and_leave_the_package_waiting(api):
+    guid = await _app(api)
+    package = await _package(api, guid)
+    files = {"app.py": b"print('hi')\n"}
+    [resource] = resources(files)
+    # Nothing at all.
+    status, body = await _upload(api, package, None, [])
+    assert (status, _error(body)) == (422, (10008, "CF-UnprocessableEntity"))
+    assert body["errors"][0]["detail"] == "Upload must include either resources or bits"
+    # A resource the pool does not hold.
+    status, body = await _upload(api, package, None, [resource])
+    assert (status, _error(body)) == (422, (150001, "CF-AppPackageInvalid")), body
+    # Unsafe paths and modes, in CC's words.
+    for bad, status_error in (
+        ({**resource, "path": "../x.py"}, (400, (160004, "CF-AppResourcesFilePathInvalid"))),
+        ({**resource, "path": "/etc/passwd"}, (400, (160004, "CF-AppResourcesFilePathInvalid"))),
+        ({**resource, "mode": "400"}, (400, (160003, "CF-AppResourcesFileModeInvalid"))),
+        ({**resource, "mode": "rwx"}, (400, (160003, "CF-AppResourcesFileModeInvalid"))),
+    ):
+        status, body = await _upload(api, package, None, [bad])
+        assert (status, _error(body)) == status_error, bad
+    _, shown, _ = await api.call("GET", f"/v3/packages/{package}")
+    assert shown["state"] == "AWAITING_UPLOAD"
+    # The bits themselves, then a second package claiming them with the wrong size.
+    status, body = await _upload(api, package, app_zip(files))
+    assert status == 200, body
+    await _poll(api, f"/v3/packages/{package}", lambda p: p["state"] == "READY")
+    second = await _package(api, guid)
+    status, body = await _upload(api, second, None, [{**resource, "size_in_bytes": 999}])
+    assert (status, _error(body)) == (422, (150001, "CF-AppPackageInvalid")), body
+    status, body = await _upload(api, second, None, [resource])
+    assert (status, body.get("state")) == (200, "READY"), body
+
+
+async def test_auth_only_bearer_tokens_count_and_unknown_paths_are_not_found_to_anyone(api):
+    status, body, _ = await api.call("GET", "/v3/apps", headers={"Authorization": "Basic YWRtaW46eA=="}, auth=False)
+    assert (status, _error(body)) == (401, (10002, "CF-NotAuthenticated"))
+    status, body, _ = await api.call("GET", "/v3/apps", headers={"Authorization": "bearer x.y.z"}, auth=False)
+    assert (status, _error(body)) == (401, (1000, "CF-InvalidAuthToken"))
+    status, body, _ = await api.call("GET", "/v3/no-such-thing", auth=False)
+    assert (status, _error(body)) == (404, (10000, "CF-NotFound"))
