@@ -94,6 +94,11 @@ class StorageActor(AsyncioActor):
                 outcomes[index] = (False, exc)
             else:
                 where.append(index)
+        # The waiting asks are answered just after `first` (whose answer is
+        # this handler's return), so every ask is answered in the order the
+        # operations ran: where two asks share a reply (a message delivered
+        # twice), the first answer wins as it would one by one.
+        later = self.system.loop.call_soon
         try:
             done = await self.store.perform_batch(calls) if calls else []
         except asyncio.CancelledError:
@@ -102,12 +107,12 @@ class StorageActor(AsyncioActor):
             raise
         except Exception as exc:
             for _, answer in waiting:
-                answer(None, exc)
+                later(answer, None, exc)
             raise
         for index, outcome in zip(where, done, strict=True):
             outcomes[index] = outcome
         for (_, answer), (ok, value) in zip(waiting, outcomes[1:], strict=True):
-            answer(value, None) if ok else answer(None, value)
+            later(answer, value, None) if ok else later(answer, None, value)
         ok, value = outcomes[0]
         if ok:
             return value

@@ -69,6 +69,20 @@ async def test_a_duplicate_fault_delivers_twice_and_the_ask_is_answered_once(pla
     assert platform.system.statistics()["duplicated"] == 1
 
 
+async def test_a_push_whose_writes_to_ccdb_are_all_delivered_twice_succeeds(platform):
+    # The copy of a create fails (its guid is taken), but the original ran
+    # first and its answer is the one the asker gets, batched or not.
+    rule = platform.faults.message_fault("duplicate", sender="cloud_controller", receiver="ccdb")
+
+    await push(platform, "twice")
+    await push(platform, "again")
+
+    assert rule.matched > 20
+    assert platform.system.statistics()["duplicated"] == rule.matched
+    code, lines = await run(platform, "app", "twice")
+    assert code == 0 and any("#0" in line and "running" in line for line in lines), lines
+
+
 async def test_a_reorder_fault_holds_each_message_back_by_part_of_its_window(platform):
     rule = platform.faults.message_fault("reorder", receiver="bbs", message_type="BBSSnapshot", delay=5.0)
     began = platform.clock.monotonic()
@@ -231,3 +245,9 @@ async def test_a_corrupted_blob_is_found_on_the_next_read(platform):
         await blob(platform, "get_bytes", key=key)
     inventory = await platform.system.ask("blobstore", blobs.TakeInventory(frozenset(keys), verify=True))
     assert inventory.corrupt == (key,)
+
+
+async def test_the_names_experiment_files_are_checked_against_are_the_running_platforms(platform):
+    from actors.platform import actor_names
+
+    assert set(platform.system.names()) == set(actor_names(platform.config.cells))
