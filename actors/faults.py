@@ -190,7 +190,7 @@ class Faults:
     ) -> list[str]:
         """Kill a seeded-random set of cells (Cloud Foundry's scale-test fault)."""
         cells = await self.cells()
-        n = count if count is not None else max(1, round(len(cells) * (fraction or 0.1)))
+        n = count if count is not None else max(1, round(len(cells) * (0.1 if fraction is None else fraction)))
         victims = sorted(self.system.rng.sample(cells, min(n, len(cells))))
         for cell in victims:
             self.kill(cell, down=down)
@@ -332,8 +332,22 @@ class FaultError(ValueError):
     in one line, then FAILED (exit 1), and nothing is injected."""
 
 
-_BLOB_OPS = ("blob.put", "blob.get", "blob.head", "blob.delete", "blob.list")
-_DB_OPS = ("ccdb.read", "ccdb.write")
+#: The storage operations a fault may name (patterns must match one).
+BLOB_OPS = ("blob.put", "blob.get", "blob.head", "blob.delete", "blob.list")
+DB_OPS = ("ccdb.read", "ccdb.write")
+
+
+def message_types() -> frozenset[str]:
+    """The names of every message type the platform's actors send each
+    other (what a message fault's type pattern must match one of)."""
+    from protocol import blobs, ccdb, messages
+
+    return frozenset(
+        name
+        for module in (messages, ccdb, blobs)
+        for name, value in vars(module).items()
+        if isinstance(value, type) and value.__module__ == module.__name__ and dataclasses.is_dataclass(value)
+    )
 
 
 def _number(text: str, what: str, *, low: float | None = None, high: float | None = None) -> float:
@@ -470,7 +484,7 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             blob = name == "blob-fail"
             ops = _ops(
                 args[0] if args else ("blob.*" if blob else "ccdb.*"),
-                _BLOB_OPS if blob else _DB_OPS,
+                BLOB_OPS if blob else DB_OPS,
                 "blob store" if blob else "CC_DB",
             )
             add = faults.blob_fault if blob else faults.db_fault
@@ -483,7 +497,7 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             seconds = _number(args[0], "the seconds", low=0)
             ops = _ops(
                 args[1] if len(args) > 1 else ("blob.*" if blob else "ccdb.*"),
-                _BLOB_OPS if blob else _DB_OPS,
+                BLOB_OPS if blob else DB_OPS,
                 "blob store" if blob else "CC_DB",
             )
             add = faults.blob_fault if blob else faults.db_fault

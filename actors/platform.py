@@ -49,9 +49,21 @@ from protocol.messages import BBSSnapshot, CliCommand, CommandOutcome, VerifyTok
 from protocol.quota import QuotaDefinition
 from protocol.snapshots import BBSStatistics
 
-__all__ = ["DataDirInUse", "Platform", "PlatformConfig"]
+__all__ = ["COMPONENT_NAMES", "SUPERVISOR_NAMES", "DataDirInUse", "Platform", "PlatformConfig", "actor_names"]
 
 log = structlog.get_logger("minifoundry.platform")
+
+
+#: The platform's named actors besides its cells (cell-1 .. cell-N), and the
+#: supervisors above them (`platform` > `components` > `cells`): the names
+#: faults may give.
+COMPONENT_NAMES = ("ccdb", "blobstore", "loggregator", "bbs", "auctioneer", "uaa", "cloud_controller", "user", "cli")
+SUPERVISOR_NAMES = ("platform", "components", "cells")
+
+
+def actor_names(cells: int) -> tuple[str, ...]:
+    """Every named actor of a platform of `cells` cells."""
+    return (*SUPERVISOR_NAMES, *COMPONENT_NAMES, *(f"cell-{i}" for i in range(1, cells + 1)))
 
 
 class DataDirInUse(MinifoundryError):

@@ -175,6 +175,14 @@ def check_recovery(
 ) -> CheckResult:
     """After healing, every started app runs its desired instances within the bound (and still does at the end)."""
     apps = [a for a in final if fnmatch.fnmatchcase(a["name"], pattern)]
+    if not apps and pattern != "*":
+        # A pattern that names no started app is most likely a typo.
+        return CheckResult(
+            "recover_within",
+            UNKNOWN,
+            f"no started app matches recover_apps {pattern!r} at the end: the check judged nothing",
+            {"healed_at": healed_at, "bound": within, "apps": 0},
+        )
     short = [a for a in apps if not a["ok"]]
     details: dict[str, Any] = {
         "healed_at": healed_at,

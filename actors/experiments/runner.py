@@ -239,6 +239,9 @@ class _Run:
         self.recovered_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._healing: asyncio.Task[Any] | None = None
+        # Pauses still holding each actor: overlapping pauses of one actor
+        # end when the last of them does (or at a resume, or the heal).
+        self._pauses: dict[str, int] = {}
 
     # --- the platform -------------------------------------------------------------------------
 
@@ -348,21 +351,33 @@ class _Run:
         assert self.platform is not None
         await self.sleep_until(fault.at)
         try:
-            await apply_fault(self.platform, self.exp, fault, self.recording, self.now())
+            entry = await apply_fault(self.platform, self.exp, fault, self.recording, self.now())
         except Exception as exc:  # noqa: BLE001 - a fault that cannot be injected is reported, not fatal
             self.recording.event(self.now(), "fault-error", f"{describe_fault(fault)}: {type(exc).__name__}: {exc}")
             self.results.append(CheckResult("faults", "unknown", f"could not inject {describe_fault(fault)}: {exc}"))
             return
+        actor = fault.options.get("actor")
+        if entry.get("ok") is False:
+            # Named right, but not running at that instant (a restart under way).
+            self.recording.event(self.now(), "fault-missed", f"{describe_fault(fault)}: {actor} was not running")
+        elif fault.action == "pause":
+            self._pauses[actor] = self._pauses.get(actor, 0) + 1
+        elif fault.action == "resume":
+            self._pauses.pop(actor, None)
         if fault.duration is not None:
             await self.sleep_until(fault.at + fault.duration)
-            if fault.action == "pause":
-                self.platform.faults.resume(fault.options["actor"])
+            if fault.action == "pause" and entry.get("ok") is not False and actor in self._pauses:
+                self._pauses[actor] -= 1
+                if self._pauses[actor] == 0:
+                    del self._pauses[actor]
+                    self.platform.faults.resume(actor)
             self.recording.event(self.now(), "fault-end", f"{describe_fault(fault)} ends")
 
     async def _heal(self) -> None:
         assert self.platform is not None
         await self.sleep_until(self.exp.heal_time)
         healed = self.platform.faults.heal()
+        self._pauses.clear()
         self.recording.event(self.now(), "heal", "heal: every fault removed", **healed)
 
     async def finish(self) -> None:

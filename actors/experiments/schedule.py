@@ -163,6 +163,10 @@ async def apply_fault(
         entry["rule"] = storage_rule.rule_id
     elif a == "corrupt-blob":
         entry["key"] = await faults.corrupt_blob(o.get("key"), kind=o.get("kind"))
+        if entry["key"] is None:
+            # Nothing was corrupted: the run would test nothing it meant to.
+            what = f"blob {o['key']}" if o.get("key") else f"{o.get('kind') or 'blob'} is stored"
+            raise LookupError(f"no {what} to corrupt at {t:g} s")
     elif a == "crash-storm":
         entry["crashed"] = await faults.crash_storm(o["fraction"])
     else:  # kill-platform is the runner's own business

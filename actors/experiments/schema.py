@@ -17,6 +17,8 @@ understood.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -159,6 +161,13 @@ _CHECKS = frozenset(
     }
 )
 _BACKOFF = frozenset({"app", "tolerance", "min_crashes"})
+#: Bounds on what a file may ask for, so that a typo cannot take the machine:
+#: any time (platform seconds), the samples of a run, the commands of one
+#: workload entry, the cells.
+MAX_SECONDS = 86_400.0
+MAX_SAMPLES = 100_000
+MAX_COUNT = 10_000
+MAX_CELLS = 10_000
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
@@ -271,6 +280,8 @@ def load_experiment(path: str | Path) -> Experiment:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise InvalidExperiment(f"{path}: no such experiment file") from None
+    except UnicodeDecodeError:
+        raise InvalidExperiment(f"{path}: not a text file (it is not UTF-8)") from None
     except OSError as exc:
         raise InvalidExperiment(f"{path}: cannot read it: {exc.strerror or exc}") from None
     if path.suffix in (".yml", ".yaml"):
@@ -298,11 +309,17 @@ def parse_experiment(data: Any, path: Path) -> Experiment:
     seed = r.integer(top, "seed", "the file", default=0, minimum=0)
     sample_every = r.number(top, "sample_every", "the file", default=5.0, positive=True)
     description = r.string(top, "description", "the file", default="")
+    if duration / sample_every > MAX_SAMPLES:
+        r.fail(
+            "the file",
+            f"sample_every {sample_every:g} takes {duration / sample_every:.0f} samples; at most {MAX_SAMPLES}",
+        )
     platform = _platform(r, top.get("platform", {}))
     workload = tuple(_workload(r, entry, n) for n, entry in enumerate(r.array(top, "workload"), 1))
-    faults = tuple(step for n, entry in enumerate(r.array(top, "faults"), 1) for step in _fault(r, entry, n))
+    faults = tuple(step for n, entry in enumerate(r.array(top, "faults"), 1) for step in _fault(r, entry, n, platform))
     heal = r.table(top.get("heal", {}), "[heal]", _HEAL)
     heal_at = r.number(heal, "at", "[heal]", default=None, minimum=0.0)
+    _check_times(r, duration, heal_at, workload, faults)
     checks = _checks(r, top.get("checks", {}), pushes=any(w.action == "push" for w in workload))
     exp = Experiment(
         name=name,
@@ -328,6 +345,32 @@ def parse_experiment(data: Any, path: Path) -> Experiment:
     return exp
 
 
+def _check_times(
+    r: _Reader,
+    duration: float,
+    heal_at: float | None,
+    workload: tuple[WorkloadStep, ...],
+    faults: tuple[FaultStep, ...],
+) -> None:
+    """Nothing is scheduled where the run would silently skip it (after both
+    the duration and the heal, when the checks have begun), and no lasting
+    fault starts at or after the heal (nothing would remove it before the
+    checks, which would then blame the platform for it)."""
+    heal = duration if heal_at is None else heal_at
+    end = max(duration, heal)
+    for n, step in enumerate(workload, 1):
+        last = step.at + (step.count - 1) * step.every
+        if last > end:
+            r.fail(f"[[workload]] #{n}", f"its last command (at {last:g}) comes after the run ends ({end:g})")
+    for fault in faults:
+        where = f"[[faults]] {fault.action} at {fault.at:g}"
+        if fault.at > end:
+            r.fail(where, f"comes after the run ends ({end:g}): it would never be injected")
+        lasting = fault.action in TIMED_FAULTS or (fault.action == "kill-cells" and fault.duration is not None)
+        if lasting and fault.at >= heal:
+            r.fail(where, f"starts at or after the heal (at {heal:g}): nothing would remove it before the checks")
+
+
 def _platform(r: _Reader, raw: Any) -> PlatformSpec:
     where = "[platform]"
     t = r.table(raw, where, _PLATFORM)
@@ -339,9 +382,10 @@ def _platform(r: _Reader, raw: Any) -> PlatformSpec:
         if b not in BREAKS:
             r.fail(where, f"unknown break {b!r}; expected one of: {', '.join(BREAKS)}")
     d = PlatformSpec()
+    cells = r.integer(t, "cells", where, default=d.cells, minimum=1, maximum=MAX_CELLS)
     return PlatformSpec(
-        cells=r.integer(t, "cells", where, default=d.cells, minimum=1),
-        zones=r.integer(t, "zones", where, default=d.zones, minimum=1),
+        cells=cells,
+        zones=r.integer(t, "zones", where, default=d.zones, minimum=1, maximum=cells),
         cell_memory_mb=r.integer(t, "cell_memory_mb", where, default=d.cell_memory_mb, minimum=1),
         cell_disk_mb=r.integer(t, "cell_disk_mb", where, default=d.cell_disk_mb, minimum=1),
         cell_containers=r.integer(t, "cell_containers", where, default=d.cell_containers, minimum=1),
@@ -383,7 +427,7 @@ def _workload(r: _Reader, raw: Any, n: int) -> WorkloadStep:
         else:
             options[key] = r.string(t, key, where)
     app = r.string(t, "app", where, default="app-{i}")
-    count = r.integer(t, "count", where, default=1, minimum=1)
+    count = r.integer(t, "count", where, default=1, minimum=1, maximum=MAX_COUNT)
     if count > 1 and "{i}" not in app:
         r.fail(where, f"app {app!r} needs '{{i}}' to name {count} apps")
     return WorkloadStep(
@@ -396,9 +440,10 @@ def _workload(r: _Reader, raw: Any, n: int) -> WorkloadStep:
     )
 
 
-def _fault(r: _Reader, raw: Any, n: int) -> list[FaultStep]:
+def _fault(r: _Reader, raw: Any, n: int, platform: PlatformSpec) -> list[FaultStep]:
     """One `[[faults]]` entry: `repeat` times, `every` seconds apart (a storm)."""
     step = _one_fault(r, raw, n)
+    _check_names(r, step, f"[[faults]] #{n}", platform)
     where = f"[[faults]] #{n}"
     repeat = r.integer(raw, "repeat", where, default=1, minimum=1)
     every = r.number(raw, "every", where, default=None, positive=True)
@@ -406,8 +451,8 @@ def _fault(r: _Reader, raw: Any, n: int) -> list[FaultStep]:
         r.fail(where, "repeat needs every (seconds between the repeats)")
     if repeat > 1 and step.action == "kill-platform":
         r.fail(where, "the platform process can be killed once per experiment")
-    if repeat > 10_000:
-        r.fail(where, f"repeat must be at most 10000, not {repeat}")
+    if repeat > MAX_COUNT:
+        r.fail(where, f"repeat must be at most {MAX_COUNT}, not {repeat}")
     return [dataclasses.replace(step, at=step.at + k * (every or 0.0)) for k in range(repeat)]
 
 
@@ -425,7 +470,8 @@ def _one_fault(r: _Reader, raw: Any, n: int) -> FaultStep:
     options: dict[str, Any] = {}
     for key in ("fraction", "probability"):
         if key in t:
-            options[key] = r.number(t, key, where, minimum=0.0, maximum=1.0)
+            # A fraction of cells or instances of 0 would do nothing: a mistake.
+            options[key] = r.number(t, key, where, minimum=0.0, maximum=1.0, positive=key == "fraction")
     if "count" in t:
         options["count"] = r.integer(t, "count", where, minimum=1)
     if "seconds" in t:
@@ -516,6 +562,50 @@ def _checks(r: _Reader, raw: Any, *, pushes: bool = False) -> Checks:
     )
 
 
+def _check_names(r: _Reader, step: FaultStep, where: str, platform: PlatformSpec) -> None:
+    """What a fault names must exist on the platform the file describes:
+    actors (or patterns matching one), zones, message types, storage operations."""
+    from actors.faults import BLOB_OPS, DB_OPS, message_types
+    from actors.platform import actor_names
+
+    names = actor_names(platform.cells)
+
+    def target(name: str, what: str) -> None:
+        if name == "*":
+            return
+        if name.startswith("zone:"):
+            zones = [f"z{i}" for i in range(1, platform.zones + 1)]
+            if name[5:] not in zones:
+                r.fail(where, f"{what} {name!r} is no zone of this platform (zone:z1 .. zone:z{platform.zones})")
+            return
+        if not fnmatch.filter(names, name):
+            r.fail(
+                where,
+                f"{what} {name!r} names no actor of this platform: {', '.join(names[: -platform.cells])}, "
+                f"cell-1 .. cell-{platform.cells}",
+            )
+
+    o = step.options
+    if step.action in ("kill", "pause", "resume"):
+        if o["actor"] == "platform" and step.action == "kill":
+            r.fail(where, "killing the root supervisor ends supervision; to kill the platform use kill-platform")
+        if o["actor"] not in names:
+            target(o["actor"], "actor")
+            r.fail(where, f"actor {o['actor']!r} must be one actor's name, not a pattern")
+    for group in o.get("groups", ()):
+        for name in group:
+            target(name, "partition member")
+    for key in ("from", "to"):
+        if key in o:
+            target(o[key], key)
+    if "type" in o and o["type"] != "*" and not fnmatch.filter(sorted(message_types()), o["type"]):
+        r.fail(where, f"type {o['type']!r} matches no message type of the platform (such as Perform or DesireLRP)")
+    if "ops" in o:
+        known = BLOB_OPS if step.action.startswith("blob") else DB_OPS
+        if not fnmatch.filter(known, o["ops"]):
+            r.fail(where, f"ops {o['ops']!r} matches no operation ({', '.join(known)})")
+
+
 def _cell_name(r: _Reader, name: str, cells: int, where: str) -> None:
     m = re.fullmatch(r"cell-(\d+)", name)
     if m is None or not 1 <= int(m.group(1)) <= cells:
@@ -569,7 +659,14 @@ class _Reader:
         return t[key]
 
     def integer(
-        self, t: Mapping[str, Any], key: str, where: str, *, default: Any = None, minimum: int | None = None
+        self,
+        t: Mapping[str, Any],
+        key: str,
+        where: str,
+        *,
+        default: Any = None,
+        minimum: int | None = None,
+        maximum: int | None = None,
     ) -> Any:
         absent, value = self._missing(t, key, where, False, default)
         if absent:
@@ -579,6 +676,8 @@ class _Reader:
             self.fail(where, f"{key} must be a whole number, not {_kind(value)}")
         if minimum is not None and value < minimum:
             self.fail(where, f"{key} must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            self.fail(where, f"{key} must be at most {maximum}, not {value}")
         return value
 
     def number(
@@ -590,15 +689,19 @@ class _Reader:
         required: bool = False,
         default: Any = None,
         minimum: float | None = None,
-        maximum: float | None = None,
+        maximum: float | None = MAX_SECONDS,
         positive: bool = False,
     ) -> Any:
+        """A finite number (every number here is platform seconds, at most
+        `MAX_SECONDS`, or a fraction, whose `maximum` is 1)."""
         absent, value = self._missing(t, key, where, required, default)
         if absent:
             return value
         value = t[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(where, f"{key} must be a number, not {_kind(value)}")
+        if not math.isfinite(value):
+            self.fail(where, f"{key} must be a finite number, not {value}")
         if positive and value <= 0:
             self.fail(where, f"{key} must be above 0, not {value}")
         if minimum is not None and value < minimum:

@@ -131,6 +131,67 @@ async def test_a_run_that_cannot_decide_is_unknown(tmp_path):
     assert next(c for c in report["checks"] if c["name"] == "crash_backoff")["status"] == "unknown"
 
 
+def _experiment(tmp_path: Path, text: str):
+    path = tmp_path / "exp.toml"
+    path.write_text(text, encoding="utf-8")
+    return load_experiment(path)
+
+
+PUSH = f'''
+[[workload]]
+action = "push"
+at = 25
+app = "web"
+path = "{ROOT / "examples" / "static"}"
+memory = "64M"
+'''
+
+
+async def test_overlapping_pauses_of_one_actor_hold_it_until_the_last_ends(tmp_path):
+    exp = _experiment(
+        tmp_path,
+        'name = "overlap"\nduration = 120\n[heal]\nat = 100\n'
+        + PUSH
+        + '[[faults]]\naction = "pause"\nactor = "cloud_controller"\nat = 10\nduration = 10\n'
+        + '[[faults]]\naction = "pause"\nactor = "cloud_controller"\nat = 15\nduration = 60\n',
+    )
+
+    report = await run_experiment(exp, 1, tmp_path)
+
+    [push] = report["pushes"]["records"]
+    # The first pause's end (at 20) does not resume what the second holds
+    # until 75: the push at 25 finds Cloud Controller still paused.
+    assert (push["started"], push["ended"], push["error"]) == (25.0, 55.0, "AskTimeout"), json.dumps(push)
+
+
+async def test_a_corruption_that_finds_nothing_to_corrupt_makes_the_run_unknown(tmp_path):
+    exp = _experiment(
+        tmp_path,
+        'name = "nothing-to-corrupt"\nduration = 60\n'
+        + PUSH
+        + '[[faults]]\naction = "corrupt-blob"\nat = 30\nkey = "no-such-key"\n',
+    )
+
+    report = await run_experiment(exp, 1, tmp_path)
+
+    assert report["verdict"] == "unknown"
+    faults = next(c for c in report["checks"] if c["name"] == "faults")
+    assert faults["status"] == "unknown" and "no blob no-such-key to corrupt" in faults["summary"]
+
+
+async def test_a_recovery_check_that_judges_no_app_is_unknown(tmp_path):
+    exp = _experiment(
+        tmp_path,
+        'name = "judges-nothing"\nduration = 60\n[checks]\nrecover_within = 30\nrecover_apps = "zzz-*"\n' + PUSH,
+    )
+
+    report = await run_experiment(exp, 1, tmp_path)
+
+    recover = next(c for c in report["checks"] if c["name"] == "recover_within")
+    assert recover["status"] == "unknown" and "judged nothing" in recover["summary"]
+    assert report["verdict"] == "unknown"
+
+
 async def test_the_report_holds_checks_commands_recovery_blobs_messages_and_a_timeline(tmp_path):
     exp = load_experiment(ROOT / "experiments" / "kill-cells.toml")
 

@@ -73,6 +73,36 @@ checks: {pushes_end: true, recover_within: 30}
         (MINIMAL + "[checks]\nexpect_failures = 'StagingError'\n", "expect_failures must be a list"),
         (MINIMAL + "[checks]\nretry_interrupted = true\n", "retry_interrupted needs a kill-platform fault"),
         ('name = "x"\nduration = 10\n[platform\n', "not valid TOML"),
+        # Numbers that are no numbers, or absurd ones: refused before anything runs.
+        ('name = "x"\nduration = nan\n', "duration must be a finite number, not nan"),
+        ('name = "x"\nduration = inf\n', "duration must be a finite number, not inf"),
+        ('name = "x"\nduration = 1e308\n', "duration must be at most 86400"),
+        (MINIMAL + "[[faults]]\naction = 'crash-storm'\nat = nan\nfraction = 0.5\n", "at must be a finite number"),
+        (MINIMAL + "[[faults]]\naction = 'drop'\nprobability = nan\n", "probability must be a finite number"),
+        (MINIMAL + "sample_every = 0.00001\n", "sample_every 1e-05 takes 1000000 samples; at most 100000"),
+        (MINIMAL + "[[workload]]\naction = 'scale'\ncount = 100000000\napp = 'a-{i}'\n", "count must be at most 10000"),
+        (MINIMAL + "[platform]\ncells = 1000000\n", "cells must be at most 10000"),
+        (MINIMAL + "[platform]\ncells = 2\nzones = 10\n", "zones must be at most 2"),
+        (MINIMAL + "[[faults]]\naction = 'kill-cells'\nfraction = 0.0\n", "fraction must be above 0"),
+        # Names that name nothing on the platform the file describes.
+        (MINIMAL + "[[faults]]\naction = 'kill'\nactor = 'nosuchactor'\n", "actor 'nosuchactor' names no actor"),
+        (MINIMAL + "[[faults]]\naction = 'pause'\nactor = 'cell-99'\n", "actor 'cell-99' names no actor"),
+        (MINIMAL + "[[faults]]\naction = 'pause'\nactor = 'cell-*'\n", "must be one actor's name, not a pattern"),
+        (MINIMAL + "[[faults]]\naction = 'kill'\nactor = 'platform'\n", "use kill-platform"),
+        (
+            MINIMAL + "[[faults]]\naction = 'partition'\ngroups = [['zone:z9'], ['auctioneer']]\n",
+            "'zone:z9' is no zone of this platform (zone:z1 .. zone:z2)",
+        ),
+        (MINIMAL + "[[faults]]\naction = 'drop'\nto = 'nobody'\n", "to 'nobody' names no actor"),
+        (MINIMAL + "[[faults]]\naction = 'drop'\ntype = 'NoSuchMessage'\n", "type 'NoSuchMessage' matches no message"),
+        (MINIMAL + "[[faults]]\naction = 'blob-fail'\nops = 'nosuch.op'\n", "ops 'nosuch.op' matches no operation"),
+        # Times the run would skip, and lasting faults nothing would heal.
+        (MINIMAL + "[[faults]]\naction = 'kill'\nactor = 'bbs'\nat = 11\n", "comes after the run ends (10)"),
+        (
+            MINIMAL + "[[workload]]\naction = 'push'\napp = 'a-{i}'\ncount = 3\nevery = 6\n",
+            "(at 12) comes after the run ends",
+        ),
+        (MINIMAL + "[heal]\nat = 4\n[[faults]]\naction = 'drop'\nto = 'bbs'\nat = 5\n", "starts at or after the heal"),
     ],
 )
 def test_a_malformed_file_is_a_named_error_saying_where(tmp_path, text, says):
@@ -93,6 +123,30 @@ def test_a_malformed_file_exits_2_with_the_error_and_starts_nothing(tmp_path, ca
     assert "InvalidExperiment - " in err and "unknown action 'explode'" in err
     assert err.rstrip().endswith("FAILED")
     assert not results.exists()
+
+
+def test_a_file_that_is_not_text_exits_2_with_a_named_error(tmp_path, capsys):
+    path = tmp_path / "bin.toml"
+    path.write_bytes(bytes(range(128, 256)) * 2)
+
+    assert main([str(path)]) == 2
+
+    err = capsys.readouterr().err
+    assert "InvalidExperiment - " in err and "not UTF-8" in err and "Traceback" not in err
+
+
+def test_faults_that_name_real_things_read_cleanly(tmp_path):
+    text = MINIMAL + (
+        "[platform]\ncells = 6\nzones = 3\n"
+        "[[faults]]\naction = 'pause'\nactor = 'cell-6'\nduration = 2\n"
+        "[[faults]]\naction = 'kill'\nactor = 'components'\n"
+        "[[faults]]\naction = 'partition'\ngroups = [['zone:z3'], ['cell-1', 'b*s']]\nduration = 2\n"
+        "[[faults]]\naction = 'drop'\nfrom = 'cell-*'\nto = 'bbs'\ntype = '*LRP*'\nduration = 2\n"
+        "[[faults]]\naction = 'db-fail'\nops = 'ccdb.w*'\nduration = 2\n"
+        "[[faults]]\naction = 'kill'\nactor = 'bbs'\nat = 10\n"  # after the heal (the end): it heals itself
+    )
+    exp = load_experiment(write(tmp_path, text))
+    assert [f.action for f in exp.faults] == ["pause", "kill", "partition", "drop", "db-fail", "kill"]
 
 
 def test_a_missing_file_or_a_strange_extension_exits_2(tmp_path, capsys):
