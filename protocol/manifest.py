@@ -110,7 +110,9 @@ class Manifest:
 
 def validate_app_name(name: object) -> str:
     """Return `name` if Cloud Foundry (and a route host) can carry it."""
-    if not isinstance(name, str) or not name:
+    if name is not None and not isinstance(name, str):
+        raise InvalidAppName("App name must be a string")
+    if not name:
         raise InvalidAppName("App name must not be empty")
     if len(name) > 63:
         raise InvalidAppName(f"App name '{name}' is longer than 63 characters")

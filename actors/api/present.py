@@ -7,6 +7,7 @@ after them (uuid5), so they are the same in every process."""
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -431,6 +432,34 @@ class Names:
         }
 
 
+# One requirement of a label selector, as CC parses it: `key`, `!key`,
+# `key=v` / `key==v`, `key!=v`, `key in (v1,v2)`, `key notin (v1,v2)`.
+_KEY = r"(?:[a-z0-9A-Z.-]{1,253}/)?[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?"
+_VALUE = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9_.-]{0,61}[a-zA-Z0-9])?)?"
+_REQUIREMENT = re.compile(
+    rf"(?P<absent>!)?(?P<key>{_KEY})"
+    rf"(?:(?P<op>==|!=|=)(?P<value>{_VALUE})|\s+(?P<set>in|notin)\s+\((?P<values>{_VALUE}(?:,{_VALUE})*)\))?"
+)
+
+
+def matches_unlabelled(selector: str) -> bool:
+    """Whether a resource with no labels (every one here: labels are not
+    kept) meets `selector`: only `!key`, `key!=v` and `key notin (...)` hold.
+    A malformed selector is CC's BadQueryParameter."""
+    from actors.api.errors import bad_query
+
+    requirements = re.split(r",(?![^(]*\))", selector)
+    holds = True
+    for text in requirements:
+        m = _REQUIREMENT.fullmatch(text.strip())
+        if not text.strip() or m is None or (m["absent"] and (m["op"] or m["set"])):
+            raise bad_query("Invalid label_selector value")
+        if m["absent"] or m["op"] == "!=" or m["set"] == "notin":
+            continue
+        holds = False
+    return holds
+
+
 def paginate(
     base: str,
     path: str,
@@ -459,6 +488,8 @@ def paginate(
         return value
 
     per_page = number("per_page", default_per_page, 5000)
+    if "label_selector" in query and not matches_unlabelled(query["label_selector"]):
+        items = ()
     page = number("page", 1, None)
     total = len(items)
     pages = max(1, math.ceil(total / per_page))

@@ -255,3 +255,28 @@ async def test_auth_only_bearer_tokens_count_and_unknown_paths_are_not_found_to_
     assert (status, _error(body)) == (401, (1000, "CF-InvalidAuthToken"))
     status, body, _ = await api.call("GET", "/v3/no-such-thing", auth=False)
     assert (status, _error(body)) == (404, (10000, "CF-NotFound"))
+
+
+async def test_label_selectors_select_as_on_resources_with_no_labels(api):
+    guid = await _app(api)
+    for selector, guids in (
+        ("env%3Dprod", []),
+        ("env%20in%20(a,b)", []),
+        ("!env", [guid]),
+        ("env!%3Dprod,!tier", [guid]),
+        ("env%20notin%20(a,b)", [guid]),
+    ):
+        status, apps, _ = await api.call("GET", f"/v3/apps?label_selector={selector}")
+        assert (status, [a["guid"] for a in apps["resources"]]) == (200, guids), selector
+    _, packages, _ = await api.call("GET", "/v3/packages?label_selector=env%3Dprod")
+    assert packages["resources"] == []
+    for bad in ("!!!", "", "!env%3Dprod"):
+        status, body, _ = await api.call("GET", f"/v3/apps?label_selector={bad}")
+        assert (status, _error(body)) == (400, (10005, "CF-BadQueryParameter")), bad
+
+
+async def test_a_name_that_is_not_a_string_is_named_so(api):
+    space = await _space(api)
+    body = {"name": 123, "relationships": {"space": {"data": {"guid": space}}}}
+    status, error, _ = await api.call("POST", "/v3/apps", body=body)
+    assert (status, error["errors"][0]["detail"]) == (422, "App name must be a string")
