@@ -18,11 +18,16 @@ no platform, no asyncio, no structlog. Everything else lives in `actors/`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+
+
+#: A log file past this size when a process opens it is moved aside first.
+LOG_ROTATE_BYTES = 64 * 1024 * 1024
 
 
 def configure_logging(*, debug: bool = False, log_file: Path | None = None, json_to_stderr: bool = False) -> None:
@@ -44,6 +49,10 @@ def configure_logging(*, debug: bool = False, log_file: Path | None = None, json
     elif log_file is not None:
         # The log is data of the platform's: owner-only, like CC_DB and the socket.
         log_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            if log_file.stat().st_size > LOG_ROTATE_BYTES:
+                # Kept bounded: the older half goes to <name>.1, replacing the last.
+                os.replace(log_file, log_file.with_name(log_file.name + ".1"))
         fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         sink = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
         renderer = structlog.processors.JSONRenderer()
