@@ -55,7 +55,6 @@ MAX_MANIFEST_DEPTH = 64
 # Cloud Controller stores instances, memory and disk in 32-bit columns.
 MAX_DB_INT = 2**31 - 1
 
-_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _SIZE = re.compile(r"(\d+)(M|MB|G|GB|T|TB)", re.IGNORECASE)
 _UNIT_MB = {"M": 1, "MB": 1, "G": 1024, "GB": 1024, "T": 1024 * 1024, "TB": 1024 * 1024}
 
@@ -109,17 +108,18 @@ class Manifest:
 
 
 def validate_app_name(name: object) -> str:
-    """Return `name` if Cloud Foundry (and a route host) can carry it."""
+    """Return `name` if Cloud Controller takes it: 1 to 255 printable
+    characters (the default route's host is made of it, `default_route`)."""
     if name is not None and not isinstance(name, str):
         raise InvalidAppName("App name must be a string")
     if not name:
         raise InvalidAppName("App name must not be empty")
-    if len(name) > 63:
-        raise InvalidAppName(f"App name '{name}' is longer than 63 characters")
-    if not _APP_NAME.fullmatch(name):
-        raise InvalidAppName(
-            f"App name '{name}' is invalid: use letters, digits, '-', '_' and '.', starting with a letter or digit"
-        )
+    if len(name) > 255:
+        raise InvalidAppName(f"App name '{name[:60]}...' is longer than 255 characters")
+    if not name.isprintable():
+        # Cloud Controller's rule: any printable characters (spaces,
+        # punctuation, letters of any script), nothing else.
+        raise InvalidAppName(f"App name {name!r} is invalid: it may hold printable characters only")
     return name
 
 

@@ -81,7 +81,7 @@ async def test_manifests_that_are_not_yaml_or_not_valid_are_refused_and_create_n
         (b"a: &x [*x, *x]\n", (400, (1004, "CF-BadRequest"))),  # an alias
         (b"base: &b {memory: 64M}\napplications:\n- name: a\n  <<: *b\n", (400, (1004, "CF-BadRequest"))),
         (b"applications:\n- name: a\n  memory: lots\n", (422, (10008, "CF-UnprocessableEntity"))),  # a bad value
-        (b"applications:\n- name: 'has space'\n", (422, (10008, "CF-UnprocessableEntity"))),  # a bad name
+        (b'applications:\n- name: "tab\\tname"\n', (422, (10008, "CF-UnprocessableEntity"))),  # a bad name
         (b"applications:\n- name: a\n  instances: -1\n", (422, (10008, "CF-UnprocessableEntity"))),
         (b"version: 2\napplications:\n- name: a\n", (422, (10008, "CF-UnprocessableEntity"))),
     ):

@@ -280,3 +280,14 @@ async def test_a_name_that_is_not_a_string_is_named_so(api):
     body = {"name": 123, "relationships": {"space": {"data": {"guid": space}}}}
     status, error, _ = await api.call("POST", "/v3/apps", body=body)
     assert (status, error["errors"][0]["detail"]) == (422, "App name must be a string")
+
+
+async def test_any_printable_name_is_an_app_name_as_cloud_controller_takes_it(api):
+    space = await _space(api)
+    body = {"name": "My App (v2)", "relationships": {"space": {"data": {"guid": space}}}}
+    status, app, _ = await api.call("POST", "/v3/apps", body=body)
+    assert (status, app["name"]) == (201, "My App (v2)")
+    _, apps, _ = await api.call("GET", "/v3/apps?names=My%20App%20(v2)")
+    assert [a["guid"] for a in apps["resources"]] == [app["guid"]]
+    status, error, _ = await api.call("PATCH", f"/v3/apps/{app['guid']}", body={"name": "x" * 256})
+    assert status == 422 and "longer than 255" in error["errors"][0]["detail"]

@@ -107,6 +107,18 @@ async def test_pushing_the_python_example_stages_it_and_shows_two_running_instan
     assert re.match(r"#1   running   \S+Z   ", line_starting(lines, "#1 "))
 
 
+async def test_an_app_name_with_spaces_and_punctuation_pushes_and_its_route_is_a_hostname(platform):
+    # Cloud Controller takes any printable name; the route's host is made of it.
+    code, lines = await run(platform, "push", "My App (v2)", "-p", str(EXAMPLES / "static"), "-m", "64M")
+
+    assert code == 0, "\n".join(lines)
+    assert "routes:            my-app-v2.apps.internal" in lines
+    code, lines = await run(platform, "app", "My App (v2)")
+    assert code == 0 and "name:              My App (v2)" in lines, lines
+    code, lines = await run(platform, "apps")
+    assert any(line.startswith("My App (v2)   started") for line in lines), lines
+
+
 @pytest.mark.parametrize(
     ("example", "app", "buildpack", "language"),
     [
@@ -401,7 +413,7 @@ BAD_INPUTS: dict[str, tuple[Callable[..., list[str]], str, bool]] = {
         "Application 'lots': memory: ",
         FAILS,
     ),
-    "invalid app name": (lambda tmp: ["push", "bad name!", "-p", str(EXAMPLES / "python")], "App name ", FAILS),
+    "invalid app name": (lambda tmp: ["push", "bad\tname", "-p", str(EXAMPLES / "python")], "App name ", FAILS),
     "app ghost": (lambda tmp: ["app", "ghost"], "App 'ghost' not found.", FAILS),
     "scale ghost": (lambda tmp: ["scale", "ghost", "-i", "2"], "App 'ghost' not found.", FAILS),
     "events ghost": (lambda tmp: ["events", "ghost"], "App 'ghost' not found.", FAILS),
