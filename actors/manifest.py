@@ -77,7 +77,7 @@ __all__ = [
     "reserved_env_name",
 ]
 
-_ROUTE = re.compile(r"(\*|[A-Za-z0-9][A-Za-z0-9-]*)(\.[A-Za-z0-9][A-Za-z0-9-]*)+(:\d{1,5})?(/\S*)?")
+_ROUTE = re.compile(r"(\*|[A-Za-z0-9_][A-Za-z0-9_-]*)(\.[A-Za-z0-9][A-Za-z0-9-]*)+(:\d{1,5})?(/\S*)?")
 _RESERVED_ENV = ("VCAP_", "CF_")
 _KNOWN_KEYS = frozenset(
     {

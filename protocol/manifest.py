@@ -107,6 +107,10 @@ class Manifest:
         raise InvalidManifest(f"Could not find app named '{name}' in manifest")
 
 
+# A host Cloud Controller makes of an app's name: word characters and '-'.
+_HOST = re.compile(r"[\w-]+", re.ASCII)
+
+
 def validate_app_name(name: object) -> str:
     """Return `name` if Cloud Controller takes it: 1 to 255 printable
     characters (the default route's host is made of it, `default_route`)."""
@@ -124,10 +128,15 @@ def validate_app_name(name: object) -> str:
 
 
 def default_route(name: str, domain: str = DEFAULT_DOMAIN) -> str:
-    """The route `cf push` maps when none is given: the name as a hostname."""
-    # Hostnames allow only [a-z0-9-]; cf replaces the rest as it does here.
-    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-") or "app"
-    return f"{host}.{domain}"
+    """The route Cloud Controller maps when a push gives none: the app's
+    name as the host, as it is. A name that cannot be a host fails the push
+    in CC's words (cf v8 leaves this to CC, which does not rewrite it)."""
+    prefix = "Failed to create default route from app name:"
+    if len(name) > 63:
+        raise InvalidManifest(f"{prefix} Host cannot exceed 63 characters")
+    if not _HOST.fullmatch(name):
+        raise InvalidManifest(f'{prefix} Host must be either "*" or contain only alphanumeric characters, "_", or "-"')
+    return f"{name.lower()}.{domain}"
 
 
 _REPR = reprlib.Repr()

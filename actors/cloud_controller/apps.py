@@ -10,7 +10,7 @@ from actors.cloud_controller.base import ControllerBase
 from actors.runtime import handles
 from protocol import ccdb
 from protocol.buildpacks import buildpack_name
-from protocol.errors import AppNotFound, InvalidManifest, StackNotFound
+from protocol.errors import AppInvalid, AppNotFound, InvalidManifest, StackNotFound
 from protocol.knobs import InstanceKnobs
 from protocol.lrp import InstanceInfo
 from protocol.manifest import AppSpec, default_route, show, validate_app_name
@@ -60,11 +60,15 @@ class Apps(ControllerBase):
         except ValueError as exc:
             raise InvalidManifest(f"app {spec.name}: env: {exc}") from None
         self._check_stack(spec.stack)
-        routes = self._routes(spec)
         app = await self.db(ccdb.FindApp(spec.name, step=3))
+        routes: tuple[str, ...] | None = (
+            self._routes(spec) if app is None else self._route_update(spec, message.explicit, app)
+        )
         # As the push will start it: refused here, before any row is written.
         memory = spec.memory_mb if app is None or "memory_mb" in message.explicit else app.memory_mb
         instances = spec.instances if app is None or "instances" in message.explicit else app.instances
+        disk = spec.disk_mb if app is None or "disk_mb" in message.explicit else app.disk_mb
+        self._check_disk(disk)
         await self._check_quota(None if app is None else app.guid, memory, instances)
         if app is None:
             app = await self.db(
@@ -82,7 +86,7 @@ class Apps(ControllerBase):
                     health_check_http_endpoint=spec.health_check_http_endpoint,
                     health_check_timeout=spec.timeout_s,
                     env=freeze(spec.env_dict),
-                    routes=routes,
+                    routes=routes or (),
                     step=3,
                 )
             )
@@ -100,6 +104,19 @@ class Apps(ControllerBase):
         self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
         return app
 
+    def _route_update(self, spec: AppSpec, explicit: frozenset[str], app: AppRecord) -> tuple[str, ...] | None:
+        """An existing app's new routes, None for no change. As Cloud
+        Controller applies a push: `no-route` unmaps them all, listed routes
+        replace them, and the default (or a random) route is mapped only when
+        the app has none."""
+        if "no_route" in explicit and spec.no_route:
+            return ()
+        if "routes" in explicit and spec.routes:
+            return tuple(spec.routes)
+        if app.routes:
+            return None
+        return self._routes(spec)
+
     def _routes(self, spec: AppSpec) -> tuple[str, ...]:
         """The app's routes: those asked for, a random one, or the default
         (the app's name as a host: Cloud Controller is the one place that
@@ -109,8 +126,17 @@ class Apps(ControllerBase):
         if spec.routes:
             return tuple(spec.routes)
         if spec.random_route:
+            default_route(spec.name)  # the name must make a host first, as for the default
             return (default_route(f"{spec.name}-{self.rng.choice(_WORDS)}-{self.rng.choice(_ANIMALS)}"),)
         return (default_route(spec.name),)
+
+    def _check_disk(self, disk_mb: int) -> None:
+        """CC's MaxDiskQuotaPolicy: at once, not after every start has failed for want of disk."""
+        most = self.config.max_app_disk_mb
+        if disk_mb > most:
+            raise AppInvalid(
+                f"Disk quota too much disk requested (requested {disk_mb} MB - must be less than {most} MB)"
+            )
 
     async def _check_quota(self, app_guid: str | None, memory_mb: int, instances: int) -> None:
         """Refuse what would take the org past its quota, counting its other started apps."""
@@ -198,7 +224,7 @@ class Apps(ControllerBase):
         return [(app, await self._instances(app)) for app in apps]
 
 
-_ROUTE = re.compile(r"[a-z0-9*]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))+(/[^\s?#]*)?")
+_ROUTE = re.compile(r"[a-z0-9*_]([a-z0-9_-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))+(/[^\s?#]*)?")
 
 
 def _check_route(url: object) -> str:
@@ -208,7 +234,7 @@ def _check_route(url: object) -> str:
     return url.lower()
 
 
-def _changes(spec: AppSpec, explicit: frozenset[str], routes: tuple[str, ...]) -> dict[str, Any]:
+def _changes(spec: AppSpec, explicit: frozenset[str], routes: tuple[str, ...] | None) -> dict[str, Any]:
     """The app columns a push changes: only what the user set."""
     changes: dict[str, Any] = {}
     for field_name, column in _COLUMNS.items():
@@ -219,7 +245,7 @@ def _changes(spec: AppSpec, explicit: frozenset[str], routes: tuple[str, ...]) -
             elif field_name == "buildpacks":
                 value = tuple(value)
             changes[column] = value
-    if explicit & {"routes", "no_route", "random_route"}:
+    if routes is not None:
         changes["routes"] = routes
     return changes
 

@@ -314,9 +314,14 @@ def test_a_route_entry_without_a_route_key_is_invalid():
         parse("applications:\n- name: a\n  routes:\n  - host: a\n")
 
 
-def test_the_default_route_turns_the_name_into_a_hostname():
-    assert default_route("My_App.v2") == "my-app-v2.apps.internal"
-    assert default_route("My_App") == "my-app.apps.internal"
+def test_the_default_route_is_the_name_as_a_host_or_cloud_controllers_error():
+    assert default_route("My_App") == "my_app.apps.internal"
+    assert default_route("web-2") == "web-2.apps.internal"
+    for name in ("My_App.v2", "My App (v2)", "émoji", "a/b"):
+        with pytest.raises(InvalidManifest, match='Host must be either "\\*" or contain only alphanumeric'):
+            default_route(name)
+    with pytest.raises(InvalidManifest, match="Host cannot exceed 63 characters"):
+        default_route("x" * 64)
 
 
 # --- paths ------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ async def _routes(platform, name: str) -> tuple[str, ...]:
 async def test_a_push_without_a_manifest_maps_the_name_as_a_hostname(platform):
     code, lines = await run(platform, "push", "My_App", "-p", str(EXAMPLES / "python"))
     assert code == 0, "\n".join(lines)
-    assert await _routes(platform, "My_App") == ("my-app.apps.internal",)
-    assert line_starting(lines, "routes:").split() == ["routes:", "my-app.apps.internal"]
+    assert await _routes(platform, "My_App") == ("my_app.apps.internal",)
+    assert line_starting(lines, "routes:").split() == ["routes:", "my_app.apps.internal"]
 
 
 async def test_a_manifest_without_routes_gets_the_same_default_route(platform, tmp_path):
@@ -31,7 +31,33 @@ async def test_a_manifest_without_routes_gets_the_same_default_route(platform, t
     (src / "manifest.yml").write_text("applications:\n- name: My_App\n  memory: 64M\n")
     code, lines = await run(platform, "push", "-f", str(src / "manifest.yml"))
     assert code == 0, "\n".join(lines)
-    assert await _routes(platform, "My_App") == ("my-app.apps.internal",)
+    assert await _routes(platform, "My_App") == ("my_app.apps.internal",)
+
+
+async def test_a_name_that_cannot_be_a_host_fails_the_push_unless_it_needs_no_default_route(platform):
+    # Cloud Controller's words; it does not rewrite the name into a host.
+    code, lines = await run(platform, "push", "a.b", "-p", str(EXAMPLES / "static"), "-m", "64M")
+    assert code == 1
+    assert any('Failed to create default route from app name: Host must be either "*"' in line for line in lines)
+    code, lines = await run(platform, "app", "a.b")
+    assert code == 1  # nothing was created
+    code, lines = await run(platform, "push", "a.b", "-p", str(EXAMPLES / "static"), "-m", "64M", "--no-route")
+    assert code == 0, "\n".join(lines)
+    assert await _routes(platform, "a.b") == ()
+
+
+async def test_a_plain_push_maps_the_default_route_only_to_an_app_with_none(platform):
+    static = str(EXAMPLES / "static")
+    code, lines = await run(platform, "push", "web", "-p", static, "-m", "64M", "--no-route")
+    assert code == 0 and await _routes(platform, "web") == ()
+    # Pushed again without route flags: it had none, so it gets the default.
+    code, lines = await run(platform, "push", "web", "-p", static, "-m", "64M")
+    assert code == 0 and await _routes(platform, "web") == ("web.apps.internal",)
+    # A random route is only for an app with none: it keeps the one it has.
+    code, lines = await run(platform, "push", "web", "-p", static, "-m", "64M", "--random-route")
+    assert code == 0 and await _routes(platform, "web") == ("web.apps.internal",)
+    code, lines = await run(platform, "push", "web", "-p", static, "-m", "64M", "--no-route")
+    assert code == 0 and await _routes(platform, "web") == ()
 
 
 async def test_routes_no_route_and_random_route_are_honoured(platform, tmp_path):
