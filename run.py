@@ -135,6 +135,11 @@ def _main(argv: list[str] | None = None) -> int:
     if args.cells < 1 or args.zones < 1:
         raise SystemExit("run.py: --cells and --zones must be at least 1")
     first = command[0] if command else None
+    if first != "bench" and (problem := _unusable(data_dir)) is not None:
+        # Before anything opens a socket, a log or a lock in it.
+        print(f"DataDirUnusable - {problem}", file=sys.stderr)
+        print("FAILED", file=sys.stderr)  # as the server's own DataDirUnusable
+        return 1
     # Processes started from this one (up's server, an experiment's child
     # runs) make the same choice of loop.
     os.environ["MINIFOUNDRY_LOOP"] = args.loop
@@ -187,6 +192,19 @@ def _main(argv: list[str] | None = None) -> int:
     from actors.repl.shell import run_repl
 
     return run_repl(args)
+
+
+def _unusable(data_dir: Path) -> str | None:
+    """Why `data_dir` cannot be a data directory (a file is in its place, or
+    in the place of a folder above it), or None."""
+    for path in (data_dir, *data_dir.parents):
+        if path.exists() or path.is_symlink():
+            if not path.is_dir():
+                return (
+                    f"{path} is not a directory" if path == data_dir else f"{path} (in {data_dir}) is not a directory"
+                )
+            return None
+    return None
 
 
 def _bench(argv: list[str]) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "ApiPortInUse",
+    "AppInvalid",
     "AppMemoryQuotaExceeded",
     "AppNameTaken",
     "AppNotFound",
@@ -183,6 +184,13 @@ class QuotaInstanceLimitExceeded(PlatformError):
 
     code = "QuotaInstanceLimitExceeded"
     default_message = "You have exceeded the instance limit for your organization's quota."
+
+
+class AppInvalid(PlatformError):
+    """An app Cloud Controller refuses as it stands (CC code 100001), such as
+    one asking for more disk than `maximum_app_disk_in_mb`."""
+
+    code = "AppInvalid"
 
 
 class StackNotFound(PlatformError):

@@ -17,6 +17,7 @@ from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError
 from protocol.errors import (
+    AppInvalid,
     AppMemoryQuotaExceeded,
     AppNameTaken,
     FileTooLarge,
@@ -62,6 +63,7 @@ Handler = Callable[..., Any]
 
 #: Errors cf v8 reports in words of its own, which the cli prints without a name.
 _CF_WORDED = (
+    AppInvalid,
     AppMemoryQuotaExceeded,
     AppNameTaken,
     FileTooLarge,

@@ -73,6 +73,8 @@ def push_plans(args: Any, cwd: Path, warn: Callable[[str], None] | None = None) 
     manifest_path: Path | None = None
     if args.manifest and args.no_manifest:
         raise _usage("Incorrect Usage: The following arguments cannot be used together: --no-manifest, --manifest, -f")
+    if getattr(args, "no_route", False) and getattr(args, "random_route", False):
+        raise _usage("Incorrect Usage: The following arguments cannot be used together: --no-route, --random-route")
     if args.manifest:
         manifest_path = (cwd / args.manifest).resolve()
         if manifest_path.is_dir():

@@ -47,6 +47,10 @@ _EVENT_KEYS = (
     "state",
     "command",
     "environment_json",
+    # What the Diego sync repaired (audit.app.process.sync, the platform's own).
+    "repair",
+    "was",
+    "why",
 )
 # CC_DB's column names in an update's request, as Cloud Controller names them.
 _EVENT_NAMES = {"memory_mb": "memory", "disk_mb": "disk_quota", "env": "environment_json", "memory_in_mb": "memory"}

@@ -86,6 +86,9 @@ class ControllerBase(AsyncioActor):
     async def _check_quota(self, app_guid: str | None, memory_mb: int, instances: int) -> None:
         raise NotImplementedError  # apps.Apps
 
+    def _check_disk(self, disk_mb: int) -> None:
+        raise NotImplementedError  # apps.Apps
+
     async def _sweep_orphans(self, grace: float) -> int:
         raise NotImplementedError  # bits.Bits
 

@@ -14,6 +14,8 @@ class ControllerConfig:
     staging_timeout: float = 900.0  # CC's staging_timeout_in_seconds (15 min)
     staging_memory_mb: int = 1024
     staging_disk_mb: int = 4096
+    # CC's maximum_app_disk_in_mb: no app's instances may ask for more disk.
+    max_app_disk_mb: int = 2048
     db_timeout: float = 10.0
     blob_timeout: float = 60.0
     packages_kept: int = 5

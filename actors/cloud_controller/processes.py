@@ -132,6 +132,8 @@ class Processes(ControllerBase):
                 changes["disk_mb"] = message.disk_mb
             if not changes:
                 return app
+            if "disk_mb" in changes:
+                self._check_disk(changes["disk_mb"])
             if app.state is AppState.STARTED:
                 await self._check_quota(
                     app.guid, changes.get("memory_mb", app.memory_mb), changes.get("instances", app.instances)

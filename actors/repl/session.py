@@ -315,14 +315,14 @@ class Session:
         if len(parts) < 3:
             return self._fail(f"Incorrect Usage: {REPL_COMMANDS['send'][0]}")
         _, actor, source = parts
+        system = self.platform.system
+        if system.lookup(actor) is None:  # the receiver first, as `kill` checks it
+            running = ", ".join(sorted(system.names()))
+            return self._fail(f"No actor named '{actor}' is running. Running: {running}")
         try:
             message = parse_message(source)
         except MessageSyntaxError as exc:
             return self._fail(f"Incorrect Usage: {exc}")
-        system = self.platform.system
-        if system.lookup(actor) is None:
-            running = ", ".join(sorted(system.names()))
-            return self._fail(f"No actor named '{actor}' is running. Running: {running}")
         job = asyncio.ensure_future(system.ask(actor, message, timeout=30))
         try:
             finished = await self._wait(job)

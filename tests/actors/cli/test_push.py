@@ -107,12 +107,11 @@ async def test_pushing_the_python_example_stages_it_and_shows_two_running_instan
     assert re.match(r"#1   running   \S+Z   ", line_starting(lines, "#1 "))
 
 
-async def test_an_app_name_with_spaces_and_punctuation_pushes_and_its_route_is_a_hostname(platform):
-    # Cloud Controller takes any printable name; the route's host is made of it.
-    code, lines = await run(platform, "push", "My App (v2)", "-p", str(EXAMPLES / "static"), "-m", "64M")
+async def test_an_app_name_with_spaces_and_punctuation_pushes_without_the_default_route(platform):
+    # Cloud Controller takes any printable name (the default route needs a host-like one).
+    code, lines = await run(platform, "push", "My App (v2)", "-p", str(EXAMPLES / "static"), "-m", "64M", "--no-route")
 
     assert code == 0, "\n".join(lines)
-    assert "routes:            my-app-v2.apps.internal" in lines
     code, lines = await run(platform, "app", "My App (v2)")
     assert code == 0 and "name:              My App (v2)" in lines, lines
     code, lines = await run(platform, "apps")
@@ -464,6 +463,16 @@ BAD_INPUTS: dict[str, tuple[Callable[..., list[str]], str, bool]] = {
         "You have exceeded your organization's memory limit",
         FAILS,
     ),
+    "disk past the maximum": (
+        lambda tmp: ["push", "huge", "-p", str(EXAMPLES / "python"), "-k", "50G"],
+        "Disk quota too much disk requested (requested 51200 MB - must be less than 2048 MB)",
+        FAILS,
+    ),
+    "scale disk past the maximum": (
+        lambda tmp: ["scale", "hello", "-k", "3G", "-f"],
+        "Disk quota too much disk requested (requested 3072 MB - must be less than 2048 MB)",
+        FAILS,
+    ),
     "scale past the quota": (lambda tmp: ["scale", "hello", "-i", "30000000"], "You have exceeded your", FAILS),
     "unknown stack": (
         lambda tmp: ["push", "stacked", "-p", str(EXAMPLES / "python"), "-s", "windows2016"],
@@ -515,6 +524,19 @@ async def test_a_bad_input_fails_with_a_named_error_and_changes_nothing(platform
     assert await platform_state(platform) == before
 
 
+async def test_no_route_with_random_route_is_an_argument_combination_error(platform):
+    before = await platform_state(platform)
+
+    code, out, err = await run_streams(
+        platform, "push", "both", "-p", str(EXAMPLES / "python"), "--no-route", "--random-route"
+    )
+
+    assert code == 1
+    assert err[0] == "Incorrect Usage: The following arguments cannot be used together: --no-route, --random-route"
+    assert out[0] == "FAILED" and "NAME:" in out
+    assert await platform_state(platform) == before
+
+
 async def test_an_unknown_manifest_key_only_warns_and_the_push_goes_on(platform, tmp_path):
     argv = _manifest_app(tmp_path, "applications:\n- name: flavoured\n  flavour: vanilla\n  memory: 64M\n")
 
@@ -563,3 +585,10 @@ async def test_pushes_in_one_auction_round_each_keep_only_their_own_instances_in
         assert labels["InstanceStarted"] == 1 and labels["InstancesStarted"] == 0, (name, labels)
         assert labels["TaskCompleted"] == 1 and labels["GetTask"] == 1, (name, labels)
         assert labels["Perform"] == 2, (name, labels)  # its staging's, and its instance's
+
+
+def test_a_sync_repair_event_says_what_was_repaired_and_why():
+    from actors.cli.render import describe_event
+
+    assert describe_event({"repair": "desire", "why": "the BBS lost it"}) == "repair: desire, why: the BBS lost it"
+    assert describe_event({"repair": "update", "instances": 3, "was": 2}) == "instances: 3, repair: update, was: 2"

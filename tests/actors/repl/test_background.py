@@ -219,6 +219,18 @@ def test_a_data_dir_that_cannot_be_served_fails_with_the_servers_words_and_leave
     assert pid is None or not alive(pid)
 
 
+def test_a_data_dir_that_is_a_file_is_unusable_for_every_command_and_nothing_starts(tmp_path):
+    taken = tmp_path / "a-file"
+    taken.write_text("hi\n")
+    for data, says in ((taken, f"{taken} is not a directory"), (taken / "sub", f"{taken} (in {taken / 'sub'})")):
+        for argv in (["up"], ["apps"], ["serve"], ["down"], []):
+            done = run_py(data, *argv, timeout=30)
+            assert done.returncode == 1, (data, argv, done.stderr)
+            assert done.stderr.startswith(f"DataDirUnusable - {says}"), done.stderr
+            assert done.stderr.rstrip().endswith("FAILED") and "Traceback" not in done.stderr
+    assert taken.read_text() == "hi\n"
+
+
 def test_up_on_a_taken_api_port_says_so_and_exits_1(background):
     held = socket.socket()
     held.bind(("127.0.0.1", 0))

@@ -78,12 +78,14 @@ async def test_send_says_clearly_what_went_wrong(platform):
         "send nobody BBSSnapshot()",
         "send bbs os.system('true')",
         'send cloud_controller GetApp(name="ghost")',
+        "send nobody Foo()",  # the receiver is what is wrong first
     )
     assert code == 1
     assert con.output[0].startswith("Incorrect Usage: send ACTOR MESSAGE")
     assert con.output[2].startswith("No actor named 'nobody' is running. Running: auctioneer, bbs")
     assert con.output[4] == "Incorrect Usage: only message types can be called, by their name (or ccdb.X, blobs.X)"
     assert con.output[6] == "cloud_controller answered with an error: AppNotFound: App 'ghost' not found."
+    assert con.output[8].startswith("No actor named 'nobody' is running.")
 
 
 async def test_py_runs_top_level_await_with_the_platform_in_scope(platform):
