@@ -186,6 +186,14 @@ async def _info(request: web.Request) -> web.Response:
     )
 
 
+#: The orders CC's organization and space lists take.
+_BY_NAME_OR_TIME: dict[str, Callable[[Any], Any]] = {
+    "name": lambda r: r,
+    "created_at": lambda r: r,
+    "updated_at": lambda r: r,
+}
+
+
 def _filtered_names(edge: Edge, name: str) -> bool:
     names = edge.query_list("names")
     return names is None or name in names
@@ -195,6 +203,7 @@ async def _organizations(request: web.Request) -> web.Response:
     edge = Edge(request)
     guids = edge.query_list("guids")
     keep = _filtered_names(edge, edge.names.org) and (guids is None or edge.names.org_guid in guids)
+    _ordered(edge, [], _BY_NAME_OR_TIME)  # a single org: only the order's name is checked
     return _list(edge, [edge.names.organization()] if keep else [], lambda x: x)
 
 
@@ -228,6 +237,7 @@ async def _spaces(request: web.Request) -> web.Response:
         and (orgs is None or edge.names.org_guid in orgs)
         and (guids is None or edge.names.space_guid in guids)
     )
+    _ordered(edge, [], _BY_NAME_OR_TIME)
     return _list(edge, [edge.names.space_resource()] if keep else [], lambda x: x)
 
 
@@ -1227,8 +1237,8 @@ async def _audit_events(request: web.Request) -> web.Response:
         for app in await _all_apps(edge):
             events.extend(await edge.cc(GetEvents(app.guid, limit=1000)))
     events = [ev for ev in events if types is None or ev.type in types]
-    order = request.query.get("order_by", "created_at")
-    events.sort(key=lambda ev: (ev.time, ev.guid), reverse=order.startswith("-"))
+    events.sort(key=lambda ev: (ev.time, ev.guid))
+    events = _ordered(edge, events, {"created_at": lambda ev: ev.time, "updated_at": lambda ev: ev.time})
     return _list(edge, events, edge.names.event)
 
 

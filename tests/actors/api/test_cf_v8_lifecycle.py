@@ -291,3 +291,15 @@ async def test_any_printable_name_is_an_app_name_as_cloud_controller_takes_it(ap
     assert [a["guid"] for a in apps["resources"]] == [app["guid"]]
     status, error, _ = await api.call("PATCH", f"/v3/apps/{app['guid']}", body={"name": "x" * 256})
     assert status == 422 and "longer than 255" in error["errors"][0]["detail"]
+
+
+async def test_every_list_checks_its_order_by(api):
+    await _app(api)
+    for path in ("/v3/organizations", "/v3/spaces", "/v3/audit_events", "/v3/droplets", "/v3/apps"):
+        status, body, _ = await api.call("GET", f"{path}?order_by=bogus")
+        assert (status, _error(body)) == (400, (10005, "CF-BadQueryParameter")), path
+        status, _, _ = await api.call("GET", f"{path}?order_by=-created_at")
+        assert status == 200, path
+    _, newest_first, _ = await api.call("GET", "/v3/audit_events?order_by=-created_at")
+    times = [e["created_at"] for e in newest_first["resources"]]
+    assert times == sorted(times, reverse=True) and len(times) >= 1
