@@ -198,12 +198,15 @@ def _unusable(data_dir: Path) -> str | None:
     """Why `data_dir` cannot be a data directory (a file is in its place, or
     in the place of a folder above it), or None."""
     for path in (data_dir, *data_dir.parents):
-        if path.exists() or path.is_symlink():
-            if not path.is_dir():
-                return (
-                    f"{path} is not a directory" if path == data_dir else f"{path} (in {data_dir}) is not a directory"
-                )
-            return None
+        try:
+            if not (path.exists() or path.is_symlink()):
+                continue
+            is_dir = path.is_dir()
+        except OSError:
+            return None  # not ours to look into (another user's): the command says so itself
+        if not is_dir:
+            return f"{path} is not a directory" if path == data_dir else f"{path} (in {data_dir}) is not a directory"
+        return None
     return None
 
 

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, Protocol
 
 from actors.runtime import ActorDeadError, AsyncioActor
+from actors.runtime.future import finish_on_loop
 
 __all__ = ["StorageActor", "Store"]
 
@@ -94,11 +95,12 @@ class StorageActor(AsyncioActor):
                 outcomes[index] = (False, exc)
             else:
                 where.append(index)
-        # The waiting asks are answered just after `first` (whose answer is
-        # this handler's return), so every ask is answered in the order the
-        # operations ran: where two asks share a reply (a message delivered
-        # twice), the first answer wins as it would one by one.
-        later = self.system.loop.call_soon
+        # Every ask is answered here, in the order the operations ran, the
+        # batch's first too (its reply is the one the loop owes while this
+        # handler runs): where two asks share a reply (a message delivered
+        # twice), the first answer wins as it would one by one, whatever the
+        # loop does next.
+        first_reply = self._actor_owed
         try:
             done = await self.store.perform_batch(calls) if calls else []
         except asyncio.CancelledError:
@@ -106,13 +108,18 @@ class StorageActor(AsyncioActor):
                 answer(None, ActorDeadError(f"{self.actor_name} stopped before replying"))
             raise
         except Exception as exc:
+            if first_reply is not None:
+                finish_on_loop(first_reply, None, exc)
             for _, answer in waiting:
-                later(answer, None, exc)
+                answer(None, exc)
             raise
         for index, outcome in zip(where, done, strict=True):
             outcomes[index] = outcome
+        if first_reply is not None:
+            ok, value = outcomes[0]
+            finish_on_loop(first_reply, value, None) if ok else finish_on_loop(first_reply, None, value)
         for (_, answer), (ok, value) in zip(waiting, outcomes[1:], strict=True):
-            later(answer, value, None) if ok else later(answer, None, value)
+            answer(value, None) if ok else answer(None, value)
         ok, value = outcomes[0]
         if ok:
             return value

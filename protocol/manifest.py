@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import reprlib
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,6 +108,8 @@ class Manifest:
         raise InvalidManifest(f"Could not find app named '{name}' in manifest")
 
 
+# The Unicode categories Onigmo's [[:print:]] leaves out.
+_NOT_PRINTABLE = frozenset({"Cc", "Cs", "Cn", "Zl", "Zp"})
 # A host Cloud Controller makes of an app's name: word characters and '-'.
 _HOST = re.compile(r"[\w-]+", re.ASCII)
 
@@ -120,9 +123,10 @@ def validate_app_name(name: object) -> str:
         raise InvalidAppName("App name must not be empty")
     if len(name) > 255:
         raise InvalidAppName(f"App name '{name[:60]}...' is longer than 255 characters")
-    if not name.isprintable():
-        # Cloud Controller's rule: any printable characters (spaces,
-        # punctuation, letters of any script), nothing else.
+    if any(unicodedata.category(c) in _NOT_PRINTABLE for c in name):
+        # Cloud Controller's rule ([[:print:]]): letters, marks, numbers,
+        # punctuation, symbols, spaces of any script and format characters;
+        # not control characters, line or paragraph separators, surrogates.
         raise InvalidAppName(f"App name {name!r} is invalid: it may hold printable characters only")
     return name
 

@@ -105,14 +105,21 @@ class CreateOrUpdateApp(_Msg):
     spec: AppSpec
     explicit: frozenset[str] = frozenset()
     actor: str = "admin"
+    #: A push (cf v8's `default-route: true`): an app left with no route
+    #: gets the default (or, with `random_route`, a random) one. Other
+    #: updates (an env var, a lifecycle) never touch routes they do not name.
+    default_route: bool = False
 
 
 @dataclass(frozen=True, slots=True)
-class RenameApp(_Msg):
-    """`cf rename`: give the app (by guid) a new name (AppNameTaken if another has it)."""
+class PatchApp(_Msg):
+    """PATCH /v3/apps/:guid (`cf rename`, a lifecycle): the app's new name,
+    buildpacks or stack (None: unchanged), all in one write or none."""
 
     app_guid: str
-    name: str
+    name: str | None = None
+    buildpacks: tuple[str, ...] | None = None
+    stack: str | None = None
     actor: str = "admin"
 
 

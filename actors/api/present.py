@@ -448,7 +448,10 @@ def matches_unlabelled(selector: str) -> bool:
     A malformed selector is CC's BadQueryParameter."""
     from actors.api.errors import bad_query
 
-    requirements = re.split(r",(?![^(]*\))", selector)
+    # Split on the commas outside parentheses; empty pieces (a trailing comma) are none.
+    requirements = [piece for piece in re.split(r",(?![^(]*\))", selector) if piece.strip()]
+    if not requirements:
+        raise bad_query("Invalid label_selector value")
     holds = True
     for text in requirements:
         m = _REQUIREMENT.fullmatch(text.strip())

@@ -55,8 +55,8 @@ from protocol.messages import (
     ListRoutes,
     MapRoute,
     MatchResources,
+    PatchApp,
     RecordJob,
-    RenameApp,
     ScaleApp,
     SetCurrentDroplet,
     ShowApp,
@@ -364,7 +364,8 @@ async def _apply_manifest(request: web.Request) -> web.Response:
     errors: list[tuple[int, str, str]] = []
     for spec, given in zip(manifest.apps, manifest.explicit, strict=True):
         try:
-            app = await edge.cc(CreateOrUpdateApp(spec, given, actor=edge.user), timeout=60.0)
+            push = CreateOrUpdateApp(spec, given, actor=edge.user, default_route=True)
+            app = await edge.cc(push, timeout=60.0)
             if len(manifest.apps) == 1:
                 edge.trace_app(app.guid)  # the push of this app starts here
         except ApiError as exc:
@@ -578,11 +579,7 @@ async def _update_app(request: web.Request) -> web.Response:
     _no_metadata(body)
     fields = _lifecycle(body.get("lifecycle"))
     _check_lifecycle(edge, fields)
-    if name is not None and name != app.name:
-        app = await edge.cc(RenameApp(app.guid, name, edge.user))
-    if fields:
-        spec = dataclasses.replace(AppSpec(name=app.name), **fields)
-        app = await edge.cc(CreateOrUpdateApp(spec, frozenset(fields), actor=edge.user))
+    app = await edge.cc(PatchApp(app.guid, name, fields.get("buildpacks"), fields.get("stack"), edge.user))
     return _json(edge.names.app(app))
 
 

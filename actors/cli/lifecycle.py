@@ -9,7 +9,7 @@ from actors.cli.push_spec import apply_flags, default_spec
 from protocol import ccdb
 from protocol.errors import AppNotFound, IncorrectUsage
 from protocol.manifest import validate_app_name
-from protocol.messages import DeleteApp, GetApp, ScaleApp, StartApp, StopApp
+from protocol.messages import DeleteApp, DeleteRoute, GetApp, ScaleApp, StartApp, StopApp
 from protocol.records import AppRecord
 from protocol.states import AppState
 
@@ -221,6 +221,10 @@ class Lifecycle(Push):
             out("")
             return 0
         await self.cc(DeleteApp(app.guid, self.config.user), timeout=120)
+        if args.delete_routes:
+            # As cf v8: the app first, then each route it had (unmapped from any other app too).
+            for url in app.routes:
+                await self.cc(DeleteRoute(url, self.config.user), timeout=120)
         out("OK")
         out("")
         return 0

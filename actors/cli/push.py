@@ -103,7 +103,8 @@ class Push(CliBase):
         apps: list[tuple[AppRecord, int]] = []
         for plan in plans:
             trace_start = self._trace_length()
-            apps.append((await self.cc(CreateOrUpdateApp(plan.spec, plan.explicit, c.user)), trace_start))
+            push = CreateOrUpdateApp(plan.spec, plan.explicit, c.user, default_route=True)
+            apps.append((await self.cc(push), trace_start))
         if manifest is not None:
             run.out("Manifest applied")
         code = 0

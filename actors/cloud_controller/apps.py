@@ -23,7 +23,7 @@ from protocol.messages import (
     ListApps,
     ListRoutes,
     MapRoute,
-    RenameApp,
+    PatchApp,
     UnmapRoute,
 )
 from protocol.records import AppRecord, AuditEvent, freeze
@@ -62,7 +62,9 @@ class Apps(ControllerBase):
         self._check_stack(spec.stack)
         app = await self.db(ccdb.FindApp(spec.name, step=3))
         routes: tuple[str, ...] | None = (
-            self._routes(spec) if app is None else self._route_update(spec, message.explicit, app)
+            self._routes(spec, message.default_route)
+            if app is None
+            else self._route_update(spec, message.explicit, app, message.default_route)
         )
         # As the push will start it: refused here, before any row is written.
         memory = spec.memory_mb if app is None or "memory_mb" in message.explicit else app.memory_mb
@@ -104,27 +106,32 @@ class Apps(ControllerBase):
         self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
         return app
 
-    def _route_update(self, spec: AppSpec, explicit: frozenset[str], app: AppRecord) -> tuple[str, ...] | None:
+    def _route_update(
+        self, spec: AppSpec, explicit: frozenset[str], app: AppRecord, push: bool
+    ) -> tuple[str, ...] | None:
         """An existing app's new routes, None for no change. As Cloud
         Controller applies a push: `no-route` unmaps them all, listed routes
-        replace them, and the default (or a random) route is mapped only when
-        the app has none."""
+        are mapped beside the ones it has (nothing is unmapped), and a push
+        maps the default (or a random) route only to an app that has none."""
         if "no_route" in explicit and spec.no_route:
             return ()
         if "routes" in explicit and spec.routes:
-            return tuple(spec.routes)
-        if app.routes:
+            added = tuple(url for url in spec.routes if url not in app.routes)
+            return (*app.routes, *added) if added else None
+        if app.routes or not push:
             return None
-        return self._routes(spec)
+        return self._routes(spec, push)
 
-    def _routes(self, spec: AppSpec) -> tuple[str, ...]:
-        """The app's routes: those asked for, a random one, or the default
-        (the app's name as a host: Cloud Controller is the one place that
-        computes it)."""
+    def _routes(self, spec: AppSpec, push: bool) -> tuple[str, ...]:
+        """A new app's routes: those asked for, a random one, or (on a push)
+        the default (the app's name as a host: Cloud Controller is the one
+        place that computes it)."""
         if spec.no_route:
             return ()
         if spec.routes:
             return tuple(spec.routes)
+        if not push and not spec.random_route:
+            return ()
         if spec.random_route:
             default_route(spec.name)  # the name must make a host first, as for the default
             return (default_route(f"{spec.name}-{self.rng.choice(_WORDS)}-{self.rng.choice(_ANIMALS)}"),)
@@ -202,16 +209,23 @@ class Apps(ControllerBase):
                 await self._unmap_route(UnmapRoute(app.guid, url, message.actor))
         self._created_routes.discard(url)
 
-    @handles(RenameApp, concurrent=True)
-    async def _rename_app(self, message: RenameApp) -> AppRecord:
-        name = validate_app_name(message.name)
+    @handles(PatchApp, concurrent=True)
+    async def _patch_app(self, message: PatchApp) -> AppRecord:
+        """Everything checked first, then one write (with its audit event)."""
+        name = None if message.name is None else validate_app_name(message.name)
+        if message.stack is not None:
+            self._check_stack(message.stack)
+        for buildpack in message.buildpacks or ():
+            buildpack_name(buildpack)  # UnknownBuildpack for a name no cell has
         async with self._app_lock(message.app_guid):
             app = await self._app(message.app_guid)
-            if app.name == name:
+            wanted = {"name": name, "buildpacks": message.buildpacks, "stack": message.stack}
+            changes = {k: v for k, v in wanted.items() if v is not None and v != getattr(app, k)}
+            if not changes:
                 return app
-            event = AuditEvent("audit.app.update", message.actor, freeze({"request": {"name": name}}))
-            app = await self.db(ccdb.UpdateApp(app.guid, freeze({"name": name}), event))
-        self._api_log(app.guid, f"Updated app with guid {app.guid} (name)")
+            event = AuditEvent("audit.app.update", message.actor, freeze({"request": {**changes}}))
+            app = await self.db(ccdb.UpdateApp(app.guid, freeze(changes), event))
+        self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
         return app
 
     @handles(ListAppRecords, concurrent=True)

@@ -239,9 +239,10 @@ class _Run:
         self.recovered_at: float | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._healing: asyncio.Task[Any] | None = None
-        # Pauses still holding each actor: overlapping pauses of one actor
-        # end when the last of them does (or at a resume, or the heal).
-        self._pauses: dict[str, int] = {}
+        # The pauses still holding each actor, each its own token: overlapping
+        # pauses of one actor end when the last of them does; a resume or the
+        # heal ends them all (and a pause ended that way is not ended again).
+        self._pauses: dict[str, set[object]] = {}
 
     # --- the platform -------------------------------------------------------------------------
 
@@ -357,18 +358,20 @@ class _Run:
             self.results.append(CheckResult("faults", "unknown", f"could not inject {describe_fault(fault)}: {exc}"))
             return
         actor = fault.options.get("actor")
+        token = object()
         if entry.get("ok") is False:
             # Named right, but not running at that instant (a restart under way).
             self.recording.event(self.now(), "fault-missed", f"{describe_fault(fault)}: {actor} was not running")
         elif fault.action == "pause":
-            self._pauses[actor] = self._pauses.get(actor, 0) + 1
+            self._pauses.setdefault(actor, set()).add(token)
         elif fault.action == "resume":
             self._pauses.pop(actor, None)
         if fault.duration is not None:
             await self.sleep_until(fault.at + fault.duration)
-            if fault.action == "pause" and entry.get("ok") is not False and actor in self._pauses:
-                self._pauses[actor] -= 1
-                if self._pauses[actor] == 0:
+            holds = self._pauses.get(actor, set()) if fault.action == "pause" else set()
+            if token in holds:
+                holds.discard(token)
+                if not holds:
                     del self._pauses[actor]
                     self.platform.faults.resume(actor)
             self.recording.event(self.now(), "fault-end", f"{describe_fault(fault)} ends")

@@ -364,12 +364,28 @@ def test_an_oversized_manifest_is_invalid(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 # Cloud Controller's rule: 1 to 255 printable characters.
-@pytest.mark.parametrize("name", ["a", "hello", "hello-world_2.0", "9lives", "x" * 255, "My App (v2)", "émoji", "_x"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a",
+        "hello",
+        "hello-world_2.0",
+        "9lives",
+        "x" * 255,
+        "My App (v2)",
+        "émoji",
+        "_x",
+        "日本\u3000アプリ",
+        "a\u00a0b",
+        "👩\u200d💻 dev",
+        "x\u00adz",
+    ],
+)
 def test_valid_app_names_are_accepted(name):
     assert validate_app_name(name) == name
 
 
-@pytest.mark.parametrize("name", ["", "x" * 256, "tab\tname", "new\nline", "bell\x07", None, 123])
+@pytest.mark.parametrize("name", ["", "x" * 256, "tab\tname", "new\nline", "bell\x07", "line\u2028sep", None, 123])
 def test_invalid_app_names_are_refused(name):
     with pytest.raises(InvalidAppName):
         validate_app_name(name)

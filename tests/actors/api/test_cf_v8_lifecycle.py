@@ -265,6 +265,7 @@ async def test_label_selectors_select_as_on_resources_with_no_labels(api):
         ("!env", [guid]),
         ("env!%3Dprod,!tier", [guid]),
         ("env%20notin%20(a,b)", [guid]),
+        ("!env,", [guid]),  # a trailing comma adds nothing
     ):
         status, apps, _ = await api.call("GET", f"/v3/apps?label_selector={selector}")
         assert (status, [a["guid"] for a in apps["resources"]]) == (200, guids), selector
@@ -303,3 +304,49 @@ async def test_every_list_checks_its_order_by(api):
     _, newest_first, _ = await api.call("GET", "/v3/audit_events?order_by=-created_at")
     times = [e["created_at"] for e in newest_first["resources"]]
     assert times == sorted(times, reverse=True) and len(times) >= 1
+
+
+async def test_only_a_push_maps_the_default_route_never_an_update_that_names_no_route(api):
+    space = await _space(api)
+    for name in ("plain", "Other App"):
+        body = {"name": name, "relationships": {"space": {"data": {"guid": space}}}}
+        status, app, _ = await api.call("POST", "/v3/apps", body=body)
+        assert status == 201
+        status, env, _ = await api.call(
+            "PATCH", f"/v3/apps/{app['guid']}/environment_variables", body={"var": {"A": "1"}}
+        )
+        assert (status, env["var"]) == (200, {"A": "1"}), env
+        status, _, _ = await api.call(
+            "PATCH", f"/v3/apps/{app['guid']}", body={"lifecycle": {"type": "buildpack", "data": {"buildpacks": []}}}
+        )
+        assert status == 200
+        _, routes, _ = await api.call("GET", f"/v3/apps/{app['guid']}/routes")
+        assert routes["resources"] == [], name
+
+
+async def test_a_rename_with_a_lifecycle_is_one_change_or_none(api):
+    guid = await _app(api, "first")
+    before = await _stored(api.platform)
+    body = {"name": "second", "lifecycle": {"type": "buildpack", "data": {"buildpacks": ["no-such-buildpack"]}}}
+    status, error, _ = await api.call("PATCH", f"/v3/apps/{guid}", body=body)
+    assert status == 422, error
+    _, app, _ = await api.call("GET", f"/v3/apps/{guid}")
+    assert app["name"] == "first"
+    assert await _stored(api.platform) == before
+    body["lifecycle"]["data"]["buildpacks"] = ["python"]
+    status, app, _ = await api.call("PATCH", f"/v3/apps/{guid}", body=body)
+    assert (status, app["name"], app["lifecycle"]["data"]["buildpacks"]) == (200, "second", ["python"])
+
+
+async def test_a_deleted_apps_routes_outlive_it_as_orphans(api):
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)
+    _, routes, _ = await api.call("GET", f"/v3/apps/{guid}/routes")
+    [route] = routes["resources"]
+    status, _, _ = await api.call("DELETE", f"/v3/apps/{guid}")
+    assert status == 202
+    status, orphan, _ = await api.call("GET", f"/v3/routes/{route['guid']}")
+    assert (status, orphan["destinations"]) == (200, [])
+    # `cf delete -r` deletes it after the app.
+    status, _, _ = await api.call("DELETE", f"/v3/routes/{route['guid']}")
+    assert status == 202

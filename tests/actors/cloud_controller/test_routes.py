@@ -75,3 +75,33 @@ async def test_routes_no_route_and_random_route_are_honoured(platform, tmp_path)
     [random_route] = await _routes(platform, "c")
     assert random_route.startswith("c-") and random_route.endswith(".apps.internal")
     assert random_route != "c.apps.internal"
+
+
+async def test_routes_a_manifest_lists_are_mapped_beside_the_ones_the_app_has(platform, tmp_path):
+    src = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "static", src)
+    manifest = src / "manifest.yml"
+    manifest.write_text("applications:\n- name: shop\n  memory: 64M\n  routes:\n  - route: a.example.com\n")
+    code, lines = await run(platform, "push", "-f", str(manifest))
+    assert code == 0, "\n".join(lines)
+    manifest.write_text("applications:\n- name: shop\n  memory: 64M\n  routes:\n  - route: b.example.com\n")
+    code, lines = await run(platform, "push", "-f", str(manifest))
+    assert code == 0, "\n".join(lines)
+    # As Cloud Controller's manifest route update: mapped beside, nothing unmapped.
+    assert await _routes(platform, "shop") == ("a.example.com", "b.example.com")
+
+
+async def test_delete_leaves_the_routes_and_delete_r_deletes_them(platform):
+    from protocol.messages import ListRoutes
+
+    static = str(EXAMPLES / "static")
+    for name in ("kept", "gone"):
+        code, lines = await run(platform, "push", name, "-p", static, "-m", "64M")
+        assert code == 0, "\n".join(lines)
+    code, _ = await run(platform, "delete", "kept", "-f")
+    assert code == 0
+    code, _ = await run(platform, "delete", "gone", "-f", "-r")
+    assert code == 0
+    routes = dict(await platform.system.ask("cloud_controller", ListRoutes()))
+    assert routes.get("kept.apps.internal") == ()  # an orphan, as Cloud Foundry leaves it
+    assert "gone.apps.internal" not in routes

@@ -164,6 +164,25 @@ async def test_overlapping_pauses_of_one_actor_hold_it_until_the_last_ends(tmp_p
     assert (push["started"], push["ended"], push["error"]) == (25.0, 55.0, "AskTimeout"), json.dumps(push)
 
 
+async def test_a_pause_ended_by_a_resume_does_not_end_a_later_pause(tmp_path):
+    exp = _experiment(
+        tmp_path,
+        'name = "pause-resume-pause"\nduration = 60\n[heal]\nat = 40\n'
+        + PUSH.replace("at = 25", "at = 12")
+        + '[[faults]]\naction = "pause"\nactor = "cloud_controller"\nat = 1\nduration = 10\n'
+        + '[[faults]]\naction = "resume"\nactor = "cloud_controller"\nat = 5\n'
+        + '[[faults]]\naction = "pause"\nactor = "cloud_controller"\nat = 7\nduration = 10\n',
+    )
+
+    report = await run_experiment(exp, 1, tmp_path)
+
+    [push] = report["pushes"]["records"]
+    # The first pause's end (at 11) is not the second's: Cloud Controller
+    # takes the push at 12 only when the second ends, at 17; a push takes
+    # 5 s here, so it ends at 22 (at 17 if the first pause's end resumed it).
+    assert push["outcome"] == "succeeded" and push["ended"] >= 21, json.dumps(push)
+
+
 async def test_a_corruption_that_finds_nothing_to_corrupt_makes_the_run_unknown(tmp_path):
     exp = _experiment(
         tmp_path,
