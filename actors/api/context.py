@@ -144,11 +144,13 @@ class Edge:
         return dict(self.request.query)
 
     def query_list(self, key: str) -> list[str] | None:
-        """A comma-separated filter (``names=a,b``), or None when absent."""
+        """A comma-separated filter (``names=a,b``), or None when absent. An
+        empty value is one: cf v8 sends ``paths=`` (and ``hosts=``) to ask
+        for the route with no path (or host)."""
         raw = self.request.query.get(key)
         if raw is None:
             return None
-        return [v for v in raw.split(",") if v != ""]
+        return raw.split(",")
 
 
 async def read_body(request: web.Request, limit: int = MAX_BODY_BYTES) -> bytes | None:

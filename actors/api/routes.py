@@ -12,7 +12,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from actors.api import logcache, login, v2, v3
+from actors.api import logcache, login, v2, v3, v3_org
 from actors.api.context import BASE_URL, PLATFORM, STEPS, TRACE, USER, RequestTrace
 from actors.api.errors import INVALID_TOKEN, NOT_AUTHENTICATED, UNKNOWN_REQUEST, ApiError, from_exception
 from actors.runtime.delivery import current_trace, external_sender
@@ -39,6 +39,7 @@ def build_application(platform: Any, base_url: Callable[[], str]) -> web.Applica
     app.router.add_get("/", _root)
     login.add_routes(app)
     v3.add_routes(app)
+    v3_org.add_routes(app)
     v2.add_routes(app)
     logcache.add_routes(app)
     return app

@@ -163,8 +163,9 @@ def _list(edge: Edge, items: list[Any], render: Callable[[Any], Any]) -> web.Res
 
 async def _v3_root(request: web.Request) -> web.Response:
     base = request.app[BASE_URL]()
-    names = ("apps", "builds", "deployments", "domains", "droplets", "info", "organizations", "packages")
-    more = ("processes", "resource_matches", "routes", "spaces", "stacks", "audit_events")
+    names = ("apps", "builds", "buildpacks", "deployments", "domains", "droplets", "feature_flags", "info")
+    more: tuple[str, ...] = ("isolation_segments", "organizations", "organization_quotas", "packages", "processes")
+    more += ("resource_matches", "routes", "security_groups", "service_instances", "spaces", "stacks", "audit_events")
     links = {"self": {"href": f"{base}/v3"}}
     links.update({n: {"href": f"{base}/v3/{n}"} for n in (*names, *more)})
     return _json({"links": links})

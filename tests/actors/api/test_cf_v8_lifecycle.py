@@ -350,3 +350,95 @@ async def test_a_deleted_apps_routes_outlive_it_as_orphans(api):
     # `cf delete -r` deletes it after the app.
     status, _, _ = await api.call("DELETE", f"/v3/routes/{route['guid']}")
     assert status == 202
+
+
+async def test_the_route_commands_find_a_route_by_its_empty_path(api):
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)
+    _, domains, _ = await api.call("GET", "/v3/domains")
+    domain = domains["resources"][0]["guid"]
+    # cf route / map-route / unmap-route / delete-route: the route by its attributes.
+    status, found, _ = await api.call("GET", f"/v3/routes?domain_guids={domain}&hosts=hello&paths=&per_page=1&page=1")
+    assert (status, [r["url"] for r in found["resources"]]) == (200, ["hello.apps.internal"])
+    _, none, _ = await api.call("GET", f"/v3/routes?domain_guids={domain}&hosts=hello&paths=/x")
+    assert none["resources"] == []
+    # cf routes: the route summaries ask for the service bindings of each route.
+    route = found["resources"][0]["guid"]
+    status, bindings, _ = await api.call(
+        "GET", f"/v3/service_route_bindings?include=service_instance&route_guids={route}"
+    )
+    assert (status, bindings["resources"], bindings["included"]) == (200, [], {"service_instances": []})
+
+
+async def test_org_space_quota_buildpack_and_feature_flag_commands_get_their_resources(api):
+    _, orgs, _ = await api.call("GET", "/v3/organizations")
+    [org] = orgs["resources"]
+    space = await _space(api)
+    quota_guid = org["relationships"]["quota"]["data"]["guid"]
+    # cf org
+    status, quota, _ = await api.call("GET", f"/v3/organization_quotas/{quota_guid}")
+    assert (status, quota["name"], quota["apps"]["total_memory_in_mb"]) == (
+        200,
+        "default",
+        quota["apps"]["total_memory_in_mb"],
+    )
+    assert quota["apps"]["total_memory_in_mb"] > 0 and quota["relationships"]["organizations"]["data"] == [
+        {"guid": org["guid"]}
+    ]
+    status, segment, _ = await api.call(
+        "GET", f"/v3/organizations/{org['guid']}/relationships/default_isolation_segment"
+    )
+    assert (status, segment["data"]) == (200, None)
+    status, segments, _ = await api.call("GET", f"/v3/isolation_segments?organization_guids={org['guid']}")
+    assert (status, segments["resources"]) == (200, [])
+    # cf quotas / org-quota
+    _, quotas, _ = await api.call("GET", "/v3/organization_quotas?names=default&per_page=1&page=1")
+    assert [q["guid"] for q in quotas["resources"]] == [quota_guid]
+    _, none, _ = await api.call("GET", "/v3/organization_quotas?names=gold")
+    assert none["resources"] == []
+    status, body, _ = await api.call("GET", "/v3/organization_quotas/nope")
+    assert (status, body["errors"][0]["detail"]) == (404, "Organization quota not found")
+    # cf space
+    for path in (
+        f"/v3/service_instances?space_guids={space}",
+        f"/v3/spaces/{space}/running_security_groups",
+        f"/v3/spaces/{space}/staging_security_groups",
+    ):
+        status, listed, _ = await api.call("GET", path)
+        assert (status, listed["resources"], listed["pagination"]["total_results"]) == (200, [], 0), path
+    status, isolation, _ = await api.call("GET", f"/v3/spaces/{space}/relationships/isolation_segment")
+    assert (status, isolation["data"]) == (200, None)
+    # cf buildpacks
+    _, buildpacks, _ = await api.call("GET", "/v3/buildpacks")
+    names = [b["name"] for b in buildpacks["resources"]]
+    assert "python_buildpack" in names and [b["position"] for b in buildpacks["resources"]] == list(
+        range(1, len(names) + 1)
+    )
+    assert all(
+        b["state"] == "READY" and b["enabled"] and b["filename"].endswith(".zip") for b in buildpacks["resources"]
+    )
+    # cf feature-flags / feature-flag
+    _, flags, _ = await api.call("GET", "/v3/feature_flags")
+    by_name = {f["name"]: f["enabled"] for f in flags["resources"]}
+    assert by_name["diego_docker"] is False and by_name["route_creation"] is True
+    status, flag, _ = await api.call("GET", "/v3/feature_flags/diego_docker")
+    assert (status, flag["enabled"]) == (200, False)
+    status, body, _ = await api.call("GET", "/v3/feature_flags/nope")
+    assert (status, body["errors"][0]["detail"]) == (404, "Feature flag not found")
+
+
+async def test_delete_orphaned_routes_deletes_the_unmapped_ones_only(api):
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)
+    _, domains, _ = await api.call("GET", "/v3/domains")
+    made = {"host": "spare", "relationships": {"domain": {"data": {"guid": domains["resources"][0]["guid"]}}}}
+    status, _, _ = await api.call("POST", "/v3/routes", body=made)
+    assert status == 201
+    status, _, headers = await api.call("DELETE", f"/v3/spaces/{space['guid']}/routes?unmapped=true")
+    assert status == 202
+    _, job, _ = await api.call("GET", headers["Location"])
+    assert job["state"] == "COMPLETE"
+    _, routes, _ = await api.call("GET", "/v3/routes")
+    assert [r["url"] for r in routes["resources"]] == ["hello.apps.internal"]
+    status, body, _ = await api.call("DELETE", f"/v3/spaces/{space['guid']}/routes")
+    assert status == 422
