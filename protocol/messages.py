@@ -288,10 +288,13 @@ class CreateRoute(_Msg):
 
 @dataclass(frozen=True, slots=True)
 class DeleteRoute(_Msg):
-    """Delete a route: unmapped from every app it is mapped to, then gone."""
+    """Delete a route (any spelling of it: routes are case-insensitive):
+    unmapped from every app it is mapped to, then gone. With
+    `only_if_unmapped`, a route some app has (by now) is left alone."""
 
     url: str
     actor: str = "admin"
+    only_if_unmapped: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -363,9 +363,11 @@ async def _apply_manifest(request: web.Request) -> web.Response:
     _check_space(edge)
     manifest = _parse(await _manifest_text(request))
     errors: list[tuple[int, str, str]] = []
-    for spec, given in zip(manifest.apps, manifest.explicit, strict=True):
+    for spec, given, entry in zip(manifest.apps, manifest.explicit, manifest.entries, strict=True):
         try:
-            push = CreateOrUpdateApp(spec, given, actor=edge.user, default_route=True)
+            # cf v8's push sends `default-route: true`; CC maps it only then.
+            default = entry.get("default-route") is True
+            push = CreateOrUpdateApp(spec, given, actor=edge.user, default_route=default)
             app = await edge.cc(push, timeout=60.0)
             if len(manifest.apps) == 1:
                 edge.trace_app(app.guid)  # the push of this app starts here

@@ -188,7 +188,9 @@ async def _delete_unmapped_routes(request: web.Request) -> web.Response:
     routes: list[tuple[str, tuple[str, ...]]] = await edge.cc(ListRoutes())
     for url, apps in routes:
         if not apps:
-            await edge.cc(DeleteRoute(url, edge.user), timeout=60.0)
+            # Only if still unmapped when Cloud Controller deletes it: a push
+            # that maps it meanwhile keeps it.
+            await edge.cc(DeleteRoute(url, edge.user, only_if_unmapped=True), timeout=60.0)
     job = await edge.cc(RecordJob("space.delete_unmapped_routes", "space", g))
     return web.Response(status=202, headers={"Location": f"{edge.base}/v3/jobs/{job.guid}"})
 

@@ -9,7 +9,7 @@ from actors.cli.push_spec import apply_flags, default_spec
 from protocol import ccdb
 from protocol.errors import AppNotFound, IncorrectUsage
 from protocol.manifest import validate_app_name
-from protocol.messages import DeleteApp, DeleteRoute, GetApp, ScaleApp, StartApp, StopApp
+from protocol.messages import DeleteApp, DeleteRoute, GetApp, ListRoutes, ScaleApp, StartApp, StopApp
 from protocol.records import AppRecord
 from protocol.states import AppState
 
@@ -220,9 +220,18 @@ class Lifecycle(Push):
             out("OK")
             out("")
             return 0
+        if args.delete_routes:
+            # As cf v8: nothing is deleted if another app has one of its routes.
+            shared = {url.lower() for url, guids in await self.cc(ListRoutes()) if set(guids) - {app.guid}}
+            for url in app.routes:
+                if url.lower() in shared:
+                    raise CommandFailed(
+                        "RouteBoundToMultipleApps",
+                        f"App '{app.name}' was not deleted because route '{url}' is mapped to more than one app.",
+                    )
         await self.cc(DeleteApp(app.guid, self.config.user), timeout=120)
         if args.delete_routes:
-            # As cf v8: the app first, then each route it had (unmapped from any other app too).
+            # The app first, then each route it had.
             for url in app.routes:
                 await self.cc(DeleteRoute(url, self.config.user), timeout=120)
         out("OK")

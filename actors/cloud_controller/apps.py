@@ -61,48 +61,59 @@ class Apps(ControllerBase):
             raise InvalidManifest(f"app {spec.name}: env: {exc}") from None
         self._check_stack(spec.stack)
         app = await self.db(ccdb.FindApp(spec.name, step=3))
-        routes: tuple[str, ...] | None = (
-            self._routes(spec, message.default_route)
-            if app is None
-            else self._route_update(spec, message.explicit, app, message.default_route)
-        )
+        if app is not None:
+            # An update reads and writes the app under its lock, as map,
+            # unmap and scale do: a route mapped meanwhile is not lost.
+            async with self._app_lock(app.guid):
+                return await self._update(message, await self.db(ccdb.GetApp(app.guid, step=3)))
+        routes = self._routes(spec, message.default_route)
         # As the push will start it: refused here, before any row is written.
-        memory = spec.memory_mb if app is None or "memory_mb" in message.explicit else app.memory_mb
-        instances = spec.instances if app is None or "instances" in message.explicit else app.instances
-        disk = spec.disk_mb if app is None or "disk_mb" in message.explicit else app.disk_mb
-        self._check_disk(disk)
-        await self._check_quota(None if app is None else app.guid, memory, instances)
-        if app is None:
-            app = await self.db(
-                ccdb.CreateApp(
-                    guid=self.system.new_guid(),
-                    name=spec.name,
-                    actor=message.actor,
-                    memory_mb=spec.memory_mb,
-                    disk_mb=spec.disk_mb,
-                    instances=spec.instances,
-                    buildpacks=tuple(spec.buildpacks),
-                    command=spec.command,
-                    stack=spec.stack,
-                    health_check_type=spec.health_check_type,
-                    health_check_http_endpoint=spec.health_check_http_endpoint,
-                    health_check_timeout=spec.timeout_s,
-                    env=freeze(spec.env_dict),
-                    routes=routes or (),
-                    step=3,
-                )
+        self._check_disk(spec.disk_mb)
+        await self._check_quota(None, spec.memory_mb, spec.instances)
+        app = await self.db(
+            ccdb.CreateApp(
+                guid=self.system.new_guid(),
+                name=spec.name,
+                actor=message.actor,
+                memory_mb=spec.memory_mb,
+                disk_mb=spec.disk_mb,
+                instances=spec.instances,
+                buildpacks=tuple(spec.buildpacks),
+                command=spec.command,
+                stack=spec.stack,
+                health_check_type=spec.health_check_type,
+                health_check_http_endpoint=spec.health_check_http_endpoint,
+                health_check_timeout=spec.timeout_s,
+                env=freeze(spec.env_dict),
+                routes=routes or (),
+                step=3,
             )
-            self._api_log(app.guid, f"Created app with guid {app.guid}")
-            return app
-        changes = _changes(spec, message.explicit, routes)
+        )
+        self._created_routes.difference_update(app.routes)  # mapped now: no orphans
+        self._api_log(app.guid, f"Created app with guid {app.guid}")
+        return app
+
+    async def _update(self, message: CreateOrUpdateApp, app: AppRecord) -> AppRecord:
+        """An existing app's update from a push's spec (under its lock)."""
+        spec, explicit = message.spec, message.explicit
+        routes = self._route_update(spec, explicit, app, message.default_route)
+        memory = spec.memory_mb if "memory_mb" in explicit else app.memory_mb
+        instances = spec.instances if "instances" in explicit else app.instances
+        self._check_disk(spec.disk_mb if "disk_mb" in explicit else app.disk_mb)
+        await self._check_quota(app.guid, memory, instances)
+        changes = _changes(spec, explicit, routes)
         if not changes:
             return app
         request = {"request": {k: _plain(v) for k, v in changes.items()}}
+        before = app.routes
         app = await self.db(
             ccdb.UpdateApp(
                 app.guid, freeze(changes), AuditEvent("audit.app.update", message.actor, freeze(request)), step=3
             )
         )
+        # Routes unmapped (--no-route) outlive their mapping, as orphans; mapped ones are none.
+        self._created_routes.update(set(before) - set(app.routes))
+        self._created_routes.difference_update(app.routes)
         self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
         return app
 
@@ -202,12 +213,18 @@ class Apps(ControllerBase):
         return app
 
     @handles(DeleteRoute, concurrent=True)
-    async def _delete_route(self, message: DeleteRoute) -> None:
-        url = _check_route(message.url)
-        for app in await self.db(ccdb.ListApps()):
-            if url in app.routes:
-                await self._unmap_route(UnmapRoute(app.guid, url, message.actor))
-        self._created_routes.discard(url)
+    async def _delete_route(self, message: DeleteRoute) -> bool:
+        """Whether the route was deleted (not, with `only_if_unmapped`, when an app has it)."""
+        wanted = message.url.lower()
+        holders = [
+            (app.guid, url) for app in await self.db(ccdb.ListApps()) for url in app.routes if url.lower() == wanted
+        ]
+        if holders and message.only_if_unmapped:
+            return False
+        for app_guid, url in holders:
+            await self._unmap_route(UnmapRoute(app_guid, url, message.actor))
+        self._created_routes.difference_update({u for u in self._created_routes if u.lower() == wanted})
+        return True
 
     @handles(PatchApp, concurrent=True)
     async def _patch_app(self, message: PatchApp) -> AppRecord:

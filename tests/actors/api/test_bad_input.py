@@ -24,7 +24,7 @@ async def _space(api) -> str:
 
 async def _app(api, name="hello") -> str:
     space = await _space(api)
-    manifest = f"applications:\n- name: {name}\n  memory: 64M\n".encode()
+    manifest = f"applications:\n- name: {name}\n  memory: 64M\n  default-route: true\n".encode()  # as cf v8 sends it
     status, _, _ = await api.call(
         "POST", f"/v3/spaces/{space}/actions/apply_manifest", raw=manifest, ctype="application/x-yaml"
     )

@@ -442,3 +442,15 @@ async def test_delete_orphaned_routes_deletes_the_unmapped_ones_only(api):
     assert [r["url"] for r in routes["resources"]] == ["hello.apps.internal"]
     status, body, _ = await api.call("DELETE", f"/v3/spaces/{space['guid']}/routes")
     assert status == 422
+
+
+async def test_apply_manifest_maps_the_default_route_only_when_the_manifest_asks(api):
+    space = await _space(api)
+    path = f"/v3/spaces/{space}/actions/apply_manifest"
+    for name, extra, routes in (("asks", "  default-route: true\n", ["asks.apps.internal"]), ("plain", "", [])):
+        manifest = f"applications:\n- name: {name}\n  memory: 64M\n{extra}".encode()
+        status, _, _ = await api.call("POST", path, raw=manifest, ctype="application/x-yaml")
+        assert status == 202
+        _, apps, _ = await api.call("GET", f"/v3/apps?names={name}")
+        _, mapped, _ = await api.call("GET", f"/v3/apps/{apps['resources'][0]['guid']}/routes")
+        assert [r["url"] for r in mapped["resources"]] == routes, name

@@ -105,3 +105,61 @@ async def test_delete_leaves_the_routes_and_delete_r_deletes_them(platform):
     routes = dict(await platform.system.ask("cloud_controller", ListRoutes()))
     assert routes.get("kept.apps.internal") == ()  # an orphan, as Cloud Foundry leaves it
     assert "gone.apps.internal" not in routes
+
+
+async def test_a_push_and_a_map_route_at_once_both_keep_their_routes(platform):
+    import asyncio
+
+    from protocol.manifest import AppSpec
+    from protocol.messages import CreateOrUpdateApp, GetApp, MapRoute
+
+    code, lines = await run(platform, "push", "web", "-p", str(EXAMPLES / "static"), "-m", "64M")
+    assert code == 0, "\n".join(lines)
+    app = await platform.system.ask("cloud_controller", GetApp("web"))
+    push = CreateOrUpdateApp(AppSpec(name="web", routes=("x.example.com",)), frozenset({"routes"}), default_route=True)
+    await asyncio.gather(
+        platform.system.ask("cloud_controller", push),
+        platform.system.ask("cloud_controller", MapRoute(app.guid, "y.example.com")),
+    )
+    assert set(await _routes(platform, "web")) == {"web.apps.internal", "x.example.com", "y.example.com"}
+
+
+async def test_delete_r_deletes_routes_in_any_spelling_and_refuses_a_shared_one(platform, tmp_path):
+    from protocol.messages import ListRoutes
+
+    src = tmp_path / "app"
+    shutil.copytree(EXAMPLES / "static", src)
+    manifest = src / "manifest.yml"
+    manifest.write_text(
+        "applications:\n- name: a\n  memory: 64M\n  routes:\n  - route: Shop.Example.com\n  - route: shop.example.com:8080\n"
+        "- name: b\n  memory: 64M\n  routes:\n  - route: shared.example.com\n"
+        "- name: c\n  memory: 64M\n  routes:\n  - route: shared.example.com\n"
+    )
+    code, lines = await run(platform, "push", "-f", str(manifest))
+    assert code == 0, "\n".join(lines)
+    code, lines = await run(platform, "delete", "a", "-f", "-r")
+    assert code == 0, "\n".join(lines)
+    routes = dict(await platform.system.ask("cloud_controller", ListRoutes()))
+    assert not {"Shop.Example.com", "shop.example.com:8080"} & set(routes), routes
+    # As cf v8: a route another app has stops the whole delete.
+    code, lines = await run(platform, "delete", "b", "-f", "-r")
+    assert code == 1
+    assert "App 'b' was not deleted because route 'shared.example.com' is mapped to more than one app." in lines
+    assert await _routes(platform, "b") == ("shared.example.com",)
+    assert await _routes(platform, "c") == ("shared.example.com",)
+
+
+async def test_no_route_unmaps_the_routes_and_leaves_them_as_orphans(platform):
+    from protocol.messages import DeleteRoute, ListRoutes
+
+    static = str(EXAMPLES / "static")
+    code, _ = await run(platform, "push", "web", "-p", static, "-m", "64M")
+    assert code == 0
+    code, _ = await run(platform, "push", "web", "-p", static, "-m", "64M", "--no-route")
+    assert code == 0
+    assert dict(await platform.system.ask("cloud_controller", ListRoutes())) == {"web.apps.internal": ()}
+    # delete-orphaned-routes deletes only what is still unmapped when it gets there.
+    code, _ = await run(platform, "push", "web", "-p", static, "-m", "64M")
+    assert code == 0
+    deleted = await platform.system.ask("cloud_controller", DeleteRoute("web.apps.internal", only_if_unmapped=True))
+    assert deleted is False and await _routes(platform, "web") == ("web.apps.internal",)
