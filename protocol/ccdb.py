@@ -328,6 +328,19 @@ class ExpireOldDroplets(_Write):
 
 
 @dataclass(frozen=True, slots=True)
+class ListUnmappedRoutes(CCDBOperation):
+    """The routes no app maps, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateUnmappedRoutes(_Write):
+    """Keep `added` as unmapped routes and forget `removed`, in one transaction."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class RecordEvent(_Write):
     """An audit event on its own (`audit.app.process.crash`, ...)."""
 

@@ -48,6 +48,8 @@ class CCDBActor(StorageActor):
         ccdb.ListDroplets: CCDB.list_droplets,
         ccdb.CurrentDroplet: CCDB.current_droplet,
         ccdb.ExpireOldDroplets: CCDB.expire_old_droplets,
+        ccdb.ListUnmappedRoutes: CCDB.list_unmapped_routes,
+        ccdb.UpdateUnmappedRoutes: CCDB.update_unmapped_routes,
         ccdb.RecordEvent: CCDB.record_event,
         ccdb.ListEvents: CCDB.list_events,
         ccdb.SaveTrace: CCDB.save_trace,

@@ -154,11 +154,19 @@ _V3_TRACES: tuple[str, ...] = (
 # lets the sync with the BBS repair any lost or reordered message.
 _V4_PROCESS_VERSION: tuple[str, ...] = ("ALTER TABLE apps ADD COLUMN process_version TEXT",)
 
+# Routes no app maps: made by `cf create-route`, or left behind when their
+# app unmapped them or was deleted. Cloud Foundry keeps a route until it is
+# deleted; a mapped one lives in its apps' `routes`.
+_V5_UNMAPPED_ROUTES: tuple[str, ...] = (
+    "CREATE TABLE unmapped_routes (url TEXT PRIMARY KEY, created_at TEXT NOT NULL)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     (1, _V1_CORE_TABLES),
     (2, _V2_CHILD_INDEXES),
     (3, _V3_TRACES),
     (4, _V4_PROCESS_VERSION),
+    (5, _V5_UNMAPPED_ROUTES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1][0]

@@ -25,6 +25,7 @@ from actors.ccdb.builds import BuildsTable
 from actors.ccdb.connection import OP_READ, OP_WRITE, operation
 from actors.ccdb.events import EventsTable
 from actors.ccdb.packages import PackagesTable
+from actors.ccdb.routes import RoutesTable
 from protocol.records import (
     AppRecord,
     BuildRecord,
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-class CCDB(AppsTable, PackagesTable, BuildsTable, EventsTable):
+class CCDB(AppsTable, PackagesTable, BuildsTable, EventsTable, RoutesTable):
     """Cloud Controller's database: one SQLite file, one connection, one owner."""
 
     # --- whole-database views ---------------------------------------------

@@ -27,6 +27,7 @@ class CloudController(Apps, Bits, Staging, Processes, Views, Resources):
         """Pick up where the last process stopped: fail orphaned builds and
         uploads, sweep orphan blobs, and sync the BBS with CC_DB."""
         apps = await self.db(ccdb.ListApps())
+        self._created_routes = set(await self.db(ccdb.ListUnmappedRoutes()))
         interrupted = str(StagingError("Staging error: staging was interrupted by a platform restart"))
         for app in apps:
             for build in await self.db(ccdb.ListBuilds(app.guid)):

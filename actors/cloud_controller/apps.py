@@ -89,7 +89,7 @@ class Apps(ControllerBase):
                 step=3,
             )
         )
-        self._created_routes.difference_update(app.routes)  # mapped now: no orphans
+        await self._unmapped(removed=app.routes)  # mapped now: no orphans
         self._api_log(app.guid, f"Created app with guid {app.guid}")
         return app
 
@@ -112,8 +112,7 @@ class Apps(ControllerBase):
             )
         )
         # Routes unmapped (--no-route) outlive their mapping, as orphans; mapped ones are none.
-        self._created_routes.update(set(before) - set(app.routes))
-        self._created_routes.difference_update(app.routes)
+        await self._unmapped(added=set(before) - set(app.routes), removed=app.routes)
         self._api_log(app.guid, f"Updated app with guid {app.guid} ({', '.join(sorted(changes))})")
         return app
 
@@ -183,9 +182,9 @@ class Apps(ControllerBase):
         return [(url, tuple(guids)) for url, guids in sorted(mapped.items())]
 
     @handles(CreateRoute)
-    def _create_route(self, message: CreateRoute) -> str:
+    async def _create_route(self, message: CreateRoute) -> str:
         url = _check_route(message.url)
-        self._created_routes.add(url)
+        await self._unmapped(added=(url,))
         return url
 
     @handles(MapRoute, concurrent=True)
@@ -197,7 +196,7 @@ class Apps(ControllerBase):
                 return app
             event = AuditEvent("audit.app.map-route", message.actor, freeze({"route": url}))
             app = await self.db(ccdb.UpdateApp(app.guid, freeze({"routes": (*app.routes, url)}), event))
-        self._created_routes.discard(url)
+        await self._unmapped(removed=(url,))
         return app
 
     @handles(UnmapRoute, concurrent=True)
@@ -209,7 +208,7 @@ class Apps(ControllerBase):
             event = AuditEvent("audit.app.unmap-route", message.actor, freeze({"route": message.url}))
             routes = tuple(r for r in app.routes if r != message.url)
             app = await self.db(ccdb.UpdateApp(app.guid, freeze({"routes": routes}), event))
-        self._created_routes.add(message.url)  # the route outlives its mapping, as in Cloud Foundry
+        await self._unmapped(added=(message.url,))  # the route outlives its mapping, as in Cloud Foundry
         return app
 
     @handles(DeleteRoute, concurrent=True)
@@ -223,7 +222,7 @@ class Apps(ControllerBase):
             return False
         for app_guid, url in holders:
             await self._unmap_route(UnmapRoute(app_guid, url, message.actor))
-        self._created_routes.difference_update({u for u in self._created_routes if u.lower() == wanted})
+        await self._unmapped(removed=[u for u in self._created_routes if u.lower() == wanted])
         return True
 
     @handles(PatchApp, concurrent=True)

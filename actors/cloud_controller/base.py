@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
+from collections.abc import Iterable
 from typing import Any
 
 from actors.cloud_controller.config import ControllerConfig
@@ -43,7 +44,9 @@ class ControllerBase(AsyncioActor):
         self._blob_lock = asyncio.Lock()
         self._jobs: OrderedDict[str, JobRecord] = OrderedDict()  # the API's jobs, newest last
         self._uploading: set[str] = set()  # packages whose bits are being stored now
-        self._created_routes: set[str] = set()  # routes made by the API and not (yet) mapped
+        # Routes no app maps (made by the API, or left by an unmap or a
+        # delete), as CC_DB keeps them: read at start, written through.
+        self._created_routes: set[str] = set()
 
     async def db(self, operation: CCDBOperation) -> Any:
         """One CC_DB operation. A read is safe to repeat, so a lost request or
@@ -85,6 +88,17 @@ class ControllerBase(AsyncioActor):
 
     async def _check_quota(self, app_guid: str | None, memory_mb: int, instances: int) -> None:
         raise NotImplementedError  # apps.Apps
+
+    async def _unmapped(self, added: Iterable[str] = (), removed: Iterable[str] = ()) -> None:
+        """Routes no app maps from now on (`added`) and routes mapped again
+        or deleted (`removed`): kept in CC_DB first, then in the set."""
+        new = sorted({u for u in added if u not in self._created_routes})
+        gone = sorted({u for u in removed if u in self._created_routes} - set(new))
+        if not new and not gone:
+            return
+        await self.db(ccdb.UpdateUnmappedRoutes(tuple(new), tuple(gone)))
+        self._created_routes.update(new)
+        self._created_routes.difference_update(gone)
 
     def _check_disk(self, disk_mb: int) -> None:
         raise NotImplementedError  # apps.Apps

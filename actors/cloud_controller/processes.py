@@ -163,7 +163,7 @@ class Processes(ControllerBase):
             if app.process_guid is not None:
                 self.tell("bbs", RemoveDesiredLRP(app.process_guid))
         # Its routes outlive it, as in Cloud Foundry (`cf delete -r` deletes them).
-        self._created_routes.update(app.routes)
+        await self._unmapped(added=app.routes)
         self._app_locks.pop(app.guid, None)
         await self._delete_blobs(freed)
         self.tell("loggregator", ForgetLogs(app.guid))

@@ -163,3 +163,27 @@ async def test_no_route_unmaps_the_routes_and_leaves_them_as_orphans(platform):
     assert code == 0
     deleted = await platform.system.ask("cloud_controller", DeleteRoute("web.apps.internal", only_if_unmapped=True))
     assert deleted is False and await _routes(platform, "web") == ("web.apps.internal",)
+
+
+async def test_unmapped_routes_are_kept_in_ccdb_and_outlive_a_cloud_controller_restart(platform):
+    import asyncio
+
+    from protocol import ccdb
+    from protocol.messages import ListRoutes
+
+    static = str(EXAMPLES / "static")
+    for argv in (("push", "web", "-p", static, "-m", "64M"), ("push", "web", "-p", static, "-m", "64M", "--no-route")):
+        code, _ = await run(platform, *argv)
+        assert code == 0
+    assert await platform.system.ask("ccdb", ccdb.ListUnmappedRoutes()) == ["web.apps.internal"]
+    assert platform.faults.kill("cloud_controller")
+    for _ in range(200):  # its supervisor restarts it
+        await platform.clock.advance(0.5)
+        if platform.system.lookup("cloud_controller") is not None:
+            break
+    await asyncio.sleep(0)
+    assert dict(await platform.system.ask("cloud_controller", ListRoutes())) == {"web.apps.internal": ()}
+    # Mapped again by a push, it is no orphan any more.
+    code, _ = await run(platform, "push", "web", "-p", static, "-m", "64M")
+    assert code == 0
+    assert await platform.system.ask("ccdb", ccdb.ListUnmappedRoutes()) == []
