@@ -12,6 +12,7 @@ Every call becomes the same Cloud Controller message V3 sends.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import math
@@ -31,8 +32,10 @@ from protocol.messages import (
     CreatePackage,
     CreateRoute,
     DeleteApp,
+    DeleteRoute,
     GetAppInstances,
     ListAppBuilds,
+    ListAppPackages,
     ListAppRecords,
     ListRoutes,
     MapRoute,
@@ -46,8 +49,8 @@ from protocol.messages import (
     UnmapRoute,
     UploadPackage,
 )
-from protocol.records import AppRecord
-from protocol.states import AppState, BuildState, HealthCheckType
+from protocol.records import AppRecord, BuildRecord
+from protocol.states import AppState, BuildState, HealthCheckType, PackageState
 
 __all__ = ["add_routes"]
 
@@ -71,6 +74,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v2/shared_domains/{guid}", _shared_domain)
     r.add_get("/v2/private_domains", _empty)
     r.add_get("/v2/stacks", _stacks)
+    r.add_get("/v2/stacks/{guid}", _stack)
     r.add_get("/v2/apps", _apps)
     r.add_post("/v2/apps", _create_app)
     r.add_get("/v2/apps/{guid}", _app)
@@ -90,6 +94,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/v2/routes", _routes)
     r.add_post("/v2/routes", _create_route)
     r.add_get("/v2/routes/{guid}", _route)
+    r.add_delete("/v2/routes/{guid}", _delete_route)
     r.add_get("/v2/jobs/{guid}", _job)
 
 
@@ -117,16 +122,18 @@ def _resource(
 def _filters(request: web.Request) -> list[tuple[str, str, list[str]]]:
     """``q=name:x`` (also ``>``, ``<``, ``>=``, ``<=``) and ``q=name IN a,b``, ANDed."""
     out = []
-    for q in request.query.getall("q", []):
+    # One q may hold several filters, `;`-separated (`name:x;space_guid:y`).
+    for q in (part for given in request.query.getall("q", []) for part in given.split(";")):
         if " IN " in q:
             field, _, values = q.partition(" IN ")
             out.append((field.strip(), "IN", values.split(",")))
             continue
-        for op in (">=", "<=", ":", ">", "<"):
-            if op in q:
-                field, _, value = q.partition(op)
-                out.append((field.strip(), op, [value]))
-                break
+        # The leftmost operator is the filter's (`name:x>=y` is name = "x>=y").
+        at = {op: q.find(op) for op in (">=", "<=", ":", ">", "<") if op in q}
+        if at:
+            op = min(at, key=lambda o: (at[o], -len(o)))
+            field, _, value = q.partition(op)
+            out.append((field.strip(), op, [value]))
         else:
             raise ApiError(400, 10005, "CF-BadQueryParameter", f"The query parameter is invalid: q={q}")
     return out
@@ -307,19 +314,64 @@ async def _stacks(request: web.Request) -> web.Response:
     edge = Edge(request)
     filters = _filters(request)
     stacks = [s for s in edge.names.stacks if _matches({"name": s, "guid": named_guid("stack", s)}, filters)]
-    return _page(
-        request,
-        stacks,
-        lambda s: _resource(
-            named_guid("stack", s), f"/v2/stacks/{named_guid('stack', s)}", {"name": s, "description": s}
-        ),
-    )
+    return _page(request, stacks, _stack_entity)
+
+
+def _stack_entity(stack: str) -> dict[str, Any]:
+    g = named_guid("stack", stack)
+    return _resource(g, f"/v2/stacks/{g}", {"name": stack, "description": stack})
+
+
+async def _stack(request: web.Request) -> web.Response:
+    """`app.stack()` of cloudfoundry-client: the stack an app's `stack_url` names."""
+    edge = Edge(request)
+    for stack in edge.names.stacks:
+        if named_guid("stack", stack) == request.match_info["guid"]:
+            return _json(_stack_entity(stack))
+    raise ApiError(404, 250003, "CF-StackNotFound", f"The stack could not be found: {request.match_info['guid']}")
 
 
 # --- apps -----------------------------------------------------------------------------------------------
 
 
-def _app_entity(edge: Edge, app: AppRecord, package_state: str = "STAGED") -> dict[str, Any]:
+#: CC's V2 error codes for a failed staging, by the error the build names
+#: (errors/v2.yml); anything else is StagingError (170001).
+_STAGING_CODES = {
+    "NoAppDetectedError": 170003,
+    "BuildpackCompileFailed": 170004,
+    "BuildpackReleaseFailed": 170005,
+    "StagingTimeExpired": 170007,
+    "InsufficientResources": 170008,
+    "NoCompatibleCell": 170009,
+}
+
+
+async def _staging_view(edge: Edge, app: AppRecord) -> tuple[str, BuildRecord | None]:
+    """V2's `package_state` of the app's newest bits: PENDING (no bits, or
+    not staged yet, or staging), FAILED (its latest build failed; that build)
+    or STAGED."""
+    packages = [p for p in await edge.cc(ListAppPackages(app.guid)) if p.state is PackageState.READY]
+    if not packages:
+        return "PENDING", None
+    builds = [b for b in await edge.cc(ListAppBuilds(app.guid)) if b.package_guid == packages[0].guid]
+    if not builds or builds[0].state is BuildState.STAGING:
+        return "PENDING", None
+    if builds[0].state is BuildState.FAILED:
+        return "FAILED", builds[0]
+    return "STAGED", None
+
+
+def _staging_failure(build: BuildRecord) -> tuple[int, str, str]:
+    """(code, name, description) of a failed build, as V2 reports it."""
+    name, _, description = (build.error or "StagingError - staging failed").partition(" - ")
+    return _STAGING_CODES.get(name, 170001), name, description or name
+
+
+def _app_entity(edge: Edge, app: AppRecord, view: tuple[str, BuildRecord | None] = ("STAGED", None)) -> dict[str, Any]:
+    package_state, failed = view
+    reason, description = (None, None)
+    if failed is not None:
+        _code, reason, description = _staging_failure(failed)
     g = app.guid
     s = edge.names.space_guid
     return _resource(
@@ -346,8 +398,8 @@ def _app_entity(edge: Edge, app: AppRecord, package_state: str = "STAGED") -> di
             "health_check_type": app.health_check_type.value,
             "health_check_timeout": app.health_check_timeout,
             "health_check_http_endpoint": app.health_check_http_endpoint,
-            "staging_failed_reason": None,
-            "staging_failed_description": None,
+            "staging_failed_reason": reason,
+            "staging_failed_description": description,
             "diego": True,
             "docker_image": None,
             "package_updated_at": iso(app.last_uploaded_at),
@@ -398,7 +450,19 @@ async def _apps(request: web.Request) -> web.Response:
             filters,
         )
     ]
-    return _page(request, apps, lambda a: _app_entity(edge, a))
+    # CC's order: by id (creation), `order-direction` asc or desc.
+    apps.sort(key=lambda a: (a.created_at, a.guid), reverse=_descending(request))
+    views = dict(
+        zip([a.guid for a in apps], await asyncio.gather(*(_staging_view(edge, a) for a in apps)), strict=True)
+    )
+    return _page(request, apps, lambda a: _app_entity(edge, a, views[a.guid]))
+
+
+def _descending(request: web.Request) -> bool:
+    direction = request.query.get("order-direction", "asc")
+    if direction not in ("asc", "desc"):
+        raise ApiError(400, 10005, "CF-BadQueryParameter", "The query parameter is invalid: order-direction")
+    return direction == "desc"
 
 
 _V2_FIELDS = {
@@ -506,7 +570,16 @@ async def _create_app(request: web.Request) -> web.Response:
 
 async def _app(request: web.Request) -> web.Response:
     edge = Edge(request)
-    return _json(_app_entity(edge, await _app_record(edge)))
+    app = await _app_record(edge)
+    return _json(_app_entity(edge, app, await _staging_view(edge, app)))
+
+
+async def _check_bits(edge: Edge, app: AppRecord) -> None:
+    """CC's validate_package_is_uploaded: starting or restaging needs bits."""
+    if app.droplet_guid is None and not any(
+        p.state is PackageState.READY for p in await edge.cc(ListAppPackages(app.guid))
+    ):
+        raise ApiError(400, 150001, "CF-AppPackageInvalid", "The app package is invalid: bits have not been uploaded")
 
 
 async def _update_app(request: web.Request) -> web.Response:
@@ -537,12 +610,14 @@ async def _update_app(request: web.Request) -> web.Response:
             ),
             timeout=60.0,
         )
+    if state == "STARTED":
+        await _check_bits(edge, app)
     if state == "STOPPED":
         await edge.cc(StopApp(app.guid, edge.user))
     elif state == "STARTED":
         edge.platform.system.tell("cloud_controller", StageAndStart(app.guid, edge.user))
     app = await _app_record(edge, app.guid)
-    shown = _app_entity(edge, app)
+    shown = _app_entity(edge, app, await _staging_view(edge, app))
     if state == "STARTED":
         shown["entity"]["state"] = "STARTED"  # desired now; the start itself goes on
     return _json(shown, status=201)
@@ -558,8 +633,9 @@ async def _delete_app(request: web.Request) -> web.Response:
 async def _restage(request: web.Request) -> web.Response:
     edge = Edge(request)
     app = await _app_record(edge)
+    await _check_bits(edge, app)
     edge.platform.system.tell("cloud_controller", StageAndStart(app.guid, edge.user))
-    return _json(_app_entity(edge, app, package_state="PENDING"), status=201)
+    return _json(_app_entity(edge, app, ("PENDING", None)), status=201)
 
 
 async def _staging(edge: Edge, app: AppRecord) -> bool:
@@ -572,6 +648,14 @@ async def _instances(request: web.Request) -> web.Response:
     (170002), when stopped 400 InstancesError (220001): what V2 answers."""
     edge = Edge(request)
     app = await _app_record(edge)
+    # As CC's instances_controller: a failed staging first, then one still to
+    # come (or under way), then a stopped app.
+    package_state, failed = await _staging_view(edge, app)
+    if failed is not None:
+        code, name, description = _staging_failure(failed)
+        raise ApiError(400, code, f"CF-{name}", description)
+    if package_state == "PENDING" and (app.state is AppState.STARTED or await _staging(edge, app)):
+        raise ApiError(400, 170002, "CF-NotStaged", "App has not finished staging")
     if app.state is AppState.STOPPED:
         raise ApiError(400, 220001, "CF-InstancesError", "Instances error: the app is stopped")
     if await _staging(edge, app) or app.process_guid is None:
@@ -729,6 +813,14 @@ async def _route(request: web.Request) -> web.Response:
     edge = Edge(request)
     url, _ = await _route_url(edge, request.match_info["guid"])
     return _json(_route_entity(edge, url))
+
+
+async def _delete_route(request: web.Request) -> web.Response:
+    """Unmapped from every app, then gone (204)."""
+    edge = Edge(request)
+    url, _ = await _route_url(edge, request.match_info["guid"])
+    await edge.cc(DeleteRoute(url, edge.user), timeout=60.0)
+    return web.Response(status=204)
 
 
 async def _create_route(request: web.Request) -> web.Response:

@@ -95,3 +95,32 @@ async def test_cloudfoundry_client_logs_in_pushes_lists_scales_restarts_and_dele
     assert seen["restarted"] == "STARTED"
     assert seen["gone"] == HTTPStatus.NOT_FOUND
     assert seen["v2_after"] == []
+
+
+def _push_failing(base: str, tmp: Path) -> tuple[float, BaseException | None, dict]:
+    from cloudfoundry_client.client import CloudFoundryClient
+    from cloudfoundry_client.operations.push.push import PushOperation
+
+    client = CloudFoundryClient(base, verify=False)
+    client.init_with_user_credentials("admin", PASSWORD)
+    space_guid = client.v2.spaces.get_first(name="dev")["metadata"]["guid"]
+    project = tmp / "failing"
+    shutil.copytree(EXAMPLES / "undetectable", project / "app")
+    (project / "manifest.yml").write_text("applications:\n- name: nope\n  memory: 64M\n  path: ./app\n")
+    began = time.monotonic()
+    raised = None
+    try:
+        PushOperation(client).push(space_guid, str(project / "manifest.yml"))
+    except Exception as exc:
+        raised = exc
+    app = client.v2.apps.get_first(name="nope", space_guid=space_guid)
+    return time.monotonic() - began, raised, app["entity"]
+
+
+async def test_a_push_whose_staging_fails_fails_at_once_in_the_library_with_the_reason(api, tmp_path):
+    took, raised, entity = await asyncio.to_thread(_push_failing, api.base, tmp_path)
+    # V2 says why, as Cloud Controller does: the library stops waiting.
+    assert raised is not None and "NoAppDetectedError" in str(raised), raised
+    assert took < 60, took
+    assert entity["package_state"] == "FAILED"
+    assert entity["staging_failed_reason"] == "NoAppDetectedError"
