@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,21 @@ def configure_logging(*, debug: bool = False, log_file: Path | None = None, json
     logging.basicConfig(level=logging.DEBUG if debug else logging.ERROR, stream=sys.stderr)
 
 
+#: Faster than this, the platform's own deadlines (an ask's 10 or 30 platform
+#: seconds) pass before Python can answer: experiments run on the virtual clock.
+MAX_SPEED = 1000.0
+
+
+def _speed(text: str) -> float:
+    try:
+        speed = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(speed) or not 0 < speed <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"the speed is above 0 and at most {MAX_SPEED:g}, not {text}")
+    return speed
+
+
 def _port(text: str) -> int:
     try:
         port = int(text)
@@ -96,7 +112,9 @@ def _global_parser() -> argparse.ArgumentParser:
     p.add_argument("--cells", type=int, default=4, help="number of cells (default 4)")
     p.add_argument("--zones", type=int, default=2, help="availability zones (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed for every random choice (default 0)")
-    p.add_argument("--speed", type=float, default=1.0, help="platform seconds per real second (default 1)")
+    p.add_argument(
+        "--speed", type=_speed, default=1.0, help=f"platform seconds per real second (default 1, at most {MAX_SPEED:g})"
+    )
     p.add_argument(
         "--api-port",
         type=_port,

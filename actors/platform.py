@@ -232,7 +232,7 @@ class Platform:
                 # The API answers once UAA holds its keys (and the admin
                 # password file a first boot writes is there to read).
                 with contextlib.suppress(InvalidToken):
-                    await self.system.ask("uaa", VerifyToken(""), timeout=30.0)
+                    await self.system.ask("uaa", VerifyToken(""), timeout=self.system.clock.for_real(30.0))
 
                 self.api = await ApiServer(self, self.config.api_port).start()
             self.started = True

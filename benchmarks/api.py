@@ -199,7 +199,7 @@ def _oneshot(data_dir: Path, runs: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.common import add_json_option, emit, loop_name
+    from benchmarks.common import add_json_option, at_least, emit, loop_name
 
     p = argparse.ArgumentParser(prog="run.py bench api", description=__doc__.split("\n\n")[0])
     p.add_argument("--apps", type=int, default=20, help="apps pushed before the listing is timed (default 20)")
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pushes", type=int, default=16, help="pushes timed through the API (default 16)")
     p.add_argument("--concurrency", type=int, default=8, help="requests or pushes in flight (default 8)")
     p.add_argument("--oneshots", type=int, default=20, help="one-shot commands timed (default 20)")
-    p.add_argument("--cells", type=int, default=4)
+    p.add_argument("--cells", type=at_least(1), default=4)
     add_json_option(p)
     args = p.parse_args(argv)
     for name in ("apps", "requests", "pushes", "concurrency", "oneshots", "cells"):

@@ -178,11 +178,11 @@ def _format(results: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.common import add_json_option, emit, loop_name, progress_printer, run_loop
+    from benchmarks.common import add_json_option, at_least, emit, loop_name, progress_printer, run_loop
 
     p = argparse.ArgumentParser(prog="run.py bench auction", description=__doc__.split("\n\n")[0])
-    p.add_argument("--cells", type=int, default=1000)
-    p.add_argument("--instances", type=int, default=250_000)
+    p.add_argument("--cells", type=at_least(1), default=1000)
+    p.add_argument("--instances", type=at_least(0), default=250_000)
     p.add_argument("--zones", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--one-app", action="store_true", help="one app with every instance (32 MB each)")

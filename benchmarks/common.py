@@ -6,13 +6,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["add_json_option", "emit", "loop_name", "peak_rss_mb", "progress_printer", "run_loop"]
+__all__ = [
+    "add_json_option",
+    "at_least",
+    "emit",
+    "loop_name",
+    "peak_rss_mb",
+    "positive_number",
+    "progress_printer",
+    "run_loop",
+]
 
 T = TypeVar("T")
 
@@ -24,8 +34,45 @@ def add_json_option(parser: argparse.ArgumentParser) -> None:
         const="-",
         default=None,
         metavar="PATH",
+        type=_json_path,
         help="print one JSON object with the figures (and nothing else) on stdout; with PATH, write it there",
     )
+
+
+def _json_path(text: str) -> str:
+    """Checked before the run, not after it: a bench's figures are not lost
+    to a folder that is not there."""
+    if text != "-":
+        folder = Path(text).resolve().parent
+        if not folder.is_dir():
+            raise argparse.ArgumentTypeError(f"no folder {folder} to write {text} in")
+    return text
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `low`."""
+
+    def whole(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    return whole
+
+
+def positive_number(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, not {text}")
+    return value
 
 
 def emit(report: dict[str, Any], where: str | None) -> None:

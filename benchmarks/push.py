@@ -294,6 +294,12 @@ async def run_pushes(
         platform_seconds = clock.monotonic()
         stats = await platform.system.ask("ccdb", _count_rows())
     breakdown = sampler.breakdown()
+    attributed = sum(breakdown.values())
+    if attributed > cpu > 0:
+        # The samples charged more than the process used between the run's
+        # two readings (a sample's window reaches past them): scaled to it,
+        # so the parts still add up to the whole.
+        breakdown = {name: seconds * cpu / attributed for name, seconds in breakdown.items()}
     # CPU no sample could charge to a component (threads between samples,
     # the kernel's side of file I/O it did not catch on a stack).
     breakdown["unattributed"] = max(0.0, cpu - sum(breakdown.values()))
@@ -342,7 +348,16 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmarks.common import add_json_option, emit, loop_name, peak_rss_mb, progress_printer, run_loop
+    from benchmarks.common import (
+        add_json_option,
+        at_least,
+        emit,
+        loop_name,
+        peak_rss_mb,
+        positive_number,
+        progress_printer,
+        run_loop,
+    )
 
     p = argparse.ArgumentParser(prog="run.py bench push", description=__doc__.split("\n\n")[0])
     p.add_argument("--pushes", type=int, default=1000)
@@ -353,8 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         help="pushes in flight (default: 128 on the virtual clock; on the real clock every push, at most 1,000)",
     )
     p.add_argument("--clock", choices=("both", "virtual", "real"), default="both")
-    p.add_argument("--speed", type=float, default=1.0, help="the real clock's platform seconds per second")
-    p.add_argument("--cells", type=int, default=4)
+    p.add_argument("--speed", type=positive_number, default=1.0, help="the real clock's platform seconds per second")
+    p.add_argument("--cells", type=at_least(1), default=4)
     p.add_argument(
         "--sample-ms",
         type=float,

@@ -119,7 +119,11 @@ class Edge:
             current_trace.reset(token)
 
     async def ask(self, component: str, message: Any, *, timeout: float | None = None) -> Any:
-        return await self.platform.system.ask(component, message, timeout=timeout)
+        """Ask a component. The deadline is real time (an HTTP client's
+        patience), so a sped-up platform clock does not shorten it."""
+        system = self.platform.system
+        bound = system.default_ask_timeout if timeout is None else timeout
+        return await system.ask(component, message, timeout=self.clock.for_real(bound))
 
     async def cc(self, message: Any, *, timeout: float | None = 30.0) -> Any:
         """Ask Cloud Controller; its named errors become the API's."""

@@ -88,7 +88,7 @@ async def _token(request: web.Request) -> web.Response:
         refresh_token=form.get("refresh_token", ""),
     )
     try:
-        grant: TokenGrant = await platform.system.ask("uaa", message, timeout=30.0)
+        grant: TokenGrant = await platform.system.ask("uaa", message, timeout=platform.clock.for_real(30.0))
     except BadCredentials:
         return _oauth_error(401, "unauthorized", "Bad credentials")
     except InvalidToken:

@@ -89,7 +89,9 @@ async def _authenticate(request: web.Request, handler: Handler) -> web.StreamRes
         raise NOT_AUTHENTICATED
     platform = request.app[PLATFORM]
     try:
-        claims: TokenClaims = await platform.system.ask("uaa", VerifyToken(token.strip()), timeout=10.0)
+        claims: TokenClaims = await platform.system.ask(
+            "uaa", VerifyToken(token.strip()), timeout=platform.clock.for_real(10.0)
+        )
     except InvalidToken:
         raise INVALID_TOKEN from None
     request[USER] = claims.user_name

@@ -12,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from actors.cli.commands import ALIASES, COMMANDS, Command, help_text, parse
+from actors.cli.commands import Command, parse, refusal_lines
 from actors.runtime import AsyncioActor, handles
 from actors.runtime.delivery import current_trace
 from actors.runtime.errors import ActorDeadError
@@ -240,17 +240,8 @@ class CliBase(AsyncioActor):
         """A command line cf refuses: its words on stderr, then the command's
         help on stdout; FAILED between them for cf's own checks, not for
         what its flag parser refuses."""
-        command = getattr(exc, "command", None) or (ALIASES.get(argv[0], argv[0]) if argv else None)
-        failed = getattr(exc, "failed", True)
-        run.err(exc.message)
-        if failed:
-            run.out("FAILED")
-            run.out("")
-        else:
-            run.err("")
-        if command in COMMANDS:
-            for line in help_text(command):
-                run.out(line)
+        for stream, line in refusal_lines(exc, argv):
+            run.out(line) if stream == "out" else run.err(line)
         return CommandOutcome(1, exc.code, exc.message, run.lines)
 
     @handles(CancelCommand)

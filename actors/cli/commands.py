@@ -33,6 +33,7 @@ __all__ = [
     "UsageError",
     "help_text",
     "parse",
+    "refusal_lines",
 ]
 
 
@@ -425,6 +426,21 @@ def _suggestions(name: str) -> list[str]:
         if near:
             out.append(known)
     return out
+
+
+def refusal_lines(exc: IncorrectUsage | UnknownCommand, argv: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """What cf prints for a command line it refuses before running anything,
+    as (stream, line): an unknown command's words on stderr; a usage error's
+    on stderr, then the command's help on stdout, FAILED between them for
+    cf's own checks, not for what its flag parser refuses."""
+    if isinstance(exc, UnknownCommand):
+        return [("err", line) for line in exc.message.split("\n")]
+    command = getattr(exc, "command", None) or (ALIASES.get(argv[0], argv[0]) if argv else None)
+    lines = [("err", exc.message)]
+    lines += [("out", "FAILED"), ("out", "")] if getattr(exc, "failed", True) else [("err", "")]
+    if command in COMMANDS:
+        lines += [("out", line) for line in help_text(command)]
+    return lines
 
 
 def parse(argv: list[str] | tuple[str, ...], cwd: str | os.PathLike[str] = ".") -> Command:

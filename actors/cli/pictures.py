@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.cli.render import STEP_NAMES
+from protocol.errors import PathNotFound
 
 __all__ = ["arrows", "html_page", "participants", "svg", "write_picture"]
 
@@ -200,7 +201,11 @@ def write_picture(
     else:
         raise ValueError(f"unknown picture kind {kind!r}: svg or html")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    # Where the user said, or a named error: no folder is made for it.
+    if target.is_dir():
+        raise PathNotFound(f"{target} is a folder: name a file, such as {target / ('push.' + kind)}")
+    if not target.parent.is_dir():
+        raise PathNotFound(f"There is no folder {target.parent} to write {target.name} in")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -135,8 +135,11 @@ class Views(Lifecycle):
                 from actors.cli.pictures import write_picture
 
                 path = Path(run.message.cwd) / target
-                async with self.clock.threaded_io():
-                    await in_thread(write_picture, trace.deliveries, diagram, path, kind)
+                try:
+                    async with self.clock.threaded_io():
+                        await in_thread(write_picture, trace.deliveries, diagram, path, kind)
+                except OSError as exc:  # a folder we may not write in, a full disk
+                    raise CommandFailed("PictureNotWritten", f"Could not write {path}: {exc.strerror or exc}") from None
                 out(f"Wrote {kind.upper()} to {path}")
         if not (command.args.svg or command.args.html):
             for line in diagram.rstrip("\n").split("\n"):

@@ -58,6 +58,7 @@ class Clock(Protocol):
     def call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> TimerHandle: ...
     def timeout(self, seconds: float | None) -> contextlib.AbstractAsyncContextManager[None]: ...
     def threaded_io(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def for_real(self, seconds: float) -> float: ...
 
 
 class _ClockBase:
@@ -79,6 +80,13 @@ class _ClockBase:
 
     def from_raw(self, raw: float) -> float:
         return raw
+
+    def for_real(self, seconds: float) -> float:
+        """The platform seconds that last `seconds` of real time: a bound a
+        person or an HTTP client waits on. As given here (and on the
+        virtual clock, which has no real time); `speed` times more on a
+        sped-up real clock."""
+        return seconds
 
     # Subclasses provide these.
     def monotonic(self) -> float:  # pragma: no cover - abstract
@@ -151,6 +159,9 @@ class RealClock(_ClockBase):
 
     def from_raw(self, raw: float) -> float:
         return (raw - self._origin) * self.speed
+
+    def for_real(self, seconds: float) -> float:
+        return seconds * self.speed
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         return asyncio.get_running_loop()

@@ -99,3 +99,19 @@ def test_bench_api_prints_only_its_json_object_on_stdout():
     figures = json.loads(proc.stdout)
     assert figures["get_v3_apps_per_s"] > 0 and figures["pushes"] == 1
     assert "GET /v3/apps" in proc.stderr  # the readable report went to stderr
+
+
+def test_bench_arguments_that_mean_nothing_are_usage_errors_before_any_run():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parents[2] / "run.py"
+    for argv, says in (
+        (["auction", "--cells", "0"], "argument --cells: must be at least 1"),
+        (["push", "--cells", "0"], "argument --cells: must be at least 1"),
+        (["push", "--speed", "0", "--clock", "real"], "argument --speed: must be a finite number above 0"),
+        (["auction", "--json", "/nonexistent/dir/x.json"], "argument --json: no folder /nonexistent/dir"),
+    ):
+        done = subprocess.run([sys.executable, str(run), "bench", *argv], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 2 and says in done.stderr and "Traceback" not in done.stderr, (argv, done.stderr)

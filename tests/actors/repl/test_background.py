@@ -231,6 +231,40 @@ def test_a_data_dir_that_is_a_file_is_unusable_for_every_command_and_nothing_sta
     assert taken.read_text() == "hi\n"
 
 
+def test_a_command_line_cf_refuses_starts_no_platform(tmp_path):
+    data = tmp_path / "never"
+    for argv, first in (
+        (["apps", "--data-dir", "/tmp/elsewhere"], "Incorrect Usage: unknown flag `data-dir'"),
+        (["nosuchcmd"], "'nosuchcmd' is not a registered command. See 'cf help -a'"),
+        (["push", "x", "-p", str(tmp_path / "nope")], "Incorrect Usage: The specified path"),
+    ):
+        done = run_py(data, *argv, timeout=30)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(first), done.stderr
+        assert "Started minifoundry" not in done.stderr
+    assert not data.exists()  # nothing started, nothing written
+
+
+def test_a_speed_that_is_no_speed_is_a_usage_error(tmp_path):
+    for speed in ("0", "-1", "inf", "nan", "1e9", "abc"):
+        done = subprocess.run(
+            [sys.executable, str(RUN), "--data-dir", str(tmp_path / "d"), "--speed", speed, "apps"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 2 and "argument --speed" in done.stderr and "Traceback" not in done.stderr, speed
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_commands_only_the_platform_knows_are_the_repls_and_the_fault_commands():
+    from actors.faults import FAULT_COMMANDS
+    from actors.repl.client import PLATFORM_ONLY_COMMANDS
+    from actors.repl.session import REPL_COMMANDS
+
+    assert set(REPL_COMMANDS) | set(FAULT_COMMANDS) == PLATFORM_ONLY_COMMANDS
+
+
 def test_up_on_a_taken_api_port_says_so_and_exits_1(background):
     held = socket.socket()
     held.bind(("127.0.0.1", 0))

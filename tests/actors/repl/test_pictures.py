@@ -37,6 +37,7 @@ def test_identical_arrows_in_a_row_fold_and_carry_the_step_in_progress():
 
 
 def test_the_svg_has_a_column_per_actor_and_a_labelled_arrow_per_folded_delivery(tmp_path):
+    (tmp_path / "out").mkdir()
     path = write_picture(DELIVERIES, mermaid(DELIVERIES, title="cf push hello"), tmp_path / "out" / "push.svg", "svg")
     root = ET.parse(path).getroot()  # well-formed XML, labels escaped
     assert root.tag == f"{SVG}svg"
@@ -126,3 +127,16 @@ def test_the_timeline_keeps_one_time_unit_its_labels_inside_and_marks_recovery_w
         if (g.find(f"{SVG}title") is not None and "recovered" in (g.find(f"{SVG}title").text or ""))
     ]
     assert line.find(f"{SVG}title").text == "recovered at 70 s"  # where running met desired, not at the heal
+
+
+def test_a_picture_is_written_where_asked_or_not_at_all(tmp_path):
+    import pytest
+
+    from protocol.errors import PathNotFound
+
+    text = mermaid(DELIVERIES, title="cf push hello")
+    with pytest.raises(PathNotFound, match="There is no folder"):
+        write_picture(DELIVERIES, text, tmp_path / "missing" / "push.svg", "svg")
+    assert not (tmp_path / "missing").exists()
+    with pytest.raises(PathNotFound, match="is a folder: name a file"):
+        write_picture(DELIVERIES, text, tmp_path, "svg")

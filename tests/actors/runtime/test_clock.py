@@ -128,3 +128,9 @@ async def test_now_is_epoch_seconds_for_display():
     assert clock.now() > 1_700_000_000
     await clock.advance(60)
     assert clock.now() - clock.monotonic() == pytest.approx(clock.now() - 60 - 0 - (clock.monotonic() - 60))
+
+
+def test_a_bound_in_real_time_is_speed_times_longer_on_a_sped_up_clock():
+    assert RealClock(speed=50).for_real(2.0) == 100.0
+    assert RealClock().for_real(2.0) == 2.0
+    assert VirtualClock().for_real(2.0) == 2.0  # no real time to keep to
