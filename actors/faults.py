@@ -27,7 +27,7 @@ from typing import Any, Protocol, TypedDict
 import structlog
 
 from actors.runtime import ActorSystem, FaultRule
-from actors.runtime.supervisor import HoldChild
+from actors.runtime.supervisor import HoldChild, ReleaseHolds, Supervisor
 from protocol import ccdb
 from protocol.errors import BlobStoreUnavailable, DatabaseUnavailable
 from protocol.messages import CellInfo, CrashInstances, EvacuateCell, ListCells
@@ -112,6 +112,8 @@ class Faults:
         self.db = StorageFaults("ccdb", DatabaseUnavailable, self._clock_rng)
         self.killed: list[str] = []
         self.corrupted: list[str] = []
+        # Actors killed to stay down a while: name -> platform time they may come back.
+        self.down: dict[str, float] = {}
         self._labels = itertools.count(1)
 
     def _clock_rng(self) -> tuple[Any, Any]:
@@ -177,6 +179,8 @@ class Faults:
         ok = self.system.kill(name)
         if ok:
             self.killed.append(name)
+            if down is not None and down > 0:
+                self.down[name] = self.system.clock.monotonic() + down
         return ok
 
     async def cells(self) -> list[str]:
@@ -279,16 +283,26 @@ class Faults:
     # --- all -----------------------------------------------------------------------------------
 
     def heal(self) -> dict[str, int]:
-        """Remove every message and storage fault; resume paused actors."""
+        """Remove every message and storage fault; resume paused actors;
+        bring back at once the actors killed to stay down (`--for`)."""
         healed = {
             "message_rules": self.system.seam.clear_faults(),
             "blob_rules": self.blob.clear(),
             "db_rules": self.db.clear(),
             "resumed": 0,
+            "restarted": 0,
         }
         for name in self.system.paused():
             self.system.resume(name)
             healed["resumed"] += 1
+        if self.down:
+            held = [n for n in self.down if self.system.lookup(n) is None]
+            self.down.clear()
+            for name in self.system.names():
+                actor = self.system.actor(name)
+                if isinstance(actor, Supervisor):
+                    actor.actor_ref.tell(ReleaseHolds())
+            healed["restarted"] = len(held)
         log.info("healed", **healed)
         return healed
 
@@ -297,6 +311,10 @@ class Faults:
         lines += [f"blob #{r.rule_id} {r.describe('blobstore')} (hits {r.hits})" for r in self.blob.rules]
         lines += [f"db #{r.rule_id} {r.describe('ccdb')} (hits {r.hits})" for r in self.db.rules]
         lines += [f"paused {name}" for name in self.system.paused()]
+        now = self.system.clock.monotonic()
+        for name, until in sorted(self.down.items()):
+            if until > now and self.system.lookup(name) is None:
+                lines.append(f"down {name} for {until - now:.0f} s more (killed)")
         return lines
 
 
@@ -331,6 +349,10 @@ class FaultError(ValueError):
     """A fault command that names nothing, or a value it cannot take: said
     in one line, then FAILED (exit 1), and nothing is injected."""
 
+
+#: The longest a fault may last or hold a message (a platform day), as an
+#: experiment file's numbers (`actors.experiments.schema.MAX_SECONDS`).
+MAX_SECONDS = 86_400.0
 
 #: The storage operations a fault may name (patterns must match one).
 BLOB_OPS = ("blob.put", "blob.get", "blob.head", "blob.delete", "blob.list")
@@ -367,6 +389,36 @@ def _ops(pattern: str, known: tuple[str, ...], store: str) -> str:
     if not any(fnmatch.fnmatchcase(op, pattern) for op in known):
         raise FaultError(f"{pattern!r} matches no {store} operation ({', '.join(known)})")
     return pattern
+
+
+async def _targets(faults: Faults, names: list[str]) -> list[str]:
+    """The actors `names` mean, each checked: a name or pattern must match a
+    running actor, `zone:zN` is that zone's cells (from their heartbeats)."""
+    running = sorted(faults.system.names())
+    out: list[str] = []
+    presences: list[Any] | None = None
+    for name in names:
+        if name.startswith("zone:"):
+            if presences is None:
+                presences = list(await faults.system.ask("bbs", ListCells()))
+            cells = sorted(p.cell_id for p in presences if p.zone == name[5:])
+            if not cells:
+                zones = sorted({p.zone for p in presences})
+                raise FaultError(f"{name!r}: no cell is in zone {name[5:]!r} (zones: {', '.join(zones)})")
+            out += cells
+        elif name == "*" or fnmatch.filter(running, name):
+            out.append(name)
+        else:
+            raise FaultError(f"{name!r} names no actor of this platform (see status)")
+    return out
+
+
+async def _match_part(faults: Faults, pattern: str) -> Any:
+    """A --from/--to: `*`, a checked name or pattern, or a zone's cells."""
+    if pattern == "*":
+        return pattern
+    named = await _targets(faults, [pattern])
+    return frozenset(named) if pattern.startswith("zone:") else pattern
 
 
 def _options(argv: list[str]) -> tuple[list[str], dict[str, str]]:
@@ -424,11 +476,14 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
     try:
         args, opts = _options(argv[1:])
         p = _number(opts["p"], "-p", low=0, high=1) if "p" in opts else 1.0
-        duration = _number(opts["for"], "--for", low=0) if "for" in opts else None
+        duration = _number(opts["for"], "--for", low=0, high=MAX_SECONDS) if "for" in opts else None
+        kind = opts.get("type", "*")
+        if kind != "*" and not fnmatch.filter(sorted(message_types()), kind):
+            raise FaultError(f"--type {kind!r} matches no message type of the platform (such as Perform or DesireLRP)")
         match: _MessageMatch = {
-            "sender": opts.get("from", "*"),
-            "receiver": opts.get("to", "*"),
-            "message_type": opts.get("type", "*"),
+            "sender": await _match_part(faults, opts.get("from", "*")),
+            "receiver": await _match_part(faults, opts.get("to", "*")),
+            "message_type": kind,
         }
         if name == "faults":
             lines = faults.active()
@@ -447,7 +502,7 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
                 unknown = [c for c in args if c not in cells]
                 if unknown:
                     raise FaultError(f"{unknown[0]} is not a cell of this platform (its cells: {', '.join(cells)})")
-                victims = [c for c in args if faults.kill(c, down=duration)]
+                victims = [c for c in dict.fromkeys(args) if faults.kill(c, down=duration)]
             down = f", down for {duration:g} s" if duration is not None else ""
             out(f"killed {', '.join(victims) or 'nothing'}{down}")
         elif name in ("kill", "pause", "resume"):
@@ -455,6 +510,8 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
                 raise FaultError(f"usage: {FAULT_COMMANDS[name][0]}")
             if faults.system.lookup(args[0]) is None:
                 raise FaultError(f"no actor is named {args[0]!r}")
+            if name == "resume" and args[0] not in faults.system.paused():
+                raise FaultError(f"resume {args[0]}: it is not paused")
             ok = faults.kill(args[0], down=duration) if name == "kill" else getattr(faults, name)(args[0])
             if not ok:
                 raise FaultError(f"{name} {args[0]}: it is not running")
@@ -468,7 +525,10 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             moved = await faults.drain(args[0])
             out(f"draining {args[0]}: {moved} instances being replaced")
         elif name == "partition":
-            groups = [[n for n in g.split(",") if n] for g in args]
+            groups = [await _targets(faults, [n for n in g.split(",") if n]) for g in args]
+            members = [n for g in groups for n in g]
+            if len(members) != len(set(members)):
+                raise FaultError("the groups of a partition must not share a member")
             label = faults.partition(groups, one_way="one-way" in opts, duration=duration)
             out(f"{label}: {' | '.join(','.join(g) for g in groups)}{' (one way)' if 'one-way' in opts else ''}")
         elif name in ("drop", "duplicate"):
@@ -477,7 +537,9 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
         elif name in ("delay", "reorder"):
             if len(args) != 1:
                 raise FaultError(f"usage: {FAULT_COMMANDS[name][0]}")
-            seconds = _number(args[0], "the seconds", low=0)
+            seconds = _number(args[0], "the seconds", low=0, high=MAX_SECONDS)
+            if name == "reorder" and seconds <= 0:
+                raise FaultError("reorder needs a window above 0 seconds to reorder messages within")
             rule = faults.message_fault(name, probability=p, delay=seconds, duration=duration, **match)
             out(f"#{rule.rule_id} {rule.describe()}")
         elif name in ("blob-fail", "db-fail"):
@@ -494,7 +556,7 @@ async def run_fault_command(faults: Faults, argv: list[str], out: Callable[[str]
             if not args:
                 raise FaultError(f"usage: {FAULT_COMMANDS[name][0]}")
             blob = name == "blob-slow"
-            seconds = _number(args[0], "the seconds", low=0)
+            seconds = _number(args[0], "the seconds", low=0, high=MAX_SECONDS)
             ops = _ops(
                 args[1] if len(args) > 1 else ("blob.*" if blob else "ccdb.*"),
                 BLOB_OPS if blob else DB_OPS,

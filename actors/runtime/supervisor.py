@@ -33,7 +33,7 @@ from pykka import ActorDeadError
 
 from actors.runtime.actor import AsyncActorRef, AsyncioActor, handles
 
-__all__ = ["ChildCrashed", "ChildSpec", "HoldChild", "Supervisor", "SupervisorEscalation"]
+__all__ = ["ChildCrashed", "ChildSpec", "HoldChild", "ReleaseHolds", "Supervisor", "SupervisorEscalation"]
 
 log = structlog.get_logger("minifoundry.supervisor")
 
@@ -56,6 +56,13 @@ class HoldChild:
 
     name: str
     seconds: float
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReleaseHolds:
+    """Restart now every child that is down waiting for its restart (a
+    `HoldChild`, a backoff): what healing the platform does. The reply is
+    the names restarted."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,6 +167,16 @@ class Supervisor(AsyncioActor):
     @handles(HoldChild)
     def _hold_child(self, message: HoldChild) -> None:
         self._held[message.name] = max(0.0, message.seconds)
+
+    @handles(ReleaseHolds)
+    def _release_holds(self, _message: ReleaseHolds) -> list[str]:
+        self._held.clear()
+        restarted = []
+        for name, spec in list(self._specs.items()):
+            if name in self._children and not self._alive(name) and not self._system.stopping:
+                self._start_child(spec)
+                restarted.append(name)
+        return restarted
 
     @handles(_RestartChild)
     def _restart_child(self, message: _RestartChild) -> None:

@@ -39,6 +39,17 @@ async def _fault(platform, *argv: str) -> tuple[int, list[str]]:
         (("delay", "nan"), "the seconds must be a finite number, got 'nan'"),
         (("corrupt-blob", "package"), "no stored blob is package"),
         (("blob-fail", "--bogus", "1"), "unknown option --bogus"),
+        # Names and patterns that name nothing on this platform.
+        (("partition", "nope,bbs", "cell-1"), "'nope' names no actor of this platform"),
+        (("partition", "zone:z9", "bbs"), "'zone:z9': no cell is in zone 'z9' (zones: z1, z2)"),
+        (("partition", "cell-1", "cell-1"), "the groups of a partition must not share a member"),
+        (("drop", "--type", "Nope"), "--type 'Nope' matches no message type"),
+        (("drop", "--from", "nope"), "'nope' names no actor"),
+        (("drop", "--to", "nobody"), "'nobody' names no actor"),
+        (("resume", "bbs"), "resume bbs: it is not paused"),
+        (("reorder", "0"), "reorder needs a window above 0 seconds"),
+        (("delay", "1e308"), "the seconds must be from 0 to 86400"),
+        (("kill", "bbs", "--for", "1e308"), "--for must be from 0 to 86400"),
     ],
 )
 async def test_a_fault_aimed_at_nothing_fails_named_and_injects_nothing(platform, argv, said):
@@ -72,3 +83,27 @@ async def test_a_killed_cell_stays_down_for_its_down_time(platform):
     assert not await back()
     await eventually(platform, back, every=0.5)
     assert platform.clock.monotonic() - killed_at >= 30
+
+
+async def test_a_zone_names_its_cells_in_a_partition_and_a_message_fault(platform):
+    code, lines = await _fault(platform, "partition", "zone:z1", "bbs")
+    assert code == 0 and lines[0].endswith("cell-1,cell-3 | bbs"), lines
+    code, lines = await _fault(platform, "drop", "--from", "zone:z2", "--to", "bbs")
+    assert code == 0, lines
+
+
+async def test_an_actor_killed_to_stay_down_is_listed_and_heal_brings_it_back_at_once(platform):
+    code, lines = await _fault(platform, "kill", "bbs", "--for", "300")
+    assert (code, lines) == (0, ["kill bbs: OK"])
+    await platform.clock.advance(1)
+    assert any(line.startswith("down bbs for ") for line in platform.faults.active()), platform.faults.active()
+    code, lines = await _fault(platform, "heal")
+    assert code == 0 and "restarted 1" in lines[0], lines
+
+    async def back() -> bool:
+        ref = platform.system.lookup("bbs")
+        return ref is not None and ref.is_alive()
+
+    await eventually(platform, back, every=0.5)
+    assert platform.clock.monotonic() < 60  # not the 300 s it was held for
+    assert platform.faults.active() == []
