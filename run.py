@@ -73,6 +73,8 @@ def configure_logging(*, debug: bool = False, log_file: Path | None = None, json
     logging.basicConfig(level=logging.DEBUG if debug else logging.ERROR, stream=sys.stderr)
 
 
+#: The most cells a platform runs (as an experiment file's `cells`).
+MAX_CELLS = 10_000
 #: Faster than this, the platform's own deadlines (an ask's 10 or 30 platform
 #: seconds) pass before Python can answer: experiments run on the virtual clock.
 MAX_SPEED = 1000.0
@@ -152,6 +154,10 @@ def _main(argv: list[str] | None = None) -> int:
     data_dir = Path(args.data_dir)
     if args.cells < 1 or args.zones < 1:
         raise SystemExit("run.py: --cells and --zones must be at least 1")
+    if args.cells > MAX_CELLS:
+        raise SystemExit(f"run.py: --cells is at most {MAX_CELLS} (bench auction measures more)")
+    if args.zones > args.cells:
+        raise SystemExit(f"run.py: --zones ({args.zones}) must be at most --cells ({args.cells}): a zone holds cells")
     first = command[0] if command else None
     if first != "bench" and (problem := _unusable(data_dir)) is not None:
         # Before anything opens a socket, a log or a lock in it.
@@ -231,6 +237,8 @@ def _unusable(data_dir: Path) -> str | None:
 def _bench(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
     if not argv or argv[0] not in ("runtime", "auction", "push", "api"):
+        if argv:
+            print(f"run.py bench: no bench named {argv[0]!r}", file=sys.stderr)
         print("usage: run.py [--loop asyncio|uvloop] bench runtime|auction|push|api [options]", file=sys.stderr)
         return 2
     if argv[0] == "runtime":

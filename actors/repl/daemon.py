@@ -481,10 +481,16 @@ def down(args: Any) -> int:
         if state is not None and isinstance(state.get("pid"), int) and not _alive(state["pid"]):
             with contextlib.suppress(OSError):
                 state_path(data_dir).unlink()  # left by a serve that was killed
-        print(f"No minifoundry serves {data_dir}.")
-        return 0
-    pid: int = info["pid"]
-    print(f"Stopping minifoundry for {data_dir} (pid {pid})...", flush=True)
+        holder = None if _lock_free(Path(data_dir)) else _lock_holder(Path(data_dir))
+        if holder is None:
+            print(f"No minifoundry serves {data_dir}.")
+            return 0
+        # It answers no more but still holds the data dir: it is stopping.
+        pid: int = holder
+        print(f"minifoundry for {data_dir} (pid {pid}) is stopping; waiting for it...", flush=True)
+    else:
+        pid = info["pid"]
+        print(f"Stopping minifoundry for {data_dir} (pid {pid})...", flush=True)
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
@@ -515,6 +521,15 @@ def _alive(pid: int) -> bool:
         return True
     state = stat[stat.rfind(b")") + 2 :][:1]  # the field after the command's (parenthesised) name
     return state != b"Z"
+
+
+def _lock_holder(data_dir: Path) -> int | None:
+    """The pid the data dir's lock file names, if that process runs."""
+    try:
+        text = (data_dir / "lock").read_text(errors="replace").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() and _alive(int(text)) else None
 
 
 def _lock_free(data_dir: Path) -> bool:

@@ -245,6 +245,39 @@ def test_a_command_line_cf_refuses_starts_no_platform(tmp_path):
     assert not data.exists()  # nothing started, nothing written
 
 
+def test_down_while_the_platform_is_still_stopping_waits_for_it(tmp_path):
+    data = tmp_path / "stopping"
+    data.mkdir()
+    # A process that holds the data dir's lock and answers nothing more, as
+    # a platform does between its socket closing and its exit.
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600);"
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.pwrite(fd, str(os.getpid()).encode(), 0);"
+            "print('held', flush=True); time.sleep(1.5)",
+            str(data / "lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        done = run_py(data, "down", timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            f"minifoundry for {data} (pid {holder.pid}) is stopping; waiting for it...",
+            "Stopped.",
+        ]
+        assert holder.poll() is not None  # it had ended by the time down said so
+    finally:
+        holder.kill()
+        holder.wait()
+        assert holder.stdout is not None
+        holder.stdout.close()
+
+
 def test_a_speed_that_is_no_speed_is_a_usage_error(tmp_path):
     for speed in ("0", "-1", "inf", "nan", "1e9", "abc"):
         done = subprocess.run(
@@ -254,6 +287,18 @@ def test_a_speed_that_is_no_speed_is_a_usage_error(tmp_path):
             timeout=30,
         )
         assert done.returncode == 2 and "argument --speed" in done.stderr and "Traceback" not in done.stderr, speed
+    assert not (tmp_path / "d").exists()
+    for argv, says in (
+        (["--zones", "5", "--cells", "2", "apps"], "--zones (5) must be at most --cells (2)"),
+        (["--cells", "100000", "apps"], "--cells is at most 10000"),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(RUN), "--data-dir", str(tmp_path / "d"), *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert done.returncode == 1 and says in done.stderr, (argv, done.stderr)
     assert not (tmp_path / "d").exists()
 
 
