@@ -41,6 +41,11 @@ def envelope(line: LogLine) -> dict[str, object]:
     }
 
 
+_ENVELOPE_TYPES = frozenset({"LOG", "COUNTER", "GAUGE", "TIMER", "EVENT", "ANY"})
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False", ""})
+
+
 def _bad(detail: str) -> ApiError:
     return ApiError(400, 10005, "CF-BadQueryParameter", detail)
 
@@ -67,7 +72,14 @@ async def _read(request: web.Request) -> web.Response:
     start = _int(request, "start_time", 0) or 0
     end = _int(request, "end_time", None)
     types = {t.upper() for t in request.query.getall("envelope_types", [])}
-    descending = request.query.get("descending", "").lower() == "true"
+    unknown = sorted(types - _ENVELOPE_TYPES)
+    if unknown:
+        raise _bad(f"envelope_types must be among {', '.join(sorted(_ENVELOPE_TYPES))}, not {unknown[0]}")
+    # As Go's strconv.ParseBool, which log-cache reads it with.
+    raw = request.query.get("descending", "false")
+    if raw not in _TRUE | _FALSE:
+        raise _bad(f"descending must be true or false, not {raw!r}")
+    descending = raw in _TRUE
     if types and not types & {"LOG", "ANY"}:
         return web.json_response({"envelopes": {"batch": []}})
     lines: list[LogLine] = await edge.ask("loggregator", RecentLogs(request.match_info["source_id"], _MAX_LIMIT))

@@ -46,6 +46,7 @@ from protocol.messages import (
     ShowJob,
     StageAndStart,
     StopApp,
+    StopInstance,
     UnmapRoute,
     UploadPackage,
 )
@@ -85,6 +86,7 @@ def add_routes(app: web.Application) -> None:
     r.add_delete("/v2/apps/{guid}/routes/{route}", _unmap_route)
     r.add_get("/v2/apps/{guid}/service_bindings", _empty)
     r.add_get("/v2/apps/{guid}/instances", _instances)
+    r.add_delete("/v2/apps/{guid}/instances/{index}", _kill_instance)
     r.add_get("/v2/apps/{guid}/stats", _stats)
     r.add_get("/v2/apps/{guid}/summary", _summary)
     r.add_get("/v2/apps/{guid}/env", _env)
@@ -670,6 +672,21 @@ async def _instances(request: web.Request) -> web.Response:
     for index in range(app.instances):
         out.setdefault(str(index), {"state": "DOWN", "since": now, "uptime": 0})
     return _json(out)
+
+
+async def _kill_instance(request: web.Request) -> web.Response:
+    """cloudfoundry-client's `restart_instance`: the instance is stopped on
+    its cell, and Diego starts it again (204), as CC's kill_instance."""
+    edge = Edge(request)
+    app = await _app_record(edge)
+    raw = request.match_info["index"]
+    index = int(raw) if raw.isdigit() else -1
+    instances = await edge.cc(GetAppInstances(app.guid))
+    target = next((i for i in instances if i.index == index and i.cell_id), None)
+    if target is None or target.cell_id is None or app.process_guid is None:
+        raise ApiError(400, 220001, "CF-InstancesError", f"Instances error: no instance {raw} of {app.name} runs")
+    edge.platform.system.tell(target.cell_id, StopInstance(app.process_guid, index, "", "stopped by the API"))
+    return web.Response(status=204)
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -454,3 +454,38 @@ async def test_apply_manifest_maps_the_default_route_only_when_the_manifest_asks
         _, apps, _ = await api.call("GET", f"/v3/apps?names={name}")
         _, mapped, _ = await api.call("GET", f"/v3/apps/{apps['resources'][0]['guid']}/routes")
         assert [r["url"] for r in mapped["resources"]] == routes, name
+
+
+async def test_log_cache_reads_its_parameters_as_log_cache_does(api):
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)
+    _, newest, _ = await api.call("GET", f"/api/v1/read/{guid}?descending=1&limit=1")
+    _, oldest, _ = await api.call("GET", f"/api/v1/read/{guid}?descending=false&limit=1")
+    [last], [first] = newest["envelopes"]["batch"], oldest["envelopes"]["batch"]
+    assert int(last["timestamp"]) > int(first["timestamp"])  # 1 is true, as Go's ParseBool reads it
+    _, counters, _ = await api.call("GET", f"/api/v1/read/{guid}?envelope_types=COUNTER")
+    assert counters["envelopes"]["batch"] == []
+    for bad in ("envelope_types=BOGUS", "descending=sideways"):
+        status, body, _ = await api.call("GET", f"/api/v1/read/{guid}?{bad}")
+        assert (status, _error(body)) == (400, (10005, "CF-BadQueryParameter")), bad
+
+
+async def test_v2_restart_instance_stops_it_and_diego_starts_it_again(api):
+    import asyncio
+
+    _, space = await _target(api)
+    guid, _ = await _push(api, space)  # two instances
+    _, before, _ = await api.call("GET", f"/v2/apps/{guid}/instances")
+    status, _, _ = await api.call("DELETE", f"/v2/apps/{guid}/instances/0")
+    assert status == 204
+    for _ in range(300):
+        _, now, _ = await api.call("GET", f"/v2/apps/{guid}/instances")
+        if now["0"]["state"] == "RUNNING" and now["0"]["since"] > before["0"]["since"]:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"instance 0 never ran again: {now}")
+    assert now["1"]["since"] == before["1"]["since"]  # the other one untouched
+    for index in ("7", "x"):
+        status, body, _ = await api.call("DELETE", f"/v2/apps/{guid}/instances/{index}")
+        assert (status, body["error_code"]) == (400, "CF-InstancesError"), index
