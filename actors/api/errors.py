@@ -27,19 +27,31 @@ __all__ = [
 class ApiError(Exception):
     """A response Cloud Controller would give: status, code, title, detail."""
 
-    def __init__(self, status: int, code: int, title: str, detail: str, *, v2_code: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        code: int,
+        title: str,
+        detail: str,
+        *,
+        v2_code: int | None = None,
+        v2: tuple[int, str, str] | None = None,
+    ) -> None:
+        """`v2`: (status, title, detail) where V2 answers otherwise than V3
+        (its own error names for what V3 calls UnprocessableEntity)."""
         super().__init__(detail)
         self.status = status
         self.code = code
         self.title = title
         self.detail = detail
         self.v2_code = v2_code if v2_code is not None else code
+        self.v2_status, self.v2_title, self.v2_detail = v2 if v2 is not None else (status, title, detail)
 
     def v3(self) -> dict[str, Any]:
         return {"errors": [{"detail": self.detail, "title": self.title, "code": self.code}]}
 
     def v2(self) -> dict[str, Any]:
-        return {"code": self.v2_code, "description": self.detail, "error_code": self.title}
+        return {"code": self.v2_code, "description": self.v2_detail, "error_code": self.v2_title}
 
 
 NOT_AUTHENTICATED = ApiError(401, 10002, "CF-NotAuthenticated", "Authentication error")
@@ -95,12 +107,15 @@ def from_exception(exc: BaseException) -> ApiError:
         return ApiError(422, 170017, "CF-StagingInProgress", exc.message)
     if isinstance(exc, e.NotStaged):
         return unprocessable("Assign a droplet before starting this app.")
-    if isinstance(exc, e.AppMemoryQuotaExceeded):
-        return ApiError(422, 10008, "CF-UnprocessableEntity", "memory quota_exceeded", v2_code=100005)
-    if isinstance(exc, e.QuotaInstanceMemoryLimitExceeded):
-        return ApiError(422, 10008, "CF-UnprocessableEntity", "memory instance_limit_exceeded", v2_code=100007)
-    if isinstance(exc, e.QuotaInstanceLimitExceeded):
-        return ApiError(422, 10008, "CF-UnprocessableEntity", "instances app_instance_limit_exceeded", v2_code=100008)
+    if isinstance(exc, e.AppMemoryQuotaExceeded | e.QuotaInstanceMemoryLimitExceeded | e.QuotaInstanceLimitExceeded):
+        # V3 words them as its validation errors; V2 by the error's own name (errors/v2.yml).
+        v3_detail, v2_code = {
+            "AppMemoryQuotaExceeded": ("memory quota_exceeded", 100005),
+            "QuotaInstanceMemoryLimitExceeded": ("memory instance_limit_exceeded", 100007),
+            "QuotaInstanceLimitExceeded": ("instances app_instance_limit_exceeded", 100008),
+        }[exc.code]
+        v2 = (400, f"CF-{exc.code}", exc.message)
+        return ApiError(422, 10008, "CF-UnprocessableEntity", v3_detail, v2_code=v2_code, v2=v2)
     if isinstance(exc, e.AppNameTaken):
         return ApiError(422, 10016, "CF-UniquenessError", exc.message)
     if isinstance(exc, e.UnsafePath | e.FileTooLarge | e.PathEmpty):

@@ -46,8 +46,9 @@ def build_application(platform: Any, base_url: Callable[[], str]) -> web.Applica
 
 
 def _render(request: web.Request, error: ApiError) -> web.Response:
-    body = error.v2() if request.path.startswith("/v2") else error.v3()
-    return web.json_response(body, status=error.status)
+    if request.path.startswith("/v2"):
+        return web.json_response(error.v2(), status=error.v2_status)
+    return web.json_response(error.v3(), status=error.status)
 
 
 @web.middleware

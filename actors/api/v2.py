@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from actors.api.context import BASE_URL, Edge, json_body, read_body
-from actors.api.errors import ApiError, unprocessable
+from actors.api.errors import ApiError
 from actors.api.present import DOMAIN_GUID, EPOCH, iso, named_guid, route_guid, split_route
 from actors.api.v3 import receive_upload
 from protocol.manifest import DEFAULT_DOMAIN, AppSpec, validate_app_name
@@ -494,14 +494,31 @@ _V2_FIELDS = {
 }
 
 
+def _app_invalid(detail: str) -> ApiError:
+    return ApiError(400, 100001, "CF-AppInvalid", f"The app is invalid: {detail}")
+
+
 def _positive(body: dict[str, Any], key: str, *, minimum: int = 1) -> int | None:
+    """A whole number field, as V2 refuses one: not a number is a parse
+    error; too small is the app's own error (AppMemoryInvalid for memory)."""
     value = body.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= 2**31 - 1:
+    if not isinstance(value, int) or isinstance(value, bool) or value > 2**31 - 1:
         raise ApiError(
             400, 1001, "CF-MessageParseError", f"Request invalid due to parse error: {key} must be an integer"
         )
+    if value < minimum:
+        if key == "memory":
+            raise ApiError(
+                400,
+                100006,
+                "CF-AppMemoryInvalid",
+                "You have specified an invalid amount of memory for your application.",
+            )
+        if key == "instances":
+            raise _app_invalid("instances less than 0")
+        raise _app_invalid(f"{key} must be greater than or equal to {minimum}")
     return value
 
 
@@ -509,7 +526,7 @@ def _spec_of(edge: Edge, body: dict[str, Any], name: str) -> tuple[AppSpec, set[
     """The AppSpec fields a V2 create or update sets, checked."""
     unknown = sorted(set(body) - _V2_FIELDS)
     if unknown:
-        raise unprocessable(f"Unknown field(s): {', '.join(unknown)}")
+        raise _app_invalid(f"Unknown field(s): {', '.join(unknown)}")
     changes: dict[str, Any] = {}
     for key, field in (("memory", "memory_mb"), ("disk_quota", "disk_mb"), ("health_check_timeout", "timeout_s")):
         if (value := _positive(body, key)) is not None:
@@ -519,12 +536,12 @@ def _spec_of(edge: Edge, body: dict[str, Any], name: str) -> tuple[AppSpec, set[
     if "command" in body:
         command = body["command"]
         if command is not None and not isinstance(command, str):
-            raise unprocessable("command must be a string")
+            raise _app_invalid("command must be a string")
         changes["command"] = command or None
     if "buildpack" in body:
         bp = body["buildpack"]
         if bp is not None and not isinstance(bp, str):
-            raise unprocessable("buildpack must be a string")
+            raise _app_invalid("buildpack must be a string")
         changes["buildpacks"] = (bp,) if bp and bp not in ("default", "null") else ()
     if "stack_guid" in body:
         stacks = {named_guid("stack", s): s for s in edge.names.stacks}
@@ -535,7 +552,7 @@ def _spec_of(edge: Edge, body: dict[str, Any], name: str) -> tuple[AppSpec, set[
         try:
             changes["health_check_type"] = HealthCheckType(str(body["health_check_type"]))
         except ValueError:
-            raise unprocessable("health_check_type must be port, process or http") from None
+            raise _app_invalid("health_check_type must be port, process or http") from None
         if changes["health_check_type"] is HealthCheckType.HTTP:
             changes["health_check_http_endpoint"] = body.get("health_check_http_endpoint") or "/"
     if "environment_json" in body:

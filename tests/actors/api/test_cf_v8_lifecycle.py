@@ -489,3 +489,21 @@ async def test_v2_restart_instance_stops_it_and_diego_starts_it_again(api):
     for index in ("7", "x"):
         status, body, _ = await api.call("DELETE", f"/v2/apps/{guid}/instances/{index}")
         assert (status, body["error_code"]) == (400, "CF-InstancesError"), index
+
+
+async def test_v2_refuses_bad_app_attributes_with_its_own_error_codes(api):
+    space = await _space(api)
+    status, created, _ = await api.call("POST", "/v2/apps", body={"name": "v2app", "space_guid": space})
+    assert status == 201, created
+    guid = created["metadata"]["guid"]
+    for body, expected in (
+        ({"instances": -1}, (400, 100001, "CF-AppInvalid")),
+        ({"memory": 0}, (400, 100006, "CF-AppMemoryInvalid")),
+        ({"memory": -5}, (400, 100006, "CF-AppMemoryInvalid")),
+        ({"health_check_type": "tcp"}, (400, 100001, "CF-AppInvalid")),
+    ):
+        status, error, _ = await api.call("PUT", f"/v2/apps/{guid}", body=body)
+        assert (status, error.get("code"), error.get("error_code")) == expected, (body, error)
+    big = {"name": "big", "space_guid": space, "instances": 100000, "memory": 1024}
+    status, error, _ = await api.call("POST", "/v2/apps", body=big)
+    assert (status, error.get("code"), error.get("error_code")) == (400, 100005, "CF-AppMemoryQuotaExceeded"), error
