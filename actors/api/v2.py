@@ -165,6 +165,13 @@ def _matches(values: dict[str, Any], filters: list[tuple[str, str, list[str]]]) 
 def _page(request: web.Request, items: list[Any], render: Callable[[Any], dict[str, Any]]) -> web.Response:
     """A V2 page: `results-per-page` (1..100, default 50) and `page`, with a
     relative `next_url`/`prev_url` that keeps the other parameters."""
+    chunk, finish = _paged(request, items)
+    return finish([render(x) for x in chunk])
+
+
+def _paged(request: web.Request, items: list[Any]) -> tuple[list[Any], Callable[[list[Any]], web.Response]]:
+    """The page's items, and what makes the page of their rendered
+    resources: for a page whose rendering asks the platform per item."""
 
     def number(key: str, default: int, top: int | None) -> int:
         raw = request.query.get(key)
@@ -187,16 +194,18 @@ def _page(request: web.Request, items: list[Any], render: Callable[[Any], dict[s
     def url(n: int) -> str:
         return f"{request.path}?{urlencode([*kept, ('page', n), ('results-per-page', per_page)])}"
 
-    chunk = items[(page - 1) * per_page : page * per_page]
-    return _json(
-        {
-            "total_results": total,
-            "total_pages": pages,
-            "prev_url": url(page - 1) if page > 1 else None,
-            "next_url": url(page + 1) if page < pages else None,
-            "resources": [render(x) for x in chunk],
-        }
-    )
+    def finish(resources: list[Any]) -> web.Response:
+        return _json(
+            {
+                "total_results": total,
+                "total_pages": pages,
+                "prev_url": url(page - 1) if page > 1 else None,
+                "next_url": url(page + 1) if page < pages else None,
+                "resources": resources,
+            }
+        )
+
+    return items[(page - 1) * per_page : page * per_page], finish
 
 
 async def _empty(request: web.Request) -> web.Response:
@@ -454,10 +463,10 @@ async def _apps(request: web.Request) -> web.Response:
     ]
     # CC's order: by id (creation), `order-direction` asc or desc.
     apps.sort(key=lambda a: (a.created_at, a.guid), reverse=_descending(request))
-    views = dict(
-        zip([a.guid for a in apps], await asyncio.gather(*(_staging_view(edge, a) for a in apps)), strict=True)
-    )
-    return _page(request, apps, lambda a: _app_entity(edge, a, views[a.guid]))
+    # Each app's staging is asked for on the page only.
+    chunk, finish = _paged(request, apps)
+    views = await asyncio.gather(*(_staging_view(edge, a) for a in chunk))
+    return finish([_app_entity(edge, a, view) for a, view in zip(chunk, views, strict=True)])
 
 
 def _descending(request: web.Request) -> bool:
@@ -673,11 +682,12 @@ async def _instances(request: web.Request) -> web.Response:
     if failed is not None:
         code, name, description = _staging_failure(failed)
         raise ApiError(400, code, f"CF-{name}", description)
-    if package_state == "PENDING" and (app.state is AppState.STARTED or await _staging(edge, app)):
+    staging = await _staging(edge, app)
+    if package_state == "PENDING" and (app.state is AppState.STARTED or staging):
         raise ApiError(400, 170002, "CF-NotStaged", "App has not finished staging")
     if app.state is AppState.STOPPED:
         raise ApiError(400, 220001, "CF-InstancesError", "Instances error: the app is stopped")
-    if await _staging(edge, app) or app.process_guid is None:
+    if staging or app.process_guid is None:
         raise ApiError(400, 170002, "CF-NotStaged", "App has not finished staging")
     now = edge.clock.now()
     out = {}

@@ -15,6 +15,7 @@ import os
 import re
 import tempfile
 from collections.abc import Awaitable, Callable
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -69,7 +70,7 @@ from protocol.messages import (
     UnmapRoute,
     UploadPackage,
 )
-from protocol.records import AppFile, AppRecord, BuildRecord
+from protocol.records import AppFile, AppRecord, BuildRecord, PackageRecord
 from protocol.states import BuildState
 
 __all__ = ["MAX_UPLOAD_BYTES", "STAGING_LOG_HOLD", "add_routes", "receive_upload", "resources_of"]
@@ -187,11 +188,9 @@ async def _info(request: web.Request) -> web.Response:
     )
 
 
-#: The orders CC's organization and space lists take.
+#: The orders CC's organization and space lists take (of their resources).
 _BY_NAME_OR_TIME: dict[str, Callable[[Any], Any]] = {
-    "name": lambda r: r,
-    "created_at": lambda r: r,
-    "updated_at": lambda r: r,
+    key: itemgetter(key) for key in ("name", "created_at", "updated_at")
 }
 
 
@@ -204,8 +203,8 @@ async def _organizations(request: web.Request) -> web.Response:
     edge = Edge(request)
     guids = edge.query_list("guids")
     keep = _filtered_names(edge, edge.names.org) and (guids is None or edge.names.org_guid in guids)
-    _ordered(edge, [], _BY_NAME_OR_TIME)  # a single org: only the order's name is checked
-    return _list(edge, [edge.names.organization()] if keep else [], lambda x: x)
+    orgs = _ordered(edge, [edge.names.organization()] if keep else [], _BY_NAME_OR_TIME)
+    return _list(edge, orgs, lambda x: x)
 
 
 async def _organization(request: web.Request) -> web.Response:
@@ -238,8 +237,8 @@ async def _spaces(request: web.Request) -> web.Response:
         and (orgs is None or edge.names.org_guid in orgs)
         and (guids is None or edge.names.space_guid in guids)
     )
-    _ordered(edge, [], _BY_NAME_OR_TIME)
-    return _list(edge, [edge.names.space_resource()] if keep else [], lambda x: x)
+    spaces = _ordered(edge, [edge.names.space_resource()] if keep else [], _BY_NAME_OR_TIME)
+    return _list(edge, spaces, lambda x: x)
 
 
 def _check_space(edge: Edge) -> None:
@@ -942,13 +941,18 @@ async def _packages(request: web.Request) -> web.Response:
     return _list(edge, packages, edge.names.package)
 
 
+async def _package_record(edge: Edge, guid: str) -> PackageRecord:
+    """The package with this guid, or CC's "Package not found"."""
+    try:
+        return await edge.cc(ShowPackage(guid))
+    except ApiError:
+        raise not_found("Package") from None
+
+
 async def _package_droplets(request: web.Request) -> web.Response:
     """GET /v3/packages/:guid/droplets: has the newest package staged yet?"""
     edge = Edge(request)
-    try:
-        package = await edge.cc(ShowPackage(request.match_info["guid"]))
-    except ApiError:
-        raise not_found("Package") from None
+    package = await _package_record(edge, request.match_info["guid"])
     app = await _app_record(edge, package.app_guid)
     droplets = [d for d in await edge.cc(ListAppDroplets(app.guid)) if d.package_guid == package.guid]
     droplets = _filtered(edge, droplets, guids=lambda d: d.guid, states=lambda d: d.state.value)
@@ -998,10 +1002,7 @@ async def _create_package(request: web.Request) -> web.Response:
 
 async def _package(request: web.Request) -> web.Response:
     edge = Edge(request)
-    try:
-        package = await edge.cc(ShowPackage(request.match_info["guid"]))
-    except ApiError:
-        raise not_found("Package") from None
+    package = await _package_record(edge, request.match_info["guid"])
     return _json(edge.names.package(package))
 
 
@@ -1108,11 +1109,7 @@ async def receive_upload(edge: Edge, bits_field: str, *, v2: bool = False) -> tu
 
 async def _upload(request: web.Request) -> web.Response:
     edge = Edge(request)
-    guid = request.match_info["guid"]
-    try:
-        package = await edge.cc(ShowPackage(guid))
-    except ApiError:
-        raise not_found("Package") from None
+    package = await _package_record(edge, request.match_info["guid"])
     if package.state.value != "AWAITING_UPLOAD":
         raise from_exception(PackageBitsAlreadyUploaded())
     edge.trace_app(package.app_guid)

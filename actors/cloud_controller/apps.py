@@ -85,7 +85,7 @@ class Apps(ControllerBase):
                 health_check_http_endpoint=spec.health_check_http_endpoint,
                 health_check_timeout=spec.timeout_s,
                 env=freeze(spec.env_dict),
-                routes=routes or (),
+                routes=routes,
                 step=3,
             )
         )
